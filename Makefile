@@ -1,0 +1,59 @@
+# pystatus. `make test` and `make demo` set up everything they need:
+# system packages, the virtualenv, and a private PostgreSQL cluster.
+
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell md5sum pyproject.toml | cut -c1-12)
+
+.PHONY: help system-packages venv test lint format migrate db db-stop demo schema clean
+
+help:
+	@echo "make demo      start a local PostgreSQL, migrate, and show services heartbeating"
+	@echo "make test      run the test suite (starts and stops its own PostgreSQL)"
+	@echo "make lint      ruff, ruff format --check, mypy"
+	@echo "make migrate   apply migrations to \$$DATABASE_URL (MIGRATE_ARGS=... for options)"
+	@echo "make db        start a local PostgreSQL with pg_partman and pg_cron (make db-stop)"
+	@echo "make schema    regenerate sql/schema.sql from the migrations"
+
+system-packages:
+	@sh scripts/install-system-packages
+
+$(STAMP):
+	rm -f $(VENV)/.installed-*
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+venv: system-packages $(STAMP)
+
+test: venv
+	$(BIN)/pytest
+
+lint: venv
+	$(BIN)/ruff check pystatus tests
+	$(BIN)/ruff format --check pystatus tests
+	$(BIN)/mypy
+
+format: venv
+	$(BIN)/ruff check --fix pystatus tests
+	$(BIN)/ruff format pystatus tests
+
+migrate: venv
+	@test -n "$$DATABASE_URL" || { echo "set DATABASE_URL, e.g. postgresql://user@host/db"; exit 2; }
+	$(BIN)/pystatus migrate $(MIGRATE_ARGS)
+
+db: venv
+	$(BIN)/pystatus db start
+
+db-stop: venv
+	$(BIN)/pystatus db stop
+
+demo: venv
+	$(BIN)/pystatus demo $(DEMO_ARGS)
+
+schema: venv
+	$(BIN)/python -m tests.schema_snapshot > sql/schema.sql
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,195 @@
+"""The ``pystatus`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from pystatus import migrations
+from pystatus.client import heartbeat
+from pystatus.cluster import Cluster, ClusterError
+from pystatus.connection import resolve_dsn
+from pystatus.errors import PystatusError, translate_errors
+from pystatus.output import FORMATS, write_rows
+from pystatus.queries import QUERIES
+
+
+def _connect(dsn: str | None) -> psycopg.Connection[Any]:
+    with translate_errors():
+        return psycopg.connect(resolve_dsn(dsn), autocommit=True)
+
+
+def _fetch(
+    dsn: str | None, name: str, params: dict[str, Any] | None = None
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Runs one named query on a connection of its own; returns column names and rows."""
+    with _connect(dsn) as conn, translate_errors():
+        cursor = conn.execute(QUERIES[name], params)
+        if cursor.description is None:
+            return [], []
+        return [c.name for c in cursor.description], cursor.fetchall()
+
+
+def _print_query(args: argparse.Namespace, name: str, params: dict[str, Any] | None = None) -> None:
+    write_rows(*_fetch(args.dsn, name, params), args.format)
+
+
+def _print_setup_report(dsn: str | None) -> None:
+    todos = []
+    for item, value, todo in _fetch(dsn, "setup_report")[1]:
+        print(f"  {item}: {value}")
+        if todo:
+            todos.append(todo)
+    print("Left for the DBA:" if todos else "Nothing left to do.")
+    for todo in todos:
+        print(f"  - {todo}")
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    settings = {
+        "partition_interval": args.partition_interval,
+        "retention": args.retention,
+        "premake": args.premake,
+        "legacy_time_zone": args.legacy_time_zone,
+    }
+    applied = migrations.apply(args.dsn, settings)
+    print("Applied: " + ", ".join(applied) if applied else "Already up to date.")
+    _print_setup_report(args.dsn)
+
+
+def cmd_rollback(args: argparse.Namespace) -> None:
+    count = None if args.all else args.count
+    undone = migrations.rollback(args.dsn, count, {"legacy_time_zone": args.legacy_time_zone})
+    print("Rolled back: " + ", ".join(undone) if undone else "Nothing to roll back.")
+    if any(m.startswith("0003") for m in undone):
+        print("If pg_cron lives in another database, remove the job there too: "
+              "pystatus schedule --cron-dsn ... --remove")  # fmt: skip
+
+
+def cmd_maintain(args: argparse.Namespace) -> None:
+    [(result,)] = _fetch(args.dsn, "maintain")[1]
+    print(json.dumps(result))
+
+
+def cmd_move_default_rows(args: argparse.Namespace) -> None:
+    [(moved,)] = _fetch(args.dsn, "move_default_rows")[1]
+    print(f"Moved {moved} rows out of the default partition.")
+
+
+def cmd_schedule(args: argparse.Namespace) -> None:
+    [(job_name, schedule, command, database)] = _fetch(args.dsn, "maintenance_job")[1]
+    if args.cron_dsn is None:
+        [(done,)] = _fetch(args.dsn, "schedule_maintenance_here")[1]
+        if not done:
+            raise PystatusError(
+                "pg_cron is not installed in this database: give --cron-dsn for the database "
+                "pg_cron lives in (cron.database_name), or run `pystatus maintain` from another "
+                "scheduler"
+            )
+        print(f"Scheduled {job_name!r} ({schedule}): {command}")
+        return
+    params = {"job_name": job_name, "schedule": schedule, "command": command, "database": database}
+    if args.remove:
+        _fetch(args.cron_dsn, "unschedule_in_cron_database", params)
+        print(f"Removed {job_name!r} from pg_cron.")
+    else:
+        _fetch(args.cron_dsn, "schedule_in_cron_database", params)
+        print(f"Scheduled {job_name!r} ({schedule}) in database {database!r}: {command}")
+
+
+def cmd_status(args: argparse.Namespace) -> None:
+    _print_query(args, "current_status")
+
+
+def cmd_history(args: argparse.Namespace) -> None:
+    _print_query(args, "history", {"service_name": args.service, "since": args.since})
+
+
+def cmd_heartbeat(args: argparse.Namespace) -> None:
+    with _connect(args.dsn) as conn:
+        print(heartbeat(conn, args.service, args.status, args.task).isoformat())
+
+
+def cmd_db(args: argparse.Namespace) -> None:
+    cluster = Cluster(datadir=Path(args.datadir), port=args.port)
+    try:
+        if args.action == "start":
+            cluster.start()
+            print(f"PostgreSQL running in {args.datadir}\n  DATABASE_URL={cluster.url()}")
+        else:
+            cluster.stop()
+            print("PostgreSQL stopped.")
+    except ClusterError as exc:
+        raise PystatusError(str(exc)) from exc
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pystatus", description="Service heartbeats with history in PostgreSQL."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Any, help: str, data: bool = False) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.set_defaults(handler=handler)
+        sub.add_argument("--dsn", help="libpq DSN or URL (default: $DATABASE_URL, then PG* variables)")
+        if data:
+            sub.add_argument("--format", choices=FORMATS, default="table")
+        return sub
+
+    migrate = command("migrate", cmd_migrate, "apply pending migrations (under yoyo's lock)")
+    migrate.add_argument("--partition-interval", help="history partition size (default: 1 month)")
+    migrate.add_argument("--retention", help="how long history is kept (default: 60 days)")
+    migrate.add_argument("--premake", help="partitions made ahead of now (default: 4)")
+    migrate.add_argument("--legacy-time-zone",
+                         help="zone of an adopted table's TIMESTAMP values (default: UTC)")  # fmt: skip
+
+    rollback = command("rollback", cmd_rollback, "roll back the newest migration(s)")
+    rollback.add_argument("--count", type=int, default=1)
+    rollback.add_argument("--all", action="store_true")
+    rollback.add_argument("--legacy-time-zone", help="zone to write TIMESTAMP values back in")
+
+    command("maintain", cmd_maintain, "partition maintenance: premake ahead, drop expired")
+    command("move-default-rows", cmd_move_default_rows,
+            "move rows out of the default partition into their own partitions")  # fmt: skip
+
+    schedule = command("schedule", cmd_schedule, "schedule maintenance with pg_cron")
+    schedule.add_argument("--cron-dsn", help="the database pg_cron lives in, when not this one")
+    schedule.add_argument("--remove", action="store_true", help="remove the job (with --cron-dsn)")
+
+    command("status", cmd_status, "current status of every service", data=True)
+    history = command("history", cmd_history, "one service's history", data=True)
+    history.add_argument("service")
+    history.add_argument("--since", default="7 days", help="an interval: 7d, 12h, '30 minutes'")
+
+    beat = command("heartbeat", cmd_heartbeat, "record one heartbeat (for scripts)")
+    beat.add_argument("service")
+    beat.add_argument("--status", default="ok")
+    beat.add_argument("--task")
+
+    db = commands.add_parser("db", help="start or stop a local PostgreSQL with pg_partman and pg_cron")
+    db.set_defaults(handler=cmd_db)
+    db.add_argument("action", choices=["start", "stop"])
+    db.add_argument("--datadir", default="/tmp/pystatus-db/data")
+    db.add_argument("--port", type=int, default=54329)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except PystatusError as exc:
+        print(f"pystatus: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""The Python client: one call per heartbeat, and background heartbeaters.
+
+Each function is one round trip to a SQL function of the ``pystatus`` schema.
+``Heartbeat`` (a thread) and ``AsyncHeartbeat`` (an asyncio task) keep a
+service's heartbeat going and never raise into the host service: when the
+database is away they log, reconnect with backoff, and resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from pystatus.connection import resolve_dsn
+from pystatus.errors import PystatusError, translate_errors
+from pystatus.queries import QUERIES
+
+logger = logging.getLogger("pystatus")
+
+# Dead peers are noticed within about 25 s instead of blocking a heartbeat forever.
+CONNECT_OPTIONS: dict[str, Any] = {
+    "autocommit": True,
+    "connect_timeout": 10,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
+
+
+def heartbeat(
+    conn: psycopg.Connection[Any], service: str, status: str = "ok", task: str | None = None
+) -> datetime:
+    """Records a heartbeat in the caller's transaction; returns the server time it was recorded at."""
+    params = {"service_name": service, "status": status, "current_task": task}
+    with translate_errors():
+        row = conn.execute(QUERIES["heartbeat"], params).fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
+
+
+def record_heartbeat(
+    conn: psycopg.Connection[Any], service: str, status: str, task: str | None, at: datetime
+) -> bool:
+    """Backfills a heartbeat at a past time; True when it became the current status."""
+    params = {"service_name": service, "status": status, "current_task": task, "at": at}
+    with translate_errors():
+        row = conn.execute(QUERIES["record_heartbeat"], params).fetchone()
+    assert row is not None
+    return bool(row[0])
+
+
+async def heartbeat_async(
+    conn: psycopg.AsyncConnection[Any], service: str, status: str = "ok", task: str | None = None
+) -> datetime:
+    """``heartbeat`` for an asyncio connection."""
+    params = {"service_name": service, "status": status, "current_task": task}
+    with translate_errors():
+        row = await (await conn.execute(QUERIES["heartbeat"], params)).fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
+
+
+class _Beating:
+    """What the thread and the asyncio heartbeaters share: state and retry policy."""
+
+    _wake: threading.Event | asyncio.Event
+
+    def __init__(
+        self,
+        dsn: str | None,
+        service: str,
+        interval: float = 60,
+        *,
+        status: str = "ok",
+        task: str | None = None,
+        final_status: str | None = "stopping",
+    ) -> None:
+        if interval <= 0:
+            raise ValueError(f"interval must be positive, got {interval!r}")
+        self.dsn = resolve_dsn(dsn)
+        self.service = service
+        self.interval = interval
+        self._status, self._task = status, task
+        self.final_status = final_status
+        self.failures = 0
+        self.last_error: PystatusError | None = None
+        self.last_recorded_at: datetime | None = None
+        self._stopping = False
+        self._setup()
+
+    def _setup(self) -> None:
+        """Creates what the thread or the task needs."""
+
+    @property
+    def status(self) -> str:
+        return self._status
+
+    @status.setter
+    def status(self, value: str) -> None:
+        self._status = value
+        self._wake.set()  # a change is worth a heartbeat now
+
+    @property
+    def task(self) -> str | None:
+        return self._task
+
+    @task.setter
+    def task(self, value: str | None) -> None:
+        self._task = value
+        self._wake.set()
+
+    def _next_delay(self) -> float:
+        """Seconds until the next attempt: the interval, or a backoff that never exceeds it."""
+        if self.failures == 0:
+            return self.interval
+        return min(self.interval, 0.5 * 2 ** (self.failures - 1))
+
+    def _succeeded(self, recorded_at: datetime) -> None:
+        if self.failures:
+            logger.info("pystatus: %s heartbeats resumed", self.service)
+        self.failures, self.last_error, self.last_recorded_at = 0, None, recorded_at
+
+    def _failed(self, error: PystatusError) -> None:
+        self.failures += 1
+        self.last_error = error
+        log = logger.warning if self.failures == 1 else logger.debug
+        log("pystatus: %s heartbeat failed (attempt %d): %s", self.service, self.failures, error)
+
+
+class Heartbeat(_Beating):
+    """Sends ``service``'s heartbeat every ``interval`` seconds from a daemon thread.
+
+    Use as a context manager, or call ``start()`` and ``stop()``. Setting
+    ``status`` or ``task`` sends a heartbeat at once. ``stop()`` records
+    ``final_status`` (default ``stopping``) so history tells a planned stop
+    from a crash.
+    """
+
+    def _setup(self) -> None:
+        self._wake = threading.Event()
+        self._conn: psycopg.Connection[Any] | None = None
+        self._thread = threading.Thread(
+            target=self._run, name=f"pystatus-heartbeat-{self.service}", daemon=True
+        )
+
+    def start(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = 30) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def __enter__(self) -> Heartbeat:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _send(self, status: str, task: str | None) -> None:
+        try:
+            if self._conn is None or self._conn.closed:
+                with translate_errors():
+                    self._conn = psycopg.connect(self.dsn, **CONNECT_OPTIONS)
+            self._succeeded(heartbeat(self._conn, self.service, status, task))
+        except PystatusError as error:
+            self._failed(error)
+            self._close()
+        except Exception as error:  # the host service must never see our failures
+            self._failed(PystatusError(repr(error)))
+            self._close()
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:
+                logger.debug("pystatus: closing a broken connection failed", exc_info=True)
+            self._conn = None
+
+    def _run(self) -> None:
+        delay = 0.0
+        while True:
+            self._wake.wait(delay)
+            self._wake.clear()
+            if self._stopping:
+                break
+            self._send(self._status, self._task)
+            delay = self._next_delay()
+        if self.final_status is not None:
+            self._send(self.final_status, None)
+        self._close()
+
+
+class AsyncHeartbeat(_Beating):
+    """``Heartbeat`` as an asyncio task: ``async with AsyncHeartbeat(dsn, "svc"): ...``."""
+
+    def _setup(self) -> None:
+        self._wake = asyncio.Event()
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._task_handle: asyncio.Task[None] | None = None
+
+    async def start(self) -> AsyncHeartbeat:
+        self._task_handle = asyncio.create_task(self._run(), name=f"pystatus-{self.service}")
+        return self
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._task_handle is not None:
+            await self._task_handle
+
+    async def __aenter__(self) -> AsyncHeartbeat:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _send(self, status: str, task: str | None) -> None:
+        try:
+            if self._conn is None or self._conn.closed:
+                with translate_errors():
+                    self._conn = await psycopg.AsyncConnection.connect(self.dsn, **CONNECT_OPTIONS)
+            self._succeeded(await heartbeat_async(self._conn, self.service, status, task))
+        except PystatusError as error:
+            self._failed(error)
+            await self._close()
+        except Exception as error:  # the host service must never see our failures
+            self._failed(PystatusError(repr(error)))
+            await self._close()
+
+    async def _close(self) -> None:
+        if self._conn is not None:
+            try:
+                await self._conn.close()
+            except Exception:
+                logger.debug("pystatus: closing a broken connection failed", exc_info=True)
+            self._conn = None
+
+    async def _run(self) -> None:
+        delay = 0.0
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            if self._stopping:
+                break
+            await self._send(self._status, self._task)
+            delay = self._next_delay()
+        if self.final_status is not None:
+            await self._send(self.final_status, None)
+        await self._close()

@@ -1,0 +1,83 @@
+"""pystatus's exceptions, and the one place that turns psycopg errors into them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+import psycopg.errors
+
+
+class PystatusError(Exception):
+    """pystatus could not do what was asked."""
+
+
+class InvalidInput(PystatusError, ValueError):
+    """The input breaks a documented rule; nothing was written."""
+
+
+class InvalidServiceName(InvalidInput):
+    """A service name has 1 to 64 characters, is not blank and has no control characters."""
+
+
+class InvalidStatus(InvalidInput):
+    """Services report ok, degraded, down, starting, stopping or maintenance."""
+
+
+class InvalidTask(InvalidInput):
+    """current_task is at most 4096 bytes."""
+
+
+class InvalidTime(InvalidInput):
+    """A backfilled time is finite, not in the future and within the history partitions."""
+
+
+class InvalidSetting(InvalidInput):
+    """A setting (retention, interval, ...) has an impossible value."""
+
+
+class NotInstalled(PystatusError):
+    """pystatus (or pg_partman) is not installed in this database: run `pystatus migrate`."""
+
+
+class DatabaseUnavailable(PystatusError):
+    """The database cannot be reached, or the connection was lost."""
+
+
+# SQLSTATEs raised by the SQL API (see sql/migrations); README lists them.
+SQLSTATE_ERRORS: dict[str, type[PystatusError]] = {
+    "PS001": InvalidServiceName,
+    "PS002": InvalidStatus,
+    "PS003": InvalidTask,
+    "PS004": InvalidTime,
+    "PS005": InvalidSetting,
+    "PS010": NotInstalled,
+    "3F000": NotInstalled,  # invalid_schema_name: no pystatus schema
+    "42883": NotInstalled,  # undefined_function: schema older than the client
+    "22007": InvalidInput,  # invalid_datetime_format, e.g. a bad --since
+    "22P02": InvalidInput,  # invalid_text_representation
+}
+
+
+def translate(exc: psycopg.Error) -> PystatusError:
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        # Connection refused or lost, server shutting down (57P0x), ...
+        return DatabaseUnavailable(str(exc).strip() or type(exc).__name__)
+    if isinstance(exc, psycopg.DataError) and exc.sqlstate is None:
+        # Raised by psycopg before sending, e.g. a NUL character in a string.
+        return InvalidInput(str(exc))
+    error_class = SQLSTATE_ERRORS.get(exc.sqlstate or "", PystatusError)
+    message = exc.diag.message_primary or str(exc)
+    if exc.diag.message_hint:
+        message = f"{message} ({exc.diag.message_hint})"
+    return error_class(message)
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Raises pystatus errors in place of psycopg's, keeping the original as __cause__."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise translate(exc) from exc

@@ -1,0 +1,39 @@
+"""Rows to text: an aligned table for people, JSON or CSV for programs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, TextIO
+
+FORMATS = ("table", "json", "csv")
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    return str(value)
+
+
+def write_rows(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str, out: TextIO = sys.stdout
+) -> None:
+    if fmt == "json":
+        records = [dict(zip(columns, row)) for row in rows]
+        json.dump(records, out, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v),
+                  indent=2)  # fmt: skip
+        out.write("\n")
+    elif fmt == "csv":
+        writer = csv.writer(out)
+        writer.writerow(columns)
+        writer.writerows([[_text(v) for v in row] for row in rows])
+    else:
+        cells = [[_text(v) for v in row] for row in rows]
+        widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+        for line in [list(columns), ["-" * w for w in widths], *cells]:
+            out.write("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() + "\n")

@@ -1,0 +1,57 @@
+"""Test harness: one private PostgreSQL cluster per session (pg_partman and pg_cron
+loaded, pg_cron living in the "postgres" database as in most installations), a
+template database migrated once, and a fresh copy of it for every test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from pytest_postgresql import factories
+
+from pystatus import migrations
+from pystatus.cluster import Cluster
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    with Cluster.temporary() as running:
+        yield running
+
+
+def _migrate_template(host: str, port: int, user: str, dbname: str, **_: Any) -> None:
+    migrations.apply(f"host={host} port={port} user={user} dbname={dbname}")
+
+
+migrated_server = factories.postgresql_noproc(
+    dbname="pystatus_test", depends_on="cluster", load=[_migrate_template]
+)
+postgresql = factories.postgresql("migrated_server")
+
+
+@pytest.fixture
+def dsn(postgresql: psycopg.Connection[Any]) -> str:
+    """DSN of this test's fresh, migrated database."""
+    info = postgresql.info
+    return f"host={info.host} port={info.port} user={info.user} dbname={info.dbname}"
+
+
+@pytest.fixture
+def db(postgresql: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
+    """An autocommit connection to this test's fresh, migrated database."""
+    postgresql.autocommit = True
+    return postgresql
+
+
+@pytest.fixture
+def empty_dsn(cluster: Cluster) -> Iterator[str]:
+    """DSN of an empty database (not migrated), dropped after the test."""
+    name = "pystatus_empty"
+    with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {name}")
+    yield cluster.dsn(name)
+    with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
