@@ -67,9 +67,11 @@ def cmd_rollback(args: argparse.Namespace) -> None:
     count = None if args.all else args.count
     undone = migrations.rollback(args.dsn, count, {"legacy_time_zone": args.legacy_time_zone})
     print("Rolled back: " + ", ".join(undone) if undone else "Nothing to roll back.")
-    if any(m.startswith("0003") for m in undone):
-        print("If pg_cron lives in another database, remove the job there too: "
-              "pystatus schedule --cron-dsn ... --remove")  # fmt: skip
+    if "0001_foundation" in undone:
+        print(
+            "If pg_cron lives in another database, remove the job there too: "
+            "pystatus schedule --cron-dsn ... --remove"
+        )
 
 
 def cmd_maintain(args: argparse.Namespace) -> None:
@@ -129,6 +131,12 @@ def cmd_db(args: argparse.Namespace) -> None:
         raise PystatusError(str(exc)) from exc
 
 
+def cmd_demo(args: argparse.Namespace) -> None:
+    from pystatus import demo
+
+    demo.run(args.dsn, args.duration)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pystatus", description="Service heartbeats with history in PostgreSQL."
@@ -138,7 +146,9 @@ def _parser() -> argparse.ArgumentParser:
     def command(name: str, handler: Any, help: str, data: bool = False) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
         sub.set_defaults(handler=handler)
-        sub.add_argument("--dsn", help="libpq DSN or URL (default: $DATABASE_URL, then PG* variables)")
+        sub.add_argument(
+            "--dsn", help="libpq DSN or URL (default: $DATABASE_URL, then PG* variables)"
+        )
         if data:
             sub.add_argument("--format", choices=FORMATS, default="table")
         return sub
@@ -147,8 +157,9 @@ def _parser() -> argparse.ArgumentParser:
     migrate.add_argument("--partition-interval", help="history partition size (default: 1 month)")
     migrate.add_argument("--retention", help="how long history is kept (default: 60 days)")
     migrate.add_argument("--premake", help="partitions made ahead of now (default: 4)")
-    migrate.add_argument("--legacy-time-zone",
-                         help="zone of an adopted table's TIMESTAMP values (default: UTC)")  # fmt: skip
+    migrate.add_argument(
+        "--legacy-time-zone", help="time zone of an adopted table's TIMESTAMP values (default: UTC)"
+    )
 
     rollback = command("rollback", cmd_rollback, "roll back the newest migration(s)")
     rollback.add_argument("--count", type=int, default=1)
@@ -156,8 +167,11 @@ def _parser() -> argparse.ArgumentParser:
     rollback.add_argument("--legacy-time-zone", help="zone to write TIMESTAMP values back in")
 
     command("maintain", cmd_maintain, "partition maintenance: premake ahead, drop expired")
-    command("move-default-rows", cmd_move_default_rows,
-            "move rows out of the default partition into their own partitions")  # fmt: skip
+    command(
+        "move-default-rows",
+        cmd_move_default_rows,
+        "move rows out of the default partition into their own partitions",
+    )
 
     schedule = command("schedule", cmd_schedule, "schedule maintenance with pg_cron")
     schedule.add_argument("--cron-dsn", help="the database pg_cron lives in, when not this one")
@@ -173,7 +187,12 @@ def _parser() -> argparse.ArgumentParser:
     beat.add_argument("--status", default="ok")
     beat.add_argument("--task")
 
-    db = commands.add_parser("db", help="start or stop a local PostgreSQL with pg_partman and pg_cron")
+    demo = command("demo", cmd_demo, "run a local PostgreSQL with services heartbeating")
+    demo.add_argument("--duration", type=float, help="stop after this many seconds")
+
+    db = commands.add_parser(
+        "db", help="start or stop a local PostgreSQL with pg_partman and pg_cron"
+    )
     db.set_defaults(handler=cmd_db)
     db.add_argument("action", choices=["start", "stop"])
     db.add_argument("--datadir", default="/tmp/pystatus-db/data")

@@ -9,6 +9,7 @@ database is away they log, reconnect with backoff, and resume.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from datetime import datetime
@@ -35,7 +36,7 @@ CONNECT_OPTIONS: dict[str, Any] = {
 def heartbeat(
     conn: psycopg.Connection[Any], service: str, status: str = "ok", task: str | None = None
 ) -> datetime:
-    """Records a heartbeat in the caller's transaction; returns the server time it was recorded at."""
+    """Records a heartbeat in the caller's transaction; returns the server time recorded."""
     params = {"service_name": service, "status": status, "current_task": task}
     with translate_errors():
         row = conn.execute(QUERIES["heartbeat"], params).fetchone()
@@ -118,7 +119,7 @@ class _Beating:
         """Seconds until the next attempt: the interval, or a backoff that never exceeds it."""
         if self.failures == 0:
             return self.interval
-        return min(self.interval, 0.5 * 2 ** (self.failures - 1))
+        return min(self.interval, 0.5 * 2.0 ** (self.failures - 1))
 
     def _succeeded(self, recorded_at: datetime) -> None:
         if self.failures:
@@ -141,6 +142,8 @@ class Heartbeat(_Beating):
     from a crash.
     """
 
+    _wake: threading.Event
+
     def _setup(self) -> None:
         self._wake = threading.Event()
         self._conn: psycopg.Connection[Any] | None = None
@@ -155,7 +158,8 @@ class Heartbeat(_Beating):
     def stop(self, timeout: float | None = 30) -> None:
         self._stopping = True
         self._wake.set()
-        self._thread.join(timeout)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout)
 
     def __enter__(self) -> Heartbeat:
         return self.start()
@@ -200,6 +204,8 @@ class Heartbeat(_Beating):
 
 class AsyncHeartbeat(_Beating):
     """``Heartbeat`` as an asyncio task: ``async with AsyncHeartbeat(dsn, "svc"): ...``."""
+
+    _wake: asyncio.Event
 
     def _setup(self) -> None:
         self._wake = asyncio.Event()
@@ -246,10 +252,8 @@ class AsyncHeartbeat(_Beating):
     async def _run(self) -> None:
         delay = 0.0
         while True:
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
-            except asyncio.TimeoutError:
-                pass
             self._wake.clear()
             if self._stopping:
                 break

@@ -20,17 +20,21 @@ from pathlib import Path
 POSTGRES_ROOT = Path("/usr/lib/postgresql")
 SERVER_USER = "postgres"
 
-# Appended to postgresql.conf. pg_cron must be preloaded and lives in the
-# "postgres" database, the usual production layout: pystatus databases then
-# reach it through cron.schedule_in_database.
+# Appended to postgresql.conf.
 SETTINGS = """
 listen_addresses = '127.0.0.1'
 port = {port}
 unix_socket_directories = '{socket_dir}'
-shared_preload_libraries = 'pg_cron'
-cron.database_name = 'postgres'
 max_connections = 200
 log_min_messages = warning
+"""
+# pg_cron is preloaded and lives in one database, by default "postgres" as in
+# most installations: pystatus databases then reach it through
+# cron.schedule_in_database. Its jobs connect through the socket.
+CRON_SETTINGS = """
+shared_preload_libraries = 'pg_cron'
+cron.database_name = '{cron_database}'
+cron.host = '{socket_dir}'
 """
 
 
@@ -70,12 +74,18 @@ class Cluster:
     host: str = "127.0.0.1"
     user: str = SERVER_USER
     remove_on_stop: bool = False
+    cron_database: str | None = "postgres"  # None: no pg_cron
 
     @classmethod
-    def temporary(cls, port: int | None = None) -> Cluster:
-        """A throw-away cluster in a new directory under /tmp, removed when stopped."""
+    def temporary(cls, port: int | None = None, cron_database: str | None = "postgres") -> Cluster:
+        """A throw-away cluster in a new directory under /tmp, removed on leaving ``with``."""
         datadir = Path(tempfile.mkdtemp(prefix="pystatus-pg-")) / "data"
-        return cls(datadir=datadir, port=port or free_port(), remove_on_stop=True)
+        return cls(
+            datadir=datadir,
+            port=port or free_port(),
+            remove_on_stop=True,
+            cron_database=cron_database,
+        )
 
     # Attributes pytest-postgresql's noproc factory reads from the fixture it depends on.
     password: str | None = None
@@ -121,11 +131,21 @@ class Cluster:
         self._give_to_server_user(self.datadir.parent)
         self._give_to_server_user(self.datadir)
         self._run(
-            "initdb", "-D", str(self.datadir), "-U", SERVER_USER,
-            "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8",
-        )  # fmt: skip
+            "initdb",
+            "-D",
+            str(self.datadir),
+            "-U",
+            SERVER_USER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+        )
         with (self.datadir / "postgresql.conf").open("a") as conf:
             conf.write(SETTINGS.format(port=self.port, socket_dir=self.datadir))
+            if self.cron_database:
+                conf.write(
+                    CRON_SETTINGS.format(cron_database=self.cron_database, socket_dir=self.datadir)
+                )
 
     def is_running(self) -> bool:
         try:
@@ -137,23 +157,27 @@ class Cluster:
     def start(self) -> Cluster:
         self.init()
         if not self.is_running():
-            self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.datadir),
-                      "-l", str(self.logfile))  # fmt: skip
+            self._run(
+                "pg_ctl",
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                str(self.datadir),
+                "-l",
+                str(self.logfile),
+            )
         return self
 
     def stop(self, mode: str = "fast") -> None:
         if self.is_running():
             self._run("pg_ctl", "stop", "-w", "-t", "60", "-m", mode, "-D", str(self.datadir))
-        if self.remove_on_stop:
-            shutil.rmtree(self.datadir.parent, ignore_errors=True)
-
-    def restart(self) -> None:
-        self._run("pg_ctl", "stop", "-w", "-m", "fast", "-D", str(self.datadir))
-        self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.datadir),
-                  "-l", str(self.logfile))  # fmt: skip
 
     def __enter__(self) -> Cluster:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+        if self.remove_on_stop:
+            shutil.rmtree(self.datadir.parent, ignore_errors=True)

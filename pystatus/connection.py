@@ -6,7 +6,7 @@ import os
 
 
 def resolve_dsn(dsn: str | None = None) -> str:
-    """The DSN to connect with: the argument, else ``DATABASE_URL``, else "" (libpq's PG* variables)."""
+    """The DSN to use: the argument, else ``DATABASE_URL``, else "" (libpq's PG* variables)."""
     if dsn:
         return dsn
     return os.environ.get("DATABASE_URL", "")

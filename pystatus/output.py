@@ -20,13 +20,17 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _json_value(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
 def write_rows(
-    columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str, out: TextIO = sys.stdout
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str, out: TextIO | None = None
 ) -> None:
+    out = out or sys.stdout
     if fmt == "json":
         records = [dict(zip(columns, row)) for row in rows]
-        json.dump(records, out, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v),
-                  indent=2)  # fmt: skip
+        json.dump(records, out, default=_json_value, indent=2)
         out.write("\n")
     elif fmt == "csv":
         writer = csv.writer(out)

@@ -1,0 +1,173 @@
+"""The pystatus command, and the wheel it ships in."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+import pystatus
+from pystatus import cli
+from pystatus.cluster import Cluster
+
+Conn = psycopg.Connection[Any]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_status_in_each_format(db: Conn, dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
+    pystatus.heartbeat(db, "librarian", "ok", "indexing")
+    pystatus.heartbeat(db, "scheduler", "down")
+
+    code, out, _ = run(capsys, "status", "--dsn", dsn)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == [
+        "service_name",
+        "status",
+        "current_task",
+        "last_heartbeat",
+        "updated_at",
+    ]
+    assert lines[2].split()[:3] == ["librarian", "ok", "indexing"]
+    assert lines[3].split()[:2] == ["scheduler", "down"]
+
+    code, out, _ = run(capsys, "status", "--dsn", dsn, "--format", "json")
+    records = json.loads(out)
+    assert [(r["service_name"], r["status"], r["current_task"]) for r in records] == [
+        ("librarian", "ok", "indexing"),
+        ("scheduler", "down", None),
+    ]
+
+    code, out, _ = run(capsys, "status", "--dsn", dsn, "--format", "csv")
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0][:2] == ["service_name", "status"] and rows[2][:2] == ["scheduler", "down"]
+
+
+def test_history_since(db: Conn, dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
+    now = pystatus.heartbeat(db, "librarian", "degraded")
+    pystatus.record_heartbeat(db, "librarian", "ok", None, now.replace(microsecond=0) - _hours(3))
+    pystatus.record_heartbeat(db, "librarian", "down", None, now - _hours(30))
+
+    code, out, _ = run(
+        capsys, "history", "librarian", "--since", "1d", "--dsn", dsn, "--format", "json"
+    )
+    assert code == 0
+    assert [r["status"] for r in json.loads(out)] == ["degraded", "ok"]  # newest first
+    code, out, _ = run(
+        capsys, "history", "librarian", "--since", "2 days", "--dsn", dsn, "--format", "json"
+    )
+    assert [r["status"] for r in json.loads(out)] == ["degraded", "ok", "down"]
+
+
+def _hours(n: int) -> Any:
+    from datetime import timedelta
+
+    return timedelta(hours=n)
+
+
+def test_bad_since_is_a_clear_error(db: Conn, dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "history", "librarian", "--since", "last tuesday", "--dsn", dsn)
+    assert code == 1
+    assert err.startswith("pystatus: error: invalid input syntax for type interval")
+
+
+def test_heartbeat_command(db: Conn, dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "heartbeat", "cron-job", "--status", "maintenance", "--task", "backup", "--dsn", dsn
+    )
+    assert code == 0 and out.strip()
+    assert db.execute("SELECT status, current_task FROM system_status").fetchone() == (
+        "maintenance",
+        "backup",
+    )
+    code, _, err = run(capsys, "heartbeat", "cron-job", "--status", "fine", "--dsn", dsn)
+    assert code == 1 and "invalid status 'fine'" in err
+
+
+def test_migrate_on_an_up_to_date_database_reports_and_changes_nothing(
+    dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "migrate", "--dsn", dsn)
+    assert code == 0
+    assert out.startswith("Already up to date.")
+    assert "pg_partman: 4." in out or "pg_partman: 5." in out
+    assert "retention: 60 days" in out
+
+
+def test_database_unavailable_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "status", "--dsn", "host=127.0.0.1 port=1 connect_timeout=2")
+    assert code == 1 and "pystatus: error: connection" in err
+
+
+def test_not_installed_is_a_clear_error(empty_dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "heartbeat", "x", "--dsn", empty_dsn)
+    assert code == 1 and 'schema "pystatus" does not exist' in err
+
+
+def test_dsn_from_database_url(
+    db: Conn, dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    info = db.info
+    monkeypatch.setenv(
+        "DATABASE_URL", f"postgresql://{info.user}@{info.host}:{info.port}/{info.dbname}"
+    )
+    assert run(capsys, "heartbeat", "from-env")[0] == 0
+    assert db.execute("SELECT service_name FROM system_status").fetchone() == ("from-env",)
+
+
+def test_the_wheel_carries_the_sql_and_migrates_outside_the_repository(
+    tmp_path: Path, empty_dsn: str, cluster: Cluster
+) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+    )
+    (wheel,) = tmp_path.glob("pystatus-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "pystatus/sql/migrations/0001_foundation.sql" in names
+    assert "pystatus/sql/queries.sql" in names
+    unpacked = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(unpacked)
+
+    env = {**os.environ, "PYTHONPATH": str(unpacked), "DATABASE_URL": empty_dsn}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, pystatus, pystatus.cli; print(pystatus.__file__);"
+            " sys.exit(pystatus.cli.main(['migrate']))",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(str(unpacked))
+    assert "Applied: 0001_foundation" in done.stdout

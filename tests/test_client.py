@@ -1,0 +1,138 @@
+"""The background heartbeaters: they keep going through database restarts, never
+raise into the host, and record a final status on a clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+import pystatus
+from pystatus import migrations
+from pystatus.client import Heartbeat
+from pystatus.cluster import Cluster
+from tests.helpers import one
+
+Conn = psycopg.Connection[Any]
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 30) -> None:
+    """Polls until ``condition`` holds; fails after ``seconds`` (a bound, not a measurement)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.05)
+
+
+def statuses(dsn: str, service: str) -> list[str]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT status FROM system_status_history WHERE service_name = %s"
+            " ORDER BY heartbeat_timestamp",
+            (service,),
+        )
+        return [status for (status,) in rows]
+
+
+def test_heartbeat_sends_at_once_then_every_interval_and_records_a_final_status(dsn: str) -> None:
+    with Heartbeat(dsn, "worker", interval=0.2, task="starting up") as beat:
+        wait_for(lambda: len(statuses(dsn, "worker")) >= 3)
+        assert beat.last_error is None and beat.last_recorded_at is not None
+    assert statuses(dsn, "worker")[-1] == "stopping"
+    with psycopg.connect(dsn) as conn:
+        assert one(conn, "SELECT current_task FROM system_status") is None
+
+
+def test_setting_status_or_task_sends_a_heartbeat_at_once(dsn: str) -> None:
+    with Heartbeat(dsn, "worker", interval=3600) as beat:
+        wait_for(lambda: statuses(dsn, "worker") == ["ok"])
+        beat.status = "degraded"
+        wait_for(lambda: statuses(dsn, "worker") == ["ok", "degraded"])
+        beat.task = "compacting"
+        wait_for(lambda: len(statuses(dsn, "worker")) == 3)
+    with psycopg.connect(dsn) as conn:
+        task = one(
+            conn, "SELECT current_task FROM system_status_history ORDER BY id DESC OFFSET 1 LIMIT 1"
+        )
+    assert task == "compacting"
+
+
+def test_bad_input_is_logged_not_raised(dsn: str, caplog: pytest.LogCaptureFixture) -> None:
+    with Heartbeat(dsn, "worker", interval=0.1, status="bogus", final_status=None) as beat:
+        wait_for(lambda: beat.failures >= 2)
+        assert isinstance(beat.last_error, pystatus.InvalidStatus)
+    assert "invalid status 'bogus'" in caplog.text
+    assert statuses(dsn, "worker") == []
+
+
+def test_retry_delay_never_exceeds_the_interval() -> None:
+    beat = Heartbeat(None, "worker", interval=5)
+    delays = []
+    for failures in range(12):
+        beat.failures = failures
+        delays.append(beat._next_delay())
+    assert delays[0] == 5  # healthy: the interval
+    assert delays[1:4] == [0.5, 1, 2]  # then backoff...
+    assert max(delays) == 5  # ...capped at the interval, so it resumes within one
+
+
+def test_interval_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="interval must be positive"):
+        Heartbeat(None, "worker", interval=0)
+
+
+@pytest.fixture(scope="module")
+def own_cluster() -> Iterator[Cluster]:
+    """A cluster of its own, so restarting it disturbs no other test."""
+    with Cluster.temporary() as running:
+        with psycopg.connect(running.dsn(), autocommit=True) as admin:
+            admin.execute("CREATE DATABASE app")
+        migrations.apply(running.dsn("app"))
+        yield running
+
+
+def test_heartbeat_survives_a_database_restart_and_resumes(own_cluster: Cluster) -> None:
+    dsn = own_cluster.dsn("app")
+    with Heartbeat(dsn, "survivor", interval=0.3) as beat:
+        wait_for(lambda: len(statuses(dsn, "survivor")) >= 1)
+        own_cluster.stop()
+        wait_for(lambda: beat.failures >= 3)
+        assert isinstance(beat.last_error, pystatus.DatabaseUnavailable)
+        assert beat._thread.is_alive()
+
+        own_cluster.start()
+        with psycopg.connect(dsn) as conn:
+            back_at = one(conn, "SELECT now()")
+        wait_for(
+            lambda: (
+                beat.failures == 0
+                and beat.last_recorded_at is not None
+                and beat.last_recorded_at > back_at
+            )
+        )
+    assert statuses(dsn, "survivor")[-1] == "stopping"
+
+
+def test_async_heartbeat_survives_a_database_restart_and_resumes(own_cluster: Cluster) -> None:
+    dsn = own_cluster.dsn("app")
+
+    async def scenario() -> None:
+        async with pystatus.AsyncHeartbeat(dsn, "async-survivor", interval=0.3) as beat:
+            while beat.last_recorded_at is None:
+                await asyncio.sleep(0.05)
+            beat.status = "degraded"
+            await asyncio.to_thread(own_cluster.stop)
+            while beat.failures < 3:
+                await asyncio.sleep(0.05)
+            assert isinstance(beat.last_error, pystatus.DatabaseUnavailable)
+            await asyncio.to_thread(own_cluster.start)
+            while beat.failures:
+                await asyncio.sleep(0.05)
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+    history = statuses(dsn, "async-survivor")
+    assert history[-2:] == ["degraded", "stopping"]

@@ -1,0 +1,159 @@
+"""Maintenance scheduling in the three installations: pg_cron in this database,
+pg_cron in another database, no pg_cron at all."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from pystatus import cli, migrations
+from pystatus.cluster import Cluster
+from tests.helpers import one
+
+Conn = psycopg.Connection[Any]
+COMMAND = "SELECT pystatus.maintain()"
+
+
+@pytest.fixture
+def cron_db(cluster: Cluster) -> Iterator[Conn]:
+    """pg_cron's own database ("postgres", as cron.database_name says), with the extension."""
+    with psycopg.connect(cluster.dsn("postgres"), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
+        yield conn
+        conn.execute("SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname LIKE 'pystatus-%'")
+
+
+def jobs(cron_db: Conn) -> list[tuple[Any, ...]]:
+    return cron_db.execute(
+        "SELECT jobname, schedule, command, database FROM cron.job"
+        " WHERE jobname LIKE 'pystatus-%' ORDER BY jobname"
+    ).fetchall()
+
+
+def report(dsn: str) -> dict[str, tuple[str, str | None]]:
+    with psycopg.connect(dsn) as db:
+        rows = db.execute("SELECT item, value, todo FROM pystatus.setup_report()").fetchall()
+    return {item: (value, todo) for item, value, todo in rows}
+
+
+def make_a_hole(db: Conn) -> str:
+    """Drops next month's partition, which maintenance must create again."""
+    name: str = one(
+        db,
+        "SELECT partition::text FROM pystatus.history_partitions"
+        " WHERE starts > now() ORDER BY starts LIMIT 1",
+    )
+    db.execute(f"DROP TABLE {name}")
+    return name
+
+
+def test_pg_cron_in_this_database_the_migration_schedules_the_job(
+    cron_db: Conn, cluster: Cluster
+) -> None:
+    dsn = cluster.dsn("postgres")
+    try:
+        migrations.apply(dsn)
+        assert jobs(cron_db) == [("pystatus-maintain:postgres", "7 * * * *", COMMAND, "postgres")]
+        value, todo = report(dsn)["maintenance scheduler"]
+        assert value.startswith("pg_cron in this database: job") and todo is None
+        # The job's command really performs maintenance.
+        hole = make_a_hole(cron_db)
+        (command,) = cron_db.execute(
+            "SELECT command FROM cron.job WHERE jobname LIKE 'pystatus-%'"
+        ).fetchone()  # type: ignore[misc]
+        cron_db.execute(command)
+        assert one(cron_db, "SELECT to_regclass(%s)", (hole,)) is not None
+        migrations.rollback(dsn)
+        assert jobs(cron_db) == []
+    finally:
+        migrations.rollback(dsn)
+        cron_db.execute(
+            "DROP TABLE IF EXISTS system_status, _yoyo_log, _yoyo_migration,"
+            " _yoyo_version, yoyo_lock"
+        )
+        cron_db.execute("DROP EXTENSION IF EXISTS pg_partman; DROP SCHEMA IF EXISTS partman")
+
+
+def test_pg_cron_in_another_database_a_command_registers_the_job_there(
+    cron_db: Conn, db: Conn, dsn: str, cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = db.info.dbname
+    value, todo = report(dsn)["maintenance scheduler"]
+    assert value == "pg_cron in database postgres"
+    assert todo is not None and "pystatus schedule --cron-dsn" in todo
+
+    assert cli.main(["schedule", "--dsn", dsn, "--cron-dsn", cluster.dsn("postgres")]) == 0
+    assert jobs(cron_db) == [(f"pystatus-maintain:{database}", "7 * * * *", COMMAND, database)]
+    # Registering again updates the job rather than adding a second one.
+    assert cli.main(["schedule", "--dsn", dsn, "--cron-dsn", cluster.dsn("postgres")]) == 0
+    assert len(jobs(cron_db)) == 1
+
+    # The command, run in the job's database, performs maintenance.
+    hole = make_a_hole(db)
+    db.execute(jobs(cron_db)[0][2])
+    assert one(db, "SELECT to_regclass(%s)", (hole,)) is not None
+
+    assert (
+        cli.main(["schedule", "--dsn", dsn, "--cron-dsn", cluster.dsn("postgres"), "--remove"]) == 0
+    )
+    assert jobs(cron_db) == []
+    assert "Removed" in capsys.readouterr().out
+
+
+def test_schedule_without_cron_dsn_explains_what_to_do(
+    db: Conn, dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["schedule", "--dsn", dsn]) == 1
+    assert "give --cron-dsn" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_pg_cron_really_runs_the_maintenance_job(cron_db: Conn, db: Conn) -> None:
+    database = db.info.dbname
+    hole = make_a_hole(db)
+    job_id = one(
+        cron_db,
+        "SELECT cron.schedule_in_database('pystatus-maintain:test', '* * * * *', %s, %s)",
+        (COMMAND, database),
+    )
+    deadline = time.monotonic() + 150
+    status = None
+    while time.monotonic() < deadline and status is None:
+        time.sleep(2)
+        status = cron_db.execute(
+            "SELECT status, return_message FROM cron.job_run_details"
+            " WHERE jobid = %s AND status IN ('succeeded', 'failed')",
+            (job_id,),
+        ).fetchone()
+    assert status is not None, "pg_cron did not run the job within 150 s"
+    assert status[0] == "succeeded", status
+    assert one(db, "SELECT to_regclass(%s)", (hole,)) is not None
+
+
+@pytest.fixture(scope="module")
+def plain_cluster() -> Iterator[Cluster]:
+    """A server without pg_cron, as many existing servers are."""
+    with Cluster.temporary(cron_database=None) as running:
+        with psycopg.connect(running.dsn(), autocommit=True) as admin:
+            admin.execute("CREATE DATABASE app")
+        yield running
+
+
+def test_without_pg_cron_the_migration_says_to_run_pystatus_maintain(
+    plain_cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dsn = plain_cluster.dsn("app")
+    assert cli.main(["migrate", "--dsn", dsn]) == 0
+    out = capsys.readouterr().out
+    assert "maintenance scheduler: none" in out
+    assert "Left for the DBA:" in out and "run `pystatus maintain`" in out
+
+    with psycopg.connect(dsn, autocommit=True) as db:
+        hole = make_a_hole(db)
+        assert cli.main(["maintain", "--dsn", dsn]) == 0
+        assert hole in capsys.readouterr().out
+        assert one(db, "SELECT to_regclass(%s)", (hole,)) is not None
