@@ -171,3 +171,19 @@ def test_the_wheel_carries_the_sql_and_migrates_outside_the_repository(
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(str(unpacked))
     assert "Applied: 0001_foundation" in done.stdout
+
+
+def test_dsn_from_libpq_variables(
+    db: Conn, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    info = db.info
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    for name, value in {
+        "PGHOST": info.host,
+        "PGPORT": str(info.port),
+        "PGUSER": info.user,
+        "PGDATABASE": info.dbname,
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert run(capsys, "heartbeat", "from-pg-vars")[0] == 0
+    assert db.execute("SELECT service_name FROM system_status").fetchone() == ("from-pg-vars",)

@@ -164,7 +164,9 @@ def test_an_unknown_legacy_time_zone_is_named_in_the_error(empty_dsn: str) -> No
 
 
 def test_bad_partition_settings_are_refused(empty_dsn: str) -> None:
-    with pytest.raises(pystatus.PystatusError, match="partition_interval"):
+    with pytest.raises(pystatus.InvalidSetting, match="must be 1 day, 1 week or 1 month"):
         migrations.apply(empty_dsn, {"partition_interval": "5 minutes"})
+    with pytest.raises(pystatus.InvalidSetting, match="retention"):
+        migrations.apply(empty_dsn, {"retention": "-3 days"})
     with psycopg.connect(empty_dsn) as db:
         assert one(db, "SELECT to_regnamespace('pystatus')") is None

@@ -328,14 +328,19 @@ DECLARE
     v_retention interval := coalesce(nullif(current_setting('pystatus.retention', true), ''), '60 days');
     v_premake int := coalesce(nullif(current_setting('pystatus.premake', true), ''), '4');
 BEGIN
-    IF v_interval < interval '1 hour' THEN
-        RAISE EXCEPTION 'invalid pystatus.partition_interval %: must be at least 1 hour', v_interval;
+    -- Calendar units only: partitions must line up with pg_partman's own
+    -- alignment (and hourly ones would make 1,440 tables for 60 days).
+    IF v_interval NOT IN (interval '1 day', interval '1 week', interval '1 month') THEN
+        RAISE EXCEPTION 'invalid pystatus.partition_interval %: must be 1 day, 1 week or 1 month', v_interval
+            USING ERRCODE = 'PS005';
     END IF;
     IF v_retention <= interval '0' THEN
-        RAISE EXCEPTION 'invalid pystatus.retention %: must be positive', v_retention;
+        RAISE EXCEPTION 'invalid pystatus.retention %: must be positive', v_retention
+            USING ERRCODE = 'PS005';
     END IF;
     IF v_premake < 1 THEN
-        RAISE EXCEPTION 'invalid pystatus.premake %: must be at least 1', v_premake;
+        RAISE EXCEPTION 'invalid pystatus.premake %: must be at least 1', v_premake
+            USING ERRCODE = 'PS005';
     END IF;
     -- Partition bounds come from date_trunc() in the session time zone: fix it
     -- so bounds are the same whoever runs this.
