@@ -40,6 +40,12 @@ def _print_query(args: argparse.Namespace, name: str, params: dict[str, Any] | N
     write_rows(*_fetch(args.dsn, name, params), args.format)
 
 
+def _print_last(args: argparse.Namespace, name: str) -> None:
+    """A query over the last --days days (or --since interval), by the server's clock."""
+    last = args.since or f"{args.days} days"
+    _print_query(args, name, {"service_name": args.service, "last": last})
+
+
 def _print_setup_report(dsn: str | None) -> None:
     todos = []
     for item, value, todo in _fetch(dsn, "setup_report")[1]:
@@ -75,8 +81,9 @@ def cmd_rollback(args: argparse.Namespace) -> None:
 
 
 def cmd_maintain(args: argparse.Namespace) -> None:
-    [(result,)] = _fetch(args.dsn, "maintain")[1]
-    print(json.dumps(result))
+    for query in ("refresh", "maintain"):
+        [(result,)] = _fetch(args.dsn, query)[1]
+        print(json.dumps(result))
 
 
 def cmd_move_default_rows(args: argparse.Namespace) -> None:
@@ -85,7 +92,6 @@ def cmd_move_default_rows(args: argparse.Namespace) -> None:
 
 
 def cmd_schedule(args: argparse.Namespace) -> None:
-    [(job_name, schedule, command, database)] = _fetch(args.dsn, "maintenance_job")[1]
     if args.cron_dsn is None:
         [(done,)] = _fetch(args.dsn, "schedule_maintenance_here")[1]
         if not done:
@@ -94,23 +100,77 @@ def cmd_schedule(args: argparse.Namespace) -> None:
                 "pg_cron lives in (cron.database_name), or run `pystatus maintain` from another "
                 "scheduler"
             )
-        print(f"Scheduled {job_name!r} ({schedule}): {command}")
-        return
-    params = {"job_name": job_name, "schedule": schedule, "command": command, "database": database}
-    if args.remove:
-        _fetch(args.cron_dsn, "unschedule_in_cron_database", params)
-        print(f"Removed {job_name!r} from pg_cron.")
-    else:
-        _fetch(args.cron_dsn, "schedule_in_cron_database", params)
-        print(f"Scheduled {job_name!r} ({schedule}) in database {database!r}: {command}")
+    for job_name, schedule, command, database in _fetch(args.dsn, "maintenance_jobs")[1]:
+        params = {
+            "job_name": job_name,
+            "schedule": schedule,
+            "command": command,
+            "database": database,
+        }
+        if args.cron_dsn and args.remove:
+            _fetch(args.cron_dsn, "unschedule_in_cron_database", params)
+            print(f"Removed {job_name!r} from pg_cron.")
+        else:
+            if args.cron_dsn:
+                _fetch(args.cron_dsn, "schedule_in_cron_database", params)
+            print(f"Scheduled {job_name!r} ({schedule}) in database {database!r}: {command}")
 
 
 def cmd_status(args: argparse.Namespace) -> None:
-    _print_query(args, "current_status")
+    columns, rows = _fetch(args.dsn, "live_status")
+    shown = ["service_name", "effective_status", "last_heartbeat", "seconds_since", "current_task"]
+    if args.format != "table":
+        write_rows(columns, rows, args.format)
+        return
+    picked = [[row[columns.index(c)] for c in shown] for row in rows]
+    for row in picked:
+        row[3] = f"{row[3]:.0f}s ago"
+    alarming = {"stale", "down"}
+    write_rows(
+        ["service", "status", "last heartbeat", "age", "task"],
+        picked,
+        "table",
+        emphasize=lambda row: sys.stdout.isatty() and row[1] in alarming,
+    )
 
 
 def cmd_history(args: argparse.Namespace) -> None:
     _print_query(args, "history", {"service_name": args.service, "since": args.since})
+
+
+def cmd_transitions(args: argparse.Namespace) -> None:
+    _print_last(args, "transitions_last")
+
+
+def cmd_incidents(args: argparse.Namespace) -> None:
+    _print_last(args, "incidents_last")
+
+
+def cmd_uptime(args: argparse.Namespace) -> None:
+    if args.month:
+        params = {
+            "service_name": args.service,
+            "month": f"{args.month}-01",
+            "time_zone": args.time_zone,
+        }
+        _print_query(args, "uptime_month", params)
+    else:
+        _print_last(args, "uptime_last")
+
+
+def cmd_trend(args: argparse.Namespace) -> None:
+    params = {"service_name": args.service, "recent": args.recent, "baseline": args.baseline}
+    _print_query(args, "trend", params)
+
+
+def cmd_tasks(args: argparse.Namespace) -> None:
+    _print_last(args, "task_durations_last")
+
+
+def cmd_expect(args: argparse.Namespace) -> None:
+    params = {"service_name": args.service, "expected_interval": args.interval, "grace": args.grace}
+    _fetch(args.dsn, "set_expectations", params)
+    print(f"{args.service}: heartbeat every {args.interval}, stale after a further {args.grace}.")
 
 
 def cmd_heartbeat(args: argparse.Namespace) -> None:
@@ -166,7 +226,11 @@ def _parser() -> argparse.ArgumentParser:
     rollback.add_argument("--all", action="store_true")
     rollback.add_argument("--legacy-time-zone", help="zone to write TIMESTAMP values back in")
 
-    command("maintain", cmd_maintain, "partition maintenance: premake ahead, drop expired")
+    command(
+        "maintain",
+        cmd_maintain,
+        "all maintenance: mark silent services stale, roll up, premake and drop partitions",
+    )
     command(
         "move-default-rows",
         cmd_move_default_rows,
@@ -177,7 +241,35 @@ def _parser() -> argparse.ArgumentParser:
     schedule.add_argument("--cron-dsn", help="the database pg_cron lives in, when not this one")
     schedule.add_argument("--remove", action="store_true", help="remove the job (with --cron-dsn)")
 
-    command("status", cmd_status, "current status of every service", data=True)
+    command("status", cmd_status, "live status of every service (stale in red)", data=True)
+
+    def windowed(name: str, handler: Any, help: str, days: int, every: bool = True) -> None:
+        sub = command(name, handler, help, data=True)
+        if every:
+            sub.add_argument("service", nargs="?", help="a service (default: every service)")
+        else:
+            sub.add_argument("service")
+        sub.add_argument("--days", type=int, default=days, help=f"the last N days (default {days})")
+        sub.add_argument("--since", help="the last interval instead, e.g. 12h or '90 minutes'")
+
+    windowed("transitions", cmd_transitions, "every status change", 1)
+    windowed("incidents", cmd_incidents, "when services went down, for how long, why", 7)
+    uptime = command("uptime", cmd_uptime, "time-weighted uptime (README defines it)", data=True)
+    uptime.add_argument("service", nargs="?", help="a service (default: every service)")
+    window = uptime.add_mutually_exclusive_group()
+    window.add_argument("--days", type=int, default=30, help="rolling window (default 30)")
+    window.add_argument("--since", help="the last interval instead, e.g. 12h")
+    window.add_argument("--month", help="a calendar month, YYYY-MM")
+    uptime.add_argument("--time-zone", default="UTC", help="for --month (default UTC)")
+    trend = command("trend", cmd_trend, "is the service getting slower?", data=True)
+    trend.add_argument("service")
+    trend.add_argument("--recent", default="1 day", help="recent window (default 1 day)")
+    trend.add_argument("--baseline", default="7 days", help="baseline before it (default 7 days)")
+    windowed("tasks", cmd_tasks, "how long each current_task lasted", 1, every=False)
+    expect = command("expect", cmd_expect, "set a service's heartbeat interval and grace")
+    expect.add_argument("service")
+    expect.add_argument("--interval", required=True, help="expected interval, e.g. 60s or '5 min'")
+    expect.add_argument("--grace", default="60 seconds", help="lateness forgiven (default 60s)")
     history = command("history", cmd_history, "one service's history", data=True)
     history.add_argument("service")
     history.add_argument("--since", default="7 days", help="an interval: 7d, 12h, '30 minutes'")

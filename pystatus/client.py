@@ -34,10 +34,19 @@ CONNECT_OPTIONS: dict[str, Any] = {
 
 
 def heartbeat(
-    conn: psycopg.Connection[Any], service: str, status: str = "ok", task: str | None = None
+    conn: psycopg.Connection[Any],
+    service: str,
+    status: str = "ok",
+    task: str | None = None,
+    latency_ms: float | None = None,
 ) -> datetime:
     """Records a heartbeat in the caller's transaction; returns the server time recorded."""
-    params = {"service_name": service, "status": status, "current_task": task}
+    params = {
+        "service_name": service,
+        "status": status,
+        "current_task": task,
+        "latency_ms": latency_ms,
+    }
     with translate_errors():
         row = conn.execute(QUERIES["heartbeat"], params).fetchone()
     assert row is not None
@@ -45,10 +54,21 @@ def heartbeat(
 
 
 def record_heartbeat(
-    conn: psycopg.Connection[Any], service: str, status: str, task: str | None, at: datetime
+    conn: psycopg.Connection[Any],
+    service: str,
+    status: str,
+    task: str | None,
+    at: datetime,
+    latency_ms: float | None = None,
 ) -> bool:
     """Backfills a heartbeat at a past time; True when it became the current status."""
-    params = {"service_name": service, "status": status, "current_task": task, "at": at}
+    params = {
+        "service_name": service,
+        "status": status,
+        "current_task": task,
+        "at": at,
+        "latency_ms": latency_ms,
+    }
     with translate_errors():
         row = conn.execute(QUERIES["record_heartbeat"], params).fetchone()
     assert row is not None
@@ -56,10 +76,19 @@ def record_heartbeat(
 
 
 async def heartbeat_async(
-    conn: psycopg.AsyncConnection[Any], service: str, status: str = "ok", task: str | None = None
+    conn: psycopg.AsyncConnection[Any],
+    service: str,
+    status: str = "ok",
+    task: str | None = None,
+    latency_ms: float | None = None,
 ) -> datetime:
     """``heartbeat`` for an asyncio connection."""
-    params = {"service_name": service, "status": status, "current_task": task}
+    params = {
+        "service_name": service,
+        "status": status,
+        "current_task": task,
+        "latency_ms": latency_ms,
+    }
     with translate_errors():
         row = await (await conn.execute(QUERIES["heartbeat"], params)).fetchone()
     assert row is not None
@@ -91,6 +120,8 @@ class _Beating:
         self.failures = 0
         self.last_error: PystatusError | None = None
         self.last_recorded_at: datetime | None = None
+        # Sent with the next heartbeat (e.g. a measured request latency); no heartbeat of its own.
+        self.latency_ms: float | None = None
         self._stopping = False
         self._setup()
 
@@ -172,7 +203,7 @@ class Heartbeat(_Beating):
             if self._conn is None or self._conn.closed:
                 with translate_errors():
                     self._conn = psycopg.connect(self.dsn, **CONNECT_OPTIONS)
-            self._succeeded(heartbeat(self._conn, self.service, status, task))
+            self._succeeded(heartbeat(self._conn, self.service, status, task, self.latency_ms))
         except PystatusError as error:
             self._failed(error)
             self._close()
@@ -233,7 +264,9 @@ class AsyncHeartbeat(_Beating):
             if self._conn is None or self._conn.closed:
                 with translate_errors():
                     self._conn = await psycopg.AsyncConnection.connect(self.dsn, **CONNECT_OPTIONS)
-            self._succeeded(await heartbeat_async(self._conn, self.service, status, task))
+            self._succeeded(
+                await heartbeat_async(self._conn, self.service, status, task, self.latency_ms)
+            )
         except PystatusError as error:
             self._failed(error)
             await self._close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -24,9 +24,17 @@ def _json_value(value: Any) -> str:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
+RED, RESET = "\033[31m", "\033[0m"
+
+
 def write_rows(
-    columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str, out: TextIO | None = None
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    fmt: str,
+    out: TextIO | None = None,
+    emphasize: Callable[[Sequence[Any]], bool] = lambda row: False,
 ) -> None:
+    """Writes rows as a table, JSON or CSV; in a table, rows ``emphasize`` picks are red."""
     out = out or sys.stdout
     if fmt == "json":
         records = [dict(zip(columns, row)) for row in rows]
@@ -39,5 +47,8 @@ def write_rows(
     else:
         cells = [[_text(v) for v in row] for row in rows]
         widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
-        for line in [list(columns), ["-" * w for w in widths], *cells]:
-            out.write("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() + "\n")
+        out.write("  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip() + "\n")
+        out.write("  ".join("-" * w for w in widths) + "\n")
+        for row, line in zip(rows, cells):
+            text = "  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip()
+            out.write(f"{RED}{text}{RESET}\n" if emphasize(row) else text + "\n")

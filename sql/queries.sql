@@ -4,11 +4,11 @@
 
 -- heartbeat --
 -- Records a heartbeat at the server's clock; returns the recorded time.
-SELECT pystatus.heartbeat(%(service_name)s::text, %(status)s::text, %(current_task)s::text)
+SELECT pystatus.heartbeat(%(service_name)s::text, %(status)s::text, %(current_task)s::text, %(latency_ms)s::float8)
 
 -- record_heartbeat --
 -- Records a heartbeat at an explicit past time; true when it became the current status.
-SELECT pystatus.record_heartbeat(%(service_name)s::text, %(status)s::text, %(current_task)s::text, %(at)s::timestamptz)
+SELECT pystatus.record_heartbeat(%(service_name)s::text, %(status)s::text, %(current_task)s::text, %(at)s::timestamptz, %(latency_ms)s::float8)
 
 -- maintain --
 -- Partition maintenance; returns what was created and dropped.
@@ -28,9 +28,9 @@ FROM public.system_status ORDER BY service_name
 SELECT heartbeat_timestamp, status, current_task
 FROM pystatus.history(%(service_name)s::text, now() - %(since)s::interval)
 
--- maintenance_job --
--- The pg_cron job (name, schedule, command, database) that maintains this database.
-SELECT job_name, schedule, command, database FROM pystatus.maintenance_job()
+-- maintenance_jobs --
+-- The pg_cron jobs (name, schedule, command, database) that keep this database in shape.
+SELECT job_name, schedule, command, database FROM pystatus.maintenance_jobs()
 
 -- setup_report --
 -- What the installation looks like, and what is left for the DBA to do.
@@ -42,8 +42,68 @@ SELECT cron.schedule_in_database(%(job_name)s::text, %(schedule)s::text, %(comma
 
 -- unschedule_in_cron_database --
 -- Run in pg_cron's database: removes another database's maintenance job.
-SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = %(job_name)s::text
+SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = %(job_name)s::text AND database = %(database)s::text
 
 -- schedule_maintenance_here --
 -- Schedules maintenance with pg_cron in this database; false when pg_cron is not here.
 SELECT pystatus.schedule_maintenance()
+
+-- live_status --
+-- Every service with its effective status (stale once silent past its deadline).
+SELECT service_name, effective_status, reported_status, last_heartbeat, seconds_since,
+       current_task, latency_ms, expected_interval, grace, stale_after
+FROM pystatus.live_status ORDER BY service_name
+
+-- set_expectations --
+-- Sets a service's expected heartbeat interval and grace period.
+SELECT pystatus.set_expectations(%(service_name)s::text, %(expected_interval)s::interval, %(grace)s::interval)
+
+-- transitions --
+-- Every status change in a window.
+SELECT service_name, from_status, to_status, at
+FROM pystatus.transitions(%(service_name)s::text, %(since)s::timestamptz, coalesce(%(until)s::timestamptz, now()))
+
+-- incidents --
+-- Down intervals in a window, with their cause.
+SELECT service_name, started, ended, duration, cause
+FROM pystatus.incidents(%(service_name)s::text, %(since)s::timestamptz, coalesce(%(until)s::timestamptz, now()))
+
+-- uptime --
+-- Time-weighted uptime over a window (service NULL: every service).
+SELECT * FROM pystatus.uptime(%(service_name)s::text, %(since)s::timestamptz, coalesce(%(until)s::timestamptz, now()))
+
+-- uptime_month --
+-- Uptime over a calendar month in a time zone.
+SELECT * FROM pystatus.uptime_month(%(service_name)s::text, %(month)s::date, %(time_zone)s::text)
+
+-- trend --
+-- Latency now against a baseline: slower, faster, steady or not enough data.
+SELECT * FROM pystatus.trend(%(service_name)s::text, %(recent)s::interval, %(baseline)s::interval)
+
+-- task_durations --
+-- How long each current_task lasted.
+SELECT service_name, task, started, ended, duration
+FROM pystatus.task_durations(%(service_name)s::text, %(since)s::timestamptz, coalesce(%(until)s::timestamptz, now()))
+
+-- refresh --
+-- Marks silent services stale and brings rollups up to date (the every-minute job).
+SELECT pystatus.refresh()
+
+-- transitions_last --
+-- Every status change over the last %(last)s.
+SELECT service_name, from_status, to_status, at
+FROM pystatus.transitions(%(service_name)s::text, now() - %(last)s::interval)
+
+-- incidents_last --
+-- Down intervals over the last %(last)s.
+SELECT service_name, started, ended, duration, cause
+FROM pystatus.incidents(%(service_name)s::text, now() - %(last)s::interval)
+
+-- uptime_last --
+-- Uptime over the last %(last)s.
+SELECT * FROM pystatus.uptime(%(service_name)s::text, now() - %(last)s::interval)
+
+-- task_durations_last --
+-- Task durations over the last %(last)s.
+SELECT service_name, task, started, ended, duration
+FROM pystatus.task_durations(%(service_name)s::text, now() - %(last)s::interval)

@@ -39,10 +39,31 @@ CREATE EXTENSION IF NOT EXISTS pg_partman WITH SCHEMA partman;
 COMMENT ON EXTENSION pg_partman IS 'Extension to manage partitioned tables by time or ID';
 
 --
--- Name: check_heartbeat(text, text, text); Type: FUNCTION; Schema: pystatus; Owner: -
+-- Name: uptime_report; Type: TYPE; Schema: pystatus; Owner: -
 --
 
-CREATE FUNCTION pystatus.check_heartbeat(p_service_name text, p_status text, p_current_task text) RETURNS void
+CREATE TYPE pystatus.uptime_report AS (
+	service_name text,
+	since timestamp with time zone,
+	until timestamp with time zone,
+	up_seconds numeric,
+	down_seconds numeric,
+	maintenance_seconds numeric,
+	no_data_seconds numeric,
+	uptime double precision
+);
+
+--
+-- Name: TYPE uptime_report; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON TYPE pystatus.uptime_report IS 'Uptime over [since, until): seconds up, down, in maintenance and without data (they add up to the window), and uptime = up / (up + down), NULL when the service was never up or down.';
+
+--
+-- Name: check_heartbeat(text, text, text, double precision); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.check_heartbeat(p_service_name text, p_status text, p_current_task text, p_latency_ms double precision) RETURNS void
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $$
 DECLARE
@@ -70,14 +91,109 @@ BEGIN
         RAISE EXCEPTION 'invalid current_task: it is % bytes, the limit is 4096 bytes', octet_length(p_current_task)
             USING ERRCODE = 'PS003';
     END IF;
+    IF p_latency_ms < 0 OR p_latency_ms >= 'Infinity' THEN  -- NaN sorts above Infinity
+        RAISE EXCEPTION 'invalid latency_ms %: must be a finite number, 0 or more', p_latency_ms
+            USING ERRCODE = 'PS006';
+    END IF;
 END;
 $$;
 
 --
--- Name: FUNCTION check_heartbeat(p_service_name text, p_status text, p_current_task text); Type: COMMENT; Schema: pystatus; Owner: -
+-- Name: FUNCTION check_heartbeat(p_service_name text, p_status text, p_current_task text, p_latency_ms double precision); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus.check_heartbeat(p_service_name text, p_status text, p_current_task text) IS 'Raises a clear error (SQLSTATE PS001 name, PS002 status, PS003 task) for a heartbeat that breaks the rules; the heartbeat functions call it before writing anything.';
+COMMENT ON FUNCTION pystatus.check_heartbeat(p_service_name text, p_status text, p_current_task text, p_latency_ms double precision) IS 'Raises a clear error (SQLSTATE PS001 name, PS002 status, PS003 task, PS006 latency) for a heartbeat that breaks the rules; the heartbeat functions call it before writing anything.';
+
+--
+-- Name: compute_uptime(text, timestamp with time zone, timestamp with time zone, boolean); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.compute_uptime(p_service_name text, p_since timestamp with time zone, p_until timestamp with time zone, p_use_rollups boolean) RETURNS SETOF pystatus.uptime_report
+    LANGUAGE plpgsql STABLE
+    AS $$
+DECLARE
+    v_origin constant timestamptz := timestamptz '2000-01-01 00:00:00+00';
+    v_until timestamptz := greatest(least(p_until, now()), p_since);
+    v_hours_from timestamptz;
+    v_hours_to timestamptz;
+    v_days_from timestamptz;
+    v_days_to timestamptz;
+BEGIN
+    IF p_since IS NULL OR p_until IS NULL OR NOT isfinite(p_since) OR NOT isfinite(p_until) THEN
+        RAISE EXCEPTION 'invalid window [%, %): both ends must be finite', p_since, p_until
+            USING ERRCODE = 'PS005';
+    END IF;
+    -- Whole rolled-up hours inside the window, and whole days inside those.
+    v_hours_from := date_bin('1 hour', p_since, v_origin);
+    IF v_hours_from < p_since THEN
+        v_hours_from := v_hours_from + interval '1 hour';
+    END IF;
+    v_hours_to := least(date_bin('1 hour', v_until, v_origin),
+                        (SELECT rolled_until FROM pystatus.rollup_state));
+    IF NOT p_use_rollups OR v_hours_from >= v_hours_to THEN
+        v_hours_from := v_until;  -- no rollups: all raw
+        v_hours_to := v_until;
+    END IF;
+    v_days_from := date_bin('1 day', v_hours_from - interval '1 microsecond', v_origin) + interval '1 day';
+    v_days_to := date_bin('1 day', v_hours_to, v_origin);
+    IF v_days_from >= v_days_to THEN
+        v_days_from := v_hours_to;
+        v_days_to := v_hours_to;
+    END IF;
+
+    RETURN QUERY
+    WITH services AS (
+        SELECT l.service_name::text AS service_name FROM pystatus.live_status AS l
+        WHERE p_service_name IS NULL
+        UNION ALL
+        SELECT p_service_name WHERE p_service_name IS NOT NULL
+    ), raw AS (
+        SELECT g.service_name, pystatus.status_category(g.status) AS category,
+               pystatus.microseconds(g.ends - g.starts) AS us
+        FROM pystatus.segments(p_service_name, p_since, v_hours_from) AS g
+        UNION ALL
+        SELECT g.service_name, pystatus.status_category(g.status),
+               pystatus.microseconds(g.ends - g.starts)
+        FROM pystatus.segments(p_service_name, v_hours_to, v_until) AS g
+    ), rolled AS (
+        SELECT r.service_name::text AS service_name, r.up_us, r.down_us, r.maintenance_us
+        FROM pystatus.rollup_hourly AS r
+        WHERE (p_service_name IS NULL OR r.service_name = p_service_name)
+          AND ((r.bucket >= v_hours_from AND r.bucket < v_days_from)
+               OR (r.bucket >= v_days_to AND r.bucket < v_hours_to))
+        UNION ALL
+        SELECT r.service_name::text, r.up_us, r.down_us, r.maintenance_us
+        FROM pystatus.rollup_daily AS r
+        WHERE (p_service_name IS NULL OR r.service_name = p_service_name)
+          AND r.bucket >= v_days_from AND r.bucket < v_days_to
+        UNION ALL
+        SELECT raw.service_name,
+               CASE WHEN raw.category = 'up' THEN raw.us ELSE 0 END,
+               CASE WHEN raw.category = 'down' THEN raw.us ELSE 0 END,
+               CASE WHEN raw.category = 'maintenance' THEN raw.us ELSE 0 END
+        FROM raw
+    ), totals AS (
+        SELECT s.service_name,
+               coalesce(sum(r.up_us), 0) AS up_us,
+               coalesce(sum(r.down_us), 0) AS down_us,
+               coalesce(sum(r.maintenance_us), 0) AS maintenance_us
+        FROM services AS s LEFT JOIN rolled AS r ON r.service_name = s.service_name
+        GROUP BY s.service_name
+    )
+    SELECT t.service_name, p_since, v_until,
+           round(t.up_us / 1e6, 6), round(t.down_us / 1e6, 6), round(t.maintenance_us / 1e6, 6),
+           round((pystatus.microseconds(v_until - p_since) - t.up_us - t.down_us - t.maintenance_us) / 1e6, 6),
+           t.up_us::double precision / nullif(t.up_us + t.down_us, 0)
+    FROM totals AS t
+    ORDER BY t.service_name;
+END;
+$$;
+
+--
+-- Name: FUNCTION compute_uptime(p_service_name text, p_since timestamp with time zone, p_until timestamp with time zone, p_use_rollups boolean); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.compute_uptime(p_service_name text, p_since timestamp with time zone, p_until timestamp with time zone, p_use_rollups boolean) IS 'Uptime over [since, least(until, now())), from rollups for the whole hours and days they hold and from raw history for the rest (p_use_rollups), or from raw history only.';
 
 --
 -- Name: copy_status_to_history(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -87,9 +203,14 @@ CREATE FUNCTION pystatus.copy_status_to_history() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
+    -- The staleness sweeper marks a silent service stale without a new
+    -- heartbeat, and writes that history row itself, dated at the deadline.
+    IF TG_OP = 'UPDATE' AND NEW.status = 'stale' AND NEW.last_heartbeat = OLD.last_heartbeat THEN
+        RETURN NULL;
+    END IF;
     INSERT INTO public.system_status_history
-        (heartbeat_timestamp, service_name, status, current_task)
-    VALUES (NEW.last_heartbeat, NEW.service_name, NEW.status, NEW.current_task);
+        (heartbeat_timestamp, service_name, status, current_task, latency_ms)
+    VALUES (NEW.last_heartbeat, NEW.service_name, NEW.status, NEW.current_task, NEW.latency_ms);
     RETURN NULL;
 END;
 $$;
@@ -142,26 +263,42 @@ $_$;
 COMMENT ON FUNCTION pystatus.create_history_partitions(p_from timestamp with time zone, p_until timestamp with time zone) IS 'Creates the missing history partitions covering [p_from, p_until), aligned with the existing ones; returns how many it created. For imports of older history (raise the retention first, or maintenance drops them again).';
 
 --
--- Name: heartbeat(text, text, text); Type: FUNCTION; Schema: pystatus; Owner: -
+-- Name: goes_stale(text); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
-CREATE FUNCTION pystatus.heartbeat(service_name text, status text DEFAULT 'ok'::text, current_task text DEFAULT NULL::text) RETURNS timestamp with time zone
+CREATE FUNCTION pystatus.goes_stale(p_status text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN (p_status <> ALL (ARRAY['stale'::text, 'stopping'::text, 'maintenance'::text]));
+
+--
+-- Name: FUNCTION goes_stale(p_status text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.goes_stale(p_status text) IS 'Whether silence past the deadline turns this status stale: not for stopping and maintenance (the service said it would be quiet) nor for stale itself.';
+
+--
+-- Name: heartbeat(text, text, text, double precision); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.heartbeat(service_name text, status text DEFAULT 'ok'::text, current_task text DEFAULT NULL::text, latency_ms double precision DEFAULT NULL::double precision) RETURNS timestamp with time zone
     LANGUAGE plpgsql
     AS $$
 #variable_conflict use_column
 DECLARE
     v_recorded_at timestamptz;
 BEGIN
-    PERFORM pystatus.check_heartbeat(heartbeat.service_name, heartbeat.status, heartbeat.current_task);
+    PERFORM pystatus.check_heartbeat(heartbeat.service_name, heartbeat.status, heartbeat.current_task,
+                                     heartbeat.latency_ms);
     -- clock_timestamp() in SET is read after the row lock is taken, so a
     -- service's heartbeats are recorded in the order they were applied.
     INSERT INTO public.system_status AS current
-        (service_name, status, current_task, last_heartbeat, updated_at)
-    VALUES (heartbeat.service_name, heartbeat.status, heartbeat.current_task,
+        (service_name, status, current_task, latency_ms, last_heartbeat, updated_at)
+    VALUES (heartbeat.service_name, heartbeat.status, heartbeat.current_task, heartbeat.latency_ms,
             clock_timestamp(), clock_timestamp())
     ON CONFLICT (service_name) DO UPDATE
         SET status = EXCLUDED.status,
             current_task = EXCLUDED.current_task,
+            latency_ms = EXCLUDED.latency_ms,
             last_heartbeat = clock_timestamp(),
             updated_at = clock_timestamp()
     RETURNING current.last_heartbeat INTO v_recorded_at;
@@ -170,10 +307,10 @@ END;
 $$;
 
 --
--- Name: FUNCTION heartbeat(service_name text, status text, current_task text); Type: COMMENT; Schema: pystatus; Owner: -
+-- Name: FUNCTION heartbeat(service_name text, status text, current_task text, latency_ms double precision); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus.heartbeat(service_name text, status text, current_task text) IS 'Records a heartbeat at the database server''s clock: upserts system_status (the trigger copies it to history) and returns the recorded time. Bad input raises PS001-PS003.';
+COMMENT ON FUNCTION pystatus.heartbeat(service_name text, status text, current_task text, latency_ms double precision) IS 'Records a heartbeat at the database server''s clock: upserts system_status (the trigger copies it to history) and returns the recorded time. latency_ms is an optional measure for trends. Bad input raises PS001-PS003, PS006.';
 
 SET default_tablespace = '';
 
@@ -187,7 +324,8 @@ CREATE TABLE public.system_status_history (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     service_name character varying(64) NOT NULL,
     status character varying(16) NOT NULL,
-    current_task text
+    current_task text,
+    latency_ms double precision
 )
 PARTITION BY RANGE (heartbeat_timestamp);
 
@@ -283,6 +421,42 @@ $_$;
 COMMENT ON FUNCTION pystatus.history_retention() IS 'How long history is kept (pg_partman''s retention for system_status_history); NULL keeps it forever.';
 
 --
+-- Name: incidents(text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.incidents(service_name text, since timestamp with time zone, until timestamp with time zone DEFAULT now()) RETURNS TABLE(service_name text, started timestamp with time zone, ended timestamp with time zone, duration interval, cause text)
+    LANGUAGE sql STABLE
+    AS $$
+    WITH marked AS (
+        SELECT g.*, pystatus.status_category(g.status) = 'down' AS is_down,
+               lag(pystatus.status_category(g.status) = 'down', 1, false)
+                   OVER (PARTITION BY g.service_name ORDER BY g.starts) AS was_down
+        FROM pystatus.segments(incidents.service_name, incidents.since, incidents.until) AS g
+    ), numbered AS (
+        SELECT m.*, count(*) FILTER (WHERE m.is_down AND NOT m.was_down)
+                        OVER (PARTITION BY m.service_name ORDER BY m.starts) AS incident
+        FROM marked AS m
+    ), grouped AS (
+        SELECT n.service_name, min(n.starts) AS started, max(n.ends) AS last_end,
+               (array_agg(CASE WHEN n.status = 'stale' THEN 'silence' ELSE 'reported down' END
+                          ORDER BY n.starts))[1] AS cause
+        FROM numbered AS n WHERE n.is_down
+        GROUP BY n.service_name, n.incident
+    )
+    SELECT g.service_name, g.started,
+           CASE WHEN incidents.until >= now() AND g.last_end >= now() THEN NULL ELSE g.last_end END,
+           g.last_end - g.started, g.cause
+    FROM grouped AS g
+    ORDER BY g.service_name, g.started;
+$$;
+
+--
+-- Name: FUNCTION incidents(service_name text, since timestamp with time zone, until timestamp with time zone); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.incidents(service_name text, since timestamp with time zone, until timestamp with time zone) IS 'Down intervals in [since, until), clipped to it: started, ended (NULL while still down), duration (so far, when open) and cause (reported down, or silence). "When did librarian stop responding?" is SELECT * FROM pystatus.incidents(''librarian'', now() - interval ''7 days'').';
+
+--
 -- Name: is_status(text); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -351,21 +525,23 @@ $_$;
 COMMENT ON FUNCTION pystatus.maintain() IS 'Partition maintenance for system_status_history: moves rows out of the default partition, drops partitions past retention, premakes partitions ahead and fills holes. Run by pg_cron (or `pystatus maintain`); returns the partitions created and dropped and the rows moved.';
 
 --
--- Name: maintenance_job(); Type: FUNCTION; Schema: pystatus; Owner: -
+-- Name: maintenance_jobs(); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
-CREATE FUNCTION pystatus.maintenance_job(OUT job_name text, OUT schedule text, OUT command text, OUT database text) RETURNS record
+CREATE FUNCTION pystatus.maintenance_jobs() RETURNS TABLE(job_name text, schedule text, command text, database text)
     LANGUAGE sql STABLE
     AS $$
-    SELECT 'pystatus-maintain:' || current_database(), '7 * * * *',
-           'SELECT pystatus.maintain()', current_database()::text;
+    VALUES ('pystatus-maintain:' || current_database(), '7 * * * *',
+            'SELECT pystatus.maintain()', current_database()::text),
+           ('pystatus-refresh:' || current_database(), '* * * * *',
+            'SELECT pystatus.refresh()', current_database()::text);
 $$;
 
 --
--- Name: FUNCTION maintenance_job(OUT job_name text, OUT schedule text, OUT command text, OUT database text); Type: COMMENT; Schema: pystatus; Owner: -
+-- Name: FUNCTION maintenance_jobs(); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus.maintenance_job(OUT job_name text, OUT schedule text, OUT command text, OUT database text) IS 'The pg_cron job that maintains this database''s history partitions: name, schedule (hourly), command and the database it runs in.';
+COMMENT ON FUNCTION pystatus.maintenance_jobs() IS 'The pg_cron jobs that keep this database''s history in shape: name, schedule, command and the database each runs in.';
 
 --
 -- Name: maintenance_scheduler(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -388,6 +564,39 @@ $$;
 --
 
 COMMENT ON FUNCTION pystatus.maintenance_scheduler() IS 'Where maintenance can be scheduled from: pg_cron in this database, pg_cron in another database (cron.database_name), or none (run `pystatus maintain` from another scheduler).';
+
+--
+-- Name: mark_rollups_dirty(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.mark_rollups_dirty() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    INSERT INTO pystatus.rollup_dirty (service_name, since) VALUES (NEW.service_name, NEW.heartbeat_timestamp);
+    RETURN NULL;
+END;
+$$;
+
+--
+-- Name: FUNCTION mark_rollups_dirty(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.mark_rollups_dirty() IS 'Trigger function: records that a late history row needs its rollups recomputed.';
+
+--
+-- Name: microseconds(interval); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.microseconds(p_duration interval) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN ((EXTRACT(epoch FROM p_duration) * (1000000)::numeric))::bigint;
+
+--
+-- Name: FUNCTION microseconds(p_duration interval); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.microseconds(p_duration interval) IS 'A duration in whole microseconds: rollups add these exactly.';
 
 --
 -- Name: move_default_rows(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -443,10 +652,10 @@ $$;
 COMMENT ON FUNCTION pystatus.partman_schema() IS 'The schema pg_partman is installed in (it varies between installations).';
 
 --
--- Name: record_heartbeat(text, text, text, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
+-- Name: record_heartbeat(text, text, text, timestamp with time zone, double precision); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
-CREATE FUNCTION pystatus.record_heartbeat(service_name text, status text, current_task text, at timestamp with time zone) RETURNS boolean
+CREATE FUNCTION pystatus.record_heartbeat(service_name text, status text, current_task text, at timestamp with time zone, latency_ms double precision DEFAULT NULL::double precision) RETURNS boolean
     LANGUAGE plpgsql
     AS $$
 #variable_conflict use_column
@@ -454,7 +663,7 @@ DECLARE
     v_oldest timestamptz;
 BEGIN
     PERFORM pystatus.check_heartbeat(record_heartbeat.service_name, record_heartbeat.status,
-                                     record_heartbeat.current_task);
+                                     record_heartbeat.current_task, record_heartbeat.latency_ms);
     IF at IS NULL OR NOT isfinite(at) THEN
         RAISE EXCEPTION 'invalid time %: must be a finite timestamp', quote_nullable(at)
             USING ERRCODE = 'PS004';
@@ -471,12 +680,13 @@ BEGIN
     END IF;
 
     INSERT INTO public.system_status AS current
-        (service_name, status, current_task, last_heartbeat, updated_at)
+        (service_name, status, current_task, latency_ms, last_heartbeat, updated_at)
     VALUES (record_heartbeat.service_name, record_heartbeat.status, record_heartbeat.current_task,
-            record_heartbeat.at, clock_timestamp())
+            record_heartbeat.latency_ms, record_heartbeat.at, clock_timestamp())
     ON CONFLICT (service_name) DO UPDATE
         SET status = EXCLUDED.status,
             current_task = EXCLUDED.current_task,
+            latency_ms = EXCLUDED.latency_ms,
             last_heartbeat = EXCLUDED.last_heartbeat,
             updated_at = EXCLUDED.updated_at
         WHERE current.last_heartbeat <= EXCLUDED.last_heartbeat;
@@ -484,18 +694,197 @@ BEGIN
         RETURN true;  -- the trigger wrote the history row
     END IF;
     -- Older than the current row: history only.
-    INSERT INTO public.system_status_history (heartbeat_timestamp, service_name, status, current_task)
+    INSERT INTO public.system_status_history
+        (heartbeat_timestamp, service_name, status, current_task, latency_ms)
     VALUES (record_heartbeat.at, record_heartbeat.service_name, record_heartbeat.status,
-            record_heartbeat.current_task);
+            record_heartbeat.current_task, record_heartbeat.latency_ms);
     RETURN false;
 END;
 $$;
 
 --
--- Name: FUNCTION record_heartbeat(service_name text, status text, current_task text, at timestamp with time zone); Type: COMMENT; Schema: pystatus; Owner: -
+-- Name: FUNCTION record_heartbeat(service_name text, status text, current_task text, at timestamp with time zone, latency_ms double precision); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus.record_heartbeat(service_name text, status text, current_task text, at timestamp with time zone) IS 'For imports and backfills: records a heartbeat at an explicit past time. It becomes the current status only if it is not older than the service''s last heartbeat (returns true); otherwise it goes to history only (returns false). Times in the future or before the oldest partition raise PS004.';
+COMMENT ON FUNCTION pystatus.record_heartbeat(service_name text, status text, current_task text, at timestamp with time zone, latency_ms double precision) IS 'For imports and backfills: records a heartbeat at an explicit past time. It becomes the current status only if it is not older than the service''s last heartbeat (returns true); otherwise it goes to history only (returns false). Times in the future or before the oldest partition raise PS004.';
+
+--
+-- Name: refresh(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.refresh() RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF pg_is_in_recovery() THEN
+        RETURN jsonb_build_object('skipped', 'this server is a replica');
+    END IF;
+    RETURN jsonb_build_object('marked_stale', pystatus.sweep()) || pystatus.refresh_rollups();
+END;
+$$;
+
+--
+-- Name: FUNCTION refresh(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.refresh() IS 'The every-minute job: marks silent services stale (sweep) and brings rollups up to date.';
+
+--
+-- Name: refresh_rollups(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.refresh_rollups() RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_state pystatus.rollup_state;
+    -- An hour is rolled up 5 minutes after it ends, once its heartbeats have committed.
+    v_to timestamptz := date_bin('1 hour', now() - interval '5 minutes', timestamptz '2000-01-01 00:00:00+00');
+    v_dirty record;
+    v_recomputed integer := 0;
+    v_new integer := 0;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(hashtext('pystatus.refresh_rollups')) THEN
+        RETURN jsonb_build_object('skipped', 'another refresh is running');
+    END IF;
+    SELECT * INTO v_state FROM pystatus.rollup_state FOR UPDATE;
+    FOR v_dirty IN
+        WITH taken AS (DELETE FROM pystatus.rollup_dirty RETURNING service_name, since)
+        SELECT service_name, min(since) AS since FROM taken GROUP BY service_name
+    LOOP
+        IF v_dirty.since < v_state.rolled_until THEN
+            v_recomputed := v_recomputed + pystatus.roll_up(
+                v_dirty.service_name,
+                date_bin('1 hour', v_dirty.since, timestamptz '2000-01-01 00:00:00+00'),
+                v_state.rolled_until);
+        END IF;
+    END LOOP;
+    IF v_to > v_state.rolled_until THEN
+        v_new := pystatus.roll_up(NULL, v_state.rolled_until, v_to);
+        UPDATE pystatus.rollup_state SET rolled_until = v_to;
+        DELETE FROM pystatus.rollup_hourly WHERE bucket < now() - v_state.retention;
+        DELETE FROM pystatus.rollup_daily WHERE bucket < now() - v_state.retention;
+    END IF;
+    RETURN jsonb_build_object('hours_added', v_new, 'hours_recomputed', v_recomputed,
+                              'rolled_until', greatest(v_to, v_state.rolled_until));
+END;
+$$;
+
+--
+-- Name: FUNCTION refresh_rollups(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.refresh_rollups() IS 'Brings the rollups up to date: recomputes services with late rows, adds the hours that ended, drops rollups past their retention. Run every minute by pystatus.refresh().';
+
+--
+-- Name: roll_up(text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.roll_up(p_service_name text, p_from timestamp with time zone, p_to timestamp with time zone) RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_day_from timestamptz := date_bin('1 day', p_from, timestamptz '2000-01-01 00:00:00+00');
+    v_day_to timestamptz := date_bin('1 day', p_to, timestamptz '2000-01-01 00:00:00+00');
+    v_rows integer;
+BEGIN
+    DELETE FROM pystatus.rollup_hourly
+    WHERE (p_service_name IS NULL OR service_name = p_service_name) AND bucket >= p_from AND bucket < p_to;
+    INSERT INTO pystatus.rollup_hourly
+    SELECT * FROM pystatus.rollup_buckets(p_service_name, p_from, p_to, interval '1 hour');
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    -- Whole days that the hours touched and that have ended by p_to.
+    IF v_day_from < v_day_to THEN
+        DELETE FROM pystatus.rollup_daily
+        WHERE (p_service_name IS NULL OR service_name = p_service_name)
+          AND bucket >= v_day_from AND bucket < v_day_to;
+        INSERT INTO pystatus.rollup_daily
+        SELECT * FROM pystatus.rollup_buckets(p_service_name, v_day_from, v_day_to, interval '1 day');
+    END IF;
+    RETURN v_rows;
+END;
+$$;
+
+--
+-- Name: FUNCTION roll_up(p_service_name text, p_from timestamp with time zone, p_to timestamp with time zone); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.roll_up(p_service_name text, p_from timestamp with time zone, p_to timestamp with time zone) IS 'Recomputes the hourly rollups in [p_from, p_to) and the daily ones of the days that ended in it, for one service or (NULL) all. Returns the hourly rows written.';
+
+SET default_table_access_method = heap;
+
+--
+-- Name: rollup_hourly; Type: TABLE; Schema: pystatus; Owner: -
+--
+
+CREATE TABLE pystatus.rollup_hourly (
+    service_name character varying(64) NOT NULL,
+    bucket timestamp with time zone NOT NULL,
+    up_us bigint NOT NULL,
+    down_us bigint NOT NULL,
+    maintenance_us bigint NOT NULL,
+    heartbeats integer NOT NULL,
+    latency_count integer NOT NULL,
+    latency_avg double precision,
+    latency_p50 double precision,
+    latency_p95 double precision,
+    latency_max double precision
+);
+
+--
+-- Name: TABLE rollup_hourly; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON TABLE pystatus.rollup_hourly IS 'Per service per UTC hour: microseconds up, down and in maintenance (the rest of the hour is no data), heartbeats received, and the latency measure''s count/avg/p50/p95/max. Maintained by pystatus.refresh_rollups(); equal to the same figures computed from raw history.';
+
+--
+-- Name: rollup_buckets(text, timestamp with time zone, timestamp with time zone, interval); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.rollup_buckets(service_name text, since timestamp with time zone, until timestamp with time zone, width interval) RETURNS SETOF pystatus.rollup_hourly
+    LANGUAGE sql STABLE
+    AS $$
+    WITH split AS (
+        SELECT g.service_name, b.bucket, pystatus.status_category(g.status) AS category,
+               pystatus.microseconds(least(g.ends, b.bucket + rollup_buckets.width)
+                                     - greatest(g.starts, b.bucket)) AS us
+        FROM pystatus.segments(rollup_buckets.service_name, rollup_buckets.since, rollup_buckets.until) AS g
+        CROSS JOIN LATERAL generate_series(
+            date_bin(rollup_buckets.width, g.starts, timestamptz '2000-01-01 00:00:00+00'),
+            g.ends - interval '1 microsecond', rollup_buckets.width) AS b(bucket)
+    ), times AS (
+        SELECT s.service_name, s.bucket,
+               coalesce(sum(s.us) FILTER (WHERE s.category = 'up'), 0) AS up_us,
+               coalesce(sum(s.us) FILTER (WHERE s.category = 'down'), 0) AS down_us,
+               coalesce(sum(s.us) FILTER (WHERE s.category = 'maintenance'), 0) AS maintenance_us
+        FROM split AS s GROUP BY s.service_name, s.bucket
+    ), beats AS (
+        SELECT h.service_name::text AS service_name,
+               date_bin(rollup_buckets.width, h.heartbeat_timestamp, timestamptz '2000-01-01 00:00:00+00') AS bucket,
+               count(*) FILTER (WHERE h.status <> 'stale') AS heartbeats,
+               count(h.latency_ms) AS latency_count,
+               avg(h.latency_ms) AS latency_avg,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY h.latency_ms) AS latency_p50,
+               percentile_cont(0.95) WITHIN GROUP (ORDER BY h.latency_ms) AS latency_p95,
+               max(h.latency_ms) AS latency_max
+        FROM public.system_status_history AS h
+        WHERE (rollup_buckets.service_name IS NULL OR h.service_name = rollup_buckets.service_name)
+          AND h.heartbeat_timestamp >= rollup_buckets.since AND h.heartbeat_timestamp < rollup_buckets.until
+        GROUP BY 1, 2
+    )
+    SELECT coalesce(t.service_name, b.service_name), coalesce(t.bucket, b.bucket),
+           coalesce(t.up_us, 0), coalesce(t.down_us, 0), coalesce(t.maintenance_us, 0),
+           coalesce(b.heartbeats, 0)::integer, coalesce(b.latency_count, 0)::integer,
+           b.latency_avg, b.latency_p50, b.latency_p95, b.latency_max
+    FROM times AS t
+    FULL JOIN beats AS b ON b.service_name = t.service_name AND b.bucket = t.bucket;
+$$;
+
+--
+-- Name: FUNCTION rollup_buckets(service_name text, since timestamp with time zone, until timestamp with time zone, width interval); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.rollup_buckets(service_name text, since timestamp with time zone, until timestamp with time zone, width interval) IS 'Computes rollup rows from raw history for [since, until) in buckets of width (1 hour, 1 day), aligned to UTC. service_name NULL: every service.';
 
 --
 -- Name: schedule_maintenance(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -503,9 +892,7 @@ COMMENT ON FUNCTION pystatus.record_heartbeat(service_name text, status text, cu
 
 CREATE FUNCTION pystatus.schedule_maintenance() RETURNS boolean
     LANGUAGE plpgsql
-    AS $_$
-DECLARE
-    v_job record := pystatus.maintenance_job();
+    AS $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron')
        AND current_setting('cron.database_name', true) = current_database() THEN
@@ -519,16 +906,77 @@ BEGIN
         RETURN false;
     END IF;
     -- cron.schedule with a job name updates the job of that name: re-running is harmless.
-    EXECUTE 'SELECT cron.schedule($1, $2, $3)' USING v_job.job_name, v_job.schedule, v_job.command;
+    EXECUTE 'SELECT count(cron.schedule(job_name, schedule, command)) FROM pystatus.maintenance_jobs()';
     RETURN true;
 END;
-$_$;
+$$;
 
 --
 -- Name: FUNCTION schedule_maintenance(); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus.schedule_maintenance() IS 'Schedules pystatus.maintain() with pg_cron when pg_cron lives in this database (creating the extension if it is preloaded for this database); false when it cannot be done from here.';
+COMMENT ON FUNCTION pystatus.schedule_maintenance() IS 'Schedules pystatus.maintenance_jobs() with pg_cron when pg_cron lives in this database (creating the extension if it is preloaded for this database); false when it cannot be done from here.';
+
+--
+-- Name: segments(text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.segments(service_name text, since timestamp with time zone, until timestamp with time zone) RETURNS TABLE(service_name text, status text, starts timestamp with time zone, ends timestamp with time zone, continued boolean)
+    LANGUAGE sql STABLE
+    AS $$
+    WITH services AS (
+        SELECT l.service_name::text AS service_name, l.expected_interval + l.grace AS patience
+        FROM pystatus.live_status AS l
+        WHERE segments.service_name IS NULL OR l.service_name = segments.service_name
+    ), bounds AS (
+        SELECT segments.since AS since, least(segments.until, now()) AS until
+    ), beats AS (
+        -- The row in force when the window opens (the newest before it; ties by id).
+        SELECT sv.service_name, sv.patience, h.heartbeat_timestamp AS at, h.id, h.status::text
+        FROM services AS sv
+        CROSS JOIN bounds AS b
+        CROSS JOIN LATERAL (
+            SELECT max(h1.heartbeat_timestamp) AS at FROM public.system_status_history AS h1
+            WHERE h1.service_name = sv.service_name AND h1.heartbeat_timestamp < b.since
+        ) AS newest
+        CROSS JOIN LATERAL (
+            SELECT h2.heartbeat_timestamp, h2.id, h2.status FROM public.system_status_history AS h2
+            WHERE h2.service_name = sv.service_name AND h2.heartbeat_timestamp = newest.at
+            ORDER BY h2.id DESC LIMIT 1
+        ) AS h
+        UNION ALL
+        SELECT sv.service_name, sv.patience, h.heartbeat_timestamp, h.id, h.status::text
+        FROM services AS sv
+        CROSS JOIN bounds AS b
+        JOIN public.system_status_history AS h
+          ON h.service_name = sv.service_name
+         AND h.heartbeat_timestamp >= b.since AND h.heartbeat_timestamp < b.until
+    ), ordered AS (
+        SELECT beats.*,
+               coalesce(lead(beats.at) OVER (PARTITION BY beats.service_name ORDER BY beats.at, beats.id),
+                        b.until) AS next_at
+        FROM beats CROSS JOIN bounds AS b
+    ), pieces AS (
+        SELECT o.service_name, o.status, o.at AS starts,
+               CASE WHEN pystatus.goes_stale(o.status) THEN least(o.next_at, o.at + o.patience)
+                    ELSE o.next_at END AS ends
+        FROM ordered AS o
+        UNION ALL
+        SELECT o.service_name, 'stale', o.at + o.patience, o.next_at
+        FROM ordered AS o
+        WHERE pystatus.goes_stale(o.status) AND o.at + o.patience < o.next_at
+    )
+    SELECT p.service_name, p.status, greatest(p.starts, b.since), least(p.ends, b.until),
+           p.starts < b.since
+    FROM pieces AS p CROSS JOIN bounds AS b
+    WHERE least(p.ends, b.until) > greatest(p.starts, b.since);
+$$;
+
+--
+-- Name: FUNCTION segments(service_name text, since timestamp with time zone, until timestamp with time zone); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.segments(service_name text, since timestamp with time zone, until timestamp with time zone) IS 'History as time-weighted segments within [since, least(until, now())): each row''s status until the next row, and stale from the deadline on when the service fell silent. continued marks a segment that began before since. service_name NULL: every service.';
 
 --
 -- Name: service_name_problem(text); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -543,6 +991,40 @@ CREATE FUNCTION pystatus.service_name_problem(p_service_name text) RETURNS text
 --
 
 COMMENT ON FUNCTION pystatus.service_name_problem(p_service_name text) IS 'Why a service name breaks the naming rules (1-64 characters, not blank, no control characters, no surrounding white space), or NULL when it is valid.';
+
+--
+-- Name: set_expectations(text, interval, interval); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.set_expectations(service_name text, expected_interval interval, grace interval DEFAULT '00:01:00'::interval) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+#variable_conflict use_column
+BEGIN
+    PERFORM pystatus.check_heartbeat(set_expectations.service_name, 'ok', NULL, NULL);
+    IF set_expectations.expected_interval IS NULL OR set_expectations.expected_interval <= interval '0' THEN
+        RAISE EXCEPTION 'invalid expected_interval %: must be positive', set_expectations.expected_interval
+            USING ERRCODE = 'PS005';
+    END IF;
+    IF set_expectations.grace IS NULL OR set_expectations.grace < interval '0' THEN
+        RAISE EXCEPTION 'invalid grace %: must be 0 or more', set_expectations.grace
+            USING ERRCODE = 'PS005';
+    END IF;
+    INSERT INTO pystatus.service_expectations AS e (service_name, expected_interval, grace)
+    VALUES (set_expectations.service_name, set_expectations.expected_interval, set_expectations.grace)
+    ON CONFLICT (service_name) DO UPDATE
+        SET expected_interval = EXCLUDED.expected_interval, grace = EXCLUDED.grace;
+    -- Silence in past history is judged by the new expectations too: recompute its rollups.
+    INSERT INTO pystatus.rollup_dirty (service_name, since)
+    SELECT set_expectations.service_name, min(starts) FROM pystatus.history_partitions;
+END;
+$$;
+
+--
+-- Name: FUNCTION set_expectations(service_name text, expected_interval interval, grace interval); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.set_expectations(service_name text, expected_interval interval, grace interval) IS 'Sets how often a service heartbeats and the grace before silence makes it stale. Applies to its whole raw history (its rollups are recomputed); PS001/PS005 on bad input.';
 
 --
 -- Name: set_history_retention(interval); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -569,16 +1051,38 @@ $_$;
 COMMENT ON FUNCTION pystatus.set_history_retention(retention interval) IS 'Changes how long history is kept; the next maintenance drops partitions that ended longer ago.';
 
 --
+-- Name: set_rollup_retention(interval); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.set_rollup_retention(retention interval) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF retention IS NULL OR retention <= interval '0' THEN
+        RAISE EXCEPTION 'invalid rollup retention %: must be positive', retention USING ERRCODE = 'PS005';
+    END IF;
+    UPDATE pystatus.rollup_state SET retention = set_rollup_retention.retention;
+END;
+$$;
+
+--
+-- Name: FUNCTION set_rollup_retention(retention interval); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.set_rollup_retention(retention interval) IS 'Changes how long hourly and daily rollups are kept (default 400 days).';
+
+--
 -- Name: setup_report(); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
 CREATE FUNCTION pystatus.setup_report(OUT item text, OUT value text, OUT todo text) RETURNS SETOF record
     LANGUAGE plpgsql STABLE
-    AS $_$
+    AS $$
 DECLARE
-    v_job record := pystatus.maintenance_job();
     v_scheduler text := pystatus.maintenance_scheduler();
-    v_scheduled boolean := false;
+    v_jobs text := (SELECT string_agg(format('%s at %L', command, schedule), '; ')
+                    FROM pystatus.maintenance_jobs());
+    v_missing text;
     v_default_rows bigint := pystatus.history_default_rows();
 BEGIN
     item := 'pg_partman';
@@ -603,21 +1107,22 @@ BEGIN
 
     item := 'maintenance scheduler';
     value := v_scheduler;
+    todo := NULL;
     IF v_scheduler = 'pg_cron in this database' THEN
-        EXECUTE 'SELECT EXISTS (SELECT FROM cron.job WHERE jobname = $1)' INTO v_scheduled USING v_job.job_name;
-        value := value || CASE WHEN v_scheduled THEN ': job ' || quote_literal(v_job.job_name) || ' runs '
-                                                    || quote_literal(v_job.schedule) ELSE ': no job' END;
-        todo := CASE WHEN NOT v_scheduled THEN 'run: pystatus schedule (or apply migrations again)' END;
+        EXECUTE 'SELECT string_agg(job_name, '', '') FROM pystatus.maintenance_jobs()
+                 WHERE job_name NOT IN (SELECT jobname FROM cron.job)' INTO v_missing;
+        value := value || ': ' || coalesce('missing ' || v_missing, 'jobs scheduled (' || v_jobs || ')');
+        todo := CASE WHEN v_missing IS NOT NULL THEN 'run: pystatus schedule' END;
     ELSIF v_scheduler LIKE 'pg_cron in database %' THEN
-        todo := format('register the job there: pystatus schedule --cron-dsn "dbname=%s ..." '
-                       '(runs %s at %s)', current_setting('cron.database_name'), v_job.command, v_job.schedule);
+        todo := format('register the jobs there: pystatus schedule --cron-dsn "dbname=%s ..." (%s)',
+                       current_setting('cron.database_name'), v_jobs);
     ELSE
-        todo := format('no pg_cron: run `pystatus maintain` (%s) from another scheduler, hourly',
-                       v_job.command);
+        todo := format('no pg_cron: run `pystatus maintain` every minute from another scheduler (%s)',
+                       v_jobs);
     END IF;
     RETURN NEXT;
 END;
-$_$;
+$$;
 
 --
 -- Name: FUNCTION setup_report(OUT item text, OUT value text, OUT todo text); Type: COMMENT; Schema: pystatus; Owner: -
@@ -625,7 +1130,224 @@ $_$;
 
 COMMENT ON FUNCTION pystatus.setup_report(OUT item text, OUT value text, OUT todo text) IS 'The installation at a glance (pg_partman, partitions, retention, default partition, maintenance scheduling) with, in todo, what is left for the DBA to do.';
 
-SET default_table_access_method = heap;
+--
+-- Name: status_category(text); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.status_category(p_status text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN CASE WHEN (p_status = ANY (ARRAY['ok'::text, 'degraded'::text])) THEN 'up'::text WHEN (p_status = ANY (ARRAY['down'::text, 'stale'::text])) THEN 'down'::text WHEN (p_status = 'maintenance'::text) THEN 'maintenance'::text ELSE 'no data'::text END;
+
+--
+-- Name: FUNCTION status_category(p_status text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.status_category(p_status text) IS 'How a status counts for uptime: up (ok, degraded), down (down, stale), maintenance, or no data (starting, stopping).';
+
+--
+-- Name: sweep(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.sweep() RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_marked integer;
+BEGIN
+    -- The freshness test is on the target row (s), which PostgreSQL re-checks
+    -- if a heartbeat updates it concurrently: a service that just spoke is
+    -- never marked. The history row is dated at the deadline, not now.
+    WITH silent AS (
+        UPDATE public.system_status AS s
+        SET status = 'stale', updated_at = clock_timestamp()
+        FROM pystatus.live_status AS l
+        WHERE l.service_name = s.service_name
+          AND pystatus.goes_stale(s.status)
+          AND s.last_heartbeat + l.expected_interval + l.grace < now()
+        RETURNING s.service_name, s.last_heartbeat + l.expected_interval + l.grace AS deadline
+    ), written AS (
+        INSERT INTO public.system_status_history (heartbeat_timestamp, service_name, status)
+        SELECT deadline, service_name, 'stale' FROM silent
+        RETURNING 1
+    )
+    SELECT count(*) INTO v_marked FROM written;
+    RETURN v_marked;
+END;
+$$;
+
+--
+-- Name: FUNCTION sweep(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.sweep() IS 'Marks services silent past their deadline as stale, in system_status and in history (dated at the deadline), so history holds the outage although the service never wrote again. Idempotent; the service''s next heartbeat ends it. Returns how many it marked.';
+
+--
+-- Name: task_durations(text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.task_durations(service_name text, since timestamp with time zone, until timestamp with time zone DEFAULT now()) RETURNS TABLE(service_name text, task text, started timestamp with time zone, ended timestamp with time zone, duration interval)
+    LANGUAGE sql STABLE
+    AS $$
+    WITH beats AS (
+        SELECT h.heartbeat_timestamp AS at, h.current_task,
+               h.current_task IS DISTINCT FROM lag(h.current_task) OVER (ORDER BY h.heartbeat_timestamp, h.id)
+                   AS changed
+        FROM public.system_status_history AS h
+        WHERE h.service_name = task_durations.service_name
+          AND h.heartbeat_timestamp >= task_durations.since
+          AND h.heartbeat_timestamp < least(task_durations.until, now())
+    ), runs AS (
+        SELECT b.current_task, b.at AS started, lead(b.at) OVER (ORDER BY b.at) AS ended
+        FROM beats AS b WHERE b.changed
+    )
+    SELECT task_durations.service_name, r.current_task, r.started, r.ended,
+           coalesce(r.ended, least(task_durations.until, now())) - r.started
+    FROM runs AS r
+    WHERE r.current_task IS NOT NULL
+    ORDER BY r.started;
+$$;
+
+--
+-- Name: FUNCTION task_durations(service_name text, since timestamp with time zone, until timestamp with time zone); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.task_durations(service_name text, since timestamp with time zone, until timestamp with time zone) IS 'How long each current_task lasted: from the first heartbeat reporting it to the first reporting something else (ended NULL while it runs; duration so far).';
+
+--
+-- Name: transitions(text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.transitions(service_name text, since timestamp with time zone, until timestamp with time zone DEFAULT now()) RETURNS TABLE(service_name text, from_status text, to_status text, at timestamp with time zone)
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT s.service_name, s.previous, s.status, s.starts
+    FROM (
+        SELECT g.*, lag(g.status) OVER (PARTITION BY g.service_name ORDER BY g.starts) AS previous
+        FROM pystatus.segments(transitions.service_name, transitions.since, transitions.until) AS g
+    ) AS s
+    WHERE s.status IS DISTINCT FROM s.previous AND NOT s.continued
+    ORDER BY s.service_name, s.starts;
+$$;
+
+--
+-- Name: FUNCTION transitions(service_name text, since timestamp with time zone, until timestamp with time zone); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.transitions(service_name text, since timestamp with time zone, until timestamp with time zone) IS 'Every status change in [since, until): from (NULL for a service''s first heartbeat), to, at. Silence past the deadline shows as a change to stale. service_name NULL: every service.';
+
+--
+-- Name: trend(text, interval, interval, double precision); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.trend(service_name text, recent interval DEFAULT '1 day'::interval, baseline interval DEFAULT '7 days'::interval, threshold double precision DEFAULT 0.2) RETURNS TABLE(service_name text, recent_samples bigint, recent_p50 double precision, recent_p95 double precision, baseline_samples bigint, baseline_p50 double precision, baseline_p95 double precision, p50_change double precision, p95_change double precision, verdict text)
+    LANGUAGE sql STABLE
+    AS $$
+    WITH samples AS (
+        SELECT h.latency_ms, h.heartbeat_timestamp >= now() - trend.recent AS is_recent
+        FROM public.system_status_history AS h
+        WHERE h.service_name = trend.service_name AND h.latency_ms IS NOT NULL
+          AND h.heartbeat_timestamp >= now() - trend.recent - trend.baseline
+          AND h.heartbeat_timestamp < now()
+    ), stats AS (
+        SELECT count(*) FILTER (WHERE is_recent) AS rn,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE is_recent) AS r50,
+               percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE is_recent) AS r95,
+               count(*) FILTER (WHERE NOT is_recent) AS bn,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE NOT is_recent) AS b50,
+               percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE NOT is_recent) AS b95
+        FROM samples
+    ), changes AS (
+        SELECT stats.*, r50 / nullif(b50, 0) - 1 AS c50, r95 / nullif(b95, 0) - 1 AS c95 FROM stats
+    )
+    SELECT trend.service_name, rn, r50, r95, bn, b50, b95, c50, c95,
+           CASE WHEN rn < 10 OR bn < 10 THEN 'not enough data'
+                WHEN c50 > trend.threshold OR c95 > trend.threshold THEN 'slower'
+                WHEN c50 < -trend.threshold AND c95 < -trend.threshold THEN 'faster'
+                ELSE 'steady' END
+    FROM changes;
+$$;
+
+--
+-- Name: FUNCTION trend(service_name text, recent interval, baseline interval, threshold double precision); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.trend(service_name text, recent interval, baseline interval, threshold double precision) IS 'Is the service getting slower? Compares the latency measure''s median and 95th percentile over the recent window with the baseline window just before it: slower when either rose by more than threshold (default 20 %), faster when both fell by more, otherwise steady; not enough data with fewer than 10 samples on either side.';
+
+--
+-- Name: unschedule_maintenance(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.unschedule_maintenance() RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_removed integer := 0;
+BEGIN
+    IF EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
+        EXECUTE 'SELECT count(cron.unschedule(jobid)) FROM cron.job
+                 WHERE jobname IN (SELECT job_name FROM pystatus.maintenance_jobs())'
+            INTO v_removed;
+    END IF;
+    RETURN v_removed;
+END;
+$$;
+
+--
+-- Name: FUNCTION unschedule_maintenance(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.unschedule_maintenance() IS 'Removes this database''s pystatus jobs from pg_cron when pg_cron lives here; returns how many.';
+
+--
+-- Name: uptime(text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.uptime(service_name text, since timestamp with time zone, until timestamp with time zone DEFAULT now()) RETURNS SETOF pystatus.uptime_report
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT * FROM pystatus.compute_uptime(uptime.service_name, uptime.since, uptime.until, true);
+$$;
+
+--
+-- Name: FUNCTION uptime(service_name text, since timestamp with time zone, until timestamp with time zone); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.uptime(service_name text, since timestamp with time zone, until timestamp with time zone) IS 'Time-weighted uptime of a service (NULL: every service) over [since, until), fast from rollups.';
+
+--
+-- Name: uptime_month(text, date, text); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.uptime_month(service_name text, month date, time_zone text DEFAULT 'UTC'::text) RETURNS SETOF pystatus.uptime_report
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT * FROM pystatus.uptime(
+        uptime_month.service_name,
+        date_trunc('month', uptime_month.month)::timestamp AT TIME ZONE uptime_month.time_zone,
+        (date_trunc('month', uptime_month.month) + interval '1 month')::timestamp AT TIME ZONE uptime_month.time_zone);
+$$;
+
+--
+-- Name: FUNCTION uptime_month(service_name text, month date, time_zone text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.uptime_month(service_name text, month date, time_zone text) IS 'Uptime over the calendar month holding month, in time_zone (default UTC); the current month counts up to now.';
+
+--
+-- Name: uptime_raw(text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.uptime_raw(service_name text, since timestamp with time zone, until timestamp with time zone DEFAULT now()) RETURNS SETOF pystatus.uptime_report
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT * FROM pystatus.compute_uptime(uptime_raw.service_name, uptime_raw.since, uptime_raw.until, false);
+$$;
+
+--
+-- Name: FUNCTION uptime_raw(service_name text, since timestamp with time zone, until timestamp with time zone); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.uptime_raw(service_name text, since timestamp with time zone, until timestamp with time zone) IS 'pystatus.uptime() computed from raw history only: the reference the rollups must equal.';
 
 --
 -- Name: system_status; Type: TABLE; Schema: public; Owner: -
@@ -637,7 +1359,9 @@ CREATE TABLE public.system_status (
     current_task text,
     last_heartbeat timestamp with time zone NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    latency_ms double precision,
     CONSTRAINT system_status_current_task_size CHECK ((octet_length(current_task) <= 4096)),
+    CONSTRAINT system_status_latency_ms_valid CHECK (((latency_ms >= (0)::double precision) AND (latency_ms < 'Infinity'::double precision))),
     CONSTRAINT system_status_service_name_valid CHECK ((pystatus.service_name_problem((service_name)::text) IS NULL)),
     CONSTRAINT system_status_status_valid CHECK (pystatus.is_status((status)::text))
 )
@@ -674,6 +1398,12 @@ COMMENT ON COLUMN public.system_status.last_heartbeat IS 'When the latest heartb
 COMMENT ON COLUMN public.system_status.updated_at IS 'When this row was last written (differs from last_heartbeat for backfilled records).';
 
 --
+-- Name: COLUMN system_status.latency_ms; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.system_status.latency_ms IS 'Optional measure sent with the heartbeat (e.g. a request latency), for trends; NULL when not sent.';
+
+--
 -- Name: system_status_history_default; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -683,7 +1413,8 @@ CREATE TABLE public.system_status_history_default (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     service_name character varying(64) NOT NULL,
     status character varying(16) NOT NULL,
-    current_task text
+    current_task text,
+    latency_ms double precision
 );
 
 --
@@ -738,6 +1469,110 @@ CREATE VIEW pystatus.history_partitions AS
 COMMENT ON VIEW pystatus.history_partitions IS 'Partitions of system_status_history with their bounds [starts, ends); the default partition (is_default) catches rows no partition covers and should stay empty.';
 
 --
+-- Name: service_expectations; Type: TABLE; Schema: pystatus; Owner: -
+--
+
+CREATE TABLE pystatus.service_expectations (
+    service_name character varying(64) NOT NULL,
+    expected_interval interval NOT NULL,
+    grace interval NOT NULL,
+    CONSTRAINT service_expectations_expected_interval_check CHECK ((expected_interval > '00:00:00'::interval)),
+    CONSTRAINT service_expectations_grace_check CHECK ((grace >= '00:00:00'::interval)),
+    CONSTRAINT service_expectations_service_name_valid CHECK ((pystatus.service_name_problem((service_name)::text) IS NULL))
+);
+
+--
+-- Name: TABLE service_expectations; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON TABLE pystatus.service_expectations IS 'How often each service promises to heartbeat, and how much lateness to forgive. Services without a row get the defaults of pystatus.live_status (60 s interval, 60 s grace).';
+
+--
+-- Name: live_status; Type: VIEW; Schema: pystatus; Owner: -
+--
+
+CREATE VIEW pystatus.live_status AS
+ SELECT s.service_name,
+    (
+        CASE
+            WHEN (pystatus.goes_stale((s.status)::text) AND (now() > ((s.last_heartbeat + COALESCE(e.expected_interval, '00:01:00'::interval)) + COALESCE(e.grace, '00:01:00'::interval)))) THEN 'stale'::character varying
+            ELSE s.status
+        END)::character varying(16) AS effective_status,
+    s.status AS reported_status,
+    s.last_heartbeat,
+    (EXTRACT(epoch FROM (now() - s.last_heartbeat)))::double precision AS seconds_since,
+    s.current_task,
+    s.latency_ms,
+    COALESCE(e.expected_interval, '00:01:00'::interval) AS expected_interval,
+    COALESCE(e.grace, '00:01:00'::interval) AS grace,
+    ((s.last_heartbeat + COALESCE(e.expected_interval, '00:01:00'::interval)) + COALESCE(e.grace, '00:01:00'::interval)) AS stale_after
+   FROM (public.system_status s
+     LEFT JOIN pystatus.service_expectations e ON (((e.service_name)::text = (s.service_name)::text)));
+
+--
+-- Name: VIEW live_status; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON VIEW pystatus.live_status IS 'Every service as a dashboard should show it: effective_status is stale once the service has been silent past stale_after (last_heartbeat + expected_interval + grace), even if it never said so. Reads system_status only: as fast as the dashboard''s own query.';
+
+--
+-- Name: rollup_daily; Type: TABLE; Schema: pystatus; Owner: -
+--
+
+CREATE TABLE pystatus.rollup_daily (
+    service_name character varying(64) NOT NULL,
+    bucket timestamp with time zone NOT NULL,
+    up_us bigint NOT NULL,
+    down_us bigint NOT NULL,
+    maintenance_us bigint NOT NULL,
+    heartbeats integer NOT NULL,
+    latency_count integer NOT NULL,
+    latency_avg double precision,
+    latency_p50 double precision,
+    latency_p95 double precision,
+    latency_max double precision
+);
+
+--
+-- Name: TABLE rollup_daily; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON TABLE pystatus.rollup_daily IS 'pystatus.rollup_hourly per UTC day (percentiles computed over the day''s raw rows).';
+
+--
+-- Name: rollup_dirty; Type: TABLE; Schema: pystatus; Owner: -
+--
+
+CREATE TABLE pystatus.rollup_dirty (
+    service_name character varying(64) NOT NULL,
+    since timestamp with time zone NOT NULL
+);
+
+--
+-- Name: TABLE rollup_dirty; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON TABLE pystatus.rollup_dirty IS 'Services whose rollups must be recomputed from since: history rows written late (backfills) or changed expectations. Emptied by pystatus.refresh_rollups().';
+
+--
+-- Name: rollup_state; Type: TABLE; Schema: pystatus; Owner: -
+--
+
+CREATE TABLE pystatus.rollup_state (
+    singleton boolean DEFAULT true NOT NULL,
+    rolled_until timestamp with time zone NOT NULL,
+    retention interval DEFAULT '400 days'::interval NOT NULL,
+    CONSTRAINT rollup_state_retention_check CHECK ((retention > '00:00:00'::interval)),
+    CONSTRAINT rollup_state_singleton_check CHECK (singleton)
+);
+
+--
+-- Name: TABLE rollup_state; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON TABLE pystatus.rollup_state IS 'rolled_until: rollups hold every hour before it (an hour is rolled up 5 minutes after it ends); retention: how long rollups are kept (default 400 days, longer than raw history).';
+
+--
 -- Name: system_status_history_default; Type: TABLE ATTACH; Schema: public; Owner: -
 --
 
@@ -751,6 +1586,34 @@ ALTER TABLE ONLY public.system_status
     ADD CONSTRAINT system_status_pkey PRIMARY KEY (service_name);
 
 --
+-- Name: rollup_daily rollup_daily_pkey; Type: CONSTRAINT; Schema: pystatus; Owner: -
+--
+
+ALTER TABLE ONLY pystatus.rollup_daily
+    ADD CONSTRAINT rollup_daily_pkey PRIMARY KEY (service_name, bucket);
+
+--
+-- Name: rollup_hourly rollup_hourly_pkey; Type: CONSTRAINT; Schema: pystatus; Owner: -
+--
+
+ALTER TABLE ONLY pystatus.rollup_hourly
+    ADD CONSTRAINT rollup_hourly_pkey PRIMARY KEY (service_name, bucket);
+
+--
+-- Name: rollup_state rollup_state_pkey; Type: CONSTRAINT; Schema: pystatus; Owner: -
+--
+
+ALTER TABLE ONLY pystatus.rollup_state
+    ADD CONSTRAINT rollup_state_pkey PRIMARY KEY (singleton);
+
+--
+-- Name: service_expectations service_expectations_pkey; Type: CONSTRAINT; Schema: pystatus; Owner: -
+--
+
+ALTER TABLE ONLY pystatus.service_expectations
+    ADD CONSTRAINT service_expectations_pkey PRIMARY KEY (service_name);
+
+--
 -- Name: system_status_history_service_time; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -761,6 +1624,18 @@ CREATE INDEX system_status_history_service_time ON ONLY public.system_status_his
 --
 
 CREATE INDEX system_status_history_default_service_name_heartbeat_timest_idx ON public.system_status_history_default USING btree (service_name, heartbeat_timestamp DESC);
+
+--
+-- Name: rollup_daily_bucket_idx; Type: INDEX; Schema: pystatus; Owner: -
+--
+
+CREATE INDEX rollup_daily_bucket_idx ON pystatus.rollup_daily USING btree (bucket);
+
+--
+-- Name: rollup_hourly_bucket; Type: INDEX; Schema: pystatus; Owner: -
+--
+
+CREATE INDEX rollup_hourly_bucket ON pystatus.rollup_hourly USING btree (bucket);
 
 --
 -- Name: system_status_history_default_service_name_heartbeat_timest_idx; Type: INDEX ATTACH; Schema: public; Owner: -
@@ -779,6 +1654,18 @@ CREATE TRIGGER system_status_copy_to_history AFTER INSERT OR UPDATE ON public.sy
 --
 
 COMMENT ON TRIGGER system_status_copy_to_history ON public.system_status IS 'Copies every write into system_status_history in the same transaction: if the history insert fails, the status write fails with it.';
+
+--
+-- Name: system_status_history system_status_history_late_rows; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER system_status_history_late_rows AFTER INSERT ON public.system_status_history FOR EACH ROW WHEN ((new.heartbeat_timestamp < (new.created_at - '00:05:00'::interval))) EXECUTE FUNCTION pystatus.mark_rollups_dirty();
+
+--
+-- Name: TRIGGER system_status_history_late_rows ON system_status_history; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER system_status_history_late_rows ON public.system_status_history IS 'Rows dated more than 5 minutes before they were written (backfills) mark rollups dirty.';
 
 --
 -- PostgreSQL database dump complete

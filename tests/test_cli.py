@@ -18,6 +18,7 @@ import pytest
 import pystatus
 from pystatus import cli
 from pystatus.cluster import Cluster
+from pystatus.output import RED, RESET, write_rows
 
 Conn = psycopg.Connection[Any]
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,31 +32,49 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 def test_status_in_each_format(db: Conn, dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
     pystatus.heartbeat(db, "librarian", "ok", "indexing")
-    pystatus.heartbeat(db, "scheduler", "down")
+    pystatus.record_heartbeat(db, "scheduler", "ok", None, _ago(db, minutes=10))
 
     code, out, _ = run(capsys, "status", "--dsn", dsn)
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == [
-        "service_name",
-        "status",
-        "current_task",
-        "last_heartbeat",
-        "updated_at",
-    ]
-    assert lines[2].split()[:3] == ["librarian", "ok", "indexing"]
-    assert lines[3].split()[:2] == ["scheduler", "down"]
+    assert lines[0].split() == ["service", "status", "last", "heartbeat", "age", "task"]
+    assert lines[2].split()[:2] == ["librarian", "ok"] and lines[2].split()[-1] == "indexing"
+    assert lines[3].split()[:2] == ["scheduler", "stale"]  # silent for 10 minutes
+    assert "600s ago" in lines[3] or "601s ago" in lines[3]
 
     code, out, _ = run(capsys, "status", "--dsn", dsn, "--format", "json")
     records = json.loads(out)
-    assert [(r["service_name"], r["status"], r["current_task"]) for r in records] == [
-        ("librarian", "ok", "indexing"),
-        ("scheduler", "down", None),
+    assert [(r["service_name"], r["effective_status"], r["reported_status"]) for r in records] == [
+        ("librarian", "ok", "ok"),
+        ("scheduler", "stale", "ok"),
     ]
 
     code, out, _ = run(capsys, "status", "--dsn", dsn, "--format", "csv")
     rows = list(csv.reader(io.StringIO(out)))
-    assert rows[0][:2] == ["service_name", "status"] and rows[2][:2] == ["scheduler", "down"]
+    assert rows[0][:2] == ["service_name", "effective_status"] and rows[2][:2] == [
+        "scheduler",
+        "stale",
+    ]
+
+
+def test_stale_rows_are_red_in_a_table() -> None:
+    out = io.StringIO()
+    write_rows(
+        ["service", "status"],
+        [["a", "ok"], ["b", "stale"]],
+        "table",
+        out,
+        emphasize=lambda row: row[1] == "stale",
+    )
+    lines = out.getvalue().splitlines()
+    assert lines[2] == "a        ok"
+    assert lines[3] == f"{RED}b        stale{RESET}"
+
+
+def _ago(db: Conn, **delta: int) -> Any:
+    from datetime import timedelta
+
+    return db.execute("SELECT now()").fetchone()[0] - timedelta(**delta)  # type: ignore[index]
 
 
 def test_history_since(db: Conn, dsn: str, capsys: pytest.CaptureFixture[str]) -> None:

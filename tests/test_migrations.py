@@ -14,7 +14,7 @@ from pystatus.cluster import Cluster
 from tests.helpers import one
 from tests.schema_snapshot import SNAPSHOT, dump_schema
 
-ALL = ["0001_foundation"]
+ALL = ["0001_foundation", "0002_history_answers"]
 
 # The seed's table, as a seed install has it.
 SEED_TABLE = """
@@ -89,6 +89,7 @@ def test_adopting_a_seed_install_keeps_every_row_and_reads_times_in_the_given_zo
             "indexing",
             datetime(2026, 11, 29, 9, 0, 0, tzinfo=timezone.utc),  # 10:00 in Berlin (UTC+1)
             datetime(2026, 11, 29, 9, 0, 1, tzinfo=timezone.utc),
+            None,  # latency_ms, the one column pystatus adds
         )
         # A missing updated_at takes the row's last heartbeat.
         scheduler = db.execute(

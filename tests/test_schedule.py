@@ -10,12 +10,21 @@ from typing import Any
 import psycopg
 import pytest
 
+import pystatus
 from pystatus import cli, migrations
 from pystatus.cluster import Cluster
 from tests.helpers import one
 
 Conn = psycopg.Connection[Any]
-COMMAND = "SELECT pystatus.maintain()"
+MAINTAIN = "SELECT pystatus.maintain()"
+REFRESH = "SELECT pystatus.refresh()"
+
+
+def expected_jobs(database: str) -> list[tuple[str, str, str, str]]:
+    return [
+        (f"pystatus-maintain:{database}", "7 * * * *", MAINTAIN, database),
+        (f"pystatus-refresh:{database}", "* * * * *", REFRESH, database),
+    ]
 
 
 @pytest.fixture
@@ -57,20 +66,19 @@ def test_pg_cron_in_this_database_the_migration_schedules_the_job(
     dsn = cluster.dsn("postgres")
     try:
         migrations.apply(dsn)
-        assert jobs(cron_db) == [("pystatus-maintain:postgres", "7 * * * *", COMMAND, "postgres")]
+        assert jobs(cron_db) == expected_jobs("postgres")
         value, todo = report(dsn)["maintenance scheduler"]
-        assert value.startswith("pg_cron in this database: job") and todo is None
-        # The job's command really performs maintenance.
+        assert value.startswith("pg_cron in this database: jobs scheduled") and todo is None
+        # The maintenance job's command really performs maintenance.
         hole = make_a_hole(cron_db)
-        (command,) = cron_db.execute(
-            "SELECT command FROM cron.job WHERE jobname LIKE 'pystatus-%'"
-        ).fetchone()  # type: ignore[misc]
-        cron_db.execute(command)
+        cron_db.execute(jobs(cron_db)[0][2])
         assert one(cron_db, "SELECT to_regclass(%s)", (hole,)) is not None
+        migrations.rollback(dsn)
+        assert jobs(cron_db) == expected_jobs("postgres")[:1]  # 0002 took its job with it
         migrations.rollback(dsn)
         assert jobs(cron_db) == []
     finally:
-        migrations.rollback(dsn)
+        migrations.rollback(dsn, count=None)
         cron_db.execute(
             "DROP TABLE IF EXISTS system_status, _yoyo_log, _yoyo_migration,"
             " _yoyo_version, yoyo_lock"
@@ -87,10 +95,10 @@ def test_pg_cron_in_another_database_a_command_registers_the_job_there(
     assert todo is not None and "pystatus schedule --cron-dsn" in todo
 
     assert cli.main(["schedule", "--dsn", dsn, "--cron-dsn", cluster.dsn("postgres")]) == 0
-    assert jobs(cron_db) == [(f"pystatus-maintain:{database}", "7 * * * *", COMMAND, database)]
-    # Registering again updates the job rather than adding a second one.
+    assert jobs(cron_db) == expected_jobs(database)
+    # Registering again updates the jobs rather than adding more.
     assert cli.main(["schedule", "--dsn", dsn, "--cron-dsn", cluster.dsn("postgres")]) == 0
-    assert len(jobs(cron_db)) == 1
+    assert len(jobs(cron_db)) == 2
 
     # The command, run in the job's database, performs maintenance.
     hole = make_a_hole(db)
@@ -112,26 +120,34 @@ def test_schedule_without_cron_dsn_explains_what_to_do(
 
 
 @pytest.mark.slow
-def test_pg_cron_really_runs_the_maintenance_job(cron_db: Conn, db: Conn) -> None:
-    database = db.info.dbname
+def test_pg_cron_really_runs_both_jobs(cron_db: Conn, db: Conn, dsn: str) -> None:
     hole = make_a_hole(db)
-    job_id = one(
-        cron_db,
-        "SELECT cron.schedule_in_database('pystatus-maintain:test', '* * * * *', %s, %s)",
-        (COMMAND, database),
+    # A service silent for ten minutes: the refresh job's sweeper must mark it stale.
+    pystatus.record_heartbeat(
+        db, "silent", "ok", None, one(db, "SELECT now() - interval '10 minutes'")
     )
+    database = db.info.dbname
+    job_ids = [
+        one(
+            cron_db,
+            "SELECT cron.schedule_in_database(%s, '* * * * *', %s, %s)",
+            (f"pystatus-test-{n}", command, database),
+        )
+        for n, command in enumerate([MAINTAIN, REFRESH])
+    ]
     deadline = time.monotonic() + 150
-    status = None
-    while time.monotonic() < deadline and status is None:
+    runs: list[tuple[Any, ...]] = []
+    while time.monotonic() < deadline and len(runs) < 2:
         time.sleep(2)
-        status = cron_db.execute(
-            "SELECT status, return_message FROM cron.job_run_details"
-            " WHERE jobid = %s AND status IN ('succeeded', 'failed')",
-            (job_id,),
-        ).fetchone()
-    assert status is not None, "pg_cron did not run the job within 150 s"
-    assert status[0] == "succeeded", status
+        runs = cron_db.execute(
+            "SELECT DISTINCT ON (jobid) jobid, status, return_message FROM cron.job_run_details"
+            " WHERE jobid = ANY(%s) AND status IN ('succeeded', 'failed') ORDER BY jobid, runid",
+            (job_ids,),
+        ).fetchall()
+    assert len(runs) == 2, f"pg_cron did not run both jobs within 150 s: {runs}"
+    assert all(status == "succeeded" for _, status, _ in runs), runs
     assert one(db, "SELECT to_regclass(%s)", (hole,)) is not None
+    assert one(db, "SELECT status FROM system_status WHERE service_name = 'silent'") == "stale"
 
 
 @pytest.fixture(scope="module")

@@ -5,22 +5,16 @@
 -- 3. Maintenance schedule
 ------------------------------------------------------------------------------
 
--- Unschedule the job when pg_cron lives here. A job registered in
--- another database must be removed there: `pystatus schedule --cron-dsn ... --remove`.
+-- Unschedule the jobs when pg_cron lives here. Jobs registered in another
+-- database must be removed there: `pystatus schedule --cron-dsn ... --remove`.
 
-DO $$
-BEGIN
-    IF EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
-        PERFORM cron.unschedule(jobid) FROM cron.job
-        WHERE jobname = (pystatus.maintenance_job()).job_name;
-    END IF;
-END;
-$$;
+DO $$ BEGIN PERFORM pystatus.unschedule_maintenance(); END $$;
 
 DROP FUNCTION pystatus.setup_report();
 DROP FUNCTION pystatus.schedule_maintenance();
+DROP FUNCTION pystatus.unschedule_maintenance();
 DROP FUNCTION pystatus.maintenance_scheduler();
-DROP FUNCTION pystatus.maintenance_job();
+DROP FUNCTION pystatus.maintenance_jobs();
 
 ------------------------------------------------------------------------------
 -- 2. Partitions
@@ -44,7 +38,7 @@ BEGIN
 END;
 $$;
 
-DROP FUNCTION pystatus.record_heartbeat(text, text, text, timestamptz);
+DROP FUNCTION pystatus.record_heartbeat(text, text, text, timestamptz, double precision);
 DROP FUNCTION pystatus.move_default_rows();
 DROP FUNCTION pystatus.maintain();
 DROP FUNCTION pystatus.create_history_partitions(timestamptz, timestamptz);
@@ -73,6 +67,7 @@ BEGIN
             DROP CONSTRAINT system_status_service_name_valid,
             DROP CONSTRAINT system_status_status_valid,
             DROP CONSTRAINT system_status_current_task_size,
+            DROP COLUMN latency_ms,
             RESET (fillfactor),
             ALTER COLUMN updated_at DROP NOT NULL,
             ALTER COLUMN last_heartbeat TYPE timestamp USING last_heartbeat AT TIME ZONE %1$L,

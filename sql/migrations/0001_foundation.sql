@@ -54,7 +54,8 @@ COMMENT ON FUNCTION pystatus.is_status(text) IS
     'The status vocabulary: what services report (ok, degraded, down, starting, stopping, '
     'maintenance) plus stale, which only pystatus writes, when a service falls silent.';
 
-CREATE FUNCTION pystatus.check_heartbeat(p_service_name text, p_status text, p_current_task text)
+CREATE FUNCTION pystatus.check_heartbeat(
+    p_service_name text, p_status text, p_current_task text, p_latency_ms double precision)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $$
@@ -83,10 +84,14 @@ BEGIN
         RAISE EXCEPTION 'invalid current_task: it is % bytes, the limit is 4096 bytes', octet_length(p_current_task)
             USING ERRCODE = 'PS003';
     END IF;
+    IF p_latency_ms < 0 OR p_latency_ms >= 'Infinity' THEN  -- NaN sorts above Infinity
+        RAISE EXCEPTION 'invalid latency_ms %: must be a finite number, 0 or more', p_latency_ms
+            USING ERRCODE = 'PS006';
+    END IF;
 END;
 $$;
-COMMENT ON FUNCTION pystatus.check_heartbeat(text, text, text) IS
-    'Raises a clear error (SQLSTATE PS001 name, PS002 status, PS003 task) for a heartbeat '
+COMMENT ON FUNCTION pystatus.check_heartbeat(text, text, text, double precision) IS
+    'Raises a clear error (SQLSTATE PS001 name, PS002 status, PS003 task, PS006 latency) for a heartbeat '
     'that breaks the rules; the heartbeat functions call it before writing anything.';
 
 ------------------------------------------------------------------------------
@@ -98,7 +103,8 @@ CREATE TABLE IF NOT EXISTS public.system_status (
     status varchar(16) NOT NULL,
     current_task text,
     last_heartbeat timestamptz NOT NULL,
-    updated_at timestamptz NOT NULL DEFAULT now()
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    latency_ms double precision
 );
 
 -- Adoption: a seed-shaped table has TIMESTAMP columns holding naive local times.
@@ -162,7 +168,9 @@ ALTER TABLE public.system_status
     ADD CONSTRAINT system_status_service_name_valid
         CHECK (pystatus.service_name_problem(service_name) IS NULL),
     ADD CONSTRAINT system_status_status_valid CHECK (pystatus.is_status(status)),
-    ADD CONSTRAINT system_status_current_task_size CHECK (octet_length(current_task) <= 4096);
+    ADD CONSTRAINT system_status_current_task_size CHECK (octet_length(current_task) <= 4096),
+    ADD COLUMN IF NOT EXISTS latency_ms double precision,
+    ADD CONSTRAINT system_status_latency_ms_valid CHECK (latency_ms >= 0 AND latency_ms < 'Infinity');
 
 COMMENT ON TABLE public.system_status IS
     'Current status, one row per service, updated in place by pystatus.heartbeat(). '
@@ -172,6 +180,8 @@ COMMENT ON COLUMN public.system_status.status IS
 COMMENT ON COLUMN public.system_status.current_task IS 'What the service says it is doing; at most 4096 bytes.';
 COMMENT ON COLUMN public.system_status.last_heartbeat IS
     'When the latest heartbeat was recorded, by the database server''s clock.';
+COMMENT ON COLUMN public.system_status.latency_ms IS
+    'Optional measure sent with the heartbeat (e.g. a request latency), for trends; NULL when not sent.';
 COMMENT ON COLUMN public.system_status.updated_at IS
     'When this row was last written (differs from last_heartbeat for backfilled records).';
 
@@ -181,7 +191,8 @@ CREATE TABLE public.system_status_history (
     created_at timestamptz NOT NULL DEFAULT now(),
     service_name varchar(64) NOT NULL,
     status varchar(16) NOT NULL,
-    current_task text
+    current_task text,
+    latency_ms double precision
 ) PARTITION BY RANGE (heartbeat_timestamp);
 
 CREATE INDEX system_status_history_service_time
@@ -209,9 +220,14 @@ RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 BEGIN
+    -- The staleness sweeper marks a silent service stale without a new
+    -- heartbeat, and writes that history row itself, dated at the deadline.
+    IF TG_OP = 'UPDATE' AND NEW.status = 'stale' AND NEW.last_heartbeat = OLD.last_heartbeat THEN
+        RETURN NULL;
+    END IF;
     INSERT INTO public.system_status_history
-        (heartbeat_timestamp, service_name, status, current_task)
-    VALUES (NEW.last_heartbeat, NEW.service_name, NEW.status, NEW.current_task);
+        (heartbeat_timestamp, service_name, status, current_task, latency_ms)
+    VALUES (NEW.last_heartbeat, NEW.service_name, NEW.status, NEW.current_task, NEW.latency_ms);
     RETURN NULL;
 END;
 $$;
@@ -232,7 +248,8 @@ COMMENT ON TRIGGER system_status_copy_to_history ON public.system_status IS
 CREATE FUNCTION pystatus.heartbeat(
     service_name text,
     status text DEFAULT 'ok',
-    current_task text DEFAULT NULL)
+    current_task text DEFAULT NULL,
+    latency_ms double precision DEFAULT NULL)
 RETURNS timestamptz
 LANGUAGE plpgsql
 AS $$
@@ -240,25 +257,28 @@ AS $$
 DECLARE
     v_recorded_at timestamptz;
 BEGIN
-    PERFORM pystatus.check_heartbeat(heartbeat.service_name, heartbeat.status, heartbeat.current_task);
+    PERFORM pystatus.check_heartbeat(heartbeat.service_name, heartbeat.status, heartbeat.current_task,
+                                     heartbeat.latency_ms);
     -- clock_timestamp() in SET is read after the row lock is taken, so a
     -- service's heartbeats are recorded in the order they were applied.
     INSERT INTO public.system_status AS current
-        (service_name, status, current_task, last_heartbeat, updated_at)
-    VALUES (heartbeat.service_name, heartbeat.status, heartbeat.current_task,
+        (service_name, status, current_task, latency_ms, last_heartbeat, updated_at)
+    VALUES (heartbeat.service_name, heartbeat.status, heartbeat.current_task, heartbeat.latency_ms,
             clock_timestamp(), clock_timestamp())
     ON CONFLICT (service_name) DO UPDATE
         SET status = EXCLUDED.status,
             current_task = EXCLUDED.current_task,
+            latency_ms = EXCLUDED.latency_ms,
             last_heartbeat = clock_timestamp(),
             updated_at = clock_timestamp()
     RETURNING current.last_heartbeat INTO v_recorded_at;
     RETURN v_recorded_at;
 END;
 $$;
-COMMENT ON FUNCTION pystatus.heartbeat(text, text, text) IS
+COMMENT ON FUNCTION pystatus.heartbeat(text, text, text, double precision) IS
     'Records a heartbeat at the database server''s clock: upserts system_status (the trigger '
-    'copies it to history) and returns the recorded time. Bad input raises PS001-PS003.';
+    'copies it to history) and returns the recorded time. latency_ms is an optional measure '
+    'for trends. Bad input raises PS001-PS003, PS006.';
 
 CREATE FUNCTION pystatus.history(
     service_name text,
@@ -533,7 +553,8 @@ CREATE FUNCTION pystatus.record_heartbeat(
     service_name text,
     status text,
     current_task text,
-    at timestamptz)
+    at timestamptz,
+    latency_ms double precision DEFAULT NULL)
 RETURNS boolean
 LANGUAGE plpgsql
 AS $$
@@ -542,7 +563,7 @@ DECLARE
     v_oldest timestamptz;
 BEGIN
     PERFORM pystatus.check_heartbeat(record_heartbeat.service_name, record_heartbeat.status,
-                                     record_heartbeat.current_task);
+                                     record_heartbeat.current_task, record_heartbeat.latency_ms);
     IF at IS NULL OR NOT isfinite(at) THEN
         RAISE EXCEPTION 'invalid time %: must be a finite timestamp', quote_nullable(at)
             USING ERRCODE = 'PS004';
@@ -559,12 +580,13 @@ BEGIN
     END IF;
 
     INSERT INTO public.system_status AS current
-        (service_name, status, current_task, last_heartbeat, updated_at)
+        (service_name, status, current_task, latency_ms, last_heartbeat, updated_at)
     VALUES (record_heartbeat.service_name, record_heartbeat.status, record_heartbeat.current_task,
-            record_heartbeat.at, clock_timestamp())
+            record_heartbeat.latency_ms, record_heartbeat.at, clock_timestamp())
     ON CONFLICT (service_name) DO UPDATE
         SET status = EXCLUDED.status,
             current_task = EXCLUDED.current_task,
+            latency_ms = EXCLUDED.latency_ms,
             last_heartbeat = EXCLUDED.last_heartbeat,
             updated_at = EXCLUDED.updated_at
         WHERE current.last_heartbeat <= EXCLUDED.last_heartbeat;
@@ -572,13 +594,14 @@ BEGIN
         RETURN true;  -- the trigger wrote the history row
     END IF;
     -- Older than the current row: history only.
-    INSERT INTO public.system_status_history (heartbeat_timestamp, service_name, status, current_task)
+    INSERT INTO public.system_status_history
+        (heartbeat_timestamp, service_name, status, current_task, latency_ms)
     VALUES (record_heartbeat.at, record_heartbeat.service_name, record_heartbeat.status,
-            record_heartbeat.current_task);
+            record_heartbeat.current_task, record_heartbeat.latency_ms);
     RETURN false;
 END;
 $$;
-COMMENT ON FUNCTION pystatus.record_heartbeat(text, text, text, timestamptz) IS
+COMMENT ON FUNCTION pystatus.record_heartbeat(text, text, text, timestamptz, double precision) IS
     'For imports and backfills: records a heartbeat at an explicit past time. It becomes the '
     'current status only if it is not older than the service''s last heartbeat (returns true); '
     'otherwise it goes to history only (returns false). Times in the future or before the oldest '
@@ -595,16 +618,16 @@ COMMENT ON FUNCTION pystatus.record_heartbeat(text, text, text, timestamptz) IS
 --                                   it there with cron.schedule_in_database;
 --   no pg_cron                      `pystatus maintain` from any scheduler.
 
-CREATE FUNCTION pystatus.maintenance_job(
-    OUT job_name text, OUT schedule text, OUT command text, OUT database text)
+CREATE FUNCTION pystatus.maintenance_jobs()
+RETURNS TABLE (job_name text, schedule text, command text, database text)
 LANGUAGE sql STABLE
 AS $$
     SELECT 'pystatus-maintain:' || current_database(), '7 * * * *',
            'SELECT pystatus.maintain()', current_database()::text;
 $$;
-COMMENT ON FUNCTION pystatus.maintenance_job() IS
-    'The pg_cron job that maintains this database''s history partitions: name, schedule '
-    '(hourly), command and the database it runs in.';
+COMMENT ON FUNCTION pystatus.maintenance_jobs() IS
+    'The pg_cron jobs that keep this database''s history in shape: name, schedule, command and '
+    'the database each runs in.';
 
 CREATE FUNCTION pystatus.maintenance_scheduler()
 RETURNS text
@@ -626,8 +649,6 @@ CREATE FUNCTION pystatus.schedule_maintenance()
 RETURNS boolean
 LANGUAGE plpgsql
 AS $$
-DECLARE
-    v_job record := pystatus.maintenance_job();
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron')
        AND current_setting('cron.database_name', true) = current_database() THEN
@@ -641,13 +662,31 @@ BEGIN
         RETURN false;
     END IF;
     -- cron.schedule with a job name updates the job of that name: re-running is harmless.
-    EXECUTE 'SELECT cron.schedule($1, $2, $3)' USING v_job.job_name, v_job.schedule, v_job.command;
+    EXECUTE 'SELECT count(cron.schedule(job_name, schedule, command)) FROM pystatus.maintenance_jobs()';
     RETURN true;
 END;
 $$;
 COMMENT ON FUNCTION pystatus.schedule_maintenance() IS
-    'Schedules pystatus.maintain() with pg_cron when pg_cron lives in this database (creating '
-    'the extension if it is preloaded for this database); false when it cannot be done from here.';
+    'Schedules pystatus.maintenance_jobs() with pg_cron when pg_cron lives in this database '
+    '(creating the extension if it is preloaded for this database); false when it cannot be done from here.';
+
+CREATE FUNCTION pystatus.unschedule_maintenance()
+RETURNS integer
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_removed integer := 0;
+BEGIN
+    IF EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
+        EXECUTE 'SELECT count(cron.unschedule(jobid)) FROM cron.job
+                 WHERE jobname IN (SELECT job_name FROM pystatus.maintenance_jobs())'
+            INTO v_removed;
+    END IF;
+    RETURN v_removed;
+END;
+$$;
+COMMENT ON FUNCTION pystatus.unschedule_maintenance() IS
+    'Removes this database''s pystatus jobs from pg_cron when pg_cron lives here; returns how many.';
 
 DO $$ BEGIN PERFORM pystatus.schedule_maintenance(); END $$;
 
@@ -656,9 +695,10 @@ RETURNS SETOF record
 LANGUAGE plpgsql STABLE
 AS $$
 DECLARE
-    v_job record := pystatus.maintenance_job();
     v_scheduler text := pystatus.maintenance_scheduler();
-    v_scheduled boolean := false;
+    v_jobs text := (SELECT string_agg(format('%s at %L', command, schedule), '; ')
+                    FROM pystatus.maintenance_jobs());
+    v_missing text;
     v_default_rows bigint := pystatus.history_default_rows();
 BEGIN
     item := 'pg_partman';
@@ -683,17 +723,18 @@ BEGIN
 
     item := 'maintenance scheduler';
     value := v_scheduler;
+    todo := NULL;
     IF v_scheduler = 'pg_cron in this database' THEN
-        EXECUTE 'SELECT EXISTS (SELECT FROM cron.job WHERE jobname = $1)' INTO v_scheduled USING v_job.job_name;
-        value := value || CASE WHEN v_scheduled THEN ': job ' || quote_literal(v_job.job_name) || ' runs '
-                                                    || quote_literal(v_job.schedule) ELSE ': no job' END;
-        todo := CASE WHEN NOT v_scheduled THEN 'run: pystatus schedule (or apply migrations again)' END;
+        EXECUTE 'SELECT string_agg(job_name, '', '') FROM pystatus.maintenance_jobs()
+                 WHERE job_name NOT IN (SELECT jobname FROM cron.job)' INTO v_missing;
+        value := value || ': ' || coalesce('missing ' || v_missing, 'jobs scheduled (' || v_jobs || ')');
+        todo := CASE WHEN v_missing IS NOT NULL THEN 'run: pystatus schedule' END;
     ELSIF v_scheduler LIKE 'pg_cron in database %' THEN
-        todo := format('register the job there: pystatus schedule --cron-dsn "dbname=%s ..." '
-                       '(runs %s at %s)', current_setting('cron.database_name'), v_job.command, v_job.schedule);
+        todo := format('register the jobs there: pystatus schedule --cron-dsn "dbname=%s ..." (%s)',
+                       current_setting('cron.database_name'), v_jobs);
     ELSE
-        todo := format('no pg_cron: run `pystatus maintain` (%s) from another scheduler, hourly',
-                       v_job.command);
+        todo := format('no pg_cron: run `pystatus maintain` every minute from another scheduler (%s)',
+                       v_jobs);
     END IF;
     RETURN NEXT;
 END;
