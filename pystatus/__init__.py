@@ -26,6 +26,7 @@ from pystatus.client import (
 from pystatus.errors import (
     DatabaseUnavailable,
     InvalidInput,
+    InvalidMeasure,
     InvalidServiceName,
     InvalidSetting,
     InvalidStatus,
@@ -41,6 +42,7 @@ __all__ = [
     "Heartbeat",
     "Incident",
     "InvalidInput",
+    "InvalidMeasure",
     "InvalidServiceName",
     "InvalidSetting",
     "InvalidStatus",

@@ -33,6 +33,10 @@ class InvalidTime(InvalidInput):
     """A backfilled time is finite, not in the future and within the history partitions."""
 
 
+class InvalidMeasure(InvalidInput):
+    """latency_ms is a finite number, 0 or more."""
+
+
 class InvalidSetting(InvalidInput):
     """A setting (retention, interval, ...) has an impossible value."""
 
@@ -52,11 +56,13 @@ SQLSTATE_ERRORS: dict[str, type[PystatusError]] = {
     "PS003": InvalidTask,
     "PS004": InvalidTime,
     "PS005": InvalidSetting,
+    "PS006": InvalidMeasure,
     "PS010": NotInstalled,
     "3F000": NotInstalled,  # invalid_schema_name: no pystatus schema
     "42883": NotInstalled,  # undefined_function: schema older than the client
     "22007": InvalidInput,  # invalid_datetime_format, e.g. a bad --since
     "22P02": InvalidInput,  # invalid_text_representation
+    "22023": InvalidInput,  # invalid_parameter_value, e.g. an unknown time zone
 }
 
 

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -72,15 +73,15 @@ def test_stale_rows_are_red_in_a_table() -> None:
 
 
 def _ago(db: Conn, **delta: int) -> Any:
-    from datetime import timedelta
-
     return db.execute("SELECT now()").fetchone()[0] - timedelta(**delta)  # type: ignore[index]
 
 
 def test_history_since(db: Conn, dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
     now = pystatus.heartbeat(db, "librarian", "degraded")
-    pystatus.record_heartbeat(db, "librarian", "ok", None, now.replace(microsecond=0) - _hours(3))
-    pystatus.record_heartbeat(db, "librarian", "down", None, now - _hours(30))
+    pystatus.record_heartbeat(
+        db, "librarian", "ok", None, now.replace(microsecond=0) - timedelta(hours=3)
+    )
+    pystatus.record_heartbeat(db, "librarian", "down", None, now - timedelta(hours=30))
 
     code, out, _ = run(
         capsys, "history", "librarian", "--since", "1d", "--dsn", dsn, "--format", "json"
@@ -91,12 +92,6 @@ def test_history_since(db: Conn, dsn: str, capsys: pytest.CaptureFixture[str]) -
         capsys, "history", "librarian", "--since", "2 days", "--dsn", dsn, "--format", "json"
     )
     assert [r["status"] for r in json.loads(out)] == ["degraded", "ok", "down"]
-
-
-def _hours(n: int) -> Any:
-    from datetime import timedelta
-
-    return timedelta(hours=n)
 
 
 def test_bad_since_is_a_clear_error(db: Conn, dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -206,3 +201,59 @@ def test_dsn_from_libpq_variables(
         monkeypatch.setenv(name, value)
     assert run(capsys, "heartbeat", "from-pg-vars")[0] == 0
     assert db.execute("SELECT service_name FROM system_status").fetchone() == ("from-pg-vars",)
+
+
+def test_answer_commands(db: Conn, dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
+    now = _ago(db, minutes=0)
+    for minute in range(30, 9, -1):  # up until 10 minutes ago, then silent
+        at = now - timedelta(minutes=minute)
+        pystatus.record_heartbeat(db, "librarian", "ok", "indexing", at, 12.5)
+
+    code, out, _ = run(capsys, "incidents", "librarian", "--dsn", dsn, "--format", "json")
+    [incident] = json.loads(out)
+    assert (incident["cause"], incident["ended"]) == ("silence", None)
+
+    code, out, _ = run(
+        capsys, "transitions", "librarian", "--since", "1h", "--dsn", dsn, "--format", "json"
+    )
+    assert [t["to_status"] for t in json.loads(out)] == ["ok", "stale"]
+
+    code, out, _ = run(capsys, "uptime", "--days", "1", "--dsn", dsn, "--format", "json")
+    [report] = json.loads(out)
+    assert report["service_name"] == "librarian" and float(report["up_seconds"]) == 22 * 60
+
+    code, out, _ = run(
+        capsys,
+        "uptime",
+        "librarian",
+        "--month",
+        now.strftime("%Y-%m"),
+        "--dsn",
+        dsn,
+        "--format",
+        "csv",
+    )
+    assert code == 0 and out.splitlines()[1].startswith("librarian,")
+
+    code, out, _ = run(capsys, "trend", "librarian", "--dsn", dsn, "--format", "json")
+    assert json.loads(out)[0]["verdict"] == "not enough data"
+
+    code, out, _ = run(capsys, "tasks", "librarian", "--dsn", dsn, "--format", "json")
+    assert [t["task"] for t in json.loads(out)] == ["indexing"]
+
+    code, out, _ = run(capsys, "expect", "librarian", "--interval", "1 hour", "--dsn", dsn)
+    assert code == 0 and "every 1 hour" in out
+    code, out, _ = run(capsys, "status", "--dsn", dsn, "--format", "json")
+    assert json.loads(out)[0]["effective_status"] == "ok"  # an hour's patience now
+
+    code, _, err = run(capsys, "uptime", "--month", "2026-13", "--dsn", dsn)
+    assert code == 1 and "pystatus: error:" in err
+    code, _, err = run(capsys, "expect", "librarian", "--interval", "-5 minutes", "--dsn", dsn)
+    assert code == 1 and "must be positive" in err
+
+
+def test_maintain_runs_every_job(db: Conn, dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
+    pystatus.record_heartbeat(db, "silent", "ok", None, _ago(db, minutes=10))
+    code, out, _ = run(capsys, "maintain", "--dsn", dsn)
+    refresh, maintain = (json.loads(line) for line in out.splitlines())
+    assert code == 0 and refresh["marked_stale"] == 1 and "dropped" in maintain

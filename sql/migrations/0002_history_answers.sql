@@ -210,13 +210,21 @@ CREATE FUNCTION pystatus.transitions(
 RETURNS TABLE (service_name text, from_status text, to_status text, at timestamptz)
 LANGUAGE sql STABLE
 AS $$
-    SELECT s.service_name, s.previous, s.status, s.starts
-    FROM (
-        SELECT g.*, lag(g.status) OVER (PARTITION BY g.service_name ORDER BY g.starts) AS previous
+    WITH before AS (  -- each service's status just before the window
+        SELECT b.service_name, b.status
+        FROM pystatus.segments(transitions.service_name, transitions.since - interval '1 microsecond',
+                               transitions.since) AS b
+    ), changes AS (
+        SELECT g.service_name, g.status, g.starts,
+               coalesce(lag(g.status) OVER (PARTITION BY g.service_name ORDER BY g.starts),
+                        (SELECT b.status FROM before AS b WHERE b.service_name = g.service_name))
+                   AS previous
         FROM pystatus.segments(transitions.service_name, transitions.since, transitions.until) AS g
-    ) AS s
-    WHERE s.status IS DISTINCT FROM s.previous AND NOT s.continued
-    ORDER BY s.service_name, s.starts;
+    )
+    SELECT c.service_name, c.previous, c.status, c.starts
+    FROM changes AS c
+    WHERE c.status IS DISTINCT FROM c.previous
+    ORDER BY c.service_name, c.starts;
 $$;
 COMMENT ON FUNCTION pystatus.transitions(text, timestamptz, timestamptz) IS
     'Every status change in [since, until): from (NULL for a service''s first heartbeat), to, at. '

@@ -1,0 +1,103 @@
+"""Property: uptime from rollups equals uptime from raw history, on random
+histories with silences, flapping, maintenance, planned stops, out-of-order
+backfills and month boundaries, for random windows."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import pystatus
+from tests.helpers import one
+
+Conn = psycopg.Connection[Any]
+STATUSES = ["ok", "ok", "ok", "degraded", "down", "starting", "stopping", "maintenance"]
+
+# One event: seconds since the previous one (short, or a long silence) and a status.
+events = st.lists(
+    st.tuples(
+        st.one_of(st.integers(1, 120), st.integers(121, 3 * 3600)),
+        st.sampled_from(STATUSES),
+    ),
+    min_size=1,
+    max_size=40,
+)
+service_histories = st.lists(
+    st.tuples(
+        events,
+        st.integers(10, 600),  # expected interval, seconds
+        st.integers(0, 300),  # grace, seconds
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+def reset(db: Conn, rolled_until: datetime) -> None:
+    db.execute(
+        "TRUNCATE system_status, system_status_history, pystatus.rollup_hourly,"
+        " pystatus.rollup_daily, pystatus.rollup_dirty, pystatus.service_expectations"
+    )
+    db.execute("UPDATE pystatus.rollup_state SET rolled_until = %s", (rolled_until,))
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    histories=service_histories,
+    start_at_month_boundary=st.booleans(),
+    rolled_from_the_start=st.booleans(),
+    shuffle_seed=st.integers(0, 2**16),
+    windows=st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), min_size=1, max_size=4),
+)
+def test_rollups_equal_raw_history(
+    db: Conn,
+    histories: list[tuple[list[tuple[int, str]], int, int]],
+    start_at_month_boundary: bool,
+    rolled_from_the_start: bool,
+    shuffle_seed: int,
+    windows: list[tuple[float, float]],
+) -> None:
+    now = one(db, "SELECT now()")
+    if start_at_month_boundary:  # history straddles the start of a month (and a partition)
+        start = one(db, "SELECT date_trunc('month', now() - interval '1 day')") - timedelta(hours=2)
+    else:
+        start = one(db, "SELECT date_trunc('hour', now()) - interval '3 days'")
+    start += timedelta(seconds=17)  # off the hour, so buckets split segments
+    # Rollups either start before this history (rolled as hours pass) or after it
+    # (the history arrives as backfills and marks them dirty).
+    reset(db, start - timedelta(hours=1) if rolled_from_the_start else now)
+
+    rows = []
+    for n, (history, interval, grace) in enumerate(histories):
+        service = f"service-{n}"
+        pystatus.set_expectations(
+            db, service, timedelta(seconds=interval), timedelta(seconds=grace)
+        )
+        at = start
+        for gap, status in history:
+            at += timedelta(seconds=gap)
+            rows.append((service, status, at))
+    rows = [r for r in rows if r[2] < now - timedelta(minutes=10)]
+    random.Random(shuffle_seed).shuffle(rows)  # out-of-order backfills
+    for service, status, at in rows:
+        pystatus.record_heartbeat(db, service, status, None, at)
+    db.execute("SELECT pystatus.refresh()")
+
+    span = (now - timedelta(minutes=10)) - (start - timedelta(hours=1))
+    for a, b in windows:
+        since = start - timedelta(hours=1) + span * min(a, b)
+        until = start - timedelta(hours=1) + span * max(a, b)
+        for service in [None, "service-0"]:
+            query = "SELECT * FROM pystatus.{}(%s, %s, %s)"
+            raw = db.execute(query.format("uptime_raw"), (service, since, until)).fetchall()
+            rolled = db.execute(query.format("uptime"), (service, since, until)).fetchall()
+            assert rolled == raw, (since, until)
