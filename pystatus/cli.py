@@ -81,9 +81,10 @@ def cmd_rollback(args: argparse.Namespace) -> None:
 
 
 def cmd_maintain(args: argparse.Namespace) -> None:
-    for query in ("refresh", "maintain"):
+    # Each job in its own transaction, as pg_cron runs them.
+    for query in ("sweep", "refresh_rollups", "maintain"):
         [(result,)] = _fetch(args.dsn, query)[1]
-        print(json.dumps(result))
+        print(f"{query}: {json.dumps(result)}")
 
 
 def cmd_move_default_rows(args: argparse.Namespace) -> None:

@@ -68,9 +68,11 @@ def run(dsn: str | None = None, duration: float | None = None, refresh: float = 
                         beats[
                             -1
                         ].stop()  # one service stops mid-demo: its last status is "stopping"
-                    cursor: Any = conn.execute(QUERIES["current_status"])
-                    print(f"\n{time.strftime('%H:%M:%S')}  system_status (Ctrl-C to stop)")
-                    write_rows([c.name for c in cursor.description], cursor.fetchall(), "table")
+                    cursor: Any = conn.execute(QUERIES["live_status"])
+                    rows = [row[:6] for row in cursor.fetchall()]
+                    columns = [c.name for c in cursor.description][:6]
+                    print(f"\n{time.strftime('%H:%M:%S')}  pystatus.live_status (Ctrl-C to stop)")
+                    write_rows(columns, rows, "table")
                     time.sleep(refresh)
         except KeyboardInterrupt:
             print("\nStopping.")

@@ -85,9 +85,13 @@ SELECT * FROM pystatus.trend(%(service_name)s::text, %(recent)s::interval, %(bas
 SELECT service_name, task, started, ended, duration
 FROM pystatus.task_durations(%(service_name)s::text, %(since)s::timestamptz, coalesce(%(until)s::timestamptz, now()))
 
--- refresh --
--- Marks silent services stale and brings rollups up to date (the every-minute job).
-SELECT pystatus.refresh()
+-- sweep --
+-- Marks services silent past their deadline as stale; returns how many.
+SELECT pystatus.sweep()
+
+-- refresh_rollups --
+-- Brings the hourly and daily rollups up to date.
+SELECT pystatus.refresh_rollups()
 
 -- transitions_last --
 -- Every status change over the last %(last)s.

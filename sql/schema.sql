@@ -531,10 +531,13 @@ COMMENT ON FUNCTION pystatus.maintain() IS 'Partition maintenance for system_sta
 CREATE FUNCTION pystatus.maintenance_jobs() RETURNS TABLE(job_name text, schedule text, command text, database text)
     LANGUAGE sql STABLE
     AS $$
+    -- Separate jobs, so that the sweeper's short transaction never waits for a rollup.
     VALUES ('pystatus-maintain:' || current_database(), '7 * * * *',
             'SELECT pystatus.maintain()', current_database()::text),
-           ('pystatus-refresh:' || current_database(), '* * * * *',
-            'SELECT pystatus.refresh()', current_database()::text);
+           ('pystatus-sweep:' || current_database(), '* * * * *',
+            'SELECT pystatus.sweep()', current_database()::text),
+           ('pystatus-rollups:' || current_database(), '* * * * *',
+            'SELECT pystatus.refresh_rollups()', current_database()::text);
 $$;
 
 --
@@ -709,27 +712,6 @@ $$;
 COMMENT ON FUNCTION pystatus.record_heartbeat(service_name text, status text, current_task text, at timestamp with time zone, latency_ms double precision) IS 'For imports and backfills: records a heartbeat at an explicit past time. It becomes the current status only if it is not older than the service''s last heartbeat (returns true); otherwise it goes to history only (returns false). Times in the future or before the oldest partition raise PS004.';
 
 --
--- Name: refresh(); Type: FUNCTION; Schema: pystatus; Owner: -
---
-
-CREATE FUNCTION pystatus.refresh() RETURNS jsonb
-    LANGUAGE plpgsql
-    AS $$
-BEGIN
-    IF pg_is_in_recovery() THEN
-        RETURN jsonb_build_object('skipped', 'this server is a replica');
-    END IF;
-    RETURN jsonb_build_object('marked_stale', pystatus.sweep()) || pystatus.refresh_rollups();
-END;
-$$;
-
---
--- Name: FUNCTION refresh(); Type: COMMENT; Schema: pystatus; Owner: -
---
-
-COMMENT ON FUNCTION pystatus.refresh() IS 'The every-minute job: marks silent services stale (sweep) and brings rollups up to date.';
-
---
 -- Name: refresh_rollups(); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -774,7 +756,7 @@ $$;
 -- Name: FUNCTION refresh_rollups(); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus.refresh_rollups() IS 'Brings the rollups up to date: recomputes services with late rows, adds the hours that ended, drops rollups past their retention. Run every minute by pystatus.refresh().';
+COMMENT ON FUNCTION pystatus.refresh_rollups() IS 'Brings the rollups up to date: recomputes services with late rows, adds the hours that ended, drops rollups past their retention. Run every minute (pg_cron job pystatus-rollups).';
 
 --
 -- Name: roll_up(text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -793,13 +775,37 @@ BEGIN
     INSERT INTO pystatus.rollup_hourly
     SELECT * FROM pystatus.rollup_buckets(p_service_name, p_from, p_to, interval '1 hour');
     GET DIAGNOSTICS v_rows = ROW_COUNT;
-    -- Whole days that the hours touched and that have ended by p_to.
+    -- Whole days that the hours touched and that have ended by p_to: times and
+    -- counts add up from the hours; latency statistics come from the day's raw rows.
     IF v_day_from < v_day_to THEN
         DELETE FROM pystatus.rollup_daily
         WHERE (p_service_name IS NULL OR service_name = p_service_name)
           AND bucket >= v_day_from AND bucket < v_day_to;
         INSERT INTO pystatus.rollup_daily
-        SELECT * FROM pystatus.rollup_buckets(p_service_name, v_day_from, v_day_to, interval '1 day');
+        SELECT d.service_name, d.bucket, d.up_us, d.down_us, d.maintenance_us, d.heartbeats,
+               coalesce(l.latency_count, 0), l.latency_avg, l.latency_p50, l.latency_p95, l.latency_max
+        FROM (
+            SELECT r.service_name, date_bin('1 day', r.bucket, timestamptz '2000-01-01 00:00:00+00') AS bucket,
+                   sum(r.up_us) AS up_us, sum(r.down_us) AS down_us,
+                   sum(r.maintenance_us) AS maintenance_us, sum(r.heartbeats) AS heartbeats
+            FROM pystatus.rollup_hourly AS r
+            WHERE (p_service_name IS NULL OR r.service_name = p_service_name)
+              AND r.bucket >= v_day_from AND r.bucket < v_day_to
+            GROUP BY 1, 2
+        ) AS d
+        LEFT JOIN (
+            SELECT h.service_name,
+                   date_bin('1 day', h.heartbeat_timestamp, timestamptz '2000-01-01 00:00:00+00') AS bucket,
+                   count(*) AS latency_count, avg(h.latency_ms) AS latency_avg,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY h.latency_ms) AS latency_p50,
+                   percentile_cont(0.95) WITHIN GROUP (ORDER BY h.latency_ms) AS latency_p95,
+                   max(h.latency_ms) AS latency_max
+            FROM public.system_status_history AS h
+            WHERE (p_service_name IS NULL OR h.service_name = p_service_name)
+              AND h.heartbeat_timestamp >= v_day_from AND h.heartbeat_timestamp < v_day_to
+              AND h.latency_ms IS NOT NULL
+            GROUP BY 1, 2
+        ) AS l ON l.service_name = d.service_name AND l.bucket = d.bucket;
     END IF;
     RETURN v_rows;
 END;

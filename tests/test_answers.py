@@ -41,7 +41,7 @@ def uptime(
         " uptime FROM pystatus.{}(%s, %s, %s)"
     )
     raw = db.execute(query.format("uptime_raw"), (service, since, until)).fetchall()
-    db.execute("SELECT pystatus.refresh()")
+    db.execute("SELECT pystatus.refresh_rollups()")
     rolled = db.execute(query.format("uptime"), (service, since, until)).fetchall()
     assert rolled == raw
     return [(r[0], *(float(v) for v in r[1:5]), r[5]) for r in raw]
@@ -346,7 +346,7 @@ def test_task_durations(db: Conn, base: datetime) -> None:
 def test_rollups_hold_heartbeat_counts_and_latency(db: Conn, base: datetime) -> None:
     for minute in range(60):
         pystatus.record_heartbeat(db, "api", "ok", None, base + minute * MIN, float(minute))
-    db.execute("SELECT pystatus.refresh()")
+    db.execute("SELECT pystatus.refresh_rollups()")
     row = db.execute(
         "SELECT heartbeats, latency_count, latency_avg, latency_p50, latency_max"
         " FROM pystatus.rollup_hourly WHERE service_name = 'api' AND bucket = %s",
@@ -363,7 +363,7 @@ def test_rollups_hold_heartbeat_counts_and_latency(db: Conn, base: datetime) -> 
 
 def test_rollups_outlive_raw_history(db: Conn, base: datetime) -> None:
     beats(db, "old", "ok", base, range(61))
-    db.execute("SELECT pystatus.refresh()")
+    db.execute("SELECT pystatus.refresh_rollups()")
     db.execute("TRUNCATE system_status_history")  # as if retention had dropped it
     [report] = pystatus.uptime(db, "old", base, base + 60 * MIN)
     assert (report.up_seconds, report.uptime) == (Decimal(3600), 1.0)

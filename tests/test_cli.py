@@ -255,5 +255,6 @@ def test_answer_commands(db: Conn, dsn: str, capsys: pytest.CaptureFixture[str])
 def test_maintain_runs_every_job(db: Conn, dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
     pystatus.record_heartbeat(db, "silent", "ok", None, _ago(db, minutes=10))
     code, out, _ = run(capsys, "maintain", "--dsn", dsn)
-    refresh, maintain = (json.loads(line) for line in out.splitlines())
-    assert code == 0 and refresh["marked_stale"] == 1 and "dropped" in maintain
+    results = dict(line.split(": ", 1) for line in out.splitlines())
+    assert code == 0 and list(results) == ["sweep", "refresh_rollups", "maintain"]
+    assert json.loads(results["sweep"]) == 1 and "dropped" in json.loads(results["maintain"])

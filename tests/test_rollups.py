@@ -90,7 +90,7 @@ def test_rollups_equal_raw_history(
     random.Random(shuffle_seed).shuffle(rows)  # out-of-order backfills
     for service, status, at in rows:
         pystatus.record_heartbeat(db, service, status, None, at)
-    db.execute("SELECT pystatus.refresh()")
+    db.execute("SELECT pystatus.refresh_rollups()")
 
     span = (now - timedelta(minutes=10)) - (start - timedelta(hours=1))
     for a, b in windows:

@@ -17,13 +17,15 @@ from tests.helpers import one
 
 Conn = psycopg.Connection[Any]
 MAINTAIN = "SELECT pystatus.maintain()"
-REFRESH = "SELECT pystatus.refresh()"
+SWEEP = "SELECT pystatus.sweep()"
+ROLLUPS = "SELECT pystatus.refresh_rollups()"
 
 
 def expected_jobs(database: str) -> list[tuple[str, str, str, str]]:
     return [
         (f"pystatus-maintain:{database}", "7 * * * *", MAINTAIN, database),
-        (f"pystatus-refresh:{database}", "* * * * *", REFRESH, database),
+        (f"pystatus-rollups:{database}", "* * * * *", ROLLUPS, database),
+        (f"pystatus-sweep:{database}", "* * * * *", SWEEP, database),
     ]
 
 
@@ -98,7 +100,7 @@ def test_pg_cron_in_another_database_a_command_registers_the_job_there(
     assert jobs(cron_db) == expected_jobs(database)
     # Registering again updates the jobs rather than adding more.
     assert cli.main(["schedule", "--dsn", dsn, "--cron-dsn", cluster.dsn("postgres")]) == 0
-    assert len(jobs(cron_db)) == 2
+    assert len(jobs(cron_db)) == 3
 
     # The command, run in the job's database, performs maintenance.
     hole = make_a_hole(db)
@@ -120,9 +122,9 @@ def test_schedule_without_cron_dsn_explains_what_to_do(
 
 
 @pytest.mark.slow
-def test_pg_cron_really_runs_both_jobs(cron_db: Conn, db: Conn, dsn: str) -> None:
+def test_pg_cron_really_runs_the_jobs(cron_db: Conn, db: Conn, dsn: str) -> None:
     hole = make_a_hole(db)
-    # A service silent for ten minutes: the refresh job's sweeper must mark it stale.
+    # A service silent for ten minutes: the sweep job must mark it stale.
     pystatus.record_heartbeat(
         db, "silent", "ok", None, one(db, "SELECT now() - interval '10 minutes'")
     )
@@ -133,18 +135,18 @@ def test_pg_cron_really_runs_both_jobs(cron_db: Conn, db: Conn, dsn: str) -> Non
             "SELECT cron.schedule_in_database(%s, '* * * * *', %s, %s)",
             (f"pystatus-test-{n}", command, database),
         )
-        for n, command in enumerate([MAINTAIN, REFRESH])
+        for n, command in enumerate([MAINTAIN, SWEEP, ROLLUPS])
     ]
     deadline = time.monotonic() + 150
     runs: list[tuple[Any, ...]] = []
-    while time.monotonic() < deadline and len(runs) < 2:
+    while time.monotonic() < deadline and len(runs) < 3:
         time.sleep(2)
         runs = cron_db.execute(
             "SELECT DISTINCT ON (jobid) jobid, status, return_message FROM cron.job_run_details"
             " WHERE jobid = ANY(%s) AND status IN ('succeeded', 'failed') ORDER BY jobid, runid",
             (job_ids,),
         ).fetchall()
-    assert len(runs) == 2, f"pg_cron did not run both jobs within 150 s: {runs}"
+    assert len(runs) == 3, f"pg_cron did not run the jobs within 150 s: {runs}"
     assert all(status == "succeeded" for _, status, _ in runs), runs
     assert one(db, "SELECT to_regclass(%s)", (hole,)) is not None
     assert one(db, "SELECT status FROM system_status WHERE service_name = 'silent'") == "stale"

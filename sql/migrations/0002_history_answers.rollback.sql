@@ -3,8 +3,8 @@
 DO $$
 BEGIN
     IF EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
-        EXECUTE 'SELECT count(cron.unschedule(jobid)) FROM cron.job WHERE jobname = $1'
-            USING 'pystatus-refresh:' || current_database();
+        EXECUTE 'SELECT count(cron.unschedule(jobid)) FROM cron.job WHERE jobname = ANY ($1)'
+            USING ARRAY['pystatus-sweep:' || current_database(), 'pystatus-rollups:' || current_database()];
     END IF;
 END;
 $$;
@@ -17,7 +17,6 @@ AS $$
            'SELECT pystatus.maintain()', current_database()::text;
 $$;
 
-DROP FUNCTION pystatus.refresh();
 DROP FUNCTION pystatus.task_durations(text, timestamptz, timestamptz);
 DROP FUNCTION pystatus.trend(text, interval, interval, double precision);
 DROP FUNCTION pystatus.uptime_month(text, date, text);
