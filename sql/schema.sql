@@ -800,10 +800,16 @@ BEGIN
                    percentile_cont(0.5) WITHIN GROUP (ORDER BY h.latency_ms) AS latency_p50,
                    percentile_cont(0.95) WITHIN GROUP (ORDER BY h.latency_ms) AS latency_p95,
                    max(h.latency_ms) AS latency_max
-            FROM public.system_status_history AS h
-            WHERE (p_service_name IS NULL OR h.service_name = p_service_name)
-              AND h.heartbeat_timestamp >= v_day_from AND h.heartbeat_timestamp < v_day_to
-              AND h.latency_ms IS NOT NULL
+            FROM public.system_status AS sv
+            CROSS JOIN LATERAL (
+                SELECT h1.service_name, h1.heartbeat_timestamp, h1.latency_ms
+                FROM public.system_status_history AS h1
+                WHERE h1.service_name = sv.service_name
+                  AND h1.heartbeat_timestamp >= v_day_from AND h1.heartbeat_timestamp < v_day_to
+                  AND h1.latency_ms IS NOT NULL
+                OFFSET 0
+            ) AS h
+            WHERE p_service_name IS NULL OR sv.service_name = p_service_name
             GROUP BY 1, 2
         ) AS l ON l.service_name = d.service_name AND l.bucket = d.bucket;
     END IF;
@@ -865,7 +871,7 @@ CREATE FUNCTION pystatus.rollup_buckets(service_name text, since timestamp with 
                coalesce(sum(s.us) FILTER (WHERE s.category = 'maintenance'), 0) AS maintenance_us
         FROM split AS s GROUP BY s.service_name, s.bucket
     ), beats AS (
-        SELECT h.service_name::text AS service_name,
+        SELECT sv.service_name::text AS service_name,
                date_bin(rollup_buckets.width, h.heartbeat_timestamp, timestamptz '2000-01-01 00:00:00+00') AS bucket,
                count(*) FILTER (WHERE h.status <> 'stale') AS heartbeats,
                count(h.latency_ms) AS latency_count,
@@ -873,9 +879,16 @@ CREATE FUNCTION pystatus.rollup_buckets(service_name text, since timestamp with 
                percentile_cont(0.5) WITHIN GROUP (ORDER BY h.latency_ms) AS latency_p50,
                percentile_cont(0.95) WITHIN GROUP (ORDER BY h.latency_ms) AS latency_p95,
                max(h.latency_ms) AS latency_max
-        FROM public.system_status_history AS h
-        WHERE (rollup_buckets.service_name IS NULL OR h.service_name = rollup_buckets.service_name)
-          AND h.heartbeat_timestamp >= rollup_buckets.since AND h.heartbeat_timestamp < rollup_buckets.until
+        FROM public.system_status AS sv
+        CROSS JOIN LATERAL (  -- one index range scan per service (OFFSET 0: not flattened)
+            SELECT h1.heartbeat_timestamp, h1.status, h1.latency_ms
+            FROM public.system_status_history AS h1
+            WHERE h1.service_name = sv.service_name
+              AND h1.heartbeat_timestamp >= rollup_buckets.since
+              AND h1.heartbeat_timestamp < rollup_buckets.until
+            OFFSET 0
+        ) AS h
+        WHERE rollup_buckets.service_name IS NULL OR sv.service_name = rollup_buckets.service_name
         GROUP BY 1, 2
     )
     SELECT coalesce(t.service_name, b.service_name), coalesce(t.bucket, b.bucket),
@@ -951,12 +964,17 @@ CREATE FUNCTION pystatus.segments(service_name text, since timestamp with time z
             ORDER BY h2.id DESC LIMIT 1
         ) AS h
         UNION ALL
+        -- One index range scan per service, never a scan of whole partitions
+        -- (OFFSET 0 keeps the planner from flattening it into a hash join).
         SELECT sv.service_name, sv.patience, h.heartbeat_timestamp, h.id, h.status::text
         FROM services AS sv
         CROSS JOIN bounds AS b
-        JOIN public.system_status_history AS h
-          ON h.service_name = sv.service_name
-         AND h.heartbeat_timestamp >= b.since AND h.heartbeat_timestamp < b.until
+        CROSS JOIN LATERAL (
+            SELECT h3.heartbeat_timestamp, h3.id, h3.status FROM public.system_status_history AS h3
+            WHERE h3.service_name = sv.service_name
+              AND h3.heartbeat_timestamp >= b.since AND h3.heartbeat_timestamp < b.until
+            OFFSET 0
+        ) AS h
     ), ordered AS (
         SELECT beats.*,
                coalesce(lead(beats.at) OVER (PARTITION BY beats.service_name ORDER BY beats.at, beats.id),
