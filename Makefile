@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell md5sum pyproject.toml | cut -c1-12)
 
-.PHONY: help system-packages venv test lint format migrate db db-stop demo schema clean
+.PHONY: help system-packages browser-packages venv test lint format migrate db db-stop demo schema clean
 
 help:
 	@echo "make demo      start a local PostgreSQL, migrate, and show services heartbeating"
@@ -18,16 +18,19 @@ help:
 system-packages:
 	@sh scripts/install-system-packages
 
+browser-packages:
+	@sh scripts/install-system-packages --browser
+
 $(STAMP):
 	rm -f $(VENV)/.installed-*
 	python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,dashboard]'
 	touch $@
 
 venv: system-packages $(STAMP)
 
-test: venv
+test: venv browser-packages
 	$(BIN)/pytest
 
 lint: venv

@@ -192,10 +192,21 @@ def cmd_db(args: argparse.Namespace) -> None:
         raise PystatusError(str(exc)) from exc
 
 
+def cmd_dashboard(args: argparse.Namespace) -> None:
+    try:
+        from pystatus import dashboard
+    except ImportError as exc:
+        raise PystatusError(
+            f"the dashboard needs its extra: pip install 'pystatus[dashboard]' ({exc})"
+        ) from exc
+    print(f"Dashboard on http://{args.host}:{args.port}/ (Ctrl-C to stop)")
+    dashboard.run(args.dsn, args.host, args.port)
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from pystatus import demo
 
-    demo.run(args.dsn, args.duration)
+    demo.run(args.dsn, args.port, args.duration)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -280,7 +291,12 @@ def _parser() -> argparse.ArgumentParser:
     beat.add_argument("--status", default="ok")
     beat.add_argument("--task")
 
+    board = command("dashboard", cmd_dashboard, "serve the read-only dashboard and JSON API")
+    board.add_argument("--host", default="127.0.0.1")
+    board.add_argument("--port", type=int, default=8000)
+
     demo = command("demo", cmd_demo, "run a local PostgreSQL with services heartbeating")
+    demo.add_argument("--port", type=int, default=8000, help="the dashboard's port (default 8000)")
     demo.add_argument("--duration", type=float, help="stop after this many seconds")
 
     db = commands.add_parser(

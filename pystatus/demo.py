@@ -1,83 +1,107 @@
 """`pystatus demo`: a private PostgreSQL with pg_partman and pg_cron, migrated,
-with simulated services heartbeating through the real client, and the current
-status printed every 5 seconds, as a dashboard polling system_status would."""
+30 days of history for eight services, live services heartbeating through the
+real client (one of them crashes a minute in and goes stale), and the
+dashboard on http://127.0.0.1:8000. Ctrl-C stops everything it started."""
 
 from __future__ import annotations
 
-import random
+import importlib.resources
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from datetime import timedelta
 
 import psycopg
 
-from pystatus import migrations
+from pystatus import answers, migrations
 from pystatus.client import Heartbeat
 from pystatus.cluster import Cluster
-from pystatus.output import write_rows
 from pystatus.queries import QUERIES
 
-SERVICES = {
-    "librarian": ["ok"],
-    "scheduler": ["ok", "ok", "ok", "degraded"],
-    "mailer": ["ok", "down", "ok"],
-    "indexer": ["starting", "ok", "ok", "maintenance"],
-}
-TASKS = ["idle", "syncing", "reindexing", "sending batch", None]
+SERVICES = ["librarian", "scheduler", "mailer", "indexer", "api", "billing", "search", "reports"]
+LIVE = [s for s in SERVICES if s != "mailer"]  # mailer died yesterday and stays dead
+CRASHES = "billing"  # stops heartbeating (no final status) a minute into the demo
+CRASH_AFTER = 60.0
 
 
 @contextmanager
-def _database(dsn: str | None) -> Iterator[str]:
+def _database(dsn: str | None) -> Iterator[tuple[str, Cluster | None]]:
     if dsn:
-        yield dsn
+        yield dsn, None
         return
     with Cluster.temporary() as cluster:
         with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
             admin.execute("CREATE DATABASE pystatus_demo")
         print(f"PostgreSQL running: {cluster.url('pystatus_demo')}")
-        yield cluster.dsn("pystatus_demo")
+        yield cluster.dsn("pystatus_demo"), cluster
 
 
-def _simulate(beat: Heartbeat, stop: threading.Event, rng: random.Random) -> None:
-    while not stop.wait(rng.uniform(2, 6)):
-        beat.status = rng.choice(SERVICES[beat.service])
-        beat.task = rng.choice(TASKS)
+def prepare(dsn: str, cluster: Cluster | None) -> None:
+    """Migrates, loads the demo history into an empty database, schedules the jobs."""
+    applied = migrations.apply(dsn)
+    print("Migrated: " + (", ".join(applied) or "already up to date"))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        if conn.execute("SELECT count(*) FROM system_status").fetchone() == (0,):
+            for service in SERVICES:
+                answers.set_expectations(conn, service, timedelta(minutes=1), timedelta(seconds=15))
+            history = importlib.resources.files("pystatus") / "sql" / "demo" / "history.sql"
+            conn.execute(history.read_text())
+            print("Loaded 30 days of history for " + ", ".join(SERVICES))
+        jobs = conn.execute(QUERIES["maintenance_jobs"]).fetchall()
+    if cluster is not None:  # pg_cron lives in the cluster's "postgres" database
+        with psycopg.connect(cluster.dsn(), autocommit=True) as cron:
+            cron.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
+            for job_name, schedule, command, database in jobs:
+                params = {
+                    "job_name": job_name,
+                    "schedule": schedule,
+                    "command": command,
+                    "database": database,
+                }
+                cron.execute(QUERIES["schedule_in_cron_database"], params)
+        print("pg_cron runs: " + ", ".join(command for _, _, command, _ in jobs))
 
 
-def run(dsn: str | None = None, duration: float | None = None, refresh: float = 5) -> None:
+def _refresh_rollups(dsn: str) -> None:
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(QUERIES["refresh_rollups"])
+    except psycopg.OperationalError:
+        pass  # the demo is stopping; pg_cron would have done it within a minute anyway
+
+
+def run(dsn: str | None = None, port: int = 8000, duration: float | None = None) -> None:
     """Runs until Ctrl-C (or ``duration`` seconds), then stops everything it started."""
-    with _database(dsn) as url:
-        applied = migrations.apply(url)
-        print("Migrated: " + (", ".join(applied) or "already up to date"))
-        rng = random.Random(7)
-        stop = threading.Event()
-        beats = [Heartbeat(url, name, interval=2) for name in SERVICES]
-        workers = [
-            threading.Thread(target=_simulate, args=(b, stop, rng), daemon=True) for b in beats
-        ]
-        started = time.monotonic()
+    import uvicorn
+
+    from pystatus.dashboard import create_app
+
+    with _database(dsn) as (url, cluster):
+        prepare(url, cluster)
+        beats = {name: Heartbeat(url, name, interval=10, task="serving") for name in LIVE}
+        beats["api"].latency_ms = 165.0  # still getting slower
+        crash = threading.Timer(CRASH_AFTER, beats[CRASHES].stop)
+        beats[CRASHES].final_status = None  # a crash says nothing
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(url), host="127.0.0.1", port=port, log_level="warning")
+        )
+        stopper = threading.Timer(duration or 0, lambda: setattr(server, "should_exit", True))
         try:
-            for beat, worker in zip(beats, workers):
+            for beat in beats.values():
                 beat.start()
-                worker.start()
-            with psycopg.connect(url, autocommit=True) as conn:
-                while duration is None or time.monotonic() - started < duration:
-                    if time.monotonic() - started > 20:
-                        beats[
-                            -1
-                        ].stop()  # one service stops mid-demo: its last status is "stopping"
-                    cursor: Any = conn.execute(QUERIES["live_status"])
-                    rows = [row[:6] for row in cursor.fetchall()]
-                    columns = [c.name for c in cursor.description][:6]
-                    print(f"\n{time.strftime('%H:%M:%S')}  pystatus.live_status (Ctrl-C to stop)")
-                    write_rows(columns, rows, "table")
-                    time.sleep(refresh)
+            crash.start()
+            # Roll the month up now rather than at pg_cron's next minute.
+            threading.Thread(target=_refresh_rollups, args=(url,), daemon=True).start()
+            if duration:
+                stopper.start()
+            print(f"Dashboard: http://127.0.0.1:{port}/", flush=True)
+            print(f"({CRASHES} crashes after {CRASH_AFTER:.0f} s; Ctrl-C to stop)", flush=True)
+            server.run()
         except KeyboardInterrupt:
-            print("\nStopping.")
+            pass  # Ctrl-C before the server took over the signal: stop all the same
         finally:
-            stop.set()
-            for beat in beats:
+            crash.cancel()
+            stopper.cancel()
+            for beat in beats.values():
                 beat.stop()
             print("Demo stopped.")

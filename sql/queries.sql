@@ -111,3 +111,13 @@ SELECT * FROM pystatus.uptime(%(service_name)s::text, now() - %(last)s::interval
 -- Task durations over the last %(last)s.
 SELECT service_name, task, started, ended, duration
 FROM pystatus.task_durations(%(service_name)s::text, now() - %(last)s::interval)
+
+-- daily_uptime --
+-- One service's uptime per UTC day over the last %(days)s days.
+SELECT day, up_seconds, down_seconds, maintenance_seconds, no_data_seconds, uptime
+FROM pystatus.daily_uptime(%(service_name)s::text, %(days)s::integer)
+
+-- latency_hourly --
+-- One service's hourly latency (samples, p50, p95, max) since a time.
+SELECT hour, samples, p50, p95, max
+FROM pystatus.latency_hourly(%(service_name)s::text, %(since)s::timestamptz)

@@ -1,4 +1,5 @@
-"""`pystatus demo` starts, shows services heartbeating, and stops cleanly on Ctrl-C."""
+"""`pystatus demo` starts a cluster, loads history, serves the dashboard, and
+stops cleanly on Ctrl-C, leaving no server behind."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
-import pytest
+from pystatus.cluster import free_port
+from tests.serving import get_json
 
 
 def port_is_open(port: int) -> bool:
@@ -16,9 +19,10 @@ def port_is_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_demo_runs_and_ctrl_c_leaves_nothing_running() -> None:
+def test_demo_serves_the_dashboard_and_ctrl_c_leaves_nothing_running() -> None:
+    web = free_port()
     demo = subprocess.Popen(
-        [sys.executable, "-m", "pystatus.cli", "demo"],
+        [sys.executable, "-m", "pystatus.cli", "demo", "--port", str(web)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -28,25 +32,34 @@ def test_demo_runs_and_ctrl_c_leaves_nothing_running() -> None:
     try:
         for line in demo.stdout:
             lines.append(line)
-            if line.startswith("librarian"):
+            if line.startswith("Dashboard:"):
                 break
-        port = int(re.search(r"127\.0\.0\.1:(\d+)/", "".join(lines)).group(1))  # type: ignore[union-attr]
-        assert port_is_open(port)
+        output = "".join(lines)
+        database = int(re.search(r"127\.0\.0\.1:(\d+)/pystatus_demo", output).group(1))  # type: ignore[union-attr]
+        deadline = time.monotonic() + 30
+        while not port_is_open(web):
+            assert time.monotonic() < deadline, "the dashboard did not start listening"
+            time.sleep(0.1)
+        status = get_json(f"http://127.0.0.1:{web}/api/status")
+        assert len(status) == 8
+        assert {s["service_name"]: s["effective_status"] for s in status}["mailer"] == "stale"
+        days = get_json(f"http://127.0.0.1:{web}/api/services/search/days?days=30")
+        assert len(days) == 30
         demo.send_signal(signal.SIGINT)
         rest, _ = demo.communicate(timeout=60)
     except BaseException:
         demo.kill()
         raise
-    output = "".join(lines) + rest
+    output += rest
     assert demo.returncode == 0, output
-    assert "Migrated: 0001_foundation" in output
-    assert "Demo stopped." in output
-    assert not port_is_open(port)
+    assert "Loaded 30 days of history" in output and "Demo stopped." in output
+    assert not port_is_open(web) and not port_is_open(database)
 
 
-@pytest.mark.parametrize("argv", [["demo", "--duration", "x"]])
-def test_demo_rejects_bad_arguments(argv: list[str]) -> None:
+def test_demo_rejects_bad_arguments() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "pystatus.cli", *argv], capture_output=True, text=True
+        [sys.executable, "-m", "pystatus.cli", "demo", "--port", "x"],
+        capture_output=True,
+        text=True,
     )
-    assert done.returncode == 2 and "invalid float value" in done.stderr
+    assert done.returncode == 2 and "invalid int value" in done.stderr
