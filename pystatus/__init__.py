@@ -21,6 +21,7 @@ from pystatus.client import (
     Heartbeat,
     heartbeat,
     heartbeat_async,
+    heartbeat_many,
     record_heartbeat,
 )
 from pystatus.errors import (
@@ -57,6 +58,7 @@ __all__ = [
     "Uptime",
     "heartbeat",
     "heartbeat_async",
+    "heartbeat_many",
     "incidents",
     "live_status",
     "record_heartbeat",

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -73,6 +74,29 @@ def record_heartbeat(
         row = conn.execute(QUERIES["record_heartbeat"], params).fetchone()
     assert row is not None
     return bool(row[0])
+
+
+def heartbeat_many(
+    conn: psycopg.Connection[Any],
+    beats: Iterable[
+        tuple[str, str] | tuple[str, str, str | None] | tuple[str, str, str | None, float | None]
+    ],
+) -> int:
+    """Records many heartbeats, (service, status[, task[, latency_ms]]) each, in one round trip.
+
+    All or nothing; a service named twice keeps its last heartbeat. Returns the services recorded.
+    """
+    rows = [(*beat, None, None)[:4] for beat in beats]
+    params = {
+        "service_names": [r[0] for r in rows],
+        "statuses": [r[1] for r in rows],
+        "current_tasks": [r[2] for r in rows],
+        "latencies_ms": [r[3] for r in rows],
+    }
+    with translate_errors():
+        row = conn.execute(QUERIES["heartbeat_many"], params).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 async def heartbeat_async(

@@ -121,3 +121,7 @@ FROM pystatus.daily_uptime(%(service_name)s::text, %(days)s::integer)
 -- One service's hourly latency (samples, p50, p95, max) since a time.
 SELECT hour, samples, p50, p95, max
 FROM pystatus.latency_hourly(%(service_name)s::text, %(since)s::timestamptz)
+
+-- heartbeat_many --
+-- Records many heartbeats in one call; returns how many services were recorded.
+SELECT pystatus.heartbeat_many(%(service_names)s::text[], %(statuses)s::text[], %(current_tasks)s::text[], %(latencies_ms)s::float8[])

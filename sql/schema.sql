@@ -128,8 +128,12 @@ BEGIN
     IF v_hours_from < p_since THEN
         v_hours_from := v_hours_from + interval '1 hour';
     END IF;
+    -- Rollups hold hours before rolled_until, except where late rows wait for
+    -- the next refresh: those are read from raw history until then.
     v_hours_to := least(date_bin('1 hour', v_until, v_origin),
-                        (SELECT rolled_until FROM pystatus.rollup_state));
+                        (SELECT rolled_until FROM pystatus.rollup_state),
+                        (SELECT date_bin('1 hour', min(d.since), v_origin) FROM pystatus.rollup_dirty AS d
+                         WHERE p_service_name IS NULL OR d.service_name = p_service_name));
     IF NOT p_use_rollups OR v_hours_from >= v_hours_to THEN
         v_hours_from := v_until;  -- no rollups: all raw
         v_hours_to := v_until;
@@ -274,7 +278,12 @@ DECLARE
     v_origin constant timestamptz := timestamptz '2000-01-01 00:00:00+00';
     v_today timestamptz := date_bin('1 day', now(), v_origin);
     v_first timestamptz := v_today - (daily_uptime.days - 1) * interval '1 day';
-    v_rolled timestamptz := date_bin('1 day', (SELECT rolled_until FROM pystatus.rollup_state), v_origin);
+    -- Days the daily rollup holds: before rolled_until and before any late rows
+    -- still waiting for a refresh.
+    v_rolled timestamptz := date_bin('1 day', least(
+        (SELECT rolled_until FROM pystatus.rollup_state),
+        (SELECT min(d.since) FROM pystatus.rollup_dirty AS d WHERE d.service_name = daily_uptime.service_name)),
+        v_origin);
     v_day timestamptz;
 BEGIN
     IF daily_uptime.days IS NULL OR daily_uptime.days < 1 OR daily_uptime.days > 400 THEN
@@ -359,6 +368,59 @@ $$;
 --
 
 COMMENT ON FUNCTION pystatus.heartbeat(service_name text, status text, current_task text, latency_ms double precision) IS 'Records a heartbeat at the database server''s clock: upserts system_status (the trigger copies it to history) and returns the recorded time. latency_ms is an optional measure for trends. Bad input raises PS001-PS003, PS006.';
+
+--
+-- Name: heartbeat_many(text[], text[], text[], double precision[]); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.heartbeat_many(service_names text[], statuses text[], current_tasks text[] DEFAULT NULL::text[], latencies_ms double precision[] DEFAULT NULL::double precision[]) RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_count integer := coalesce(cardinality(service_names), 0);
+    v_recorded integer;
+BEGIN
+    IF cardinality(statuses) IS DISTINCT FROM v_count
+       OR (current_tasks IS NOT NULL AND cardinality(current_tasks) <> v_count)
+       OR (latencies_ms IS NOT NULL AND cardinality(latencies_ms) <> v_count) THEN
+        RAISE EXCEPTION 'invalid batch: % service names but % statuses, % tasks, % latencies',
+            v_count, cardinality(statuses), cardinality(current_tasks), cardinality(latencies_ms)
+            USING ERRCODE = 'PS005', HINT = 'The arrays go in step: one element per heartbeat.';
+    END IF;
+    FOR i IN 1 .. v_count LOOP
+        BEGIN
+            PERFORM pystatus.check_heartbeat(service_names[i], statuses[i], current_tasks[i], latencies_ms[i]);
+        EXCEPTION WHEN SQLSTATE 'PS001' OR SQLSTATE 'PS002' OR SQLSTATE 'PS003' OR SQLSTATE 'PS006' THEN
+            RAISE EXCEPTION 'heartbeat % of %: %', i, v_count, SQLERRM USING ERRCODE = SQLSTATE;
+        END;
+    END LOOP;
+    -- One upsert for the batch; a service named twice keeps its last heartbeat
+    -- (one statement cannot update a row twice).
+    INSERT INTO public.system_status AS current
+        (service_name, status, current_task, latency_ms, last_heartbeat, updated_at)
+    SELECT DISTINCT ON (b.service_name) b.service_name, b.status, b.current_task, b.latency_ms,
+           clock_timestamp(), clock_timestamp()
+    FROM unnest(service_names, statuses,
+                coalesce(current_tasks, array_fill(NULL::text, ARRAY[v_count])),
+                coalesce(latencies_ms, array_fill(NULL::double precision, ARRAY[v_count])))
+         WITH ORDINALITY AS b(service_name, status, current_task, latency_ms, position)
+    ORDER BY b.service_name, b.position DESC
+    ON CONFLICT (service_name) DO UPDATE
+        SET status = EXCLUDED.status,
+            current_task = EXCLUDED.current_task,
+            latency_ms = EXCLUDED.latency_ms,
+            last_heartbeat = EXCLUDED.last_heartbeat,
+            updated_at = EXCLUDED.updated_at;
+    GET DIAGNOSTICS v_recorded = ROW_COUNT;
+    RETURN v_recorded;
+END;
+$$;
+
+--
+-- Name: FUNCTION heartbeat_many(service_names text[], statuses text[], current_tasks text[], latencies_ms double precision[]); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.heartbeat_many(service_names text[], statuses text[], current_tasks text[], latencies_ms double precision[]) IS 'Records many heartbeats in one call (arrays in step, one element per heartbeat; tasks and latencies optional). All or nothing: a bad element raises naming its position. Returns the number of services recorded.';
 
 SET default_tablespace = '';
 

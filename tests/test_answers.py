@@ -374,3 +374,14 @@ def test_uptime_month_in_python_and_bad_windows(db: Conn) -> None:
     assert report.until - report.since <= timedelta(days=28)
     with pytest.raises(pystatus.InvalidInput):
         pystatus.uptime_month(db, "nobody", date(2026, 2, 1), "Mars/Olympus")
+
+
+def test_backfills_count_before_the_next_refresh(db: Conn) -> None:
+    db.execute("SELECT pystatus.refresh_rollups()")
+    now = one(db, "SELECT now()")
+    db.execute("UPDATE pystatus.rollup_state SET rolled_until = date_trunc('hour', now())")
+    beats(db, "late", "ok", now - 3 * 60 * MIN, range(0, 61))  # rolled-up hours, not refreshed yet
+    [report] = pystatus.uptime(db, "late", now - 4 * 60 * MIN, now - 60 * MIN)
+    assert report.up_seconds == 3600 + 120  # 61 heartbeats, the last one good for 2 more minutes
+    days = db.execute("SELECT sum(up_seconds) FROM pystatus.daily_uptime('late', 2)").fetchone()
+    assert days == (Decimal(3720),)

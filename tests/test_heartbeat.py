@@ -194,3 +194,32 @@ def test_bad_input_error_names_the_value(db: Conn) -> None:
     message = str(raised.value)
     assert "'" + "x" * 80 + "'..." in message
     assert "it has 100" in message
+
+
+def test_heartbeat_many_records_a_batch_with_history(db: Conn) -> None:
+    beats = [
+        ("a", "ok"),
+        ("b", "down", "restarting"),
+        ("c", "degraded", None, 12.5),
+        ("a", "degraded"),
+    ]
+    assert pystatus.heartbeat_many(db, beats) == 3  # "a" twice: its last heartbeat wins
+    rows = db.execute(
+        "SELECT service_name, status, current_task, latency_ms FROM system_status ORDER BY 1"
+    )
+    assert rows.fetchall() == [
+        ("a", "degraded", None, None),
+        ("b", "down", "restarting", None),
+        ("c", "degraded", None, 12.5),
+    ]
+    assert counts(db) == (3, 3)
+
+
+def test_heartbeat_many_is_all_or_nothing_and_names_the_bad_element(db: Conn) -> None:
+    with pytest.raises(pystatus.InvalidStatus, match="heartbeat 2 of 3: invalid status 'fine'"):
+        pystatus.heartbeat_many(db, [("a", "ok"), ("b", "fine"), ("c", "ok")])
+    with pytest.raises(psycopg.Error, match="2 service names but 1 statuses") as uneven:
+        db.execute("SELECT pystatus.heartbeat_many(ARRAY['a', 'b'], ARRAY['ok'])")
+    assert uneven.value.sqlstate == "PS005"
+    assert counts(db) == (0, 0)
+    assert pystatus.heartbeat_many(db, []) == 0

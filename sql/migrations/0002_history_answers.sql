@@ -541,8 +541,12 @@ BEGIN
     IF v_hours_from < p_since THEN
         v_hours_from := v_hours_from + interval '1 hour';
     END IF;
+    -- Rollups hold hours before rolled_until, except where late rows wait for
+    -- the next refresh: those are read from raw history until then.
     v_hours_to := least(date_bin('1 hour', v_until, v_origin),
-                        (SELECT rolled_until FROM pystatus.rollup_state));
+                        (SELECT rolled_until FROM pystatus.rollup_state),
+                        (SELECT date_bin('1 hour', min(d.since), v_origin) FROM pystatus.rollup_dirty AS d
+                         WHERE p_service_name IS NULL OR d.service_name = p_service_name));
     IF NOT p_use_rollups OR v_hours_from >= v_hours_to THEN
         v_hours_from := v_until;  -- no rollups: all raw
         v_hours_to := v_until;

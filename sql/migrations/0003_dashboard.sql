@@ -12,7 +12,12 @@ DECLARE
     v_origin constant timestamptz := timestamptz '2000-01-01 00:00:00+00';
     v_today timestamptz := date_bin('1 day', now(), v_origin);
     v_first timestamptz := v_today - (daily_uptime.days - 1) * interval '1 day';
-    v_rolled timestamptz := date_bin('1 day', (SELECT rolled_until FROM pystatus.rollup_state), v_origin);
+    -- Days the daily rollup holds: before rolled_until and before any late rows
+    -- still waiting for a refresh.
+    v_rolled timestamptz := date_bin('1 day', least(
+        (SELECT rolled_until FROM pystatus.rollup_state),
+        (SELECT min(d.since) FROM pystatus.rollup_dirty AS d WHERE d.service_name = daily_uptime.service_name)),
+        v_origin);
     v_day timestamptz;
 BEGIN
     IF daily_uptime.days IS NULL OR daily_uptime.days < 1 OR daily_uptime.days > 400 THEN

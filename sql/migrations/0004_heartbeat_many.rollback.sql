@@ -1,0 +1,2 @@
+-- Undo 0004.
+DROP FUNCTION pystatus.heartbeat_many(text[], text[], text[], double precision[]);
