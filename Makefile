@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell md5sum pyproject.toml | cut -c1-12)
 
-.PHONY: help system-packages browser-packages venv test lint format migrate db db-stop demo schema clean
+.PHONY: help system-packages browser-packages venv test lint format migrate db db-stop demo bench bench-quick schema clean
 
 help:
 	@echo "make demo      start a local PostgreSQL, migrate, and show services heartbeating"
@@ -13,6 +13,7 @@ help:
 	@echo "make lint      ruff, ruff format --check, mypy"
 	@echo "make migrate   apply migrations to \$$DATABASE_URL (MIGRATE_ARGS=... for options)"
 	@echo "make db        start a local PostgreSQL with pg_partman and pg_cron (make db-stop)"
+	@echo "make bench     the benchmarks at full size (about 25 min); rewrites docs/benchmarks.md"
 	@echo "make schema    regenerate sql/schema.sql from the migrations"
 
 system-packages:
@@ -34,13 +35,13 @@ test: venv browser-packages
 	$(BIN)/pytest
 
 lint: venv
-	$(BIN)/ruff check pystatus tests
-	$(BIN)/ruff format --check pystatus tests
+	$(BIN)/ruff check pystatus tests bench
+	$(BIN)/ruff format --check pystatus tests bench
 	$(BIN)/mypy
 
 format: venv
-	$(BIN)/ruff check --fix pystatus tests
-	$(BIN)/ruff format pystatus tests
+	$(BIN)/ruff check --fix pystatus tests bench
+	$(BIN)/ruff format pystatus tests bench
 
 migrate: venv
 	@test -n "$$DATABASE_URL" || { echo "set DATABASE_URL, e.g. postgresql://user@host/db"; exit 2; }
@@ -54,6 +55,12 @@ db-stop: venv
 
 demo: venv
 	$(BIN)/pystatus demo $(DEMO_ARGS)
+
+bench: venv
+	$(BIN)/python -m bench.run --output
+
+bench-quick: venv
+	$(BIN)/python -m bench.run --quick
 
 schema: venv
 	$(BIN)/python -m tests.schema_snapshot > sql/schema.sql

@@ -1,0 +1,581 @@
+"""`make bench`: pystatus's claims measured side by side with their baselines, in
+one run, on a private cluster (the same helper as the tests). Every figure is
+reported with the baseline it must beat, as a ratio: this machine is shared and
+noisy, and only ratios measured together are stable.
+
+    python -m bench.run            # full sizes, writes docs/benchmarks.md
+    python -m bench.run --quick    # tiny sizes: checks the harness (part of make test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+import pystatus
+from pystatus import migrations
+from pystatus.cluster import Cluster
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "benchmarks.md"
+
+
+@dataclass
+class Sizes:
+    runs: int = 3  # repetitions of each timed figure (median and range reported)
+    seconds: int = 10  # pgbench duration
+    clients: tuple[int, ...] = (1, 4, 16)
+    services: int = 100  # services heartbeating in the write scenarios
+    batch: int = 500  # heartbeats per heartbeat_many call
+    python_calls: int = 5000
+    dashboard_services: tuple[int, ...] = (100, 1000, 10000)
+    fleet: int = 1000  # services in the history scenarios
+    days: int = 30  # days of 60-s heartbeats for them
+    retention_rows_days: int = 7  # days of history in the month dropped by retention
+
+
+QUICK = Sizes(
+    runs=1,
+    seconds=1,
+    clients=(1, 4),
+    services=10,
+    batch=20,
+    python_calls=200,
+    dashboard_services=(10, 100),
+    fleet=10,
+    days=2,
+    retention_rows_days=1,
+)
+
+
+@dataclass
+class Results:
+    rows: list[tuple[str, str, str, str]] = field(
+        default_factory=list
+    )  # scenario, figure, value, target
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, scenario: str, figure: str, value: str, target: str = "") -> None:
+        self.rows.append((scenario, figure, value, target))
+        print(f"  {figure}: {value}" + (f"  [{target}]" if target else ""), flush=True)
+
+
+def spread(values: list[float], fmt: str = "{:,.0f}") -> str:
+    """Median (min–max) of several runs."""
+    if len(values) == 1:
+        return fmt.format(values[0])
+    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}–{fmt.format(max(values))})"
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+class Bench:
+    def __init__(self, cluster: Cluster, sizes: Sizes) -> None:
+        self.cluster, self.sizes = cluster, sizes
+        self.dsn = cluster.dsn("bench")
+        self.results = Results()
+        self.scripts = Path(tempfile.mkdtemp(prefix="pystatus-bench-"))
+        self._db: psycopg.Connection[Any] | None = None
+
+    def conn(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.dsn, autocommit=True)
+
+    def sql(self, query: str, params: Any = None) -> Any:
+        """Runs a statement on the harness's own connection (opened once, so timings exclude it)."""
+        if self._db is None or self._db.closed:
+            self._db = self.conn()
+        cursor = self._db.execute(query, params)
+        return cursor.fetchall() if cursor.description else None
+
+    def pgbench(self, script: str, clients: int, seconds: int, *extra: str) -> dict[str, float]:
+        path = self.scripts / f"s{abs(hash(script))}.sql"
+        path.write_text(script)
+        command = [
+            str(self.cluster.bindir / "pgbench"),
+            "-n",
+            "-M",
+            "prepared",
+            "-c",
+            str(clients),
+            "-j",
+            str(min(clients, 2)),
+            "-T",
+            str(seconds),
+            "-f",
+            str(path),
+            *extra,
+            self.dsn,
+        ]
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        failed = re.search(r"number of failed transactions: (\d+)", out)
+        return {
+            "tps": float(re.search(r"tps = ([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+            "latency_ms": float(re.search(r"latency average = ([\d.]+) ms", out).group(1)),  # type: ignore[union-attr]
+            "failed": float(failed.group(1)) if failed else 0.0,
+        }
+
+    def timed(self, action: Callable[[], Any], runs: int | None = None) -> list[float]:
+        """Wall-clock milliseconds of ``action``, run ``runs`` times after one warm-up."""
+        action()
+        times = []
+        for _ in range(runs or max(self.sizes.runs, 3)):
+            start = time.perf_counter()
+            action()
+            times.append((time.perf_counter() - start) * 1000)
+        return times
+
+    # --- set-up ---------------------------------------------------------------
+
+    def setup(self) -> None:
+        self._db = None
+        with psycopg.connect(self.cluster.dsn(), autocommit=True) as admin:
+            admin.execute("CREATE DATABASE bench")
+        migrations.apply(self.dsn)
+        self.sql(BASELINE_TABLES)
+
+    def reset_writes(self) -> None:
+        self.sql(
+            "TRUNCATE system_status, system_status_history, bench.bare_status, bench.one_status,"
+            " bench.one_history, bench.option1_history"
+        )
+
+    # --- scenarios ------------------------------------------------------------
+
+    def single_row_heartbeats(self) -> None:
+        print("1. Single-row heartbeats", flush=True)
+        s = self.sizes
+        pick = f"\\set n random(1, {s.services})\n"
+        variants = {
+            "bare upsert, no history": pick + BARE,
+            "one statement: upsert + history insert": pick + ONE_STATEMENT,
+            "pystatus.heartbeat() (trigger path)": pick
+            + "SELECT pystatus.heartbeat('svc-' || :n, 'ok');\n",
+            "plain upsert on system_status (trigger, no API function)": pick
+            + BARE.replace("bench.bare_status", "public.system_status"),
+            "seed Option 1: insert-only history": pick + OPTION1,
+        }
+        self.sql("SELECT pg_stat_reset()")
+        size_before = self.sql("SELECT pg_relation_size('system_status')")[0][0]
+        for clients in s.clients:
+            tps: dict[str, list[float]] = {name: [] for name in variants}
+            for _ in range(s.runs):  # interleaved, so drift hits every variant alike
+                for name, script in variants.items():
+                    tps[name].append(self.pgbench(script, clients, s.seconds)["tps"])
+            for name, values in tps.items():
+                self.results.add(
+                    "1. single-row heartbeats", f"{name}, {clients} clients (tps)", spread(values)
+                )
+            trigger = statistics.median(tps["pystatus.heartbeat() (trigger path)"])
+            one = statistics.median(tps["one statement: upsert + history insert"])
+            bare = statistics.median(tps["bare upsert, no history"])
+            self.results.add(
+                "1. single-row heartbeats",
+                f"trigger path / one statement, {clients} clients",
+                f"{trigger / one:.2f}×",
+                f"≥ 0.95×: {verdict(trigger / one >= 0.95)}",
+            )
+            self.results.add(
+                "1. single-row heartbeats",
+                f"trigger path / bare upsert, {clients} clients",
+                f"{trigger / bare:.2f}×",
+                f"≥ 0.85×: {verdict(trigger / bare >= 0.85)}",
+            )
+            plain = statistics.median(
+                tps["plain upsert on system_status (trigger, no API function)"]
+            )
+            self.results.add(
+                "1. single-row heartbeats",
+                f"the trigger alone / one statement, {clients} clients",
+                f"{plain / one:.2f}×",
+                "diagnostic: the trigger without the API function",
+            )
+        hot = self.sql(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'system_status'"
+            " AND schemaname = 'public'"
+        )[0]
+        size_after = self.sql("SELECT pg_relation_size('system_status')")[0][0]
+        share = hot[1] / hot[0] if hot[0] else 0.0
+        self.results.add(
+            "8. HOT updates",
+            "share of system_status updates that were HOT",
+            f"{share:.2%} of {hot[0]:,}",
+            f"≥ 99%: {verdict(share >= 0.99)}",
+        )
+        self.results.add(
+            "8. HOT updates",
+            "system_status size before / after all the runs",
+            f"{size_before:,} / {size_after:,} bytes ({s.services} services)",
+        )
+
+    def batched_heartbeats(self) -> None:
+        print("2. Batched heartbeats", flush=True)
+        s = self.sizes
+        names = ",".join(f"svc-{i}" for i in range(s.batch))
+        script = (
+            f"SELECT pystatus.heartbeat_many('{{{names}}}'::text[], "
+            f"array_fill('ok'::text, ARRAY[{s.batch}]));\n"
+        )
+        rates = [self.pgbench(script, 2, s.seconds)["tps"] * s.batch for _ in range(s.runs)]
+        best = statistics.median(rates)
+        self.results.add(
+            "2. batched heartbeats",
+            f"heartbeat_many, {s.batch} per call, 2 clients (heartbeats/s)",
+            spread(rates),
+            f"≥ 50,000/s: {verdict(best >= 50000)}",
+        )
+
+    def python_overhead(self) -> None:
+        print("3. Python client overhead", flush=True)
+        s = self.sizes
+        with self.conn() as conn:
+            raw = "SELECT pystatus.heartbeat(%s::text, %s::text, %s::text, %s::float8)"
+
+            def client() -> None:
+                for i in range(s.python_calls):
+                    pystatus.heartbeat(conn, f"svc-{i % s.services}")
+
+            def direct() -> None:
+                for i in range(s.python_calls):
+                    conn.execute(raw, (f"svc-{i % s.services}", "ok", None, None)).fetchone()
+
+            ratios = []
+            for _ in range(max(s.runs, 3)):
+                ratios.append(
+                    statistics.median(self.timed(client, 1))
+                    / statistics.median(self.timed(direct, 1))
+                )
+        self.results.add(
+            "3. Python client",
+            f"pystatus.heartbeat / raw execute, {s.python_calls} calls",
+            spread(ratios, "{:.3f}×"),
+            f"≤ 1.1×: {verdict(statistics.median(ratios) <= 1.1)}",
+        )
+
+    def dashboard_read(self) -> None:
+        print("4. Dashboard read", flush=True)
+        for n in self.sizes.dashboard_services:
+            self.reset_writes()
+            self.sql(
+                f"SELECT pystatus.heartbeat_many(array_agg('svc-' || i), array_fill('ok'::text, ARRAY[{n}]))"
+                f" FROM generate_series(1, {n}) AS i"
+            )
+            self.sql(
+                f"INSERT INTO bench.option1_history (service_name, status, heartbeat_timestamp)"
+                f" SELECT 'svc-' || i, 'ok', now() - m * interval '1 minute'"
+                f" FROM generate_series(1, {n}) AS i, generate_series(0, 59) AS m; ANALYZE bench.option1_history"
+            )
+            live = self.pgbench("SELECT * FROM pystatus.live_status;\n", 1, self.sizes.seconds)[
+                "latency_ms"
+            ]
+            seed = self.pgbench(OPTION1_CURRENT, 1, self.sizes.seconds)["latency_ms"]
+            self.results.add(
+                "4. dashboard read",
+                f"live_status, {n:,} services (ms)",
+                f"{live:.2f}",
+                f"< 10 ms at 10,000: {verdict(live < 10)}" if n >= 10000 else "",
+            )
+            self.results.add(
+                "4. dashboard read",
+                f"seed Option 1 DISTINCT ON over {n * 60:,} rows (ms)",
+                f"{seed:.2f} ({seed / live:.1f}× slower)",
+            )
+
+    def history_answers(self) -> None:
+        s = self.sizes
+        rows = s.fleet * s.days * 1440
+        print(f"5. Uptime and incidents over {rows:,} rows", flush=True)
+        self.reset_writes()
+        self.sql("TRUNCATE pystatus.rollup_hourly, pystatus.rollup_daily, pystatus.rollup_dirty")
+        self.sql(
+            f"INSERT INTO system_status (service_name, status, last_heartbeat)"
+            f" SELECT 'svc-' || i, 'ok', now() FROM generate_series(1, {s.fleet}) AS i"
+        )
+        self.sql(
+            "ALTER TABLE system_status_history DISABLE TRIGGER system_status_history_late_rows"
+        )
+        self.sql(
+            f"SELECT pystatus.create_history_partitions(now() - interval '{s.days + 1} days', now())"
+        )
+        load = time.perf_counter()
+        for day in range(s.days):  # a day per transaction; every 997th minute down, for incidents
+            self.sql(
+                f"INSERT INTO system_status_history (heartbeat_timestamp, service_name, status, latency_ms)"
+                f" SELECT now() - interval '{s.days} days' + ({day} * 1440 + m) * interval '1 minute',"
+                f" 'svc-' || i, CASE WHEN (m + i) % 997 = 0 THEN 'down' ELSE 'ok' END, 20 + (m * i) % 50"
+                f" FROM generate_series(1, {s.fleet}) AS i, generate_series(0, 1439) AS m"
+            )
+        self.sql("ALTER TABLE system_status_history ENABLE TRIGGER system_status_history_late_rows")
+        self.sql("ANALYZE system_status_history")
+        self.results.notes.append(
+            f"Loading {rows:,} history rows took {time.perf_counter() - load:,.0f} s."
+        )
+        self.sql(
+            f"UPDATE pystatus.rollup_state SET rolled_until = date_trunc('hour', now() - interval '{s.days + 1} days')"
+        )
+        start = time.perf_counter()
+        self.sql("SELECT pystatus.refresh_rollups()")
+        self.results.add(
+            "5. uptime",
+            f"rolling up {s.days} days for {s.fleet:,} services (s)",
+            f"{time.perf_counter() - start:,.1f}",
+        )
+        window = f"now() - interval '{s.days} days'"
+        queries = {
+            "one service": f"SELECT * FROM pystatus.uptime{{}}('svc-1', {window})",
+            "fleet": f"SELECT * FROM pystatus.uptime{{}}(NULL, {window})",
+        }
+        for name, query in queries.items():
+            rolled = self.timed(lambda q=query: self.sql(q.format("")))
+            raw = self.timed(lambda q=query: self.sql(q.format("_raw")), 1)
+            speedup = statistics.median(raw) / statistics.median(rolled)
+            target = "< 5 ms" if name == "one service" else "< 100 ms"
+            limit = 5 if name == "one service" else 100
+            self.results.add(
+                "5. uptime",
+                f"{name}, {s.days} days, from rollups (ms)",
+                spread(rolled, "{:,.1f}"),
+                f"{target}: {verdict(statistics.median(rolled) < limit)}",
+            )
+            self.results.add(
+                "5. uptime",
+                f"{name}, {s.days} days, from raw history (ms)",
+                f"{spread(raw, '{:,.0f}')} — rollups {speedup:,.0f}× faster",
+                f"≥ 100× (fleet): {verdict(speedup >= 100)}" if name == "fleet" else "",
+            )
+        incidents = self.timed(
+            lambda: self.sql(f"SELECT * FROM pystatus.incidents('svc-1', {window})")
+        )
+        self.results.add(
+            "5. uptime",
+            f"incidents of one service, {s.days} days (ms)",
+            spread(incidents, "{:,.1f}"),
+        )
+        size = self.sql(
+            "SELECT sum(pg_total_relation_size(partition)), sum(pg_relation_size(partition))"
+            " FROM pystatus.history_partitions"
+        )[0]
+        count = self.sql("SELECT count(*) FROM system_status_history")[0][0]
+        per_row = size[0] / count
+        self.results.add(
+            "7. storage",
+            "bytes per history row, indexes included",
+            f"{per_row:.0f} (heap {size[1] / count:.0f})",
+            f"≤ 100: {verdict(per_row <= 100)}",
+        )
+
+    def retention(self) -> None:
+        print("6. Retention", flush=True)
+        s = self.sizes
+        rows_sql = (
+            f"INSERT INTO system_status_history (heartbeat_timestamp, service_name, status)"
+            f" SELECT {{month}} + m * interval '1 minute', 'svc-' || i, 'ok'"
+            f" FROM generate_series(1, {s.fleet}) AS i, generate_series(0, {s.retention_rows_days * 1440 - 1}) AS m"
+        )
+        months = {
+            "drop": "date_trunc('month', now() - interval '100 days')",
+            "delete": "date_trunc('month', now() - interval '130 days')",
+        }
+        self.sql(
+            "ALTER TABLE system_status_history DISABLE TRIGGER system_status_history_late_rows"
+        )
+        for month in months.values():
+            self.sql(
+                f"SELECT pystatus.create_history_partitions({month}, {month} + interval '1 day')"
+            )
+            self.sql(rows_sql.format(month=month))
+        self.sql("ALTER TABLE system_status_history ENABLE TRIGGER system_status_history_late_rows")
+        rows = s.fleet * s.retention_rows_days * 1440
+
+        def wal_and_ms(statement: str) -> tuple[float, float]:
+            with self.conn() as conn:
+                before = conn.execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0]  # type: ignore[index]
+                start = time.perf_counter()
+                conn.execute(statement)
+                elapsed = (time.perf_counter() - start) * 1000
+                wal = conn.execute(
+                    "SELECT pg_current_wal_insert_lsn() - %s::pg_lsn", (before,)
+                ).fetchone()[0]  # type: ignore[index]
+                return elapsed, float(wal)
+
+        deleted = wal_and_ms(
+            f"DELETE FROM system_status_history WHERE heartbeat_timestamp >= {months['delete']}"
+            f" AND heartbeat_timestamp < {months['delete']} + interval '1 month'"
+        )
+        # Heartbeats at a steady rate while maintenance drops the expired partitions.
+        load: dict[str, float] = {}
+        flowing = threading.Thread(
+            target=lambda: load.update(
+                self.pgbench(
+                    f"\\set n random(1, {s.services})\nSELECT pystatus.heartbeat('svc-' || :n);\n",
+                    4,
+                    max(s.seconds, 4),
+                    "-R",
+                    "400",
+                )
+            )
+        )
+        flowing.start()
+        time.sleep(1)
+        dropped = wal_and_ms("SELECT pystatus.maintain()")
+        flowing.join()
+        self.results.add(
+            "6. retention",
+            f"DELETE of {rows:,} expired rows: time, WAL",
+            f"{deleted[0]:,.0f} ms, {deleted[1] / 1e6:,.1f} MB",
+        )
+        self.results.add(
+            "6. retention",
+            f"drop of the expired partitions ({rows:,} rows): time, WAL",
+            f"{dropped[0]:,.0f} ms, {dropped[1] / 1e6:,.3f} MB"
+            f" ({deleted[1] / max(dropped[1], 1):,.0f}× less WAL)",
+        )
+        self.results.add(
+            "6. retention",
+            "heartbeats during maintenance (400/s target rate): done, failed",
+            f"{load['tps']:,.0f}/s, {load['failed']:.0f} failed",
+            f"zero errors: {verdict(load['failed'] == 0)}",
+        )
+
+
+# --- baselines, in a schema of their own --------------------------------------
+
+BASELINE_TABLES = """
+CREATE SCHEMA bench;
+CREATE TABLE bench.bare_status (LIKE public.system_status INCLUDING DEFAULTS INCLUDING CONSTRAINTS,
+                                PRIMARY KEY (service_name)) WITH (fillfactor = 50);
+CREATE TABLE bench.one_status (LIKE bench.bare_status INCLUDING ALL) WITH (fillfactor = 50);
+CREATE TABLE bench.one_history (LIKE public.system_status_history INCLUDING DEFAULTS INCLUDING IDENTITY)
+    PARTITION BY RANGE (heartbeat_timestamp);
+CREATE TABLE bench.one_history_now PARTITION OF bench.one_history
+    FOR VALUES FROM (date_trunc('month', now() - interval '1 month')) TO (date_trunc('month', now() + interval '2 months'));
+CREATE TABLE bench.one_history_default PARTITION OF bench.one_history DEFAULT;
+CREATE INDEX ON bench.one_history (service_name, heartbeat_timestamp DESC);
+-- The seed's Option 1: one insert-only table, current status by DISTINCT ON.
+CREATE TABLE bench.option1_history (
+    id serial PRIMARY KEY, service_name varchar(64) NOT NULL, status varchar(16) NOT NULL,
+    current_task text, heartbeat_timestamp timestamptz NOT NULL, created_at timestamptz DEFAULT now());
+CREATE INDEX ON bench.option1_history (service_name, heartbeat_timestamp DESC);
+"""
+BARE = """INSERT INTO bench.bare_status AS s (service_name, status, current_task, last_heartbeat, updated_at)
+VALUES ('svc-' || :n, 'ok', NULL, clock_timestamp(), clock_timestamp())
+ON CONFLICT (service_name) DO UPDATE SET status = EXCLUDED.status, current_task = EXCLUDED.current_task,
+    last_heartbeat = EXCLUDED.last_heartbeat, updated_at = EXCLUDED.updated_at;
+"""
+ONE_STATEMENT = """WITH up AS (
+    INSERT INTO bench.one_status AS s (service_name, status, current_task, last_heartbeat, updated_at)
+    VALUES ('svc-' || :n, 'ok', NULL, clock_timestamp(), clock_timestamp())
+    ON CONFLICT (service_name) DO UPDATE SET status = EXCLUDED.status, current_task = EXCLUDED.current_task,
+        last_heartbeat = EXCLUDED.last_heartbeat, updated_at = EXCLUDED.updated_at
+    RETURNING service_name, status, current_task, last_heartbeat)
+INSERT INTO bench.one_history (heartbeat_timestamp, service_name, status, current_task)
+SELECT last_heartbeat, service_name, status, current_task FROM up;
+"""
+OPTION1 = """INSERT INTO bench.option1_history (service_name, status, current_task, heartbeat_timestamp)
+VALUES ('svc-' || :n, 'ok', NULL, clock_timestamp());
+"""
+OPTION1_CURRENT = """SELECT DISTINCT ON (service_name) * FROM bench.option1_history
+ORDER BY service_name, heartbeat_timestamp DESC;
+"""
+
+
+@contextmanager
+def bench_cluster() -> Iterator[Cluster]:
+    with Cluster.temporary(cron_database=None) as cluster:
+        yield cluster
+
+
+def machine() -> list[str]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024
+    return [f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB memory, {platform.platform()}"]
+
+
+def write_doc(bench: Bench, sizes: Sizes, command: str, started: float) -> None:
+    versions = bench.sql(
+        "SELECT version(), (SELECT extversion FROM pg_extension WHERE extname = 'pg_partman')"
+    )[0]
+    settings = bench.sql(
+        "SELECT string_agg(name || ' = ' || setting || coalesce(unit, ''), ', ' ORDER BY name)"
+        " FROM pg_settings WHERE name IN ('shared_buffers', 'synchronous_commit', 'fsync',"
+        " 'work_mem', 'max_wal_size', 'wal_level')"
+    )[0][0]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Produced by `{command}` (`make bench`) in {time.time() - started:,.0f} s; this file is rewritten by each run.",
+        "",
+        "- Machine: "
+        + machine()[0]
+        + "; shared and noisy, so every claim is a ratio against a baseline"
+        " measured in the same run, variants interleaved.",
+        f"- PostgreSQL: {versions[0]}; pg_partman {versions[1]}; a private cluster started by"
+        " `pystatus.cluster` with default settings except the port.",
+        f"- Settings: {settings}.",
+        f"- Sizes: {sizes}.",
+        "- pgbench: `pgbench -n -M prepared -c C -j min(C,2) -T seconds -f script` with the scripts in"
+        " `bench/run.py`; medians of the runs, ranges in brackets.",
+        "",
+        "| scenario | figure | value | target |",
+        "| --- | --- | --- | --- |",
+        *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in bench.results.rows),
+        "",
+        *(f"- {note}" for note in bench.results.notes),
+        "",
+    ]
+    extra = DOC.with_name("benchmarks-notes.md")
+    if extra.exists():
+        lines += ["", extra.read_text()]
+    DOC.write_text("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the harness works")
+    parser.add_argument("--output", action="store_true", help="write docs/benchmarks.md")
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else Sizes()
+    started = time.time()
+    with bench_cluster() as cluster:
+        bench = Bench(cluster, sizes)
+        bench.setup()
+        for scenario in (
+            bench.single_row_heartbeats,
+            bench.batched_heartbeats,
+            bench.python_overhead,
+            bench.dashboard_read,
+            bench.history_answers,
+            bench.retention,
+        ):
+            scenario()
+        if args.output:
+            write_doc(
+                bench, sizes, "python -m bench.run" + (" --quick" if args.quick else ""), started
+            )
+            print(f"Wrote {DOC}")
+
+
+if __name__ == "__main__":
+    main()

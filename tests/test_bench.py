@@ -1,0 +1,42 @@
+"""`make bench-quick`: the benchmark harness runs end to end at tiny sizes.
+It asserts that every scenario produced its figures, never how fast they are."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_benchmark_harness_runs_every_scenario() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    for heading in [
+        "1. Single-row",
+        "2. Batched",
+        "3. Python",
+        "4. Dashboard",
+        "5. Uptime",
+        "6. Retention",
+    ]:
+        assert heading in out
+    for figure in [
+        r"trigger path / one statement, 1 clients: [\d.]+×",
+        r"heartbeat_many, \d+ per call, 2 clients \(heartbeats/s\): [\d,]+",
+        r"live_status, 100 services \(ms\): [\d.]+",
+        r"fleet, 2 days, from rollups \(ms\): [\d.,]+",
+        r"bytes per history row, indexes included: \d+",
+        r"share of system_status updates that were HOT: [\d.]+%",
+        r"heartbeats during maintenance .*: [\d,]+/s, 0 failed",
+    ]:
+        assert re.search(figure, out), figure
