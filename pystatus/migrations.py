@@ -81,3 +81,9 @@ def rollback(
 def pending(dsn: str | None = None) -> list[str]:
     with backend(dsn) as yoyo:
         return [m.id for m in yoyo.to_apply(read_migrations(str(migrations_dir())))]
+
+
+def applied(dsn: str | None = None) -> list[str]:
+    """Ids of the applied migrations, oldest first."""
+    with backend(dsn) as yoyo:
+        return [m.id for m in reversed(yoyo.to_rollback(read_migrations(str(migrations_dir()))))]

@@ -344,8 +344,11 @@ CREATE FUNCTION pystatus.heartbeat(service_name text, status text DEFAULT 'ok'::
 DECLARE
     v_recorded_at timestamptz;
 BEGIN
-    PERFORM pystatus.check_heartbeat(heartbeat.service_name, heartbeat.status, heartbeat.current_task,
-                                     heartbeat.latency_ms);
+    IF NOT pystatus.is_valid_heartbeat(heartbeat.service_name, heartbeat.status, heartbeat.current_task,
+                                       heartbeat.latency_ms) THEN
+        PERFORM pystatus.check_heartbeat(heartbeat.service_name, heartbeat.status, heartbeat.current_task,
+                                         heartbeat.latency_ms);
+    END IF;
     -- clock_timestamp() in SET is read after the row lock is taken, so a
     -- service's heartbeats are recorded in the order they were applied.
     INSERT INTO public.system_status AS current
@@ -379,6 +382,7 @@ CREATE FUNCTION pystatus.heartbeat_many(service_names text[], statuses text[], c
 DECLARE
     v_count integer := coalesce(cardinality(service_names), 0);
     v_recorded integer;
+    v_bad bigint;
 BEGIN
     IF cardinality(statuses) IS DISTINCT FROM v_count
        OR (current_tasks IS NOT NULL AND cardinality(current_tasks) <> v_count)
@@ -387,13 +391,20 @@ BEGIN
             v_count, cardinality(statuses), cardinality(current_tasks), cardinality(latencies_ms)
             USING ERRCODE = 'PS005', HINT = 'The arrays go in step: one element per heartbeat.';
     END IF;
-    FOR i IN 1 .. v_count LOOP
+    -- One set-based test; the precise error only for the first bad heartbeat.
+    SELECT b.position INTO v_bad
+    FROM unnest(service_names, statuses, current_tasks, latencies_ms)
+         WITH ORDINALITY AS b(service_name, status, current_task, latency_ms, position)
+    WHERE NOT pystatus.is_valid_heartbeat(b.service_name, b.status, b.current_task, b.latency_ms)
+    ORDER BY b.position LIMIT 1;
+    IF v_bad IS NOT NULL THEN
         BEGIN
-            PERFORM pystatus.check_heartbeat(service_names[i], statuses[i], current_tasks[i], latencies_ms[i]);
+            PERFORM pystatus.check_heartbeat(service_names[v_bad], statuses[v_bad],
+                                             current_tasks[v_bad], latencies_ms[v_bad]);
         EXCEPTION WHEN SQLSTATE 'PS001' OR SQLSTATE 'PS002' OR SQLSTATE 'PS003' OR SQLSTATE 'PS006' THEN
-            RAISE EXCEPTION 'heartbeat % of %: %', i, v_count, SQLERRM USING ERRCODE = SQLSTATE;
+            RAISE EXCEPTION 'heartbeat % of %: %', v_bad, v_count, SQLERRM USING ERRCODE = SQLSTATE;
         END;
-    END LOOP;
+    END IF;
     -- One upsert for the batch; a service named twice keeps its last heartbeat
     -- (one statement cannot update a row twice).
     INSERT INTO public.system_status AS current
@@ -579,6 +590,34 @@ CREATE FUNCTION pystatus.is_status(p_status text) RETURNS boolean
 --
 
 COMMENT ON FUNCTION pystatus.is_status(p_status text) IS 'The status vocabulary: what services report (ok, degraded, down, starting, stopping, maintenance) plus stale, which only pystatus writes, when a service falls silent.';
+
+--
+-- Name: is_valid_service_name(text); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.is_valid_service_name(p_service_name text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN (p_service_name ~ '^[^[:space:][:cntrl:]]([^[:cntrl:]]{0,62}[^[:space:][:cntrl:]])?$'::text);
+
+--
+-- Name: FUNCTION is_valid_service_name(p_service_name text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.is_valid_service_name(p_service_name text) IS 'Whether a service name keeps the naming rules; the fast test behind the table constraint and the heartbeat functions.';
+
+--
+-- Name: is_valid_heartbeat(text, text, text, double precision); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.is_valid_heartbeat(p_service_name text, p_status text, p_current_task text, p_latency_ms double precision) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN COALESCE((pystatus.is_valid_service_name(p_service_name) AND (p_status = ANY (ARRAY['ok'::text, 'degraded'::text, 'down'::text, 'starting'::text, 'stopping'::text, 'maintenance'::text])) AND COALESCE((octet_length(p_current_task) <= 4096), true) AND COALESCE(((p_latency_ms >= (0)::double precision) AND (p_latency_ms < 'Infinity'::double precision)), true)), false);
+
+--
+-- Name: FUNCTION is_valid_heartbeat(p_service_name text, p_status text, p_current_task text, p_latency_ms double precision); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.is_valid_heartbeat(p_service_name text, p_status text, p_current_task text, p_latency_ms double precision) IS 'Whether a heartbeat keeps every rule, in one expression the heartbeat functions evaluate inline; only when it does not do they call check_heartbeat() for the precise error.';
 
 --
 -- Name: latency_hourly(text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -1525,7 +1564,7 @@ CREATE TABLE public.system_status (
     latency_ms double precision,
     CONSTRAINT system_status_current_task_size CHECK ((octet_length(current_task) <= 4096)),
     CONSTRAINT system_status_latency_ms_valid CHECK (((latency_ms >= (0)::double precision) AND (latency_ms < 'Infinity'::double precision))),
-    CONSTRAINT system_status_service_name_valid CHECK ((pystatus.service_name_problem((service_name)::text) IS NULL)),
+    CONSTRAINT system_status_service_name_valid CHECK (pystatus.is_valid_service_name((service_name)::text)),
     CONSTRAINT system_status_status_valid CHECK (pystatus.is_status((status)::text))
 )
 WITH (fillfactor='50');
@@ -1641,7 +1680,7 @@ CREATE TABLE pystatus.service_expectations (
     grace interval NOT NULL,
     CONSTRAINT service_expectations_expected_interval_check CHECK ((expected_interval > '00:00:00'::interval)),
     CONSTRAINT service_expectations_grace_check CHECK ((grace >= '00:00:00'::interval)),
-    CONSTRAINT service_expectations_service_name_valid CHECK ((pystatus.service_name_problem((service_name)::text) IS NULL))
+    CONSTRAINT service_expectations_service_name_valid CHECK (pystatus.is_valid_service_name((service_name)::text))
 );
 
 --

@@ -33,7 +33,7 @@ def test_benchmark_harness_runs_every_scenario() -> None:
     for figure in [
         r"trigger path / one statement, 1 clients: [\d.]+\u00d7",
         r"heartbeat_many, \d+ per call, 2 clients \(heartbeats/s\): [\d,]+",
-        r"live_status, 100 services \(ms\): [\d.]+",
+        r"live_status, 100 services, in the database \(ms\): [\d.]+",
         r"fleet, 2 days, from rollups \(ms\): [\d.,]+",
         r"bytes per history row, indexes included: \d+",
         r"share of system_status updates that were HOT: [\d.]+%",

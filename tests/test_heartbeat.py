@@ -7,6 +7,8 @@ from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import pystatus
 from tests.helpers import counts, one
@@ -223,3 +225,21 @@ def test_heartbeat_many_is_all_or_nothing_and_names_the_bad_element(db: Conn) ->
     assert uneven.value.sqlstate == "PS005"
     assert counts(db) == (0, 0)
     assert pystatus.heartbeat_many(db, []) == 0
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    name=st.one_of(
+        st.text(max_size=70),
+        st.text(st.characters(blacklist_categories=["Cs"]), min_size=60, max_size=70),
+        st.sampled_from(["a", " a", "a ", "\u00a0a", "a\u2028b", "\u3000", "x" * 64, "x" * 65]),
+    )
+)
+def test_the_fast_name_rule_agrees_with_the_explained_one(db: Conn, name: str) -> None:
+    name = name.replace("\x00", "")  # PostgreSQL text cannot hold NUL
+    valid, problem = db.execute(
+        "SELECT pystatus.is_valid_service_name(%s), pystatus.service_name_problem(%s)", (name, name)
+    ).fetchone()  # type: ignore[misc]
+    assert valid == (problem is None), (name, problem)

@@ -46,6 +46,17 @@ COMMENT ON FUNCTION pystatus.service_name_problem(text) IS
     'Why a service name breaks the naming rules (1-64 characters, not blank, no control '
     'characters, no surrounding white space), or NULL when it is valid.';
 
+CREATE FUNCTION pystatus.is_valid_service_name(p_service_name text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+-- One regular expression: 1 to 64 characters, none a control character, the
+-- first and last not white space (so not blank). service_name_problem() says
+-- which rule a name breaks; a test checks that the two agree.
+RETURN p_service_name ~ '^[^[:space:][:cntrl:]]([^[:cntrl:]]{0,62}[^[:space:][:cntrl:]])?$';
+COMMENT ON FUNCTION pystatus.is_valid_service_name(text) IS
+    'Whether a service name keeps the naming rules; the fast test behind the table constraint '
+    'and the heartbeat functions.';
+
 CREATE FUNCTION pystatus.is_status(p_status text)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -90,6 +101,18 @@ BEGIN
     END IF;
 END;
 $$;
+CREATE FUNCTION pystatus.is_valid_heartbeat(
+    p_service_name text, p_status text, p_current_task text, p_latency_ms double precision)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN coalesce(pystatus.is_valid_service_name(p_service_name)
+                AND p_status IN ('ok', 'degraded', 'down', 'starting', 'stopping', 'maintenance')
+                AND coalesce(octet_length(p_current_task) <= 4096, true)
+                AND coalesce(p_latency_ms >= 0 AND p_latency_ms < 'Infinity', true), false);
+COMMENT ON FUNCTION pystatus.is_valid_heartbeat(text, text, text, double precision) IS
+    'Whether a heartbeat keeps every rule, in one expression the heartbeat functions evaluate '
+    'inline; only when it does not do they call check_heartbeat() for the precise error.';
+
 COMMENT ON FUNCTION pystatus.check_heartbeat(text, text, text, double precision) IS
     'Raises a clear error (SQLSTATE PS001 name, PS002 status, PS003 task, PS006 latency) for a heartbeat '
     'that breaks the rules; the heartbeat functions call it before writing anything.';
@@ -166,7 +189,7 @@ ALTER TABLE public.system_status
     ALTER COLUMN updated_at SET DEFAULT now(),
     ALTER COLUMN updated_at SET NOT NULL,
     ADD CONSTRAINT system_status_service_name_valid
-        CHECK (pystatus.service_name_problem(service_name) IS NULL),
+        CHECK (pystatus.is_valid_service_name(service_name)),
     ADD CONSTRAINT system_status_status_valid CHECK (pystatus.is_status(status)),
     ADD CONSTRAINT system_status_current_task_size CHECK (octet_length(current_task) <= 4096),
     ADD COLUMN IF NOT EXISTS latency_ms double precision,
@@ -257,8 +280,11 @@ AS $$
 DECLARE
     v_recorded_at timestamptz;
 BEGIN
-    PERFORM pystatus.check_heartbeat(heartbeat.service_name, heartbeat.status, heartbeat.current_task,
-                                     heartbeat.latency_ms);
+    IF NOT pystatus.is_valid_heartbeat(heartbeat.service_name, heartbeat.status, heartbeat.current_task,
+                                       heartbeat.latency_ms) THEN
+        PERFORM pystatus.check_heartbeat(heartbeat.service_name, heartbeat.status, heartbeat.current_task,
+                                         heartbeat.latency_ms);
+    END IF;
     -- clock_timestamp() in SET is read after the row lock is taken, so a
     -- service's heartbeats are recorded in the order they were applied.
     INSERT INTO public.system_status AS current

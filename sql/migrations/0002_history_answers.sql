@@ -19,7 +19,7 @@
 CREATE TABLE pystatus.service_expectations (
     service_name varchar(64) PRIMARY KEY
         CONSTRAINT service_expectations_service_name_valid
-        CHECK (pystatus.service_name_problem(service_name) IS NULL),
+        CHECK (pystatus.is_valid_service_name(service_name)),
     expected_interval interval NOT NULL CHECK (expected_interval > interval '0'),
     grace interval NOT NULL CHECK (grace >= interval '0')
 );

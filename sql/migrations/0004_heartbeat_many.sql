@@ -12,6 +12,7 @@ AS $$
 DECLARE
     v_count integer := coalesce(cardinality(service_names), 0);
     v_recorded integer;
+    v_bad bigint;
 BEGIN
     IF cardinality(statuses) IS DISTINCT FROM v_count
        OR (current_tasks IS NOT NULL AND cardinality(current_tasks) <> v_count)
@@ -20,13 +21,20 @@ BEGIN
             v_count, cardinality(statuses), cardinality(current_tasks), cardinality(latencies_ms)
             USING ERRCODE = 'PS005', HINT = 'The arrays go in step: one element per heartbeat.';
     END IF;
-    FOR i IN 1 .. v_count LOOP
+    -- One set-based test; the precise error only for the first bad heartbeat.
+    SELECT b.position INTO v_bad
+    FROM unnest(service_names, statuses, current_tasks, latencies_ms)
+         WITH ORDINALITY AS b(service_name, status, current_task, latency_ms, position)
+    WHERE NOT pystatus.is_valid_heartbeat(b.service_name, b.status, b.current_task, b.latency_ms)
+    ORDER BY b.position LIMIT 1;
+    IF v_bad IS NOT NULL THEN
         BEGIN
-            PERFORM pystatus.check_heartbeat(service_names[i], statuses[i], current_tasks[i], latencies_ms[i]);
+            PERFORM pystatus.check_heartbeat(service_names[v_bad], statuses[v_bad],
+                                             current_tasks[v_bad], latencies_ms[v_bad]);
         EXCEPTION WHEN SQLSTATE 'PS001' OR SQLSTATE 'PS002' OR SQLSTATE 'PS003' OR SQLSTATE 'PS006' THEN
-            RAISE EXCEPTION 'heartbeat % of %: %', i, v_count, SQLERRM USING ERRCODE = SQLSTATE;
+            RAISE EXCEPTION 'heartbeat % of %: %', v_bad, v_count, SQLERRM USING ERRCODE = SQLSTATE;
         END;
-    END LOOP;
+    END IF;
     -- One upsert for the batch; a service named twice keeps its last heartbeat
     -- (one statement cannot update a row twice).
     INSERT INTO public.system_status AS current
