@@ -375,6 +375,7 @@ class Bench:
                 f"{spread(raw, '{:,.0f}')} — rollups {speedup:,.0f}× faster",
                 f"≥ 100× (fleet): {verdict(speedup >= 100)}" if name == "fleet" else "",
             )
+        self.dashboard_api()
         incidents = self.timed(
             lambda: self.sql(f"SELECT * FROM pystatus.incidents('svc-1', {window})")
         )
@@ -395,6 +396,51 @@ class Bench:
             f"{per_row:.0f} (heap {size[1] / count:.0f})",
             f"≤ 100: {verdict(per_row <= 100)}",
         )
+
+    def dashboard_api(self) -> None:
+        """Each JSON response the dashboard page needs, over the fleet's history."""
+        import urllib.request
+
+        import uvicorn
+
+        from pystatus.cluster import free_port
+        from pystatus.dashboard import create_app
+
+        port = free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(self.dsn), port=port, log_level="warning")
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.05)
+        try:
+            base = f"http://127.0.0.1:{port}/api"
+            for path in [
+                "/status",
+                "/uptime?days=30",
+                "/services/svc-1/uptime",
+                "/services/svc-1/days?days=90",
+                "/services/svc-1/incidents?days=30",
+                "/services/svc-1/transitions?days=1",
+                "/services/svc-1/latency?days=7",
+            ]:
+
+                def fetch(url: str = base + path) -> None:
+                    with urllib.request.urlopen(url) as response:
+                        response.read()
+
+                times = self.timed(fetch)
+                ok = statistics.median(times) < 50
+                self.results.add(
+                    "4. dashboard API",
+                    f"GET /api{path}, {self.sizes.fleet:,} services (ms)",
+                    spread(times, "{:,.1f}"),
+                    f"< 50 ms: {verdict(ok)}",
+                )
+        finally:
+            server.should_exit = True
+            thread.join(30)
 
     def retention(self) -> None:
         print("6. Retention", flush=True)
