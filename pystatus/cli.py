@@ -174,6 +174,18 @@ def cmd_expect(args: argparse.Namespace) -> None:
     print(f"{args.service}: heartbeat every {args.interval}, stale after a further {args.grace}.")
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    columns, rows = _fetch(args.dsn, "check")
+    if args.cron_dsn:  # the jobs live in pg_cron's database: ask there
+        jobs = _fetch(args.dsn, "maintenance_jobs")[1]
+        params = {"job_names": [j[0] for j in jobs], "database": jobs[0][3]}
+        rows = [r for r in rows if r[0] != "jobs"] + _fetch(
+            args.cron_dsn, "check_jobs_in_cron_database", params
+        )[1]
+    write_rows(columns, rows, args.format, emphasize=lambda row: sys.stdout.isatty() and not row[1])
+    return 0 if all(ok for _, ok, _ in rows) else 1
+
+
 def cmd_heartbeat(args: argparse.Namespace) -> None:
     with _connect(args.dsn) as conn:
         print(heartbeat(conn, args.service, args.status, args.task).isoformat())
@@ -286,6 +298,11 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("service")
     history.add_argument("--since", default="7 days", help="an interval: 7d, 12h, '30 minutes'")
 
+    check = command(
+        "check", cmd_check, "health of the installation; exit 1 if anything is wrong", data=True
+    )
+    check.add_argument("--cron-dsn", help="the database pg_cron lives in, when not this one")
+
     beat = command("heartbeat", cmd_heartbeat, "record one heartbeat (for scripts)")
     beat.add_argument("service")
     beat.add_argument("--status", default="ok")
@@ -312,11 +329,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        args.handler(args)
+        return int(args.handler(args) or 0)
     except PystatusError as exc:
         print(f"pystatus: error: {exc}", file=sys.stderr)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

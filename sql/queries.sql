@@ -125,3 +125,22 @@ FROM pystatus.latency_hourly(%(service_name)s::text, %(since)s::timestamptz)
 -- heartbeat_many --
 -- Records many heartbeats in one call; returns how many services were recorded.
 SELECT pystatus.heartbeat_many(%(service_names)s::text[], %(statuses)s::text[], %(current_tasks)s::text[], %(latencies_ms)s::float8[])
+
+-- check --
+-- The installation's health, one row per item, ok false for each problem.
+SELECT item, ok, detail FROM pystatus.check()
+
+-- check_jobs_in_cron_database --
+-- Run in pg_cron's database: another database's jobs and their last runs.
+SELECT 'job ' || wanted.name AS item,
+       coalesce(j.active AND coalesce(d.status, 'succeeded') = 'succeeded', false) AS ok,
+       CASE WHEN j.jobid IS NULL THEN 'not scheduled: run pystatus schedule --cron-dsn ...'
+            WHEN NOT j.active THEN 'scheduled but inactive'
+            WHEN d.status IS NULL THEN 'scheduled, not run yet'
+            ELSE 'last run ' || d.status || ' at ' || d.end_time || coalesce(': ' || nullif(d.return_message, ''), '') END AS detail
+FROM unnest(%(job_names)s::text[]) AS wanted(name)
+LEFT JOIN cron.job AS j ON j.jobname = wanted.name AND j.database = %(database)s::text
+LEFT JOIN LATERAL (SELECT r.status, r.end_time, r.return_message FROM cron.job_run_details AS r
+                   WHERE r.jobid = j.jobid AND r.status IN ('succeeded', 'failed')
+                   ORDER BY r.runid DESC LIMIT 1) AS d ON true
+ORDER BY wanted.name

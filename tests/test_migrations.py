@@ -14,7 +14,13 @@ from pystatus.cluster import Cluster
 from tests.helpers import one
 from tests.schema_snapshot import SNAPSHOT, dump_schema
 
-ALL = ["0001_foundation", "0002_history_answers", "0003_dashboard", "0004_heartbeat_many"]
+ALL = [
+    "0001_foundation",
+    "0002_history_answers",
+    "0003_dashboard",
+    "0004_heartbeat_many",
+    "0005_check",
+]
 
 # The seed's table, as a seed install has it.
 SEED_TABLE = """

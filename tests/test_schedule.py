@@ -69,6 +69,14 @@ def test_pg_cron_in_this_database_the_migration_schedules_the_job(
     try:
         migrations.apply(dsn)
         assert jobs(cron_db) == expected_jobs("postgres")
+        health = {
+            item: (ok, detail)
+            for item, ok, detail in cron_db.execute("SELECT * FROM pystatus.check()")
+        }
+        assert health["job pystatus-sweep:postgres"][0] is True
+        assert health["job pystatus-rollups:postgres"][1] in {"scheduled, not run yet"} or health[
+            "job pystatus-rollups:postgres"
+        ][1].startswith("last run succeeded")
         value, todo = report(dsn)["maintenance scheduler"]
         assert value.startswith("pg_cron in this database: jobs scheduled") and todo is None
         # The maintenance job's command really performs maintenance.

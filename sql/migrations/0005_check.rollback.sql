@@ -1,0 +1,2 @@
+-- Undo 0005.
+DROP FUNCTION pystatus.check();

@@ -1,0 +1,102 @@
+"""`pystatus check`: the installation's health, exit status 1 with a clear list
+when anything is wrong."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg
+import pytest
+
+import pystatus
+from pystatus import cli
+from pystatus.cluster import Cluster
+from tests.helpers import one
+
+Conn = psycopg.Connection[Any]
+
+
+def check(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, dict[str, Any]]]:
+    code = cli.main(["check", *argv, "--format", "json"])
+    rows = json.loads(capsys.readouterr().out)
+    return code, {row["item"]: row for row in rows}
+
+
+def test_a_healthy_installation(dsn: str, db: Conn, capsys: pytest.CaptureFixture[str]) -> None:
+    db.execute("SELECT pystatus.refresh_rollups()")
+    code, items = check(capsys, "--dsn", dsn)
+    assert code == 0
+    assert {
+        "pg_partman",
+        "partitions ahead",
+        "default partition",
+        "retention",
+        "rollups",
+        "sweeper",
+        "jobs",
+    } <= set(items)
+    assert all(item["ok"] for item in items.values())
+    assert "pg_cron in database postgres" in items["jobs"]["detail"]
+
+
+def test_each_problem_is_reported(dsn: str, db: Conn, capsys: pytest.CaptureFixture[str]) -> None:
+    for (name,) in db.execute(
+        "SELECT partition::text FROM pystatus.history_partitions WHERE starts > now()"
+    ).fetchall():
+        db.execute(f"DROP TABLE {name}")
+    db.execute(
+        "DROP TABLE "
+        + one(
+            db,
+            "SELECT partition::text FROM pystatus.history_partitions"
+            " WHERE starts <= now() AND ends > now()",
+        )
+    )
+    pystatus.heartbeat(db, "orphan")  # lands in the default partition
+    now = one(db, "SELECT now()")
+    db.execute("UPDATE pystatus.rollup_state SET rolled_until = now() - interval '1 day'")
+    db.execute("SELECT pystatus.set_history_retention(NULL)")
+    from datetime import timedelta
+
+    pystatus.record_heartbeat(db, "silent", "ok", None, now - timedelta(minutes=20))
+
+    code, items = check(capsys, "--dsn", dsn)
+    assert code == 1
+    failing = {name for name, item in items.items() if not item["ok"]}
+    assert failing == {"partitions ahead", "default partition", "retention", "rollups", "sweeper"}
+    assert "move_default_rows" in items["default partition"]["detail"]
+    assert "sweep job" in items["sweeper"]["detail"]
+
+
+def test_jobs_in_the_cron_database(
+    dsn: str, db: Conn, cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db.execute("SELECT pystatus.refresh_rollups()")
+    with psycopg.connect(cluster.dsn(), autocommit=True) as cron:
+        cron.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
+        code, items = check(capsys, "--dsn", dsn, "--cron-dsn", cluster.dsn())
+        assert (
+            code == 1 and "not scheduled" in items[f"job pystatus-sweep:{db.info.dbname}"]["detail"]
+        )
+        try:
+            assert cli.main(["schedule", "--dsn", dsn, "--cron-dsn", cluster.dsn()]) == 0
+            capsys.readouterr()
+            code, items = check(capsys, "--dsn", dsn, "--cron-dsn", cluster.dsn())
+            assert code == 0
+            assert items[f"job pystatus-maintain:{db.info.dbname}"]["detail"] in {
+                "scheduled, not run yet"
+            } or items[f"job pystatus-maintain:{db.info.dbname}"]["detail"].startswith(
+                "last run succeeded"
+            )
+        finally:
+            cron.execute(
+                "SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname LIKE 'pystatus-%'"
+            )
+
+
+def test_pg_partman_missing_is_a_clear_error(
+    empty_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["check", "--dsn", empty_dsn]) == 1
+    assert "pystatus: error:" in capsys.readouterr().err
