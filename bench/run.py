@@ -13,6 +13,7 @@ import argparse
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -638,6 +639,7 @@ def main() -> None:
                 bench, sizes, "python -m bench.run" + (" --quick" if args.quick else ""), started
             )
             print(f"Wrote {DOC}")
+        shutil.rmtree(bench.scripts, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
 
-def chromium(width: int = 1280, height: int = 900) -> webdriver.Chrome:
+def chromium(profile: str, width: int = 1280, height: int = 900) -> webdriver.Chrome:
+    """Chromium with a fresh profile in ``profile`` (the caller removes it)."""
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
     for flag in (
         "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
         "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", f"--window-size={width},{height}",
-        f"--user-data-dir={tempfile.mkdtemp(prefix='pystatus-chromium-')}",
+        f"--user-data-dir={profile}",
     ):  # fmt: skip
         options.add_argument(flag)
     driver = shutil.which("chromedriver") or "/usr/bin/chromedriver"

@@ -26,8 +26,8 @@ MIN = timedelta(minutes=1)
 
 
 @pytest.fixture
-def browser() -> Iterator[WebDriver]:
-    driver = chromium()
+def browser(tmp_path: Path) -> Iterator[WebDriver]:
+    driver = chromium(str(tmp_path / "profile"))
     try:
         yield driver
     finally:
