@@ -18,11 +18,6 @@ SELECT pystatus.maintain()
 -- Moves rows out of the default partition into partitions of their own.
 SELECT pystatus.move_default_rows()
 
--- current_status --
--- Every service's current row, as the dashboard reads it.
-SELECT service_name, status, current_task, last_heartbeat, updated_at
-FROM public.system_status ORDER BY service_name
-
 -- history --
 -- One service's history over the last %(since)s (an interval such as '7 days' or '12h').
 SELECT heartbeat_timestamp, status, current_task

@@ -693,7 +693,7 @@ COMMENT ON FUNCTION pystatus.is_valid_service_name(p_service_name text) IS 'Whet
 
 CREATE FUNCTION pystatus.is_valid_heartbeat(p_service_name text, p_status text, p_current_task text, p_latency_ms double precision) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN COALESCE((pystatus.is_valid_service_name(p_service_name) AND (p_status = ANY (ARRAY['ok'::text, 'degraded'::text, 'down'::text, 'starting'::text, 'stopping'::text, 'maintenance'::text])) AND COALESCE((octet_length(p_current_task) <= 4096), true) AND COALESCE(((p_latency_ms >= (0)::double precision) AND (p_latency_ms < 'Infinity'::double precision)), true)), false);
+    RETURN COALESCE((pystatus.is_valid_service_name(p_service_name) AND pystatus.is_status(p_status) AND (p_status <> 'stale'::text) AND COALESCE((octet_length(p_current_task) <= 4096), true) AND COALESCE(((p_latency_ms >= (0)::double precision) AND (p_latency_ms < 'Infinity'::double precision)), true)), false);
 
 --
 -- Name: FUNCTION is_valid_heartbeat(p_service_name text, p_status text, p_current_task text, p_latency_ms double precision); Type: COMMENT; Schema: pystatus; Owner: -
@@ -1779,7 +1779,7 @@ CREATE VIEW pystatus.live_status AS
  SELECT s.service_name,
     (
         CASE
-            WHEN (pystatus.goes_stale((s.status)::text) AND (now() > ((s.last_heartbeat + COALESCE(e.expected_interval, '00:01:00'::interval)) + COALESCE(e.grace, '00:01:00'::interval)))) THEN 'stale'::character varying
+            WHEN (pystatus.goes_stale((s.status)::text) AND (now() > x.stale_after)) THEN 'stale'::character varying
             ELSE s.status
         END)::character varying(16) AS effective_status,
     s.status AS reported_status,
@@ -1787,11 +1787,14 @@ CREATE VIEW pystatus.live_status AS
     (EXTRACT(epoch FROM (now() - s.last_heartbeat)))::double precision AS seconds_since,
     s.current_task,
     s.latency_ms,
-    COALESCE(e.expected_interval, '00:01:00'::interval) AS expected_interval,
-    COALESCE(e.grace, '00:01:00'::interval) AS grace,
-    ((s.last_heartbeat + COALESCE(e.expected_interval, '00:01:00'::interval)) + COALESCE(e.grace, '00:01:00'::interval)) AS stale_after
-   FROM (public.system_status s
-     LEFT JOIN pystatus.service_expectations e ON (((e.service_name)::text = (s.service_name)::text)));
+    d.expected_interval,
+    d.grace,
+    x.stale_after
+   FROM (((public.system_status s
+     LEFT JOIN pystatus.service_expectations e ON (((e.service_name)::text = (s.service_name)::text)))
+     CROSS JOIN LATERAL ( SELECT COALESCE(e.expected_interval, '00:01:00'::interval) AS expected_interval,
+            COALESCE(e.grace, '00:01:00'::interval) AS grace) d)
+     CROSS JOIN LATERAL ( SELECT ((s.last_heartbeat + d.expected_interval) + d.grace) AS stale_after) x);
 
 --
 -- Name: VIEW live_status; Type: COMMENT; Schema: pystatus; Owner: -

@@ -25,8 +25,10 @@ COMMENT ON SCHEMA pystatus IS
     'tables stay in public so existing dashboard queries keep working.';
 
 ------------------------------------------------------------------------------
--- Rules. Table constraints and the API's error messages share these
--- definitions, so a rule is written once.
+-- Rules. Table constraints, the fast test on the heartbeat path and the
+-- API's error messages share these definitions. The naming rule has two
+-- forms, one regular expression and one that says which rule is broken; a
+-- property test keeps them in agreement.
 ------------------------------------------------------------------------------
 
 CREATE FUNCTION pystatus.service_name_problem(p_service_name text)
@@ -106,7 +108,7 @@ CREATE FUNCTION pystatus.is_valid_heartbeat(
 RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN coalesce(pystatus.is_valid_service_name(p_service_name)
-                AND p_status IN ('ok', 'degraded', 'down', 'starting', 'stopping', 'maintenance')
+                AND pystatus.is_status(p_status) AND p_status <> 'stale'
                 AND coalesce(octet_length(p_current_task) <= 4096, true)
                 AND coalesce(p_latency_ms >= 0 AND p_latency_ms < 'Infinity', true), false);
 COMMENT ON FUNCTION pystatus.is_valid_heartbeat(text, text, text, double precision) IS

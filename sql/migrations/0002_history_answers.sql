@@ -93,21 +93,22 @@ COMMENT ON FUNCTION pystatus.microseconds(interval) IS
 CREATE VIEW pystatus.live_status AS
 SELECT
     s.service_name,
-    CASE WHEN pystatus.goes_stale(s.status)
-              AND now() > s.last_heartbeat + coalesce(e.expected_interval, interval '60 seconds')
-                                           + coalesce(e.grace, interval '60 seconds')
+    CASE WHEN pystatus.goes_stale(s.status) AND now() > x.stale_after
          THEN 'stale' ELSE s.status END::varchar(16) AS effective_status,
     s.status AS reported_status,
     s.last_heartbeat,
     extract(epoch FROM now() - s.last_heartbeat)::double precision AS seconds_since,
     s.current_task,
     s.latency_ms,
-    coalesce(e.expected_interval, interval '60 seconds') AS expected_interval,
-    coalesce(e.grace, interval '60 seconds') AS grace,
-    s.last_heartbeat + coalesce(e.expected_interval, interval '60 seconds')
-                     + coalesce(e.grace, interval '60 seconds') AS stale_after
+    d.expected_interval,
+    d.grace,
+    x.stale_after
 FROM public.system_status AS s
-LEFT JOIN pystatus.service_expectations AS e ON e.service_name = s.service_name;
+LEFT JOIN pystatus.service_expectations AS e ON e.service_name = s.service_name
+-- The defaults for services without expectations, written once.
+CROSS JOIN LATERAL (SELECT coalesce(e.expected_interval, interval '60 seconds') AS expected_interval,
+                           coalesce(e.grace, interval '60 seconds') AS grace) AS d
+CROSS JOIN LATERAL (SELECT s.last_heartbeat + d.expected_interval + d.grace AS stale_after) AS x;
 COMMENT ON VIEW pystatus.live_status IS
     'Every service as a dashboard should show it: effective_status is stale once the service '
     'has been silent past stale_after (last_heartbeat + expected_interval + grace), even if it '
