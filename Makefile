@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell md5sum pyproject.toml | cut -c1-12)
 help:
 	@echo "make demo      start a local PostgreSQL, migrate, and show services heartbeating"
 	@echo "make test      run the test suite (starts and stops its own PostgreSQL)"
-	@echo "make lint      ruff, ruff format --check, mypy"
+	@echo "make lint      ruff, ruff format --check, mypy, pgspot over sql/"
 	@echo "make migrate   apply migrations to \$$DATABASE_URL (MIGRATE_ARGS=... for options)"
 	@echo "make db        start a local PostgreSQL with pg_partman and pg_cron (make db-stop)"
 	@echo "make bench     the benchmarks at full size (about 25 min); rewrites docs/benchmarks.md"
@@ -35,13 +35,14 @@ test: venv browser-packages
 	$(BIN)/pytest
 
 lint: venv
-	$(BIN)/ruff check pystatus tests bench
-	$(BIN)/ruff format --check pystatus tests bench
+	$(BIN)/ruff check pystatus tests bench scripts
+	$(BIN)/ruff format --check pystatus tests bench scripts
 	$(BIN)/mypy
+	$(BIN)/python scripts/lint_sql.py
 
 format: venv
-	$(BIN)/ruff check --fix pystatus tests bench
-	$(BIN)/ruff format pystatus tests bench
+	$(BIN)/ruff check --fix pystatus tests bench scripts
+	$(BIN)/ruff format pystatus tests bench scripts
 
 migrate: venv
 	@test -n "$$DATABASE_URL" || { echo "set DATABASE_URL, e.g. postgresql://user@host/db"; exit 2; }

@@ -104,7 +104,9 @@ class Bench:
         cursor = self._db.execute(query, params)
         return cursor.fetchall() if cursor.description else None
 
-    def pgbench(self, script: str, clients: int, seconds: int, *extra: str) -> dict[str, float]:
+    def pgbench(
+        self, script: str, clients: int, seconds: int, *extra: str, dsn: str | None = None
+    ) -> dict[str, float]:
         path = self.scripts / f"s{abs(hash(script))}.sql"
         path.write_text(script)
         command = [
@@ -121,7 +123,7 @@ class Bench:
             "-f",
             str(path),
             *extra,
-            self.dsn,
+            dsn or self.dsn,
         ]
         out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         failed = re.search(r"number of failed transactions: (\d+)", out)
@@ -152,6 +154,21 @@ class Bench:
             admin.execute("CREATE DATABASE bench")
         migrations.apply(self.dsn)
         self.sql(BASELINE_TABLES)
+        # Services' logins: a writer, and a writer restricted to its services by
+        # allowances (99 for other logins beside its own, as in a fleet).
+        self.sql("CREATE ROLE bench_writer LOGIN IN ROLE pystatus_writer")
+        self.sql("CREATE ROLE bench_restricted LOGIN IN ROLE pystatus_writer")
+        self.writer_dsn = f"{self.dsn} user=bench_writer"
+        self.restricted_dsn = f"{self.dsn} user=bench_restricted"
+
+    def restrict_logins(self, on: bool) -> None:
+        self.sql("DELETE FROM pystatus.service_logins")
+        if on:
+            self.sql(
+                "INSERT INTO pystatus.service_logins (login, service_pattern) "
+                "SELECT 'other_' || i, 'other-' || i || '-%' FROM generate_series(1, 99) AS i "
+                "UNION ALL SELECT 'bench_restricted', 'svc-%'"
+            )
 
     def reset_writes(self) -> None:
         self.sql(
@@ -173,6 +190,14 @@ class Bench:
             "plain upsert on system_status (trigger, no API function)": pick
             + BARE.replace("bench.bare_status", "public.system_status"),
             "seed Option 1: insert-only history": pick + OPTION1,
+            "pystatus.heartbeat() as a pystatus_writer login": pick
+            + "SELECT pystatus.heartbeat('svc-' || :n, 'ok');\n",
+            "pystatus.heartbeat() as a login restricted to its services": pick
+            + "SELECT pystatus.heartbeat('svc-' || :n, 'ok');\n",
+        }
+        logins = {
+            "pystatus.heartbeat() as a pystatus_writer login": self.writer_dsn,
+            "pystatus.heartbeat() as a login restricted to its services": self.restricted_dsn,
         }
         self.sql("SELECT pg_stat_reset()")
         size_before = self.sql("SELECT pg_relation_size('system_status')")[0][0]
@@ -180,7 +205,13 @@ class Bench:
             tps: dict[str, list[float]] = {name: [] for name in variants}
             for _ in range(s.runs):  # interleaved, so drift hits every variant alike
                 for name, script in variants.items():
-                    tps[name].append(self.pgbench(script, clients, s.seconds)["tps"])
+                    restricted = name.endswith("restricted to its services")
+                    if restricted:
+                        self.restrict_logins(True)
+                    dsn = logins.get(name)
+                    tps[name].append(self.pgbench(script, clients, s.seconds, dsn=dsn)["tps"])
+                    if restricted:
+                        self.restrict_logins(False)
             for name, values in tps.items():
                 self.results.add(
                     "1. single-row heartbeats", f"{name}, {clients} clients (tps)", spread(values)
@@ -200,6 +231,19 @@ class Bench:
                 f"{trigger / bare:.2f}×",
                 f"≥ 0.85×: {verdict(trigger / bare >= 0.85)}",
             )
+            for name, label in (
+                ("pystatus.heartbeat() as a pystatus_writer login", "a writer login"),
+                (
+                    "pystatus.heartbeat() as a login restricted to its services",
+                    "a restricted login",
+                ),
+            ):
+                self.results.add(
+                    "1. single-row heartbeats",
+                    f"{label} / the owner, {clients} clients",
+                    f"{statistics.median(tps[name]) / trigger:.2f}×",
+                    "diagnostic: what roles and allowances cost",
+                )
             plain = statistics.median(
                 tps["plain upsert on system_status (trigger, no API function)"]
             )

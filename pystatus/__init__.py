@@ -1,5 +1,6 @@
 """pystatus: service heartbeats with history in PostgreSQL."""
 
+from pystatus.access import allow_service, disallow_service, service_logins
 from pystatus.answers import (
     Incident,
     LiveStatus,
@@ -33,6 +34,7 @@ from pystatus.errors import (
     InvalidStatus,
     InvalidTask,
     InvalidTime,
+    NotAllowed,
     NotInstalled,
     PystatusError,
 )
@@ -50,18 +52,22 @@ __all__ = [
     "InvalidTask",
     "InvalidTime",
     "LiveStatus",
+    "NotAllowed",
     "NotInstalled",
     "PystatusError",
     "TaskRun",
     "Transition",
     "Trend",
     "Uptime",
+    "allow_service",
+    "disallow_service",
     "heartbeat",
     "heartbeat_async",
     "heartbeat_many",
     "incidents",
     "live_status",
     "record_heartbeat",
+    "service_logins",
     "set_expectations",
     "task_durations",
     "transitions",

@@ -174,6 +174,16 @@ def cmd_expect(args: argparse.Namespace) -> None:
     print(f"{args.service}: heartbeat every {args.interval}, stale after a further {args.grace}.")
 
 
+def cmd_logins(args: argparse.Namespace) -> None:
+    if args.allow:
+        _fetch(args.dsn, "allow_service", dict(zip(("login", "service_pattern"), args.allow)))
+    if args.disallow:
+        params = dict(zip(("login", "service_pattern"), args.disallow))
+        if not _fetch(args.dsn, "disallow_service", params)[1][0][0]:
+            raise PystatusError(f"login {args.disallow[0]} had no allowance {args.disallow[1]!r}")
+    write_rows(*_fetch(args.dsn, "service_logins"), args.format)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     columns, rows = _fetch(args.dsn, "check")
     if args.cron_dsn:  # the jobs live in pg_cron's database: ask there
@@ -302,6 +312,16 @@ def _parser() -> argparse.ArgumentParser:
         "check", cmd_check, "health of the installation; exit 1 if anything is wrong", data=True
     )
     check.add_argument("--cron-dsn", help="the database pg_cron lives in, when not this one")
+
+    logins = command("logins", cmd_logins, "which services each login may heartbeat for", data=True)
+    change = logins.add_mutually_exclusive_group()
+    change.add_argument(
+        "--allow",
+        nargs=2,
+        metavar=("LOGIN", "PATTERN"),
+        help="allow a LIKE pattern, e.g. 'billing-%%'",
+    )
+    change.add_argument("--disallow", nargs=2, metavar=("LOGIN", "PATTERN"))
 
     beat = command("heartbeat", cmd_heartbeat, "record one heartbeat (for scripts)")
     beat.add_argument("service")

@@ -45,6 +45,10 @@ class NotInstalled(PystatusError):
     """pystatus (or pg_partman) is not installed in this database: run `pystatus migrate`."""
 
 
+class NotAllowed(PystatusError, PermissionError):
+    """The login may not do this: it lacks the role, or may not report that service."""
+
+
 class DatabaseUnavailable(PystatusError):
     """The database cannot be reached, or the connection was lost."""
 
@@ -57,9 +61,11 @@ SQLSTATE_ERRORS: dict[str, type[PystatusError]] = {
     "PS004": InvalidTime,
     "PS005": InvalidSetting,
     "PS006": InvalidMeasure,
+    "PS007": NotAllowed,
     "PS010": NotInstalled,
     "3F000": NotInstalled,  # invalid_schema_name: no pystatus schema
     "42883": NotInstalled,  # undefined_function: schema older than the client
+    "42501": NotAllowed,  # insufficient_privilege: the login lacks pystatus_writer/_reader
     "22007": InvalidInput,  # invalid_datetime_format, e.g. a bad --since
     "22P02": InvalidInput,  # invalid_text_representation
     "22023": InvalidInput,  # invalid_parameter_value, e.g. an unknown time zone

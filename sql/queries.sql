@@ -139,3 +139,15 @@ LEFT JOIN LATERAL (SELECT r.status, r.end_time, r.return_message FROM cron.job_r
                    WHERE r.jobid = j.jobid AND r.status IN ('succeeded', 'failed')
                    ORDER BY r.runid DESC LIMIT 1) AS d ON true
 ORDER BY wanted.name
+
+-- allow_service --
+-- Lets a login heartbeat for the services a LIKE pattern matches (turns the restriction on).
+SELECT pystatus.allow_service(%(login)s::name, %(service_pattern)s::text)
+
+-- disallow_service --
+-- Removes one allowance; true if there was one.
+SELECT pystatus.disallow_service(%(login)s::name, %(service_pattern)s::text)
+
+-- service_logins --
+-- Which services each login may heartbeat for (empty: no restriction).
+SELECT login::text, service_pattern FROM pystatus.service_logins ORDER BY login, service_pattern

@@ -60,11 +60,175 @@ CREATE TYPE pystatus.uptime_report AS (
 COMMENT ON TYPE pystatus.uptime_report IS 'Uptime over [since, until): seconds up, down, in maintenance and without data (they add up to the window), and uptime = up / (up + down), NULL when the service was never up or down.';
 
 --
+-- Name: allow_service(name, text); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.allow_service(login name, service_pattern text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF to_regrole(quote_ident(allow_service.login)) IS NULL THEN
+        RAISE EXCEPTION 'invalid login %: no such role', quote_nullable(allow_service.login)
+            USING ERRCODE = 'PS005';
+    END IF;
+    IF coalesce(allow_service.service_pattern, '') = '' THEN
+        RAISE EXCEPTION 'invalid service pattern: it must not be empty'
+            USING ERRCODE = 'PS005', HINT = 'A service name, or a LIKE pattern such as ''billing-%''.';
+    END IF;
+    INSERT INTO pystatus.service_logins (login, service_pattern)
+    VALUES (allow_service.login, allow_service.service_pattern)
+    ON CONFLICT DO NOTHING;
+END;
+$$;
+
+--
+-- Name: FUNCTION allow_service(login name, service_pattern text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.allow_service(login name, service_pattern text) IS 'Lets a login heartbeat for the services a LIKE pattern matches. The first call turns the restriction on: from then on every other login may report only what it is allowed.';
+
+--
 -- Name: check(); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
 CREATE FUNCTION pystatus."check"() RETURNS TABLE(item text, ok boolean, detail text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT * FROM pystatus.check_storage_and_jobs()
+    UNION ALL
+    SELECT * FROM pystatus.check_roles();
+$$;
+
+--
+-- Name: FUNCTION "check"(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus."check"() IS 'The installation''s health: pg_partman, partitions premade ahead, default partition empty, retention, rollups and sweeper keeping up, pg_cron jobs scheduled and their last runs, roles. ok is false for each problem, with what to do in detail.';
+
+--
+-- Name: check_heartbeat(text, text, text, double precision); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.check_heartbeat(p_service_name text, p_status text, p_current_task text, p_latency_ms double precision) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_problem text := pystatus.service_name_problem(p_service_name);
+BEGIN
+    IF v_problem IS NOT NULL THEN
+        RAISE EXCEPTION 'invalid service name %: %',
+            quote_nullable(left(p_service_name, 80)) || CASE WHEN char_length(p_service_name) > 80 THEN '...' ELSE '' END,
+            v_problem
+            USING ERRCODE = 'PS001',
+                  HINT = 'A service name has 1 to 64 characters, is not blank and has no control characters.';
+    END IF;
+    IF p_status = 'stale' THEN
+        RAISE EXCEPTION 'invalid status ''stale'': it is reserved for pystatus, which writes it when a service falls silent'
+            USING ERRCODE = 'PS002',
+                  HINT = 'Services report ok, degraded, down, starting, stopping or maintenance.';
+    END IF;
+    IF p_status IS NULL OR NOT pystatus.is_status(p_status) THEN
+        RAISE EXCEPTION 'invalid status %: must be one of ok, degraded, down, starting, stopping, maintenance',
+            quote_nullable(left(p_status, 80))
+            USING ERRCODE = 'PS002',
+                  HINT = 'Statuses are lower case.';
+    END IF;
+    IF octet_length(p_current_task) > 4096 THEN
+        RAISE EXCEPTION 'invalid current_task: it is % bytes, the limit is 4096 bytes', octet_length(p_current_task)
+            USING ERRCODE = 'PS003';
+    END IF;
+    IF p_latency_ms < 0 OR p_latency_ms >= 'Infinity' THEN  -- NaN sorts above Infinity
+        RAISE EXCEPTION 'invalid latency_ms %: must be a finite number, 0 or more', p_latency_ms
+            USING ERRCODE = 'PS006';
+    END IF;
+END;
+$$;
+
+--
+-- Name: FUNCTION check_heartbeat(p_service_name text, p_status text, p_current_task text, p_latency_ms double precision); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.check_heartbeat(p_service_name text, p_status text, p_current_task text, p_latency_ms double precision) IS 'Raises a clear error (SQLSTATE PS001 name, PS002 status, PS003 task, PS006 latency) for a heartbeat that breaks the rules; the heartbeat functions call it before writing anything.';
+
+--
+-- Name: check_roles(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.check_roles() RETURNS TABLE(item text, ok boolean, detail text)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    WITH role_problems AS (
+        SELECT r.name,
+               to_regrole(r.name) IS NOT NULL AS present,
+               array_remove(ARRAY[
+                   CASE WHEN to_regrole(r.name) IS NULL THEN 'missing: run pystatus migrate (as a role with CREATEROLE)' END,
+                   CASE WHEN to_regrole(r.name) IS NOT NULL AND NOT has_schema_privilege(r.name, 'pystatus', 'USAGE')
+                        THEN 'no USAGE on schema pystatus' END,
+                   (SELECT 'may change ' || string_agg(t.oid::regclass::text, ', ' ORDER BY t.oid::regclass::text)
+                    FROM pg_class AS t
+                    WHERE to_regrole(r.name) IS NOT NULL AND t.relkind IN ('r', 'p', 'v')
+                      AND (t.relnamespace = 'pystatus'::regnamespace
+                           OR t.oid IN ('public.system_status'::regclass, 'public.system_status_history'::regclass))
+                      AND has_table_privilege(r.name, t.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')),
+                   (SELECT 'cannot call ' || string_agg(f.signature, ', ')
+                    FROM unnest(r.needs) AS f(signature)
+                    WHERE to_regrole(r.name) IS NOT NULL AND NOT has_function_privilege(r.name, f.signature, 'EXECUTE'))
+               ], NULL) AS problems,
+               r.summary
+        FROM (VALUES
+            ('pystatus_writer', ARRAY['pystatus.heartbeat(text, text, text, double precision)',
+                                      'pystatus.heartbeat_many(text[], text[], text[], double precision[])'],
+             'may heartbeat, nothing else'),
+            ('pystatus_reader', ARRAY['pystatus.history(text, timestamptz, timestamptz)',
+                                      'pystatus.uptime(text, timestamptz, timestamptz)',
+                                      'pystatus.incidents(text, timestamptz, timestamptz)'],
+             'may read status and the answers from history')
+        ) AS r(name, needs, summary)
+    )
+    SELECT 'role ' || name, cardinality(problems) = 0,
+           CASE WHEN cardinality(problems) = 0
+                THEN summary || coalesce(' (granted to ' || (
+                         SELECT string_agg(m.member::regrole::text, ', ' ORDER BY m.member::regrole::text)
+                         FROM pg_auth_members AS m WHERE m.roleid = to_regrole(name)) || ')', ' (granted to no one yet)')
+                ELSE array_to_string(problems, '; ') END
+    FROM role_problems
+    UNION ALL
+    SELECT 'public access', count(*) = 0,
+           CASE WHEN count(*) = 0 THEN 'no pystatus function callable by every role but the naming and status rules'
+                ELSE 'callable by every role: ' || string_agg(p.oid::regprocedure::text, ', ')
+                     || ': REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pystatus FROM PUBLIC' END
+    FROM pg_proc AS p
+    WHERE p.pronamespace = 'pystatus'::regnamespace AND has_function_privilege('public', p.oid, 'EXECUTE')
+      -- the two rules system_status's constraints call, callable by all on purpose
+      AND p.oid NOT IN ('pystatus.is_valid_service_name(text)'::regprocedure, 'pystatus.is_status(text)'::regprocedure)
+    UNION ALL
+    SELECT 'service logins', bool_and(to_regrole(quote_ident(l.login)) IS NOT NULL) IS NOT FALSE,
+           CASE WHEN count(*) = 0 THEN 'off: any writer may report any service'
+                WHEN bool_and(to_regrole(quote_ident(l.login)) IS NOT NULL)
+                    THEN count(DISTINCT l.login) || ' logins restricted to their services'
+                ELSE 'allowances for logins that no longer exist: ' || string_agg(DISTINCT l.login::text, ', ')
+                     FILTER (WHERE to_regrole(quote_ident(l.login)) IS NULL)
+                     || ': SELECT pystatus.disallow_service(login, pattern)' END
+    FROM pystatus.service_logins AS l;
+$$;
+
+--
+-- Name: FUNCTION check_roles(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.check_roles() IS 'The roles'' health: pystatus_writer and pystatus_reader exist, hold what they need and cannot change any table; no function is callable by every role; allowances name existing logins.';
+
+--
+-- Name: check_storage_and_jobs(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.check_storage_and_jobs() RETURNS TABLE(item text, ok boolean, detail text)
     LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 DECLARE
     v_schema name;
@@ -136,55 +300,10 @@ END;
 $_$;
 
 --
--- Name: FUNCTION "check"(); Type: COMMENT; Schema: pystatus; Owner: -
+-- Name: FUNCTION check_storage_and_jobs(); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus."check"() IS 'The installation''s health: pg_partman, partitions premade ahead, default partition empty, retention, rollups and sweeper keeping up, pg_cron jobs scheduled and their last runs. ok is false for each problem, with what to do in detail.';
-
---
--- Name: check_heartbeat(text, text, text, double precision); Type: FUNCTION; Schema: pystatus; Owner: -
---
-
-CREATE FUNCTION pystatus.check_heartbeat(p_service_name text, p_status text, p_current_task text, p_latency_ms double precision) RETURNS void
-    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-    AS $$
-DECLARE
-    v_problem text := pystatus.service_name_problem(p_service_name);
-BEGIN
-    IF v_problem IS NOT NULL THEN
-        RAISE EXCEPTION 'invalid service name %: %',
-            quote_nullable(left(p_service_name, 80)) || CASE WHEN char_length(p_service_name) > 80 THEN '...' ELSE '' END,
-            v_problem
-            USING ERRCODE = 'PS001',
-                  HINT = 'A service name has 1 to 64 characters, is not blank and has no control characters.';
-    END IF;
-    IF p_status = 'stale' THEN
-        RAISE EXCEPTION 'invalid status ''stale'': it is reserved for pystatus, which writes it when a service falls silent'
-            USING ERRCODE = 'PS002',
-                  HINT = 'Services report ok, degraded, down, starting, stopping or maintenance.';
-    END IF;
-    IF p_status IS NULL OR NOT pystatus.is_status(p_status) THEN
-        RAISE EXCEPTION 'invalid status %: must be one of ok, degraded, down, starting, stopping, maintenance',
-            quote_nullable(left(p_status, 80))
-            USING ERRCODE = 'PS002',
-                  HINT = 'Statuses are lower case.';
-    END IF;
-    IF octet_length(p_current_task) > 4096 THEN
-        RAISE EXCEPTION 'invalid current_task: it is % bytes, the limit is 4096 bytes', octet_length(p_current_task)
-            USING ERRCODE = 'PS003';
-    END IF;
-    IF p_latency_ms < 0 OR p_latency_ms >= 'Infinity' THEN  -- NaN sorts above Infinity
-        RAISE EXCEPTION 'invalid latency_ms %: must be a finite number, 0 or more', p_latency_ms
-            USING ERRCODE = 'PS006';
-    END IF;
-END;
-$$;
-
---
--- Name: FUNCTION check_heartbeat(p_service_name text, p_status text, p_current_task text, p_latency_ms double precision); Type: COMMENT; Schema: pystatus; Owner: -
---
-
-COMMENT ON FUNCTION pystatus.check_heartbeat(p_service_name text, p_status text, p_current_task text, p_latency_ms double precision) IS 'Raises a clear error (SQLSTATE PS001 name, PS002 status, PS003 task, PS006 latency) for a heartbeat that breaks the rules; the heartbeat functions call it before writing anything.';
+COMMENT ON FUNCTION pystatus.check_storage_and_jobs() IS 'pystatus.check() without the roles: pg_partman, partitions premade ahead, default partition empty, retention, rollups and sweeper keeping up, pg_cron jobs scheduled and their last runs.';
 
 --
 -- Name: compute_uptime(text, timestamp with time zone, timestamp with time zone, boolean); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -192,6 +311,7 @@ COMMENT ON FUNCTION pystatus.check_heartbeat(p_service_name text, p_status text,
 
 CREATE FUNCTION pystatus.compute_uptime(p_service_name text, p_since timestamp with time zone, p_until timestamp with time zone, p_use_rollups boolean) RETURNS SETOF pystatus.uptime_report
     LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_origin constant timestamptz := timestamptz '2000-01-01 00:00:00+00';
@@ -286,7 +406,8 @@ COMMENT ON FUNCTION pystatus.compute_uptime(p_service_name text, p_since timesta
 --
 
 CREATE FUNCTION pystatus.copy_status_to_history() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 BEGIN
     -- The staleness sweeper marks a silent service stale without a new
@@ -316,29 +437,15 @@ CREATE FUNCTION pystatus.create_history_partitions(p_from timestamp with time zo
     SET "TimeZone" TO 'UTC'
     AS $_$
 DECLARE
-    v_schema name := pystatus.partman_schema();
-    v_interval interval;
-    v_anchor timestamptz := (SELECT min(starts) FROM pystatus.history_partitions);
-    v_starts timestamptz[];
+    v_starts timestamptz[] := pystatus.missing_history_partitions(p_from, p_until);
 BEGIN
-    IF p_from IS NULL OR p_until IS NULL OR NOT isfinite(p_from) OR NOT isfinite(p_until) OR p_from >= p_until THEN
-        RAISE EXCEPTION 'invalid range [%, %): must be finite and non-empty', p_from, p_until
-            USING ERRCODE = 'PS005';
-    END IF;
-    EXECUTE format('SELECT partition_interval::interval FROM %I.part_config WHERE parent_table = $1', v_schema)
-        INTO v_interval USING 'public.system_status_history';
-    -- Step from an existing bound, in both directions, so new partitions line
-    -- up with the others (pg_partman's create_partition_time takes starts as given).
-    SELECT array_agg(s ORDER BY s) INTO v_starts
-    FROM (SELECT generate_series(v_anchor, p_from - v_interval, -v_interval) AS s
-          UNION SELECT generate_series(v_anchor, p_until, v_interval)) AS candidates
-    WHERE s + v_interval > p_from AND s < p_until
-      AND NOT EXISTS (SELECT FROM pystatus.history_partitions AS p WHERE s >= p.starts AND s < p.ends);
     IF v_starts IS NOT NULL THEN
-        EXECUTE format('SELECT %I.create_partition_time(p_parent_table := $1, p_partition_times := $2)', v_schema)
+        EXECUTE pg_catalog.format(
+            'SELECT %I.create_partition_time(p_parent_table := $1, p_partition_times := $2)',
+            pystatus.partman_schema())
             USING 'public.system_status_history', v_starts;
     END IF;
-    RETURN coalesce(cardinality(v_starts), 0);
+    RETURN coalesce(pg_catalog.cardinality(v_starts), 0);
 END;
 $_$;
 
@@ -353,7 +460,8 @@ COMMENT ON FUNCTION pystatus.create_history_partitions(p_from timestamp with tim
 --
 
 CREATE FUNCTION pystatus.daily_uptime(service_name text, days integer DEFAULT 30) RETURNS TABLE(day date, up_seconds numeric, down_seconds numeric, maintenance_seconds numeric, no_data_seconds numeric, uptime double precision)
-    LANGUAGE plpgsql STABLE
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 #variable_conflict use_column
 DECLARE
@@ -402,6 +510,27 @@ $$;
 COMMENT ON FUNCTION pystatus.daily_uptime(service_name text, days integer) IS 'One service''s uptime per UTC day over the last days days (today so far included): the bars of a status page. Read from the daily rollup, so it stays fast for 400 days.';
 
 --
+-- Name: disallow_service(name, text); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.disallow_service(login name, service_pattern text) RETURNS boolean
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    WITH removed AS (
+        DELETE FROM pystatus.service_logins AS l
+        WHERE l.login = disallow_service.login AND l.service_pattern = disallow_service.service_pattern
+        RETURNING 1)
+    SELECT EXISTS (SELECT FROM removed);
+$$;
+
+--
+-- Name: FUNCTION disallow_service(login name, service_pattern text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.disallow_service(login name, service_pattern text) IS 'Removes one allowance; true if there was one. Removing the last one lifts the restriction.';
+
+--
 -- Name: goes_stale(text); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -420,7 +549,8 @@ COMMENT ON FUNCTION pystatus.goes_stale(p_status text) IS 'Whether silence past 
 --
 
 CREATE FUNCTION pystatus.heartbeat(service_name text, status text DEFAULT 'ok'::text, current_task text DEFAULT NULL::text, latency_ms double precision DEFAULT NULL::double precision) RETURNS timestamp with time zone
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 #variable_conflict use_column
 DECLARE
@@ -430,6 +560,18 @@ BEGIN
                                        heartbeat.latency_ms) THEN
         PERFORM pystatus.check_heartbeat(heartbeat.service_name, heartbeat.status, heartbeat.current_task,
                                          heartbeat.latency_ms);
+    END IF;
+    -- session_user: the login that connected, whatever role it has set since.
+    -- The login's own allowances are looked up inline: through may_heartbeat()
+    -- alone, a restricted login's heartbeats ran at about 0.65x.
+    IF EXISTS (SELECT FROM pystatus.service_logins)
+       AND NOT EXISTS (SELECT FROM pystatus.service_logins AS l
+                       WHERE l.login = session_user AND heartbeat.service_name LIKE l.service_pattern)
+       AND NOT pystatus.may_heartbeat(session_user, heartbeat.service_name) THEN
+        RAISE EXCEPTION 'login % may not heartbeat for service %', session_user, quote_literal(heartbeat.service_name)
+            USING ERRCODE = 'PS007',
+                  HINT = 'pystatus.service_logins says which services each login may report '
+                         '(SELECT pystatus.allow_service(login, pattern) as the owner).';
     END IF;
     -- clock_timestamp() in SET is read after the row lock is taken, so a
     -- service's heartbeats are recorded in the order they were applied.
@@ -452,14 +594,15 @@ $$;
 -- Name: FUNCTION heartbeat(service_name text, status text, current_task text, latency_ms double precision); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus.heartbeat(service_name text, status text, current_task text, latency_ms double precision) IS 'Records a heartbeat at the database server''s clock: upserts system_status (the trigger copies it to history) and returns the recorded time. latency_ms is an optional measure for trends. Bad input raises PS001-PS003, PS006.';
+COMMENT ON FUNCTION pystatus.heartbeat(service_name text, status text, current_task text, latency_ms double precision) IS 'Records a heartbeat at the database server''s clock: upserts system_status (the trigger copies it to history) and returns the recorded time. latency_ms is an optional measure for trends. Bad input raises PS001-PS003, PS006; a login pystatus.service_logins does not allow for the service, PS007. Runs as its owner: callers need only EXECUTE (pystatus_writer).';
 
 --
 -- Name: heartbeat_many(text[], text[], text[], double precision[]); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
 CREATE FUNCTION pystatus.heartbeat_many(service_names text[], statuses text[], current_tasks text[] DEFAULT NULL::text[], latencies_ms double precision[] DEFAULT NULL::double precision[]) RETURNS integer
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_count integer := coalesce(cardinality(service_names), 0);
@@ -487,6 +630,20 @@ BEGIN
             RAISE EXCEPTION 'heartbeat % of %: %', v_bad, v_count, SQLERRM USING ERRCODE = SQLSTATE;
         END;
     END IF;
+    IF EXISTS (SELECT FROM pystatus.service_logins) THEN
+        SELECT b.position INTO v_bad
+        FROM unnest(service_names) WITH ORDINALITY AS b(service_name, position)
+        WHERE NOT EXISTS (SELECT FROM pystatus.service_logins AS l
+                          WHERE l.login = session_user AND b.service_name LIKE l.service_pattern)
+          AND NOT pystatus.may_heartbeat(session_user, b.service_name)
+        ORDER BY b.position LIMIT 1;
+        IF v_bad IS NOT NULL THEN
+            RAISE EXCEPTION 'heartbeat % of %: login % may not heartbeat for service %',
+                v_bad, v_count, session_user, quote_literal(service_names[v_bad])
+                USING ERRCODE = 'PS007',
+                      HINT = 'pystatus.service_logins says which services each login may report.';
+        END IF;
+    END IF;
     -- One upsert for the batch; a service named twice keeps its last heartbeat
     -- (one statement cannot update a row twice).
     INSERT INTO public.system_status AS current
@@ -513,7 +670,7 @@ $$;
 -- Name: FUNCTION heartbeat_many(service_names text[], statuses text[], current_tasks text[], latencies_ms double precision[]); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus.heartbeat_many(service_names text[], statuses text[], current_tasks text[], latencies_ms double precision[]) IS 'Records many heartbeats in one call (arrays in step, one element per heartbeat; tasks and latencies optional). All or nothing: a bad element raises naming its position. Returns the number of services recorded.';
+COMMENT ON FUNCTION pystatus.heartbeat_many(service_names text[], statuses text[], current_tasks text[], latencies_ms double precision[]) IS 'Records many heartbeats in one call (arrays in step, one element per heartbeat; tasks and latencies optional). All or nothing: a bad element raises naming its position. Returns the number of services recorded. Runs as its owner: callers need only EXECUTE (pystatus_writer).';
 
 SET default_tablespace = '';
 
@@ -561,7 +718,8 @@ COMMENT ON COLUMN public.system_status_history.created_at IS 'When the row was w
 --
 
 CREATE FUNCTION pystatus.history(service_name text, since timestamp with time zone, until timestamp with time zone DEFAULT now()) RETURNS SETOF public.system_status_history
-    LANGUAGE sql STABLE
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     SELECT * FROM public.system_status_history AS h
     WHERE h.service_name = history.service_name
@@ -582,6 +740,7 @@ COMMENT ON FUNCTION pystatus.history(service_name text, since timestamp with tim
 
 CREATE FUNCTION pystatus.history_default_rows() RETURNS bigint
     LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_default regclass := (SELECT partition FROM pystatus.history_partitions WHERE is_default);
@@ -601,11 +760,31 @@ $$;
 COMMENT ON FUNCTION pystatus.history_default_rows() IS 'Rows in the default history partition: heartbeats that fell where no partition existed. Should be 0.';
 
 --
+-- Name: history_partition_names(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.history_partition_names() RETURNS text[]
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    -- Bare names: the partitions live in public.
+    SELECT coalesce(array_agg(c.relname::text ORDER BY c.relname), '{}')
+    FROM pystatus.history_partitions AS p JOIN pg_class AS c ON c.oid = p.partition;
+$$;
+
+--
+-- Name: FUNCTION history_partition_names(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.history_partition_names() IS 'The history partitions'' names, for maintain() to report what it created and dropped.';
+
+--
 -- Name: history_retention(); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
 CREATE FUNCTION pystatus.history_retention() RETURNS interval
     LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 DECLARE
     v_retention interval;
@@ -628,7 +807,8 @@ COMMENT ON FUNCTION pystatus.history_retention() IS 'How long history is kept (p
 --
 
 CREATE FUNCTION pystatus.incidents(service_name text, since timestamp with time zone, until timestamp with time zone DEFAULT now()) RETURNS TABLE(service_name text, started timestamp with time zone, ended timestamp with time zone, duration interval, cause text)
-    LANGUAGE sql STABLE
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     WITH marked AS (
         SELECT g.*, pystatus.status_category(g.status) = 'down' AS is_down,
@@ -706,7 +886,8 @@ COMMENT ON FUNCTION pystatus.is_valid_heartbeat(p_service_name text, p_status te
 --
 
 CREATE FUNCTION pystatus.latency_hourly(service_name text, since timestamp with time zone, until timestamp with time zone DEFAULT now()) RETURNS TABLE(hour timestamp with time zone, samples integer, p50 double precision, p95 double precision, max double precision)
-    LANGUAGE sql STABLE
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     SELECT r.bucket, r.latency_count, r.latency_p50, r.latency_p95, r.latency_max
     FROM pystatus.rollup_hourly AS r
@@ -729,46 +910,36 @@ COMMENT ON FUNCTION pystatus.latency_hourly(service_name text, since timestamp w
 CREATE FUNCTION pystatus.maintain() RETURNS jsonb
     LANGUAGE plpgsql
     SET "TimeZone" TO 'UTC'
-    AS $_$
+    AS $$
 DECLARE
-    v_schema name := pystatus.partman_schema();
     v_before text[];
-    v_after text[];
     v_moved bigint := 0;
-    v_horizon timestamptz;
+    v_range record;
 BEGIN
-    IF pg_is_in_recovery() THEN
-        RETURN jsonb_build_object('skipped', 'this server is a replica');
+    IF pg_catalog.pg_is_in_recovery() THEN
+        RETURN pg_catalog.jsonb_build_object('skipped', 'this server is a replica');
     END IF;
-    SELECT coalesce(array_agg(partition::text), '{}') INTO v_before FROM pystatus.history_partitions;
+    v_before := pystatus.history_partition_names();
 
     -- Rows in the default partition (maintenance was missed for longer than the
     -- premade partitions last) block creating the partitions they belong in:
     -- move them first.
-    IF pystatus.history_default_rows() > 0 THEN
+    IF pystatus.history_default_rows() OPERATOR(pg_catalog.>) 0 THEN
         v_moved := pystatus.move_default_rows();
         RAISE WARNING 'moved % history rows out of the default partition', v_moved
             USING HINT = 'Maintenance did not run for a while: check its schedule.';
     END IF;
 
-    EXECUTE format('SELECT %I.run_maintenance(p_parent_table := %L, p_jobmon := false)',
-                   v_schema, 'public.system_status_history');
+    EXECUTE pg_catalog.format('SELECT %I.run_maintenance(p_parent_table := %L, p_jobmon := false)',
+                              pystatus.partman_schema(), 'public.system_status_history');
 
     -- pg_partman premakes after the newest partition only: also fill any hole
     -- up to the premade horizon (e.g. a partition dropped by hand).
-    EXECUTE format('SELECT now() + premake * partition_interval::interval FROM %I.part_config '
-                   'WHERE parent_table = $1', v_schema)
-        INTO v_horizon USING 'public.system_status_history';
-    PERFORM pystatus.create_history_partitions(
-        (SELECT min(starts) FROM pystatus.history_partitions), v_horizon);
-
-    SELECT coalesce(array_agg(partition::text), '{}') INTO v_after FROM pystatus.history_partitions;
-    RETURN jsonb_build_object(
-        'created', (SELECT coalesce(jsonb_agg(p ORDER BY p), '[]') FROM unnest(v_after) AS p WHERE p <> ALL (v_before)),
-        'dropped', (SELECT coalesce(jsonb_agg(p ORDER BY p), '[]') FROM unnest(v_before) AS p WHERE p <> ALL (v_after)),
-        'moved_from_default', v_moved);
+    v_range := pystatus.premade_range();
+    PERFORM pystatus.create_history_partitions(v_range.oldest, v_range.premade_until);
+    RETURN pystatus.maintenance_report(v_before, v_moved);
 END;
-$_$;
+$$;
 
 --
 -- Name: FUNCTION maintain(); Type: COMMENT; Schema: pystatus; Owner: -
@@ -781,7 +952,8 @@ COMMENT ON FUNCTION pystatus.maintain() IS 'Partition maintenance for system_sta
 --
 
 CREATE FUNCTION pystatus.maintenance_jobs() RETURNS TABLE(job_name text, schedule text, command text, database text)
-    LANGUAGE sql STABLE
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     -- Separate jobs, so that the sweeper's short transaction never waits for a rollup.
     VALUES ('pystatus-maintain:' || current_database(), '7 * * * *',
@@ -799,11 +971,33 @@ $$;
 COMMENT ON FUNCTION pystatus.maintenance_jobs() IS 'The pg_cron jobs that keep this database''s history in shape: name, schedule, command and the database each runs in.';
 
 --
+-- Name: maintenance_report(text[], bigint); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.maintenance_report(p_before text[], p_moved bigint) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT jsonb_build_object(
+        'created', (SELECT coalesce(jsonb_agg(p ORDER BY p), '[]') FROM unnest(after) AS p WHERE p <> ALL (p_before)),
+        'dropped', (SELECT coalesce(jsonb_agg(p ORDER BY p), '[]') FROM unnest(p_before) AS p WHERE p <> ALL (after)),
+        'moved_from_default', p_moved)
+    FROM pystatus.history_partition_names() AS after;
+$$;
+
+--
+-- Name: FUNCTION maintenance_report(p_before text[], p_moved bigint); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.maintenance_report(p_before text[], p_moved bigint) IS 'What maintain() did: the partitions created and dropped since p_before, and the rows moved.';
+
+--
 -- Name: maintenance_scheduler(); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
 CREATE FUNCTION pystatus.maintenance_scheduler() RETURNS text
     LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     SELECT CASE
         WHEN EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron')
@@ -826,6 +1020,7 @@ COMMENT ON FUNCTION pystatus.maintenance_scheduler() IS 'Where maintenance can b
 
 CREATE FUNCTION pystatus.mark_rollups_dirty() RETURNS trigger
     LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 BEGIN
     INSERT INTO pystatus.rollup_dirty (service_name, since) VALUES (NEW.service_name, NEW.heartbeat_timestamp);
@@ -838,6 +1033,38 @@ $$;
 --
 
 COMMENT ON FUNCTION pystatus.mark_rollups_dirty() IS 'Trigger function: records that a late history row needs its rollups recomputed.';
+
+SET default_table_access_method = heap;
+
+--
+-- Name: service_logins; Type: TABLE; Schema: pystatus; Owner: -
+--
+
+CREATE TABLE pystatus.service_logins (
+    login name NOT NULL,
+    service_pattern text NOT NULL,
+    CONSTRAINT service_logins_service_pattern_check CHECK ((service_pattern <> ''::text))
+);
+
+--
+-- Name: TABLE service_logins; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON TABLE pystatus.service_logins IS 'Which services each login may heartbeat for (LIKE patterns: % any characters, _ one; \ escapes). Empty: any login granted pystatus_writer may report any service. Once it has a row, a login may only report the services its rows match; the owner and superusers are not restricted.';
+
+--
+-- Name: may_heartbeat(name, text); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.may_heartbeat(p_login name, p_service_name text) RETURNS boolean
+    LANGUAGE sql STABLE
+    RETURN ((NOT (EXISTS (SELECT FROM pystatus.service_logins))) OR (EXISTS (SELECT FROM pystatus.service_logins l WHERE ((l.login = may_heartbeat.p_login) AND (may_heartbeat.p_service_name ~~ l.service_pattern)))) OR pg_has_role(p_login, (SELECT pg_namespace.nspowner FROM pg_namespace WHERE (pg_namespace.nspname = 'pystatus'::name)), 'MEMBER'::text));
+
+--
+-- Name: FUNCTION may_heartbeat(p_login name, p_service_name text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.may_heartbeat(p_login name, p_service_name text) IS 'Whether a login may heartbeat for a service under pystatus.service_logins (always, while it is empty).';
 
 --
 -- Name: microseconds(interval); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -854,6 +1081,44 @@ CREATE FUNCTION pystatus.microseconds(p_duration interval) RETURNS bigint
 COMMENT ON FUNCTION pystatus.microseconds(p_duration interval) IS 'A duration in whole microseconds: rollups add these exactly.';
 
 --
+-- Name: missing_history_partitions(timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.missing_history_partitions(p_from timestamp with time zone, p_until timestamp with time zone) RETURNS timestamp with time zone[]
+    LANGUAGE plpgsql STABLE
+    SET "TimeZone" TO 'UTC'
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    v_interval interval;
+    v_anchor timestamptz := (SELECT min(starts) FROM pystatus.history_partitions);
+    v_starts timestamptz[];
+BEGIN
+    IF p_from IS NULL OR p_until IS NULL OR NOT isfinite(p_from) OR NOT isfinite(p_until) OR p_from >= p_until THEN
+        RAISE EXCEPTION 'invalid range [%, %): must be finite and non-empty', p_from, p_until
+            USING ERRCODE = 'PS005';
+    END IF;
+    EXECUTE format('SELECT partition_interval::interval FROM %I.part_config WHERE parent_table = $1',
+                   pystatus.partman_schema())
+        INTO v_interval USING 'public.system_status_history';
+    -- Step from an existing bound, in both directions, so new partitions line
+    -- up with the others (pg_partman's create_partition_time takes starts as given).
+    SELECT array_agg(s ORDER BY s) INTO v_starts
+    FROM (SELECT generate_series(v_anchor, p_from - v_interval, -v_interval) AS s
+          UNION SELECT generate_series(v_anchor, p_until, v_interval)) AS candidates
+    WHERE s + v_interval > p_from AND s < p_until
+      AND NOT EXISTS (SELECT FROM pystatus.history_partitions AS p WHERE s >= p.starts AND s < p.ends);
+    RETURN v_starts;
+END;
+$_$;
+
+--
+-- Name: FUNCTION missing_history_partitions(p_from timestamp with time zone, p_until timestamp with time zone); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.missing_history_partitions(p_from timestamp with time zone, p_until timestamp with time zone) IS 'Starts of the history partitions missing in [p_from, p_until), aligned with the existing ones; NULL when none is missing.';
+
+--
 -- Name: move_default_rows(); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -864,9 +1129,9 @@ CREATE FUNCTION pystatus.move_default_rows() RETURNS bigint
 DECLARE
     v_moved bigint;
 BEGIN
-    EXECUTE format('SELECT %I.partition_data_time(p_parent_table := %L, p_batch_count := %s)',
-                   pystatus.partman_schema(), 'public.system_status_history',
-                   greatest(pystatus.history_default_rows(), 1))
+    EXECUTE pg_catalog.format('SELECT %I.partition_data_time(p_parent_table := %L, p_batch_count := %s)',
+                              pystatus.partman_schema(), 'public.system_status_history',
+                              greatest(pystatus.history_default_rows(), 1))
         INTO v_moved;
     RETURN v_moved;
 END;
@@ -884,6 +1149,7 @@ COMMENT ON FUNCTION pystatus.move_default_rows() IS 'Remedy for rows in the defa
 
 CREATE FUNCTION pystatus.partman_schema() RETURNS name
     LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_schema name;
@@ -907,11 +1173,34 @@ $$;
 COMMENT ON FUNCTION pystatus.partman_schema() IS 'The schema pg_partman is installed in (it varies between installations).';
 
 --
+-- Name: premade_range(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.premade_range(OUT oldest timestamp with time zone, OUT premade_until timestamp with time zone) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+BEGIN
+    oldest := (SELECT min(starts) FROM pystatus.history_partitions);
+    EXECUTE format('SELECT now() + premake * partition_interval::interval FROM %I.part_config '
+                   'WHERE parent_table = $1', pystatus.partman_schema())
+        INTO premade_until USING 'public.system_status_history';
+END;
+$_$;
+
+--
+-- Name: FUNCTION premade_range(OUT oldest timestamp with time zone, OUT premade_until timestamp with time zone); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.premade_range(OUT oldest timestamp with time zone, OUT premade_until timestamp with time zone) IS 'From the oldest partition to the horizon pg_partman premakes to (now + premake partitions): where maintain() fills holes.';
+
+--
 -- Name: record_heartbeat(text, text, text, timestamp with time zone, double precision); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
 CREATE FUNCTION pystatus.record_heartbeat(service_name text, status text, current_task text, at timestamp with time zone, latency_ms double precision DEFAULT NULL::double precision) RETURNS boolean
     LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 #variable_conflict use_column
 DECLARE
@@ -969,6 +1258,7 @@ COMMENT ON FUNCTION pystatus.record_heartbeat(service_name text, status text, cu
 
 CREATE FUNCTION pystatus.refresh_rollups() RETURNS jsonb
     LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_state pystatus.rollup_state;
@@ -1016,6 +1306,7 @@ COMMENT ON FUNCTION pystatus.refresh_rollups() IS 'Brings the rollups up to date
 
 CREATE FUNCTION pystatus.roll_up(p_service_name text, p_from timestamp with time zone, p_to timestamp with time zone) RETURNS integer
     LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_day_from timestamptz := date_bin('1 day', p_from, timestamptz '2000-01-01 00:00:00+00');
@@ -1075,8 +1366,6 @@ $$;
 
 COMMENT ON FUNCTION pystatus.roll_up(p_service_name text, p_from timestamp with time zone, p_to timestamp with time zone) IS 'Recomputes the hourly rollups in [p_from, p_to) and the daily ones of the days that ended in it, for one service or (NULL) all. Returns the hourly rows written.';
 
-SET default_table_access_method = heap;
-
 --
 -- Name: rollup_hourly; Type: TABLE; Schema: pystatus; Owner: -
 --
@@ -1107,6 +1396,7 @@ COMMENT ON TABLE pystatus.rollup_hourly IS 'Per service per UTC hour: microsecon
 
 CREATE FUNCTION pystatus.rollup_buckets(service_name text, since timestamp with time zone, until timestamp with time zone, width interval) RETURNS SETOF pystatus.rollup_hourly
     LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     WITH split AS (
         SELECT g.service_name, b.bucket, pystatus.status_category(g.status) AS category,
@@ -1163,6 +1453,7 @@ COMMENT ON FUNCTION pystatus.rollup_buckets(service_name text, since timestamp w
 
 CREATE FUNCTION pystatus.schedule_maintenance() RETURNS boolean
     LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron')
@@ -1194,6 +1485,7 @@ COMMENT ON FUNCTION pystatus.schedule_maintenance() IS 'Schedules pystatus.maint
 
 CREATE FUNCTION pystatus.segments(service_name text, since timestamp with time zone, until timestamp with time zone) RETURNS TABLE(service_name text, status text, starts timestamp with time zone, ends timestamp with time zone, continued boolean)
     LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     WITH services AS (
         SELECT l.service_name::text AS service_name, l.expected_interval + l.grace AS patience
@@ -1274,6 +1566,7 @@ COMMENT ON FUNCTION pystatus.service_name_problem(p_service_name text) IS 'Why a
 
 CREATE FUNCTION pystatus.set_expectations(service_name text, expected_interval interval, grace interval DEFAULT '00:01:00'::interval) RETURNS void
     LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 #variable_conflict use_column
 BEGIN
@@ -1308,6 +1601,7 @@ COMMENT ON FUNCTION pystatus.set_expectations(service_name text, expected_interv
 
 CREATE FUNCTION pystatus.set_history_retention(retention interval) RETURNS void
     LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 BEGIN
     IF retention <= interval '0' THEN
@@ -1332,6 +1626,7 @@ COMMENT ON FUNCTION pystatus.set_history_retention(retention interval) IS 'Chang
 
 CREATE FUNCTION pystatus.set_rollup_retention(retention interval) RETURNS void
     LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 BEGIN
     IF retention IS NULL OR retention <= interval '0' THEN
@@ -1353,6 +1648,7 @@ COMMENT ON FUNCTION pystatus.set_rollup_retention(retention interval) IS 'Change
 
 CREATE FUNCTION pystatus.setup_report(OUT item text, OUT value text, OUT todo text) RETURNS SETOF record
     LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_scheduler text := pystatus.maintenance_scheduler();
@@ -1426,6 +1722,7 @@ COMMENT ON FUNCTION pystatus.status_category(p_status text) IS 'How a status cou
 
 CREATE FUNCTION pystatus.sweep() RETURNS integer
     LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_marked integer;
@@ -1462,7 +1759,8 @@ COMMENT ON FUNCTION pystatus.sweep() IS 'Marks services silent past their deadli
 --
 
 CREATE FUNCTION pystatus.task_durations(service_name text, since timestamp with time zone, until timestamp with time zone DEFAULT now()) RETURNS TABLE(service_name text, task text, started timestamp with time zone, ended timestamp with time zone, duration interval)
-    LANGUAGE sql STABLE
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     WITH beats AS (
         SELECT h.heartbeat_timestamp AS at, h.current_task,
@@ -1494,7 +1792,8 @@ COMMENT ON FUNCTION pystatus.task_durations(service_name text, since timestamp w
 --
 
 CREATE FUNCTION pystatus.transitions(service_name text, since timestamp with time zone, until timestamp with time zone DEFAULT now()) RETURNS TABLE(service_name text, from_status text, to_status text, at timestamp with time zone)
-    LANGUAGE sql STABLE
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     WITH before AS (  -- each service's status just before the window
         SELECT b.service_name, b.status
@@ -1524,7 +1823,8 @@ COMMENT ON FUNCTION pystatus.transitions(service_name text, since timestamp with
 --
 
 CREATE FUNCTION pystatus.trend(service_name text, recent interval DEFAULT '1 day'::interval, baseline interval DEFAULT '7 days'::interval, threshold double precision DEFAULT 0.2) RETURNS TABLE(service_name text, recent_samples bigint, recent_p50 double precision, recent_p95 double precision, baseline_samples bigint, baseline_p50 double precision, baseline_p95 double precision, p50_change double precision, p95_change double precision, verdict text)
-    LANGUAGE sql STABLE
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     WITH samples AS (
         SELECT h.latency_ms, h.heartbeat_timestamp >= now() - trend.recent AS is_recent
@@ -1563,6 +1863,7 @@ COMMENT ON FUNCTION pystatus.trend(service_name text, recent interval, baseline 
 
 CREATE FUNCTION pystatus.unschedule_maintenance() RETURNS integer
     LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     v_removed integer := 0;
@@ -1587,7 +1888,8 @@ COMMENT ON FUNCTION pystatus.unschedule_maintenance() IS 'Removes this database'
 --
 
 CREATE FUNCTION pystatus.uptime(service_name text, since timestamp with time zone, until timestamp with time zone DEFAULT now()) RETURNS SETOF pystatus.uptime_report
-    LANGUAGE sql STABLE
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     SELECT * FROM pystatus.compute_uptime(uptime.service_name, uptime.since, uptime.until, true);
 $$;
@@ -1603,7 +1905,8 @@ COMMENT ON FUNCTION pystatus.uptime(service_name text, since timestamp with time
 --
 
 CREATE FUNCTION pystatus.uptime_month(service_name text, month date, time_zone text DEFAULT 'UTC'::text) RETURNS SETOF pystatus.uptime_report
-    LANGUAGE sql STABLE
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     SELECT * FROM pystatus.uptime(
         uptime_month.service_name,
@@ -1623,6 +1926,7 @@ COMMENT ON FUNCTION pystatus.uptime_month(service_name text, month date, time_zo
 
 CREATE FUNCTION pystatus.uptime_raw(service_name text, since timestamp with time zone, until timestamp with time zone DEFAULT now()) RETURNS SETOF pystatus.uptime_report
     LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     SELECT * FROM pystatus.compute_uptime(uptime_raw.service_name, uptime_raw.since, uptime_raw.until, false);
 $$;
@@ -1901,6 +2205,13 @@ ALTER TABLE ONLY pystatus.service_expectations
     ADD CONSTRAINT service_expectations_pkey PRIMARY KEY (service_name);
 
 --
+-- Name: service_logins service_logins_pkey; Type: CONSTRAINT; Schema: pystatus; Owner: -
+--
+
+ALTER TABLE ONLY pystatus.service_logins
+    ADD CONSTRAINT service_logins_pkey PRIMARY KEY (login, service_pattern);
+
+--
 -- Name: system_status_history_service_time; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -1953,6 +2264,345 @@ CREATE TRIGGER system_status_history_late_rows AFTER INSERT ON public.system_sta
 --
 
 COMMENT ON TRIGGER system_status_history_late_rows ON public.system_status_history IS 'Rows dated more than 5 minutes before they were written (backfills) mark rollups dirty.';
+
+--
+-- Name: SCHEMA pystatus; Type: ACL; Schema: -; Owner: -
+--
+
+GRANT USAGE ON SCHEMA pystatus TO pystatus_writer;
+GRANT USAGE ON SCHEMA pystatus TO pystatus_reader;
+
+--
+-- Name: FUNCTION allow_service(login name, service_pattern text); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.allow_service(login name, service_pattern text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION "check"(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus."check"() FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus."check"() TO pystatus_reader;
+
+--
+-- Name: FUNCTION check_heartbeat(p_service_name text, p_status text, p_current_task text, p_latency_ms double precision); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.check_heartbeat(p_service_name text, p_status text, p_current_task text, p_latency_ms double precision) FROM PUBLIC;
+
+--
+-- Name: FUNCTION check_roles(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.check_roles() FROM PUBLIC;
+
+--
+-- Name: FUNCTION check_storage_and_jobs(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.check_storage_and_jobs() FROM PUBLIC;
+
+--
+-- Name: FUNCTION compute_uptime(p_service_name text, p_since timestamp with time zone, p_until timestamp with time zone, p_use_rollups boolean); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.compute_uptime(p_service_name text, p_since timestamp with time zone, p_until timestamp with time zone, p_use_rollups boolean) FROM PUBLIC;
+
+--
+-- Name: FUNCTION copy_status_to_history(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.copy_status_to_history() FROM PUBLIC;
+
+--
+-- Name: FUNCTION create_history_partitions(p_from timestamp with time zone, p_until timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.create_history_partitions(p_from timestamp with time zone, p_until timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION daily_uptime(service_name text, days integer); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.daily_uptime(service_name text, days integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus.daily_uptime(service_name text, days integer) TO pystatus_reader;
+
+--
+-- Name: FUNCTION disallow_service(login name, service_pattern text); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.disallow_service(login name, service_pattern text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION goes_stale(p_status text); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.goes_stale(p_status text) FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus.goes_stale(p_status text) TO pystatus_reader;
+
+--
+-- Name: FUNCTION heartbeat(service_name text, status text, current_task text, latency_ms double precision); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.heartbeat(service_name text, status text, current_task text, latency_ms double precision) FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus.heartbeat(service_name text, status text, current_task text, latency_ms double precision) TO pystatus_writer;
+
+--
+-- Name: FUNCTION heartbeat_many(service_names text[], statuses text[], current_tasks text[], latencies_ms double precision[]); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.heartbeat_many(service_names text[], statuses text[], current_tasks text[], latencies_ms double precision[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus.heartbeat_many(service_names text[], statuses text[], current_tasks text[], latencies_ms double precision[]) TO pystatus_writer;
+
+--
+-- Name: FUNCTION history(service_name text, since timestamp with time zone, until timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.history(service_name text, since timestamp with time zone, until timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus.history(service_name text, since timestamp with time zone, until timestamp with time zone) TO pystatus_reader;
+
+--
+-- Name: FUNCTION history_default_rows(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.history_default_rows() FROM PUBLIC;
+
+--
+-- Name: FUNCTION history_partition_names(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.history_partition_names() FROM PUBLIC;
+
+--
+-- Name: FUNCTION history_retention(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.history_retention() FROM PUBLIC;
+
+--
+-- Name: FUNCTION incidents(service_name text, since timestamp with time zone, until timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.incidents(service_name text, since timestamp with time zone, until timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus.incidents(service_name text, since timestamp with time zone, until timestamp with time zone) TO pystatus_reader;
+
+--
+-- Name: FUNCTION is_valid_heartbeat(p_service_name text, p_status text, p_current_task text, p_latency_ms double precision); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.is_valid_heartbeat(p_service_name text, p_status text, p_current_task text, p_latency_ms double precision) FROM PUBLIC;
+
+--
+-- Name: FUNCTION latency_hourly(service_name text, since timestamp with time zone, until timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.latency_hourly(service_name text, since timestamp with time zone, until timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus.latency_hourly(service_name text, since timestamp with time zone, until timestamp with time zone) TO pystatus_reader;
+
+--
+-- Name: FUNCTION maintain(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.maintain() FROM PUBLIC;
+
+--
+-- Name: FUNCTION maintenance_jobs(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.maintenance_jobs() FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus.maintenance_jobs() TO pystatus_reader;
+
+--
+-- Name: FUNCTION maintenance_report(p_before text[], p_moved bigint); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.maintenance_report(p_before text[], p_moved bigint) FROM PUBLIC;
+
+--
+-- Name: FUNCTION maintenance_scheduler(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.maintenance_scheduler() FROM PUBLIC;
+
+--
+-- Name: FUNCTION mark_rollups_dirty(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.mark_rollups_dirty() FROM PUBLIC;
+
+--
+-- Name: FUNCTION may_heartbeat(p_login name, p_service_name text); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.may_heartbeat(p_login name, p_service_name text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION microseconds(p_duration interval); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.microseconds(p_duration interval) FROM PUBLIC;
+
+--
+-- Name: FUNCTION missing_history_partitions(p_from timestamp with time zone, p_until timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.missing_history_partitions(p_from timestamp with time zone, p_until timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION move_default_rows(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.move_default_rows() FROM PUBLIC;
+
+--
+-- Name: FUNCTION partman_schema(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.partman_schema() FROM PUBLIC;
+
+--
+-- Name: FUNCTION premade_range(OUT oldest timestamp with time zone, OUT premade_until timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.premade_range(OUT oldest timestamp with time zone, OUT premade_until timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION record_heartbeat(service_name text, status text, current_task text, at timestamp with time zone, latency_ms double precision); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.record_heartbeat(service_name text, status text, current_task text, at timestamp with time zone, latency_ms double precision) FROM PUBLIC;
+
+--
+-- Name: FUNCTION refresh_rollups(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.refresh_rollups() FROM PUBLIC;
+
+--
+-- Name: FUNCTION roll_up(p_service_name text, p_from timestamp with time zone, p_to timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.roll_up(p_service_name text, p_from timestamp with time zone, p_to timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION rollup_buckets(service_name text, since timestamp with time zone, until timestamp with time zone, width interval); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.rollup_buckets(service_name text, since timestamp with time zone, until timestamp with time zone, width interval) FROM PUBLIC;
+
+--
+-- Name: FUNCTION schedule_maintenance(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.schedule_maintenance() FROM PUBLIC;
+
+--
+-- Name: FUNCTION segments(service_name text, since timestamp with time zone, until timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.segments(service_name text, since timestamp with time zone, until timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION service_name_problem(p_service_name text); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.service_name_problem(p_service_name text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION set_expectations(service_name text, expected_interval interval, grace interval); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.set_expectations(service_name text, expected_interval interval, grace interval) FROM PUBLIC;
+
+--
+-- Name: FUNCTION set_history_retention(retention interval); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.set_history_retention(retention interval) FROM PUBLIC;
+
+--
+-- Name: FUNCTION set_rollup_retention(retention interval); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.set_rollup_retention(retention interval) FROM PUBLIC;
+
+--
+-- Name: FUNCTION setup_report(OUT item text, OUT value text, OUT todo text); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.setup_report(OUT item text, OUT value text, OUT todo text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION status_category(p_status text); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.status_category(p_status text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION sweep(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.sweep() FROM PUBLIC;
+
+--
+-- Name: FUNCTION task_durations(service_name text, since timestamp with time zone, until timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.task_durations(service_name text, since timestamp with time zone, until timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus.task_durations(service_name text, since timestamp with time zone, until timestamp with time zone) TO pystatus_reader;
+
+--
+-- Name: FUNCTION transitions(service_name text, since timestamp with time zone, until timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.transitions(service_name text, since timestamp with time zone, until timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus.transitions(service_name text, since timestamp with time zone, until timestamp with time zone) TO pystatus_reader;
+
+--
+-- Name: FUNCTION trend(service_name text, recent interval, baseline interval, threshold double precision); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.trend(service_name text, recent interval, baseline interval, threshold double precision) FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus.trend(service_name text, recent interval, baseline interval, threshold double precision) TO pystatus_reader;
+
+--
+-- Name: FUNCTION unschedule_maintenance(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.unschedule_maintenance() FROM PUBLIC;
+
+--
+-- Name: FUNCTION uptime(service_name text, since timestamp with time zone, until timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.uptime(service_name text, since timestamp with time zone, until timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus.uptime(service_name text, since timestamp with time zone, until timestamp with time zone) TO pystatus_reader;
+
+--
+-- Name: FUNCTION uptime_month(service_name text, month date, time_zone text); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.uptime_month(service_name text, month date, time_zone text) FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus.uptime_month(service_name text, month date, time_zone text) TO pystatus_reader;
+
+--
+-- Name: FUNCTION uptime_raw(service_name text, since timestamp with time zone, until timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.uptime_raw(service_name text, since timestamp with time zone, until timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: TABLE system_status; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT ON TABLE public.system_status TO pystatus_reader;
+
+--
+-- Name: TABLE live_status; Type: ACL; Schema: pystatus; Owner: -
+--
+
+GRANT SELECT ON TABLE pystatus.live_status TO pystatus_reader;
 
 --
 -- PostgreSQL database dump complete

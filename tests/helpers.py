@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -20,3 +22,11 @@ def counts(conn: psycopg.Connection[Any]) -> tuple[int, int]:
         one(conn, "SELECT count(*) FROM system_status"),
         one(conn, "SELECT count(*) FROM system_status_history"),
     )
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 30) -> None:
+    """Polls until ``condition`` holds; fails after ``seconds`` (a bound, not a measurement)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.05)

@@ -4,8 +4,7 @@ raise into the host, and record a final status on a clean stop."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -15,17 +14,9 @@ import pystatus
 from pystatus import migrations
 from pystatus.client import Heartbeat
 from pystatus.cluster import Cluster
-from tests.helpers import one
+from tests.helpers import one, wait_for
 
 Conn = psycopg.Connection[Any]
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = 30) -> None:
-    """Polls until ``condition`` holds; fails after ``seconds`` (a bound, not a measurement)."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.05)
 
 
 def statuses(dsn: str, service: str) -> list[str]:

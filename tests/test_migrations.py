@@ -20,6 +20,7 @@ ALL = [
     "0003_dashboard",
     "0004_heartbeat_many",
     "0005_check",
+    "0006_roles",
 ]
 
 # The seed's table, as a seed install has it.

@@ -2,6 +2,10 @@
 -- each showing one thing pystatus answers. Written straight into the tables by
 -- the demo (as their owner), then rolled up; not a migration.
 
+-- While this script runs, names resolve in pg_catalog first and objects of other
+-- schemas only when qualified (transaction-local: it ends with the script).
+SET LOCAL search_path = pg_catalog, pg_temp;
+
 CREATE TEMP TABLE demo_beats AS
 WITH minutes AS (
     -- the newest at now(), so the live heartbeats carry on without a gap

@@ -8,6 +8,10 @@
 -- Unschedule the jobs when pg_cron lives here. Jobs registered in another
 -- database must be removed there: `pystatus schedule --cron-dsn ... --remove`.
 
+-- While this script runs, names resolve in pg_catalog first and objects of other
+-- schemas only when qualified (transaction-local: it ends with the script).
+SET LOCAL search_path = pg_catalog, pg_temp;
+
 DO $$ BEGIN PERFORM pystatus.unschedule_maintenance(); END $$;
 
 DROP FUNCTION pystatus.setup_report();

@@ -19,6 +19,10 @@
 -- public.system_status (TIMESTAMP columns, live rows) is adopted in place:
 -- rows are kept and naive timestamps are read in pystatus.legacy_time_zone.
 
+-- While this script runs, names resolve in pg_catalog first and objects of other
+-- schemas only when qualified (transaction-local: it ends with the script).
+SET LOCAL search_path = pg_catalog, pg_temp;
+
 CREATE SCHEMA pystatus;
 COMMENT ON SCHEMA pystatus IS
     'pystatus: service heartbeats with history. Functions here are the API; '
@@ -71,6 +75,7 @@ CREATE FUNCTION pystatus.check_heartbeat(
     p_service_name text, p_status text, p_current_task text, p_latency_ms double precision)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_problem text := pystatus.service_name_problem(p_service_name);
@@ -123,14 +128,31 @@ COMMENT ON FUNCTION pystatus.check_heartbeat(text, text, text, double precision)
 -- Tables
 ------------------------------------------------------------------------------
 
-CREATE TABLE IF NOT EXISTS public.system_status (
-    service_name varchar(64) PRIMARY KEY,
-    status varchar(16) NOT NULL,
-    current_task text,
-    last_heartbeat timestamptz NOT NULL,
-    updated_at timestamptz NOT NULL DEFAULT now(),
-    latency_ms double precision
-);
+-- A table that exists already is adopted only if it belongs to this role or to
+-- a superuser: whoever owns it could add triggers, and those would run with the
+-- rights of the heartbeat functions' owner.
+DO $$
+DECLARE
+    v_owner name := (SELECT r.rolname FROM pg_class AS c JOIN pg_roles AS r ON r.oid = c.relowner
+                     WHERE c.oid = to_regclass('public.system_status')
+                       AND NOT (r.rolsuper OR r.rolname = current_user));
+BEGIN
+    IF to_regclass('public.system_status') IS NULL THEN
+        CREATE TABLE public.system_status (
+            service_name varchar(64) PRIMARY KEY,
+            status varchar(16) NOT NULL,
+            current_task text,
+            last_heartbeat timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL DEFAULT now(),
+            latency_ms double precision
+        );
+    ELSIF v_owner IS NOT NULL THEN
+        RAISE EXCEPTION 'public.system_status belongs to role %, not to % (the role migrating)', v_owner, current_user
+            USING HINT = format('As a superuser: ALTER TABLE public.system_status OWNER TO %I; then migrate again.',
+                                current_user);
+    END IF;
+END;
+$$;
 
 -- Adoption: a seed-shaped table has TIMESTAMP columns holding naive local times.
 DO $$
@@ -238,11 +260,12 @@ COMMENT ON COLUMN public.system_status_history.created_at IS
 -- Trigger: no status without its history row
 ------------------------------------------------------------------------------
 
--- Names are schema-qualified instead of pinning search_path with SET, which
--- would cost a configuration save and restore on every heartbeat.
+-- Every function pins search_path, so that no caller's schema can stand in for
+-- a name it uses; names of pystatus objects are schema-qualified all the same.
 CREATE FUNCTION pystatus.copy_status_to_history()
 RETURNS trigger
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     -- The staleness sweeper marks a silent service stale without a new
@@ -277,6 +300,7 @@ CREATE FUNCTION pystatus.heartbeat(
     latency_ms double precision DEFAULT NULL)
 RETURNS timestamptz
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -314,6 +338,7 @@ CREATE FUNCTION pystatus.history(
     until timestamptz DEFAULT now())
 RETURNS SETOF public.system_status_history
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT * FROM public.system_status_history AS h
     WHERE h.service_name = history.service_name
@@ -334,6 +359,7 @@ COMMENT ON FUNCTION pystatus.history(text, timestamptz, timestamptz) IS
 CREATE FUNCTION pystatus.partman_schema()
 RETURNS name
 LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_schema name;
@@ -355,7 +381,15 @@ COMMENT ON FUNCTION pystatus.partman_schema() IS
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_partman') THEN
-        CREATE SCHEMA IF NOT EXISTS partman;
+        -- An existing schema is used only if this role or a superuser owns it:
+        -- a schema's owner can replace the functions in it.
+        IF to_regnamespace('partman') IS NULL THEN
+            CREATE SCHEMA partman;
+        ELSIF NOT (SELECT r.rolsuper OR r.rolname = current_user FROM pg_namespace AS n
+                   JOIN pg_roles AS r ON r.oid = n.nspowner WHERE n.nspname = 'partman') THEN
+            RAISE EXCEPTION 'schema partman belongs to another role: pg_partman is not installed into it'
+                USING ERRCODE = 'PS010';
+        END IF;
         CREATE EXTENSION pg_partman SCHEMA partman;
     END IF;
 EXCEPTION
@@ -426,6 +460,7 @@ COMMENT ON VIEW pystatus.history_partitions IS
 CREATE FUNCTION pystatus.history_retention()
 RETURNS interval
 LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_retention interval;
@@ -442,6 +477,7 @@ COMMENT ON FUNCTION pystatus.history_retention() IS
 CREATE FUNCTION pystatus.set_history_retention(retention interval)
 RETURNS void
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF retention <= interval '0' THEN
@@ -456,13 +492,21 @@ $$;
 COMMENT ON FUNCTION pystatus.set_history_retention(interval) IS
     'Changes how long history is kept; the next maintenance drops partitions that ended longer ago.';
 
-CREATE FUNCTION pystatus.create_history_partitions(p_from timestamptz, p_until timestamptz)
-RETURNS integer
-LANGUAGE plpgsql
+-- The functions that call pg_partman (create_history_partitions, maintain,
+-- move_default_rows) cannot pin search_path: pg_partman 4.x sets search_path
+-- for the session while it works and then sets it back, for the session, to
+-- what it found, so under a pinned caller the caller's session would be left
+-- with the pinned path. They run in the caller's search_path instead, and
+-- name everything with its schema, operators included; what they compute is
+-- done by pinned helpers.
+
+CREATE FUNCTION pystatus.missing_history_partitions(p_from timestamptz, p_until timestamptz)
+RETURNS timestamptz[]
+LANGUAGE plpgsql STABLE
 SET "TimeZone" = 'UTC'
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_schema name := pystatus.partman_schema();
     v_interval interval;
     v_anchor timestamptz := (SELECT min(starts) FROM pystatus.history_partitions);
     v_starts timestamptz[];
@@ -471,7 +515,8 @@ BEGIN
         RAISE EXCEPTION 'invalid range [%, %): must be finite and non-empty', p_from, p_until
             USING ERRCODE = 'PS005';
     END IF;
-    EXECUTE format('SELECT partition_interval::interval FROM %I.part_config WHERE parent_table = $1', v_schema)
+    EXECUTE format('SELECT partition_interval::interval FROM %I.part_config WHERE parent_table = $1',
+                   pystatus.partman_schema())
         INTO v_interval USING 'public.system_status_history';
     -- Step from an existing bound, in both directions, so new partitions line
     -- up with the others (pg_partman's create_partition_time takes starts as given).
@@ -480,11 +525,28 @@ BEGIN
           UNION SELECT generate_series(v_anchor, p_until, v_interval)) AS candidates
     WHERE s + v_interval > p_from AND s < p_until
       AND NOT EXISTS (SELECT FROM pystatus.history_partitions AS p WHERE s >= p.starts AND s < p.ends);
+    RETURN v_starts;
+END;
+$$;
+COMMENT ON FUNCTION pystatus.missing_history_partitions(timestamptz, timestamptz) IS
+    'Starts of the history partitions missing in [p_from, p_until), aligned with the existing ones; '
+    'NULL when none is missing.';
+
+CREATE FUNCTION pystatus.create_history_partitions(p_from timestamptz, p_until timestamptz)
+RETURNS integer
+LANGUAGE plpgsql
+SET "TimeZone" = 'UTC'
+AS $$
+DECLARE
+    v_starts timestamptz[] := pystatus.missing_history_partitions(p_from, p_until);
+BEGIN
     IF v_starts IS NOT NULL THEN
-        EXECUTE format('SELECT %I.create_partition_time(p_parent_table := $1, p_partition_times := $2)', v_schema)
+        EXECUTE pg_catalog.format(
+            'SELECT %I.create_partition_time(p_parent_table := $1, p_partition_times := $2)',
+            pystatus.partman_schema())
             USING 'public.system_status_history', v_starts;
     END IF;
-    RETURN coalesce(cardinality(v_starts), 0);
+    RETURN coalesce(pg_catalog.cardinality(v_starts), 0);
 END;
 $$;
 COMMENT ON FUNCTION pystatus.create_history_partitions(timestamptz, timestamptz) IS
@@ -492,48 +554,79 @@ COMMENT ON FUNCTION pystatus.create_history_partitions(timestamptz, timestamptz)
     'ones; returns how many it created. For imports of older history (raise the retention first, '
     'or maintenance drops them again).';
 
+CREATE FUNCTION pystatus.history_partition_names()
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- Bare names: the partitions live in public.
+    SELECT coalesce(array_agg(c.relname::text ORDER BY c.relname), '{}')
+    FROM pystatus.history_partitions AS p JOIN pg_class AS c ON c.oid = p.partition;
+$$;
+COMMENT ON FUNCTION pystatus.history_partition_names() IS
+    'The history partitions'' names, for maintain() to report what it created and dropped.';
+
+CREATE FUNCTION pystatus.premade_range(OUT oldest timestamptz, OUT premade_until timestamptz)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    oldest := (SELECT min(starts) FROM pystatus.history_partitions);
+    EXECUTE format('SELECT now() + premake * partition_interval::interval FROM %I.part_config '
+                   'WHERE parent_table = $1', pystatus.partman_schema())
+        INTO premade_until USING 'public.system_status_history';
+END;
+$$;
+COMMENT ON FUNCTION pystatus.premade_range() IS
+    'From the oldest partition to the horizon pg_partman premakes to (now + premake partitions): '
+    'where maintain() fills holes.';
+
+CREATE FUNCTION pystatus.maintenance_report(p_before text[], p_moved bigint)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT jsonb_build_object(
+        'created', (SELECT coalesce(jsonb_agg(p ORDER BY p), '[]') FROM unnest(after) AS p WHERE p <> ALL (p_before)),
+        'dropped', (SELECT coalesce(jsonb_agg(p ORDER BY p), '[]') FROM unnest(p_before) AS p WHERE p <> ALL (after)),
+        'moved_from_default', p_moved)
+    FROM pystatus.history_partition_names() AS after;
+$$;
+COMMENT ON FUNCTION pystatus.maintenance_report(text[], bigint) IS
+    'What maintain() did: the partitions created and dropped since p_before, and the rows moved.';
+
 CREATE FUNCTION pystatus.maintain()
 RETURNS jsonb
 LANGUAGE plpgsql
 SET "TimeZone" = 'UTC'
 AS $$
 DECLARE
-    v_schema name := pystatus.partman_schema();
     v_before text[];
-    v_after text[];
     v_moved bigint := 0;
-    v_horizon timestamptz;
+    v_range record;
 BEGIN
-    IF pg_is_in_recovery() THEN
-        RETURN jsonb_build_object('skipped', 'this server is a replica');
+    IF pg_catalog.pg_is_in_recovery() THEN
+        RETURN pg_catalog.jsonb_build_object('skipped', 'this server is a replica');
     END IF;
-    SELECT coalesce(array_agg(partition::text), '{}') INTO v_before FROM pystatus.history_partitions;
+    v_before := pystatus.history_partition_names();
 
     -- Rows in the default partition (maintenance was missed for longer than the
     -- premade partitions last) block creating the partitions they belong in:
     -- move them first.
-    IF pystatus.history_default_rows() > 0 THEN
+    IF pystatus.history_default_rows() OPERATOR(pg_catalog.>) 0 THEN
         v_moved := pystatus.move_default_rows();
         RAISE WARNING 'moved % history rows out of the default partition', v_moved
             USING HINT = 'Maintenance did not run for a while: check its schedule.';
     END IF;
 
-    EXECUTE format('SELECT %I.run_maintenance(p_parent_table := %L, p_jobmon := false)',
-                   v_schema, 'public.system_status_history');
+    EXECUTE pg_catalog.format('SELECT %I.run_maintenance(p_parent_table := %L, p_jobmon := false)',
+                              pystatus.partman_schema(), 'public.system_status_history');
 
     -- pg_partman premakes after the newest partition only: also fill any hole
     -- up to the premade horizon (e.g. a partition dropped by hand).
-    EXECUTE format('SELECT now() + premake * partition_interval::interval FROM %I.part_config '
-                   'WHERE parent_table = $1', v_schema)
-        INTO v_horizon USING 'public.system_status_history';
-    PERFORM pystatus.create_history_partitions(
-        (SELECT min(starts) FROM pystatus.history_partitions), v_horizon);
-
-    SELECT coalesce(array_agg(partition::text), '{}') INTO v_after FROM pystatus.history_partitions;
-    RETURN jsonb_build_object(
-        'created', (SELECT coalesce(jsonb_agg(p ORDER BY p), '[]') FROM unnest(v_after) AS p WHERE p <> ALL (v_before)),
-        'dropped', (SELECT coalesce(jsonb_agg(p ORDER BY p), '[]') FROM unnest(v_before) AS p WHERE p <> ALL (v_after)),
-        'moved_from_default', v_moved);
+    v_range := pystatus.premade_range();
+    PERFORM pystatus.create_history_partitions(v_range.oldest, v_range.premade_until);
+    RETURN pystatus.maintenance_report(v_before, v_moved);
 END;
 $$;
 COMMENT ON FUNCTION pystatus.maintain() IS
@@ -544,6 +637,7 @@ COMMENT ON FUNCTION pystatus.maintain() IS
 CREATE FUNCTION pystatus.history_default_rows()
 RETURNS bigint
 LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_default regclass := (SELECT partition FROM pystatus.history_partitions WHERE is_default);
@@ -566,9 +660,9 @@ AS $$
 DECLARE
     v_moved bigint;
 BEGIN
-    EXECUTE format('SELECT %I.partition_data_time(p_parent_table := %L, p_batch_count := %s)',
-                   pystatus.partman_schema(), 'public.system_status_history',
-                   greatest(pystatus.history_default_rows(), 1))
+    EXECUTE pg_catalog.format('SELECT %I.partition_data_time(p_parent_table := %L, p_batch_count := %s)',
+                              pystatus.partman_schema(), 'public.system_status_history',
+                              greatest(pystatus.history_default_rows(), 1))
         INTO v_moved;
     RETURN v_moved;
 END;
@@ -585,6 +679,7 @@ CREATE FUNCTION pystatus.record_heartbeat(
     latency_ms double precision DEFAULT NULL)
 RETURNS boolean
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -649,6 +744,7 @@ COMMENT ON FUNCTION pystatus.record_heartbeat(text, text, text, timestamptz, dou
 CREATE FUNCTION pystatus.maintenance_jobs()
 RETURNS TABLE (job_name text, schedule text, command text, database text)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT 'pystatus-maintain:' || current_database(), '7 * * * *',
            'SELECT pystatus.maintain()', current_database()::text;
@@ -660,6 +756,7 @@ COMMENT ON FUNCTION pystatus.maintenance_jobs() IS
 CREATE FUNCTION pystatus.maintenance_scheduler()
 RETURNS text
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE
         WHEN EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron')
@@ -676,6 +773,7 @@ COMMENT ON FUNCTION pystatus.maintenance_scheduler() IS
 CREATE FUNCTION pystatus.schedule_maintenance()
 RETURNS boolean
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron')
@@ -701,6 +799,7 @@ COMMENT ON FUNCTION pystatus.schedule_maintenance() IS
 CREATE FUNCTION pystatus.unschedule_maintenance()
 RETURNS integer
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_removed integer := 0;
@@ -721,6 +820,7 @@ DO $$ BEGIN PERFORM pystatus.schedule_maintenance(); END $$;
 CREATE FUNCTION pystatus.setup_report(OUT item text, OUT value text, OUT todo text)
 RETURNS SETOF record
 LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_scheduler text := pystatus.maintenance_scheduler();

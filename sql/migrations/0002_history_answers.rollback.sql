@@ -1,5 +1,9 @@
 -- Undo 0002: the answers, rollups and the every-minute job go; history stays.
 
+-- While this script runs, names resolve in pg_catalog first and objects of other
+-- schemas only when qualified (transaction-local: it ends with the script).
+SET LOCAL search_path = pg_catalog, pg_temp;
+
 DO $$
 BEGIN
     IF EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
@@ -12,6 +16,7 @@ $$;
 CREATE OR REPLACE FUNCTION pystatus.maintenance_jobs()
 RETURNS TABLE (job_name text, schedule text, command text, database text)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT 'pystatus-maintain:' || current_database(), '7 * * * *',
            'SELECT pystatus.maintain()', current_database()::text;

@@ -16,6 +16,10 @@
 -- Expectations and the status model
 ------------------------------------------------------------------------------
 
+-- While this script runs, names resolve in pg_catalog first and objects of other
+-- schemas only when qualified (transaction-local: it ends with the script).
+SET LOCAL search_path = pg_catalog, pg_temp;
+
 CREATE TABLE pystatus.service_expectations (
     service_name varchar(64) PRIMARY KEY
         CONSTRAINT service_expectations_service_name_valid
@@ -33,6 +37,7 @@ CREATE FUNCTION pystatus.set_expectations(
     grace interval DEFAULT interval '60 seconds')
 RETURNS void
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 BEGIN
@@ -117,6 +122,7 @@ COMMENT ON VIEW pystatus.live_status IS
 CREATE FUNCTION pystatus.sweep()
 RETURNS integer
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_marked integer;
@@ -153,6 +159,7 @@ COMMENT ON FUNCTION pystatus.sweep() IS
 CREATE FUNCTION pystatus.segments(service_name text, since timestamptz, until timestamptz)
 RETURNS TABLE (service_name text, status text, starts timestamptz, ends timestamptz, continued boolean)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     WITH services AS (
         SELECT l.service_name::text AS service_name, l.expected_interval + l.grace AS patience
@@ -215,6 +222,7 @@ CREATE FUNCTION pystatus.transitions(
     service_name text, since timestamptz, until timestamptz DEFAULT now())
 RETURNS TABLE (service_name text, from_status text, to_status text, at timestamptz)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     WITH before AS (  -- each service's status just before the window
         SELECT b.service_name, b.status
@@ -240,6 +248,7 @@ CREATE FUNCTION pystatus.incidents(
     service_name text, since timestamptz, until timestamptz DEFAULT now())
 RETURNS TABLE (service_name text, started timestamptz, ended timestamptz, duration interval, cause text)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     WITH marked AS (
         SELECT g.*, pystatus.status_category(g.status) = 'down' AS is_down,
@@ -319,6 +328,7 @@ COMMENT ON TABLE pystatus.rollup_dirty IS
 CREATE FUNCTION pystatus.mark_rollups_dirty()
 RETURNS trigger
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     INSERT INTO pystatus.rollup_dirty (service_name, since) VALUES (NEW.service_name, NEW.heartbeat_timestamp);
@@ -341,6 +351,7 @@ CREATE FUNCTION pystatus.rollup_buckets(
     service_name text, since timestamptz, until timestamptz, width interval)
 RETURNS SETOF pystatus.rollup_hourly
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     WITH split AS (
         SELECT g.service_name, b.bucket, pystatus.status_category(g.status) AS category,
@@ -391,6 +402,7 @@ COMMENT ON FUNCTION pystatus.rollup_buckets(text, timestamptz, timestamptz, inte
 CREATE FUNCTION pystatus.roll_up(p_service_name text, p_from timestamptz, p_to timestamptz)
 RETURNS integer
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_day_from timestamptz := date_bin('1 day', p_from, timestamptz '2000-01-01 00:00:00+00');
@@ -450,6 +462,7 @@ COMMENT ON FUNCTION pystatus.roll_up(text, timestamptz, timestamptz) IS
 CREATE FUNCTION pystatus.refresh_rollups()
 RETURNS jsonb
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_state pystatus.rollup_state;
@@ -491,6 +504,7 @@ COMMENT ON FUNCTION pystatus.refresh_rollups() IS
 CREATE FUNCTION pystatus.set_rollup_retention(retention interval)
 RETURNS void
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF retention IS NULL OR retention <= interval '0' THEN
@@ -524,6 +538,7 @@ CREATE FUNCTION pystatus.compute_uptime(
     p_service_name text, p_since timestamptz, p_until timestamptz, p_use_rollups boolean)
 RETURNS SETOF pystatus.uptime_report
 LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_origin constant timestamptz := timestamptz '2000-01-01 00:00:00+00';
@@ -613,6 +628,7 @@ COMMENT ON FUNCTION pystatus.compute_uptime(text, timestamptz, timestamptz, bool
 CREATE FUNCTION pystatus.uptime(service_name text, since timestamptz, until timestamptz DEFAULT now())
 RETURNS SETOF pystatus.uptime_report
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT * FROM pystatus.compute_uptime(uptime.service_name, uptime.since, uptime.until, true);
 $$;
@@ -622,6 +638,7 @@ COMMENT ON FUNCTION pystatus.uptime(text, timestamptz, timestamptz) IS
 CREATE FUNCTION pystatus.uptime_raw(service_name text, since timestamptz, until timestamptz DEFAULT now())
 RETURNS SETOF pystatus.uptime_report
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT * FROM pystatus.compute_uptime(uptime_raw.service_name, uptime_raw.since, uptime_raw.until, false);
 $$;
@@ -631,6 +648,7 @@ COMMENT ON FUNCTION pystatus.uptime_raw(text, timestamptz, timestamptz) IS
 CREATE FUNCTION pystatus.uptime_month(service_name text, month date, time_zone text DEFAULT 'UTC')
 RETURNS SETOF pystatus.uptime_report
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT * FROM pystatus.uptime(
         uptime_month.service_name,
@@ -656,6 +674,7 @@ RETURNS TABLE (
     baseline_samples bigint, baseline_p50 double precision, baseline_p95 double precision,
     p50_change double precision, p95_change double precision, verdict text)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     WITH samples AS (
         SELECT h.latency_ms, h.heartbeat_timestamp >= now() - trend.recent AS is_recent
@@ -691,6 +710,7 @@ CREATE FUNCTION pystatus.task_durations(
     service_name text, since timestamptz, until timestamptz DEFAULT now())
 RETURNS TABLE (service_name text, task text, started timestamptz, ended timestamptz, duration interval)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     WITH beats AS (
         SELECT h.heartbeat_timestamp AS at, h.current_task,
@@ -721,6 +741,7 @@ COMMENT ON FUNCTION pystatus.task_durations(text, timestamptz, timestamptz) IS
 CREATE OR REPLACE FUNCTION pystatus.maintenance_jobs()
 RETURNS TABLE (job_name text, schedule text, command text, database text)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     -- Separate jobs, so that the sweeper's short transaction never waits for a rollup.
     VALUES ('pystatus-maintain:' || current_database(), '7 * * * *',

@@ -2,10 +2,15 @@
 -- and the hourly latency series (trend charts), both from the rollups.
 -- depends: 0002_history_answers
 
+-- While this script runs, names resolve in pg_catalog first and objects of other
+-- schemas only when qualified (transaction-local: it ends with the script).
+SET LOCAL search_path = pg_catalog, pg_temp;
+
 CREATE FUNCTION pystatus.daily_uptime(service_name text, days integer DEFAULT 30)
 RETURNS TABLE (day date, up_seconds numeric, down_seconds numeric, maintenance_seconds numeric,
                no_data_seconds numeric, uptime double precision)
 LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -54,6 +59,7 @@ CREATE FUNCTION pystatus.latency_hourly(service_name text, since timestamptz, un
 RETURNS TABLE (hour timestamptz, samples integer, p50 double precision, p95 double precision,
                max double precision)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT r.bucket, r.latency_count, r.latency_p50, r.latency_p95, r.latency_max
     FROM pystatus.rollup_hourly AS r

@@ -1,6 +1,10 @@
 -- Batched heartbeats: one call records many (a collector reporting a fleet).
 -- depends: 0003_dashboard
 
+-- While this script runs, names resolve in pg_catalog first and objects of other
+-- schemas only when qualified (transaction-local: it ends with the script).
+SET LOCAL search_path = pg_catalog, pg_temp;
+
 CREATE FUNCTION pystatus.heartbeat_many(
     service_names text[],
     statuses text[],
@@ -8,6 +12,7 @@ CREATE FUNCTION pystatus.heartbeat_many(
     latencies_ms double precision[] DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_count integer := coalesce(cardinality(service_names), 0);

@@ -1,9 +1,14 @@
 -- pystatus.check(): the installation's own health, for DBAs and for monitoring.
 -- depends: 0004_heartbeat_many
 
+-- While this script runs, names resolve in pg_catalog first and objects of other
+-- schemas only when qualified (transaction-local: it ends with the script).
+SET LOCAL search_path = pg_catalog, pg_temp;
+
 CREATE FUNCTION pystatus.check()
 RETURNS TABLE (item text, ok boolean, detail text)
 LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_schema name;

@@ -1,0 +1,399 @@
+-- Roles: pystatus_writer may only heartbeat, pystatus_reader may only read what
+-- dashboards and the CLI read; the owner (the role that migrates) keeps the rest.
+-- Optionally, each login may heartbeat only for its own service names.
+-- depends: 0005_check
+
+-- While this script runs, names resolve in pg_catalog first and objects of other
+-- schemas only when qualified (transaction-local: it ends with the script).
+SET LOCAL search_path = pg_catalog, pg_temp;
+
+------------------------------------------------------------------------------
+-- The roles belong to the whole cluster: made by the first database migrated,
+-- reused by the others, and never dropped by a rollback (another database may
+-- still grant them). Grants, below, are this database's own.
+------------------------------------------------------------------------------
+
+DO $$
+DECLARE
+    v_role text;
+BEGIN
+    FOREACH v_role IN ARRAY ARRAY['pystatus_writer', 'pystatus_reader'] LOOP
+        IF to_regrole(v_role) IS NULL THEN
+            EXECUTE format('CREATE ROLE %I NOLOGIN', v_role);
+            EXECUTE format('COMMENT ON ROLE %I IS %L', v_role, CASE v_role
+                WHEN 'pystatus_writer' THEN
+                    'pystatus: may record heartbeats (pystatus.heartbeat, pystatus.heartbeat_many), nothing else. '
+                    'Grant it to the logins services use.'
+                ELSE
+                    'pystatus: may read current status and the answers from history (the functions dashboards '
+                    'and the CLI call), nothing else. Grant it to dashboards and monitoring.' END);
+        END IF;
+    END LOOP;
+EXCEPTION WHEN insufficient_privilege THEN
+    RAISE EXCEPTION 'role % does not exist and % cannot create it: %', v_role, current_user, SQLERRM
+        USING ERRCODE = 'PS010',
+              HINT = 'As a superuser (or a role with CREATEROLE): '
+                     'CREATE ROLE pystatus_writer NOLOGIN; CREATE ROLE pystatus_reader NOLOGIN; then migrate again.';
+END;
+$$;
+
+------------------------------------------------------------------------------
+-- Which login may report which services (opt-in)
+------------------------------------------------------------------------------
+
+CREATE TABLE pystatus.service_logins (
+    login name NOT NULL,
+    service_pattern text NOT NULL CHECK (service_pattern <> ''),
+    PRIMARY KEY (login, service_pattern)
+);
+COMMENT ON TABLE pystatus.service_logins IS
+    'Which services each login may heartbeat for (LIKE patterns: % any characters, _ one; \ escapes). '
+    'Empty: any login granted pystatus_writer may report any service. Once it has a row, a login may '
+    'only report the services its rows match; the owner and superusers are not restricted.';
+
+CREATE FUNCTION pystatus.may_heartbeat(p_login name, p_service_name text)
+RETURNS boolean
+LANGUAGE sql STABLE
+RETURN NOT EXISTS (SELECT FROM pystatus.service_logins)
+    OR EXISTS (SELECT FROM pystatus.service_logins AS l
+               WHERE l.login = p_login AND p_service_name LIKE l.service_pattern)
+    OR pg_has_role(p_login, (SELECT nspowner FROM pg_namespace WHERE nspname = 'pystatus'), 'MEMBER');
+COMMENT ON FUNCTION pystatus.may_heartbeat(name, text) IS
+    'Whether a login may heartbeat for a service under pystatus.service_logins (always, while it is empty).';
+
+CREATE FUNCTION pystatus.allow_service(login name, service_pattern text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF to_regrole(quote_ident(allow_service.login)) IS NULL THEN
+        RAISE EXCEPTION 'invalid login %: no such role', quote_nullable(allow_service.login)
+            USING ERRCODE = 'PS005';
+    END IF;
+    IF coalesce(allow_service.service_pattern, '') = '' THEN
+        RAISE EXCEPTION 'invalid service pattern: it must not be empty'
+            USING ERRCODE = 'PS005', HINT = 'A service name, or a LIKE pattern such as ''billing-%''.';
+    END IF;
+    INSERT INTO pystatus.service_logins (login, service_pattern)
+    VALUES (allow_service.login, allow_service.service_pattern)
+    ON CONFLICT DO NOTHING;
+END;
+$$;
+COMMENT ON FUNCTION pystatus.allow_service(name, text) IS
+    'Lets a login heartbeat for the services a LIKE pattern matches. The first call turns the '
+    'restriction on: from then on every other login may report only what it is allowed.';
+
+CREATE FUNCTION pystatus.disallow_service(login name, service_pattern text)
+RETURNS boolean
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH removed AS (
+        DELETE FROM pystatus.service_logins AS l
+        WHERE l.login = disallow_service.login AND l.service_pattern = disallow_service.service_pattern
+        RETURNING 1)
+    SELECT EXISTS (SELECT FROM removed);
+$$;
+COMMENT ON FUNCTION pystatus.disallow_service(name, text) IS
+    'Removes one allowance; true if there was one. Removing the last one lifts the restriction.';
+
+------------------------------------------------------------------------------
+-- The heartbeat functions run as their owner, so that a writer needs no right
+-- on any table, with search_path pinned so that a caller's objects are never
+-- picked up. They now also apply pystatus.service_logins.
+------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION pystatus.heartbeat(
+    service_name text,
+    status text DEFAULT 'ok',
+    current_task text DEFAULT NULL,
+    latency_ms double precision DEFAULT NULL)
+RETURNS timestamptz
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_recorded_at timestamptz;
+BEGIN
+    IF NOT pystatus.is_valid_heartbeat(heartbeat.service_name, heartbeat.status, heartbeat.current_task,
+                                       heartbeat.latency_ms) THEN
+        PERFORM pystatus.check_heartbeat(heartbeat.service_name, heartbeat.status, heartbeat.current_task,
+                                         heartbeat.latency_ms);
+    END IF;
+    -- session_user: the login that connected, whatever role it has set since.
+    -- The login's own allowances are looked up inline: through may_heartbeat()
+    -- alone, a restricted login's heartbeats ran at about 0.65x.
+    IF EXISTS (SELECT FROM pystatus.service_logins)
+       AND NOT EXISTS (SELECT FROM pystatus.service_logins AS l
+                       WHERE l.login = session_user AND heartbeat.service_name LIKE l.service_pattern)
+       AND NOT pystatus.may_heartbeat(session_user, heartbeat.service_name) THEN
+        RAISE EXCEPTION 'login % may not heartbeat for service %', session_user, quote_literal(heartbeat.service_name)
+            USING ERRCODE = 'PS007',
+                  HINT = 'pystatus.service_logins says which services each login may report '
+                         '(SELECT pystatus.allow_service(login, pattern) as the owner).';
+    END IF;
+    -- clock_timestamp() in SET is read after the row lock is taken, so a
+    -- service's heartbeats are recorded in the order they were applied.
+    INSERT INTO public.system_status AS current
+        (service_name, status, current_task, latency_ms, last_heartbeat, updated_at)
+    VALUES (heartbeat.service_name, heartbeat.status, heartbeat.current_task, heartbeat.latency_ms,
+            clock_timestamp(), clock_timestamp())
+    ON CONFLICT (service_name) DO UPDATE
+        SET status = EXCLUDED.status,
+            current_task = EXCLUDED.current_task,
+            latency_ms = EXCLUDED.latency_ms,
+            last_heartbeat = clock_timestamp(),
+            updated_at = clock_timestamp()
+    RETURNING current.last_heartbeat INTO v_recorded_at;
+    RETURN v_recorded_at;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION pystatus.heartbeat_many(
+    service_names text[],
+    statuses text[],
+    current_tasks text[] DEFAULT NULL,
+    latencies_ms double precision[] DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_count integer := coalesce(cardinality(service_names), 0);
+    v_recorded integer;
+    v_bad bigint;
+BEGIN
+    IF cardinality(statuses) IS DISTINCT FROM v_count
+       OR (current_tasks IS NOT NULL AND cardinality(current_tasks) <> v_count)
+       OR (latencies_ms IS NOT NULL AND cardinality(latencies_ms) <> v_count) THEN
+        RAISE EXCEPTION 'invalid batch: % service names but % statuses, % tasks, % latencies',
+            v_count, cardinality(statuses), cardinality(current_tasks), cardinality(latencies_ms)
+            USING ERRCODE = 'PS005', HINT = 'The arrays go in step: one element per heartbeat.';
+    END IF;
+    -- One set-based test; the precise error only for the first bad heartbeat.
+    SELECT b.position INTO v_bad
+    FROM unnest(service_names, statuses, current_tasks, latencies_ms)
+         WITH ORDINALITY AS b(service_name, status, current_task, latency_ms, position)
+    WHERE NOT pystatus.is_valid_heartbeat(b.service_name, b.status, b.current_task, b.latency_ms)
+    ORDER BY b.position LIMIT 1;
+    IF v_bad IS NOT NULL THEN
+        BEGIN
+            PERFORM pystatus.check_heartbeat(service_names[v_bad], statuses[v_bad],
+                                             current_tasks[v_bad], latencies_ms[v_bad]);
+        EXCEPTION WHEN SQLSTATE 'PS001' OR SQLSTATE 'PS002' OR SQLSTATE 'PS003' OR SQLSTATE 'PS006' THEN
+            RAISE EXCEPTION 'heartbeat % of %: %', v_bad, v_count, SQLERRM USING ERRCODE = SQLSTATE;
+        END;
+    END IF;
+    IF EXISTS (SELECT FROM pystatus.service_logins) THEN
+        SELECT b.position INTO v_bad
+        FROM unnest(service_names) WITH ORDINALITY AS b(service_name, position)
+        WHERE NOT EXISTS (SELECT FROM pystatus.service_logins AS l
+                          WHERE l.login = session_user AND b.service_name LIKE l.service_pattern)
+          AND NOT pystatus.may_heartbeat(session_user, b.service_name)
+        ORDER BY b.position LIMIT 1;
+        IF v_bad IS NOT NULL THEN
+            RAISE EXCEPTION 'heartbeat % of %: login % may not heartbeat for service %',
+                v_bad, v_count, session_user, quote_literal(service_names[v_bad])
+                USING ERRCODE = 'PS007',
+                      HINT = 'pystatus.service_logins says which services each login may report.';
+        END IF;
+    END IF;
+    -- One upsert for the batch; a service named twice keeps its last heartbeat
+    -- (one statement cannot update a row twice).
+    INSERT INTO public.system_status AS current
+        (service_name, status, current_task, latency_ms, last_heartbeat, updated_at)
+    SELECT DISTINCT ON (b.service_name) b.service_name, b.status, b.current_task, b.latency_ms,
+           clock_timestamp(), clock_timestamp()
+    FROM unnest(service_names, statuses,
+                coalesce(current_tasks, array_fill(NULL::text, ARRAY[v_count])),
+                coalesce(latencies_ms, array_fill(NULL::double precision, ARRAY[v_count])))
+         WITH ORDINALITY AS b(service_name, status, current_task, latency_ms, position)
+    ORDER BY b.service_name, b.position DESC
+    ON CONFLICT (service_name) DO UPDATE
+        SET status = EXCLUDED.status,
+            current_task = EXCLUDED.current_task,
+            latency_ms = EXCLUDED.latency_ms,
+            last_heartbeat = EXCLUDED.last_heartbeat,
+            updated_at = EXCLUDED.updated_at;
+    GET DIAGNOSTICS v_recorded = ROW_COUNT;
+    RETURN v_recorded;
+END;
+$$;
+
+COMMENT ON FUNCTION pystatus.heartbeat(text, text, text, double precision) IS
+    'Records a heartbeat at the database server''s clock: upserts system_status (the trigger '
+    'copies it to history) and returns the recorded time. latency_ms is an optional measure '
+    'for trends. Bad input raises PS001-PS003, PS006; a login pystatus.service_logins does not '
+    'allow for the service, PS007. Runs as its owner: callers need only EXECUTE (pystatus_writer).';
+COMMENT ON FUNCTION pystatus.heartbeat_many(text[], text[], text[], double precision[]) IS
+    'Records many heartbeats in one call (arrays in step, one element per heartbeat; tasks and '
+    'latencies optional). All or nothing: a bad element raises naming its position. Returns the '
+    'number of services recorded. Runs as its owner: callers need only EXECUTE (pystatus_writer).';
+
+------------------------------------------------------------------------------
+-- Every function pins search_path (installations made before this migration
+-- got functions without it): a privileged caller, such as the pg_cron job,
+-- never resolves a name through a schema someone else can write to. Functions
+-- with an SQL-standard body are bound when created and need no pin; pinning
+-- them would stop PostgreSQL inlining them into the heartbeat path.
+------------------------------------------------------------------------------
+
+DO $$
+DECLARE
+    v_function regprocedure;
+BEGIN
+    FOR v_function IN
+        SELECT p.oid FROM pg_proc AS p
+        WHERE p.pronamespace = 'pystatus'::regnamespace AND p.prosqlbody IS NULL
+          AND NOT EXISTS (SELECT FROM unnest(p.proconfig) AS c WHERE c LIKE 'search\_path=%')
+          -- These call pg_partman, which would leave the pin on the caller's
+          -- session (see 0001); their bodies qualify every name instead.
+          AND p.proname NOT IN ('create_history_partitions', 'maintain', 'move_default_rows')
+    LOOP
+        EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp', v_function);
+    END LOOP;
+END;
+$$;
+
+-- The copy trigger too: a service that writes system_status directly needs no
+-- right on history, so the only rows history gets are copies of status writes.
+ALTER FUNCTION pystatus.copy_status_to_history() SECURITY DEFINER;
+
+-- The readers' functions run as their owner too: a reader needs no right on
+-- history or the rollups, and reads them only through these answers.
+ALTER FUNCTION pystatus.history(text, timestamptz, timestamptz) SECURITY DEFINER;
+ALTER FUNCTION pystatus.transitions(text, timestamptz, timestamptz) SECURITY DEFINER;
+ALTER FUNCTION pystatus.incidents(text, timestamptz, timestamptz) SECURITY DEFINER;
+ALTER FUNCTION pystatus.uptime(text, timestamptz, timestamptz) SECURITY DEFINER;
+ALTER FUNCTION pystatus.uptime_month(text, date, text) SECURITY DEFINER;
+ALTER FUNCTION pystatus.trend(text, interval, interval, double precision) SECURITY DEFINER;
+ALTER FUNCTION pystatus.task_durations(text, timestamptz, timestamptz) SECURITY DEFINER;
+ALTER FUNCTION pystatus.daily_uptime(text, integer) SECURITY DEFINER;
+ALTER FUNCTION pystatus.latency_hourly(text, timestamptz, timestamptz) SECURITY DEFINER;
+ALTER FUNCTION pystatus.maintenance_jobs() SECURITY DEFINER;
+
+------------------------------------------------------------------------------
+-- Grants in this database
+------------------------------------------------------------------------------
+
+-- Nothing in pystatus is callable by default; each role gets what it needs.
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pystatus FROM PUBLIC;
+-- But for the two rules system_status's constraints call: a service that still
+-- writes system_status directly (granted UPDATE by its DBA, as before pystatus)
+-- runs them with its own rights. They read nothing and write nothing.
+GRANT EXECUTE ON FUNCTION pystatus.is_valid_service_name(text), pystatus.is_status(text) TO PUBLIC;
+GRANT USAGE ON SCHEMA pystatus TO pystatus_writer, pystatus_reader;
+
+GRANT EXECUTE ON FUNCTION
+    pystatus.heartbeat(text, text, text, double precision),
+    pystatus.heartbeat_many(text[], text[], text[], double precision[])
+TO pystatus_writer;
+
+-- system_status: the seed dashboard's own query keeps working for readers.
+GRANT SELECT ON public.system_status, pystatus.live_status TO pystatus_reader;
+GRANT EXECUTE ON FUNCTION
+    pystatus.goes_stale(text),  -- live_status calls it with the reader's rights
+    pystatus.history(text, timestamptz, timestamptz),
+    pystatus.transitions(text, timestamptz, timestamptz),
+    pystatus.incidents(text, timestamptz, timestamptz),
+    pystatus.uptime(text, timestamptz, timestamptz),
+    pystatus.uptime_month(text, date, text),
+    pystatus.trend(text, interval, interval, double precision),
+    pystatus.task_durations(text, timestamptz, timestamptz),
+    pystatus.daily_uptime(text, integer),
+    pystatus.latency_hourly(text, timestamptz, timestamptz),
+    pystatus.maintenance_jobs()
+TO pystatus_reader;
+
+------------------------------------------------------------------------------
+-- pystatus.check() reports the roles too
+------------------------------------------------------------------------------
+
+ALTER FUNCTION pystatus.check() RENAME TO check_storage_and_jobs;
+COMMENT ON FUNCTION pystatus.check_storage_and_jobs() IS
+    'pystatus.check() without the roles: pg_partman, partitions premade ahead, default partition '
+    'empty, retention, rollups and sweeper keeping up, pg_cron jobs scheduled and their last runs.';
+
+CREATE FUNCTION pystatus.check_roles()
+RETURNS TABLE (item text, ok boolean, detail text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH role_problems AS (
+        SELECT r.name,
+               to_regrole(r.name) IS NOT NULL AS present,
+               array_remove(ARRAY[
+                   CASE WHEN to_regrole(r.name) IS NULL THEN 'missing: run pystatus migrate (as a role with CREATEROLE)' END,
+                   CASE WHEN to_regrole(r.name) IS NOT NULL AND NOT has_schema_privilege(r.name, 'pystatus', 'USAGE')
+                        THEN 'no USAGE on schema pystatus' END,
+                   (SELECT 'may change ' || string_agg(t.oid::regclass::text, ', ' ORDER BY t.oid::regclass::text)
+                    FROM pg_class AS t
+                    WHERE to_regrole(r.name) IS NOT NULL AND t.relkind IN ('r', 'p', 'v')
+                      AND (t.relnamespace = 'pystatus'::regnamespace
+                           OR t.oid IN ('public.system_status'::regclass, 'public.system_status_history'::regclass))
+                      AND has_table_privilege(r.name, t.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')),
+                   (SELECT 'cannot call ' || string_agg(f.signature, ', ')
+                    FROM unnest(r.needs) AS f(signature)
+                    WHERE to_regrole(r.name) IS NOT NULL AND NOT has_function_privilege(r.name, f.signature, 'EXECUTE'))
+               ], NULL) AS problems,
+               r.summary
+        FROM (VALUES
+            ('pystatus_writer', ARRAY['pystatus.heartbeat(text, text, text, double precision)',
+                                      'pystatus.heartbeat_many(text[], text[], text[], double precision[])'],
+             'may heartbeat, nothing else'),
+            ('pystatus_reader', ARRAY['pystatus.history(text, timestamptz, timestamptz)',
+                                      'pystatus.uptime(text, timestamptz, timestamptz)',
+                                      'pystatus.incidents(text, timestamptz, timestamptz)'],
+             'may read status and the answers from history')
+        ) AS r(name, needs, summary)
+    )
+    SELECT 'role ' || name, cardinality(problems) = 0,
+           CASE WHEN cardinality(problems) = 0
+                THEN summary || coalesce(' (granted to ' || (
+                         SELECT string_agg(m.member::regrole::text, ', ' ORDER BY m.member::regrole::text)
+                         FROM pg_auth_members AS m WHERE m.roleid = to_regrole(name)) || ')', ' (granted to no one yet)')
+                ELSE array_to_string(problems, '; ') END
+    FROM role_problems
+    UNION ALL
+    SELECT 'public access', count(*) = 0,
+           CASE WHEN count(*) = 0 THEN 'no pystatus function callable by every role but the naming and status rules'
+                ELSE 'callable by every role: ' || string_agg(p.oid::regprocedure::text, ', ')
+                     || ': REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pystatus FROM PUBLIC' END
+    FROM pg_proc AS p
+    WHERE p.pronamespace = 'pystatus'::regnamespace AND has_function_privilege('public', p.oid, 'EXECUTE')
+      -- the two rules system_status's constraints call, callable by all on purpose
+      AND p.oid NOT IN ('pystatus.is_valid_service_name(text)'::regprocedure, 'pystatus.is_status(text)'::regprocedure)
+    UNION ALL
+    SELECT 'service logins', bool_and(to_regrole(quote_ident(l.login)) IS NOT NULL) IS NOT FALSE,
+           CASE WHEN count(*) = 0 THEN 'off: any writer may report any service'
+                WHEN bool_and(to_regrole(quote_ident(l.login)) IS NOT NULL)
+                    THEN count(DISTINCT l.login) || ' logins restricted to their services'
+                ELSE 'allowances for logins that no longer exist: ' || string_agg(DISTINCT l.login::text, ', ')
+                     FILTER (WHERE to_regrole(quote_ident(l.login)) IS NULL)
+                     || ': SELECT pystatus.disallow_service(login, pattern)' END
+    FROM pystatus.service_logins AS l;
+$$;
+COMMENT ON FUNCTION pystatus.check_roles() IS
+    'The roles'' health: pystatus_writer and pystatus_reader exist, hold what they need and cannot '
+    'change any table; no function is callable by every role; allowances name existing logins.';
+
+CREATE FUNCTION pystatus.check()
+RETURNS TABLE (item text, ok boolean, detail text)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM pystatus.check_storage_and_jobs()
+    UNION ALL
+    SELECT * FROM pystatus.check_roles();
+$$;
+COMMENT ON FUNCTION pystatus.check() IS
+    'The installation''s health: pg_partman, partitions premade ahead, default partition empty, '
+    'retention, rollups and sweeper keeping up, pg_cron jobs scheduled and their last runs, roles. '
+    'ok is false for each problem, with what to do in detail.';
+REVOKE EXECUTE ON FUNCTION pystatus.check_roles(), pystatus.check() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pystatus.check() TO pystatus_reader;

@@ -1,0 +1,36 @@
+"""pgspot over the SQL scripts (what `make lint` runs), and proof that the
+wrapper still reports what pgspot would, SQL-standard bodies included."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+LINT = Path(__file__).resolve().parent.parent / "scripts" / "lint_sql.py"
+
+
+def lint(*files: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(LINT), *files], capture_output=True, text=True)
+
+
+def test_the_sql_scripts_have_no_findings() -> None:
+    result = lint()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "TOTAL: Errors: 0 Warnings: 0 Unknown: 0" in result.stdout
+
+
+def test_findings_fail_the_lint(tmp_path: Path) -> None:
+    script = tmp_path / "bad.sql"
+    script.write_text(
+        "CREATE SCHEMA s;\n"
+        # Bound at creation under the session's search_path: an unqualified operator.
+        "CREATE FUNCTION s.standard(a int) RETURNS int LANGUAGE sql RETURN a + 1;\n"
+        "CREATE FUNCTION s.definer() RETURNS int LANGUAGE sql SECURITY DEFINER AS $$ SELECT 1 $$;\n"
+        "SET search_path = pg_catalog, pg_temp;\n"
+        "CREATE FUNCTION s.pinned(a int) RETURNS int LANGUAGE sql RETURN a + 1;\n"
+    )
+    result = lint(str(script))
+    assert result.returncode == 1
+    findings = [line.split(":")[0] for line in result.stdout.splitlines() if line.startswith("PS")]
+    assert findings == ["PS001", "PS003"], result.stdout

@@ -1,0 +1,531 @@
+"""Roles: pystatus_writer may only heartbeat, pystatus_reader may only read what
+dashboards and the CLI read; SECURITY DEFINER functions cannot be hijacked
+through search_path; the roles serve every database of the cluster; logins can
+be restricted to their own services."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import psycopg.errors
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+import pystatus
+from pystatus import cli, migrations
+from pystatus.client import Heartbeat
+from pystatus.cluster import Cluster
+from tests.helpers import one
+from tests.serving import dashboard, get_json
+from tests.test_client import wait_for
+
+Conn = psycopg.Connection[Any]
+Login = Callable[..., str]
+
+_serial = itertools.count()
+
+
+def as_login(dsn: str, login: str) -> str:
+    return f"{dsn} user={login}"
+
+
+def user(dsn: str) -> str:
+    return str(conninfo_to_dict(dsn)["user"])
+
+
+@pytest.fixture
+def login(db: Conn, dsn: str) -> Iterator[Login]:
+    """Makes a login (a cluster-wide role) granted the given roles; returns a DSN
+    to this test's database as that login. Dropped after the test."""
+    made: list[str] = []
+
+    def make(*roles: str) -> str:
+        name = f"login_{next(_serial)}_{len(made)}"
+        db.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
+        for role in roles:
+            db.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(role), sql.Identifier(name)))
+        made.append(name)
+        return as_login(dsn, name)
+
+    yield make
+    for name in made:
+        db.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+        db.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+def history_rows(db: Conn) -> int:
+    return one(db, "SELECT count(*) FROM public.system_status_history")  # type: ignore[no-any-return]
+
+
+# What the roles may not do. Each statement must fail with insufficient_privilege
+# and change nothing.
+FORBIDDEN_TO_BOTH = [
+    "INSERT INTO public.system_status (service_name, status, last_heartbeat) "
+    "VALUES ('x', 'ok', now())",
+    "UPDATE public.system_status SET status = 'down'",
+    "DELETE FROM public.system_status",
+    "TRUNCATE public.system_status_history",
+    "INSERT INTO public.system_status_history (heartbeat_timestamp, service_name, status) "
+    "VALUES (now(), 'x', 'ok')",
+    "DELETE FROM public.system_status_history",
+    "SELECT * FROM public.system_status_history",
+    "SELECT * FROM pystatus.rollup_hourly",
+    "DELETE FROM pystatus.rollup_daily",
+    "SELECT pystatus.record_heartbeat('api', 'ok', NULL, now() - interval '1 hour')",
+    "SELECT pystatus.sweep()",
+    "SELECT pystatus.maintain()",
+    "SELECT pystatus.move_default_rows()",
+    "SELECT pystatus.refresh_rollups()",
+    "SELECT pystatus.set_expectations('api', '1 second', '1 second')",
+    "SELECT pystatus.set_history_retention('1 day')",
+    "SELECT pystatus.allow_service(session_user, '%')",
+    "SELECT pystatus.unschedule_maintenance()",
+    "SELECT * FROM pystatus.uptime_raw('api', now() - interval '1 day')",
+    "SELECT * FROM pystatus.segments('api', now() - interval '1 day', now())",
+]
+FORBIDDEN_TO_WRITER = [
+    *FORBIDDEN_TO_BOTH,
+    "SELECT * FROM public.system_status",
+    "SELECT * FROM pystatus.live_status",
+    "SELECT * FROM pystatus.uptime('api', now() - interval '1 day')",
+    "SELECT * FROM pystatus.history('api', now() - interval '1 day')",
+    "SELECT * FROM pystatus.check()",
+]
+FORBIDDEN_TO_READER = [
+    *FORBIDDEN_TO_BOTH,
+    "SELECT pystatus.heartbeat('api')",
+    "SELECT pystatus.heartbeat_many(ARRAY['api'], ARRAY['ok'])",
+]
+
+
+def assert_forbidden(dsn: str, db: Conn, statements: list[str]) -> None:
+    before = (history_rows(db), one(db, "SELECT count(*) FROM public.system_status"))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for statement in statements:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+                conn.execute(statement)
+    assert (history_rows(db), one(db, "SELECT count(*) FROM public.system_status")) == before
+
+
+def test_a_writer_may_heartbeat_and_nothing_else(db: Conn, login: Login) -> None:
+    pystatus.heartbeat(db, "api")
+    writer = login("pystatus_writer")
+    with psycopg.connect(writer, autocommit=True) as conn:
+        pystatus.heartbeat(conn, "api", "degraded", "reindexing", latency_ms=12.5)
+        assert pystatus.heartbeat_many(conn, [("api", "ok"), ("worker", "starting")]) == 2
+        with pytest.raises(
+            pystatus.NotAllowed, match="permission denied for function record_heartbeat"
+        ):
+            pystatus.record_heartbeat(conn, "api", "down", None, one(db, "SELECT now()"))
+    assert (
+        one(db, "SELECT status FROM public.system_status WHERE service_name = 'worker'")
+        == "starting"
+    )
+    assert history_rows(db) == 4
+    assert_forbidden(writer, db, FORBIDDEN_TO_WRITER)
+
+
+def test_a_reader_may_read_and_nothing_else(db: Conn, dsn: str, login: Login) -> None:
+    pystatus.heartbeat(db, "api")
+    db.execute("SELECT pystatus.refresh_rollups()")
+    reader = login("pystatus_reader")
+    with psycopg.connect(reader, autocommit=True) as conn:
+        # The seed dashboard's own query, and the answers.
+        assert conn.execute("SELECT service_name, status FROM system_status").fetchall() == [
+            ("api", "ok")
+        ]
+        assert [s.service_name for s in pystatus.live_status(conn)] == ["api"]
+        assert (
+            pystatus.uptime(conn, "api", one(db, "SELECT now() - interval '1 hour'"))[
+                0
+            ].service_name
+            == "api"
+        )
+        assert conn.execute(
+            "SELECT count(*) FROM pystatus.history('api', now() - interval '1 hour')"
+        ).fetchone() == (1,)
+    assert_forbidden(reader, db, FORBIDDEN_TO_READER)
+
+
+def test_the_cli_and_the_dashboard_work_as_a_reader(
+    db: Conn, login: Login, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pystatus.heartbeat(db, "api", latency_ms=3.0)
+    db.execute("SELECT pystatus.refresh_rollups()")
+    reader = login("pystatus_reader")
+    for command in (
+        ["status"],
+        ["history", "api"],
+        ["transitions", "api"],
+        ["incidents"],
+        ["uptime"],
+        ["uptime", "api", "--month", "2026-01"],
+        ["trend", "api"],
+        ["tasks", "api"],
+    ):
+        assert cli.main([*command, "--dsn", reader]) == 0, command
+    capsys.readouterr()
+    cli.main(["check", "--dsn", reader, "--format", "json"])
+    items = {row["item"] for row in json.loads(capsys.readouterr().out)}
+    assert {"pg_partman", "role pystatus_writer", "role pystatus_reader"} <= items
+    with dashboard(reader) as url:
+        assert [s["service_name"] for s in get_json(f"{url}/api/status")] == ["api"]
+        for path in ("uptime", "days", "incidents", "transitions", "latency"):
+            get_json(f"{url}/api/services/api/{path}")  # raises unless 200
+        assert len(get_json(f"{url}/api/uptime")) == 1
+
+
+def test_each_role_may_call_exactly_its_functions(db: Conn) -> None:
+    def callable_by(role: str) -> set[str]:
+        return {
+            name
+            for (name,) in db.execute(
+                "SELECT p.proname FROM pg_proc AS p "
+                "WHERE p.pronamespace = 'pystatus'::regnamespace "
+                "AND has_function_privilege(%s, p.oid, 'EXECUTE')",
+                (role,),
+            )
+        }
+
+    rules = {"is_valid_service_name", "is_status"}  # system_status's constraints call them
+    assert callable_by("public") == rules
+    assert callable_by("pystatus_writer") == rules | {"heartbeat", "heartbeat_many"}
+    assert callable_by("pystatus_reader") == rules | {
+        "goes_stale",
+        "history",
+        "transitions",
+        "incidents",
+        "uptime",
+        "uptime_month",
+        "trend",
+        "task_durations",
+        "daily_uptime",
+        "latency_hourly",
+        "maintenance_jobs",
+        "check",
+    }
+    readable = (
+        "SELECT c.oid::regclass::text FROM pg_class AS c "
+        "WHERE c.relnamespace IN ('pystatus'::regnamespace, 'public'::regnamespace) "
+        "AND c.relkind IN ('r', 'p', 'v') AND has_table_privilege(%s, c.oid, %s) ORDER BY 1"
+    )
+    for role in ("pystatus_writer", "pystatus_reader", "public"):
+        assert db.execute(readable, (role, "INSERT, UPDATE, DELETE, TRUNCATE")).fetchall() == []
+    assert db.execute(readable, ("pystatus_writer", "SELECT")).fetchall() == []
+    assert db.execute(readable, ("pystatus_reader", "SELECT")).fetchall() == [
+        ("pystatus.live_status",),
+        ("system_status",),
+    ]
+
+
+def test_every_function_pins_search_path(db: Conn) -> None:
+    unpinned = db.execute(
+        "SELECT p.oid::regprocedure::text, p.prosecdef FROM pg_proc AS p "
+        "WHERE p.pronamespace = 'pystatus'::regnamespace "
+        "AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY(p.proconfig), false) "
+        "AND (p.prosqlbody IS NULL OR p.prosecdef)"
+    ).fetchall()
+    # These call pg_partman, which would leave a pinned path on the caller's session.
+    assert sorted(unpinned) == [
+        (
+            "pystatus.create_history_partitions(timestamp with time zone,timestamp with time zone)",
+            False,
+        ),
+        ("pystatus.maintain()", False),
+        ("pystatus.move_default_rows()", False),
+    ]
+    definers = {
+        name
+        for (name,) in db.execute(
+            "SELECT proname FROM pg_proc "
+            "WHERE prosecdef AND pronamespace = 'pystatus'::regnamespace"
+        )
+    }
+    assert {"heartbeat", "heartbeat_many", "copy_status_to_history", "uptime", "check"} <= definers
+
+
+HIJACK = (Path(__file__).parent / "hijack.sql").read_text()
+
+
+def test_search_path_cannot_hijack_the_definer_functions(db: Conn, dsn: str, login: Login) -> None:
+    writer = login("pystatus_writer")
+    reader = login("pystatus_reader")
+    db.execute(
+        sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
+            sql.Identifier(db.info.dbname), sql.Identifier(user(writer))
+        )
+    )
+    with psycopg.connect(writer, autocommit=True) as conn:
+        conn.execute(HIJACK)
+    db.execute("SELECT pystatus.refresh_rollups()")
+
+    def captured() -> list[tuple[str, str]]:
+        return db.execute("SELECT who, what FROM evil.captured").fetchall()
+
+    # The attacker's schema first, pg_catalog after it, and temporary look-alikes.
+    hostile = "options='-c search_path=evil,pg_catalog,public'"
+    with psycopg.connect(f"{writer} {hostile}", autocommit=True) as conn:
+        columns = (
+            "service_name varchar(64), status varchar(16), current_task text, latency_ms float8"
+        )
+        conn.execute(
+            f"CREATE TEMP TABLE system_status ({columns}, "
+            "last_heartbeat timestamptz, updated_at timestamptz)"
+        )
+        conn.execute(
+            f"CREATE TEMP TABLE system_status_history ({columns}, heartbeat_timestamp timestamptz)"
+        )
+        assert conn.execute("SELECT now()").fetchone() == (
+            one(conn, "SELECT timestamptz '2000-01-01'"),
+        )
+        recorded = pystatus.heartbeat(conn, "api", "ok", "x", latency_ms=1.0)
+        pystatus.heartbeat_many(conn, [("api", "degraded"), ("worker", "ok")])
+    db.execute("TRUNCATE evil.captured")  # the probe above ran as the writer itself
+    with psycopg.connect(f"{reader} {hostile}", autocommit=True) as conn:
+        for query in (
+            "SELECT * FROM pystatus.live_status",
+            "SELECT * FROM pystatus.uptime('api', pg_catalog.now() - interval '1 day')",
+            "SELECT * FROM pystatus.incidents('api', pg_catalog.now() - interval '1 day')",
+            "SELECT * FROM pystatus.transitions('api', pg_catalog.now() - interval '1 day')",
+            "SELECT * FROM pystatus.history('api', pg_catalog.now() - interval '1 day')",
+            "SELECT * FROM pystatus.trend('api')",
+            "SELECT * FROM pystatus.daily_uptime('api')",
+            "SELECT * FROM pystatus.latency_hourly('api', pg_catalog.now() - interval '1 day')",
+            "SELECT * FROM pystatus.task_durations('api', pg_catalog.now() - interval '1 day')",
+            "SELECT * FROM pystatus.check()",
+        ):
+            conn.execute(query).fetchall()
+    assert captured() == []
+    assert recorded.year > 2000
+    assert (
+        one(
+            db,
+            "SELECT count(*) FROM public.system_status_history "
+            "WHERE heartbeat_timestamp > '2001-01-01'",
+        )
+        == 3
+    )
+
+    # The same attack on a SECURITY DEFINER function that does not pin search_path
+    # runs the attacker's code with the owner's rights: the test's setup is able to hijack.
+    db.execute(
+        "CREATE FUNCTION public.unpinned() RETURNS timestamptz LANGUAGE plpgsql SECURITY DEFINER "
+        "AS $$ BEGIN RETURN clock_timestamp(); END $$"
+    )
+    with psycopg.connect(f"{writer} {hostile}", autocommit=True) as conn:
+        conn.execute("SELECT public.unpinned()")
+    assert captured() == [(db.info.user, "clock_timestamp")]
+
+
+def test_service_logins_restrict_each_login_to_its_services(db: Conn, login: Login) -> None:
+    billing = login("pystatus_writer")
+    search = login("pystatus_writer")
+    billing_login = user(billing)
+    with psycopg.connect(search, autocommit=True) as conn:
+        pystatus.heartbeat(conn, "billing-api")  # no allowance yet: anyone may report anything
+
+    pystatus.allow_service(db, billing_login, "billing-%")
+    before = history_rows(db)
+    with psycopg.connect(billing, autocommit=True) as conn:
+        pystatus.heartbeat(conn, "billing-api", "degraded")
+        with pytest.raises(
+            pystatus.NotAllowed,
+            match=f"login {billing_login} may not heartbeat for service 'search'",
+        ):
+            pystatus.heartbeat(conn, "search")
+        with pytest.raises(pystatus.NotAllowed, match=r"heartbeat 2 of 2: .* 'search'"):
+            pystatus.heartbeat_many(conn, [("billing-worker", "ok"), ("search", "ok")])
+    with (
+        psycopg.connect(search, autocommit=True) as conn,
+        pytest.raises(pystatus.NotAllowed),
+    ):  # a login without allowances may report nothing now
+        pystatus.heartbeat(conn, "search")
+    assert history_rows(db) == before + 1
+    assert (
+        one(
+            db,
+            "SELECT count(*) FROM public.system_status "
+            "WHERE service_name IN ('search', 'billing-worker')",
+        )
+        == 0
+    )
+    pystatus.heartbeat(db, "search")  # the owner is not restricted
+
+    # A login cannot escape through another role it is a member of.
+    db.execute(
+        sql.SQL("GRANT {} TO {}").format(
+            sql.Identifier(user(search)), sql.Identifier(billing_login)
+        )
+    )
+    with psycopg.connect(billing, autocommit=True) as conn:
+        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(user(search))))
+        with pytest.raises(pystatus.NotAllowed):
+            pystatus.heartbeat(conn, "search")
+
+    assert pystatus.disallow_service(db, billing_login, "billing-%") is True
+    assert pystatus.disallow_service(db, billing_login, "billing-%") is False
+    with psycopg.connect(search, autocommit=True) as conn:
+        pystatus.heartbeat(conn, "search")  # the last allowance gone, the restriction is lifted
+    with pytest.raises(pystatus.InvalidSetting, match="invalid login 'nobody': no such role"):
+        pystatus.allow_service(db, "nobody", "x")
+
+
+def test_a_service_writing_system_status_directly_still_gets_history(
+    db: Conn, login: Login
+) -> None:
+    legacy = login()
+    db.execute(
+        sql.SQL("GRANT SELECT, INSERT, UPDATE ON public.system_status TO {}").format(
+            sql.Identifier(user(legacy))
+        )
+    )
+    with psycopg.connect(legacy, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO system_status (service_name, status, last_heartbeat) "
+            "VALUES ('old', 'ok', now())"
+        )
+        conn.execute(
+            "UPDATE system_status SET status = 'down', last_heartbeat = now() "
+            "WHERE service_name = 'old'"
+        )
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(
+                "INSERT INTO system_status_history (heartbeat_timestamp, service_name, status) "
+                "VALUES (now(), 'old', 'ok')"
+            )
+        with pytest.raises(psycopg.errors.CheckViolation):  # the rules still apply
+            conn.execute("UPDATE system_status SET status = 'running' WHERE service_name = 'old'")
+    assert db.execute(
+        "SELECT status FROM system_status_history WHERE service_name = 'old' "
+        "ORDER BY heartbeat_timestamp"
+    ).fetchall() == [("ok",), ("down",)]
+
+
+def test_check_reports_the_roles(
+    db: Conn, dsn: str, login: Login, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def check() -> tuple[int, dict[str, dict[str, Any]]]:
+        code = cli.main(["check", "--dsn", dsn, "--format", "json"])
+        return code, {row["item"]: row for row in json.loads(capsys.readouterr().out)}
+
+    writer = user(login("pystatus_writer"))
+    db.execute("SELECT pystatus.refresh_rollups()")
+    _, items = check()
+    for item in ("role pystatus_writer", "role pystatus_reader", "public access", "service logins"):
+        assert items[item]["ok"], items[item]
+    assert writer in items["role pystatus_writer"]["detail"]
+    assert items["service logins"]["detail"] == "off: any writer may report any service"
+
+    db.execute("GRANT INSERT ON public.system_status_history TO pystatus_writer")
+    db.execute(
+        "REVOKE EXECUTE ON FUNCTION pystatus.uptime(text, timestamptz, timestamptz) "
+        "FROM pystatus_reader"
+    )
+    db.execute("GRANT EXECUTE ON FUNCTION pystatus.maintain() TO PUBLIC")
+    db.execute("CREATE ROLE gone_login LOGIN")
+    pystatus.allow_service(db, "gone_login", "x")
+    db.execute("DROP ROLE gone_login")
+    code, items = check()
+    assert code == 1
+    assert items["role pystatus_writer"]["detail"] == "may change public.system_status_history"
+    assert (
+        items["role pystatus_reader"]["detail"]
+        == "cannot call pystatus.uptime(text, timestamptz, timestamptz)"
+    )
+    assert not items["public access"]["ok"]
+    assert "pystatus.maintain()" in items["public access"]["detail"]
+    assert not items["service logins"]["ok"]
+    assert "no longer exist: gone_login" in items["service logins"]["detail"]
+
+
+@pytest.fixture
+def two_databases(cluster: Cluster) -> Iterator[tuple[str, str]]:
+    names = ("pystatus_roles_a", "pystatus_roles_b")
+    with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
+        for name in names:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        admin.execute("DROP ROLE IF EXISTS shared_writer")
+        admin.execute("CREATE ROLE shared_writer LOGIN IN ROLE pystatus_writer")
+    yield cluster.dsn(names[0]), cluster.dsn(names[1])
+    with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
+        for name in names:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+        admin.execute("DROP ROLE shared_writer")
+
+
+def test_the_roles_serve_every_database_of_the_cluster(two_databases: tuple[str, str]) -> None:
+    a, b = two_databases
+    migrations.apply(a)
+    migrations.apply(b)
+    for dsn in (a, b):
+        with psycopg.connect(as_login(dsn, "shared_writer"), autocommit=True) as conn:
+            pystatus.heartbeat(conn, "api")
+
+    # Rolling b back entirely leaves a's grants, and the roles, in place.
+    migrations.rollback(b, count=None)
+    with psycopg.connect(as_login(a, "shared_writer"), autocommit=True) as conn:
+        pystatus.heartbeat(conn, "api")
+    with psycopg.connect(b) as conn:
+        assert one(conn, "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'pystatus\\_%%'") == 2
+
+    # Migrating b again reuses the roles; rolling back the roles' migration in a
+    # takes a's grants only.
+    migrations.apply(b)
+    migrations.rollback(a, count=1)
+    with (
+        psycopg.connect(as_login(a, "shared_writer"), autocommit=True) as conn,
+        pytest.raises(pystatus.NotAllowed, match="permission denied for schema pystatus"),
+    ):
+        pystatus.heartbeat(conn, "api")
+    with psycopg.connect(as_login(b, "shared_writer"), autocommit=True) as conn:
+        pystatus.heartbeat(conn, "api")
+    migrations.apply(a)
+    with psycopg.connect(as_login(a, "shared_writer"), autocommit=True) as conn:
+        pystatus.heartbeat(conn, "api")
+
+
+def test_the_logins_command(dsn: str, login: Login, capsys: pytest.CaptureFixture[str]) -> None:
+    billing = user(login("pystatus_writer"))
+    assert (
+        cli.main(["logins", "--dsn", dsn, "--allow", billing, "billing-%", "--format", "csv"]) == 0
+    )
+    assert capsys.readouterr().out.splitlines() == ["login,service_pattern", f"{billing},billing-%"]
+    assert cli.main(["logins", "--dsn", dsn, "--allow", "nobody", "x"]) == 1
+    assert "invalid login 'nobody': no such role" in capsys.readouterr().err
+    assert cli.main(["logins", "--dsn", dsn, "--disallow", billing, "billing-%"]) == 0
+    assert cli.main(["logins", "--dsn", dsn, "--disallow", billing, "billing-%"]) == 1
+    assert "had no allowance 'billing-%'" in capsys.readouterr().err
+
+
+def test_a_heartbeat_thread_refused_by_its_allowances_keeps_the_host_running(
+    db: Conn, login: Login, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = login("pystatus_writer")
+    pystatus.allow_service(db, user(writer), "billing-%")
+    with Heartbeat(writer, "search", interval=0.1, final_status=None) as beat:
+        wait_for(lambda: beat.failures >= 2)
+        assert isinstance(beat.last_error, pystatus.NotAllowed)
+    assert "may not heartbeat for service 'search'" in caplog.text
+    assert one(db, "SELECT count(*) FROM public.system_status WHERE service_name = 'search'") == 0
+
+
+def test_maintenance_leaves_the_callers_search_path_alone(db: Conn) -> None:
+    db.execute("SET search_path = public, pystatus")
+    db.execute("SELECT maintain()")
+    db.execute("SELECT move_default_rows()")
+    db.execute("SELECT create_history_partitions(now() - interval '20 days', now())")
+    pystatus.heartbeat(db, "api")
+    db.execute("SELECT sweep(), refresh_rollups()")
+    db.execute("SELECT * FROM pystatus.check()")
+    assert one(db, "SHOW search_path") == "public, pystatus"
