@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 
 from pystatus import answers, migrations
 from pystatus.client import Heartbeat
@@ -62,6 +63,17 @@ def prepare(dsn: str, cluster: Cluster | None) -> None:
         print("pg_cron runs: " + ", ".join(command for _, _, command, _ in jobs))
 
 
+def _logins(dsn: str) -> tuple[str, str]:
+    """In its own cluster, the demo's services heartbeat as a pystatus_writer login
+    and its dashboard reads as a pystatus_reader login, as in production."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE ROLE demo_service LOGIN IN ROLE pystatus_writer")
+        conn.execute("CREATE ROLE demo_dashboard LOGIN IN ROLE pystatus_reader")
+    print("Services heartbeat as demo_service (pystatus_writer),")
+    print("the dashboard reads as demo_dashboard (pystatus_reader)")
+    return make_conninfo(dsn, user="demo_service"), make_conninfo(dsn, user="demo_dashboard")
+
+
 def _refresh_rollups(dsn: str) -> None:
     try:
         with psycopg.connect(dsn, autocommit=True) as conn:
@@ -78,12 +90,13 @@ def run(dsn: str | None = None, port: int = 8000, duration: float | None = None)
 
     with _database(dsn) as (url, cluster):
         prepare(url, cluster)
-        beats = {name: Heartbeat(url, name, interval=10, task="serving") for name in LIVE}
+        writer, reader = _logins(url) if cluster is not None else (url, url)
+        beats = {name: Heartbeat(writer, name, interval=10, task="serving") for name in LIVE}
         beats["api"].latency_ms = 165.0  # still getting slower
         crash = threading.Timer(CRASH_AFTER, beats[CRASHES].stop)
         beats[CRASHES].final_status = None  # a crash says nothing
         server = uvicorn.Server(
-            uvicorn.Config(create_app(url), host="127.0.0.1", port=port, log_level="warning")
+            uvicorn.Config(create_app(reader), host="127.0.0.1", port=port, log_level="warning")
         )
         stopper = threading.Timer(duration or 0, lambda: setattr(server, "should_exit", True))
         try:

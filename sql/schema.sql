@@ -206,14 +206,19 @@ CREATE FUNCTION pystatus.check_roles() RETURNS TABLE(item text, ok boolean, deta
       -- the two rules system_status's constraints call, callable by all on purpose
       AND p.oid NOT IN ('pystatus.is_valid_service_name(text)'::regprocedure, 'pystatus.is_status(text)'::regprocedure)
     UNION ALL
-    SELECT 'service logins', bool_and(to_regrole(quote_ident(l.login)) IS NOT NULL) IS NOT FALSE,
-           CASE WHEN count(*) = 0 THEN 'off: any writer may report any service'
-                WHEN bool_and(to_regrole(quote_ident(l.login)) IS NOT NULL)
-                    THEN count(DISTINCT l.login) || ' logins restricted to their services'
-                ELSE 'allowances for logins that no longer exist: ' || string_agg(DISTINCT l.login::text, ', ')
-                     FILTER (WHERE to_regrole(quote_ident(l.login)) IS NULL)
+    SELECT 'service logins',
+           l.gone IS NULL AND (l.allowances > 0) = r.restricting,
+           CASE WHEN (l.allowances > 0) <> r.restricting
+                    THEN 'out of step with pystatus.heartbeat(): add or remove an allowance to set it again'
+                WHEN l.allowances = 0 THEN 'off: any writer may report any service'
+                WHEN l.gone IS NULL THEN l.logins || ' logins restricted to their services'
+                ELSE 'allowances for logins that no longer exist: ' || l.gone
                      || ': SELECT pystatus.disallow_service(login, pattern)' END
-    FROM pystatus.service_logins AS l;
+    FROM (SELECT count(*) AS allowances, count(DISTINCT login) AS logins,
+                 string_agg(DISTINCT login::text, ', ') FILTER (WHERE to_regrole(quote_ident(login)) IS NULL) AS gone
+          FROM pystatus.service_logins) AS l,
+         (SELECT coalesce('pystatus.restrict_logins=on' = ANY(proconfig), false) AS restricting
+          FROM pg_proc WHERE oid = 'pystatus.heartbeat(text, text, text, double precision)'::regprocedure) AS r;
 $$;
 
 --
@@ -561,17 +566,21 @@ BEGIN
         PERFORM pystatus.check_heartbeat(heartbeat.service_name, heartbeat.status, heartbeat.current_task,
                                          heartbeat.latency_ms);
     END IF;
+    -- pystatus.restrict_logins is set on this function while service_logins
+    -- has rows (see sync_login_restriction): reading it costs no query.
     -- session_user: the login that connected, whatever role it has set since.
     -- The login's own allowances are looked up inline: through may_heartbeat()
     -- alone, a restricted login's heartbeats ran at about 0.65x.
-    IF EXISTS (SELECT FROM pystatus.service_logins)
-       AND NOT EXISTS (SELECT FROM pystatus.service_logins AS l
+    IF current_setting('pystatus.restrict_logins', true) = 'on' THEN
+        IF NOT EXISTS (SELECT FROM pystatus.service_logins AS l
                        WHERE l.login = session_user AND heartbeat.service_name LIKE l.service_pattern)
-       AND NOT pystatus.may_heartbeat(session_user, heartbeat.service_name) THEN
-        RAISE EXCEPTION 'login % may not heartbeat for service %', session_user, quote_literal(heartbeat.service_name)
-            USING ERRCODE = 'PS007',
-                  HINT = 'pystatus.service_logins says which services each login may report '
-                         '(SELECT pystatus.allow_service(login, pattern) as the owner).';
+           AND NOT pystatus.may_heartbeat(session_user, heartbeat.service_name) THEN
+            RAISE EXCEPTION 'login % may not heartbeat for service %', session_user,
+                quote_literal(heartbeat.service_name)
+                USING ERRCODE = 'PS007',
+                      HINT = 'pystatus.service_logins says which services each login may report '
+                             '(SELECT pystatus.allow_service(login, pattern) as the owner).';
+        END IF;
     END IF;
     -- clock_timestamp() in SET is read after the row lock is taken, so a
     -- service's heartbeats are recorded in the order they were applied.
@@ -630,7 +639,7 @@ BEGIN
             RAISE EXCEPTION 'heartbeat % of %: %', v_bad, v_count, SQLERRM USING ERRCODE = SQLSTATE;
         END;
     END IF;
-    IF EXISTS (SELECT FROM pystatus.service_logins) THEN
+    IF current_setting('pystatus.restrict_logins', true) = 'on' THEN
         SELECT b.position INTO v_bad
         FROM unnest(service_names) WITH ORDINALITY AS b(service_name, position)
         WHERE NOT EXISTS (SELECT FROM pystatus.service_logins AS l
@@ -1647,6 +1656,33 @@ COMMENT ON FUNCTION pystatus.set_rollup_retention(retention interval) IS 'Change
 --
 
 CREATE FUNCTION pystatus.setup_report(OUT item text, OUT value text, OUT todo text) RETURNS SETOF record
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+    SELECT * FROM pystatus.setup_report_storage_and_jobs()
+    UNION ALL
+    SELECT r.item, r.detail,
+           CASE WHEN NOT r.ok THEN r.detail
+                WHEN r.detail LIKE '%(granted to no one yet)'
+                THEN format('grant %s to the logins of %s: GRANT %1$s TO <login>',
+                            substr(r.item, 6),
+                            CASE r.item WHEN 'role pystatus_writer' THEN 'services'
+                                        ELSE 'dashboards and monitoring' END) END
+    FROM pystatus.check_roles() AS r
+    WHERE r.item LIKE 'role %';
+$_$;
+
+--
+-- Name: FUNCTION setup_report(OUT item text, OUT value text, OUT todo text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.setup_report(OUT item text, OUT value text, OUT todo text) IS 'The installation at a glance (pg_partman, partitions, retention, default partition, maintenance scheduler, roles), with what is left for the DBA to do in todo.';
+
+--
+-- Name: setup_report_storage_and_jobs(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.setup_report_storage_and_jobs(OUT item text, OUT value text, OUT todo text) RETURNS SETOF record
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -1697,10 +1733,10 @@ END;
 $$;
 
 --
--- Name: FUNCTION setup_report(OUT item text, OUT value text, OUT todo text); Type: COMMENT; Schema: pystatus; Owner: -
+-- Name: FUNCTION setup_report_storage_and_jobs(OUT item text, OUT value text, OUT todo text); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus.setup_report(OUT item text, OUT value text, OUT todo text) IS 'The installation at a glance (pg_partman, partitions, retention, default partition, maintenance scheduling) with, in todo, what is left for the DBA to do.';
+COMMENT ON FUNCTION pystatus.setup_report_storage_and_jobs(OUT item text, OUT value text, OUT todo text) IS 'pystatus.setup_report() without the roles.';
 
 --
 -- Name: status_category(text); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -1753,6 +1789,34 @@ $$;
 --
 
 COMMENT ON FUNCTION pystatus.sweep() IS 'Marks services silent past their deadline as stale, in system_status and in history (dated at the deadline), so history holds the outage although the service never wrote again. Idempotent; the service''s next heartbeat ends it. Returns how many it marked.';
+
+--
+-- Name: sync_login_restriction(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.sync_login_restriction() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF EXISTS (SELECT FROM pystatus.service_logins) THEN
+        ALTER FUNCTION pystatus.heartbeat(text, text, text, double precision) SET pystatus.restrict_logins = 'on';
+        ALTER FUNCTION pystatus.heartbeat_many(text[], text[], text[], double precision[])
+            SET pystatus.restrict_logins = 'on';
+    ELSE
+        ALTER FUNCTION pystatus.heartbeat(text, text, text, double precision) RESET pystatus.restrict_logins;
+        ALTER FUNCTION pystatus.heartbeat_many(text[], text[], text[], double precision[])
+            RESET pystatus.restrict_logins;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+--
+-- Name: FUNCTION sync_login_restriction(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.sync_login_restriction() IS 'Trigger function: sets pystatus.restrict_logins on the heartbeat functions while pystatus.service_logins has rows, and removes it when the table is emptied.';
 
 --
 -- Name: task_durations(text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -2266,6 +2330,18 @@ CREATE TRIGGER system_status_history_late_rows AFTER INSERT ON public.system_sta
 COMMENT ON TRIGGER system_status_history_late_rows ON public.system_status_history IS 'Rows dated more than 5 minutes before they were written (backfills) mark rollups dirty.';
 
 --
+-- Name: service_logins service_logins_restrict; Type: TRIGGER; Schema: pystatus; Owner: -
+--
+
+CREATE TRIGGER service_logins_restrict AFTER INSERT OR DELETE OR TRUNCATE ON pystatus.service_logins FOR EACH STATEMENT EXECUTE FUNCTION pystatus.sync_login_restriction();
+
+--
+-- Name: TRIGGER service_logins_restrict ON service_logins; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON TRIGGER service_logins_restrict ON pystatus.service_logins IS 'Turns the restriction on the heartbeat functions on with the first allowance and off with the last.';
+
+--
 -- Name: SCHEMA pystatus; Type: ACL; Schema: -; Owner: -
 --
 
@@ -2534,6 +2610,12 @@ REVOKE ALL ON FUNCTION pystatus.set_rollup_retention(retention interval) FROM PU
 REVOKE ALL ON FUNCTION pystatus.setup_report(OUT item text, OUT value text, OUT todo text) FROM PUBLIC;
 
 --
+-- Name: FUNCTION setup_report_storage_and_jobs(OUT item text, OUT value text, OUT todo text); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.setup_report_storage_and_jobs(OUT item text, OUT value text, OUT todo text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION status_category(p_status text); Type: ACL; Schema: pystatus; Owner: -
 --
 
@@ -2544,6 +2626,12 @@ REVOKE ALL ON FUNCTION pystatus.status_category(p_status text) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION pystatus.sweep() FROM PUBLIC;
+
+--
+-- Name: FUNCTION sync_login_restriction(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.sync_login_restriction() FROM PUBLIC;
 
 --
 -- Name: FUNCTION task_durations(service_name text, since timestamp with time zone, until timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -

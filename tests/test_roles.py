@@ -372,6 +372,14 @@ def test_service_logins_restrict_each_login_to_its_services(db: Conn, login: Log
     assert pystatus.disallow_service(db, billing_login, "billing-%") is False
     with psycopg.connect(search, autocommit=True) as conn:
         pystatus.heartbeat(conn, "search")  # the last allowance gone, the restriction is lifted
+        # The table written directly, by the owner, switches it too.
+        db.execute(
+            "INSERT INTO pystatus.service_logins VALUES (%s, 'billing-%%')", (billing_login,)
+        )
+        with pytest.raises(pystatus.NotAllowed):
+            pystatus.heartbeat(conn, "search")
+        db.execute("TRUNCATE pystatus.service_logins")
+        pystatus.heartbeat(conn, "search")
     with pytest.raises(pystatus.InvalidSetting, match="invalid login 'nobody': no such role"):
         pystatus.allow_service(db, "nobody", "x")
 
@@ -432,6 +440,12 @@ def test_check_reports_the_roles(
     pystatus.allow_service(db, "gone_login", "x")
     db.execute("DROP ROLE gone_login")
     code, items = check()
+    assert "no longer exist: gone_login" in items["service logins"]["detail"]
+    db.execute(
+        "ALTER FUNCTION pystatus.heartbeat(text, text, text, double precision) "
+        "RESET pystatus.restrict_logins"
+    )
+    code, items = check()
     assert code == 1
     assert items["role pystatus_writer"]["detail"] == "may change public.system_status_history"
     assert (
@@ -441,7 +455,7 @@ def test_check_reports_the_roles(
     assert not items["public access"]["ok"]
     assert "pystatus.maintain()" in items["public access"]["detail"]
     assert not items["service logins"]["ok"]
-    assert "no longer exist: gone_login" in items["service logins"]["detail"]
+    assert items["service logins"]["detail"].startswith("out of step with pystatus.heartbeat()")
 
 
 @pytest.fixture
@@ -529,3 +543,19 @@ def test_maintenance_leaves_the_callers_search_path_alone(db: Conn) -> None:
     db.execute("SELECT sweep(), refresh_rollups()")
     db.execute("SELECT * FROM pystatus.check()")
     assert one(db, "SHOW search_path") == "public, pystatus"
+
+
+def test_the_setup_report_says_what_is_left_to_grant(db: Conn, login: Login) -> None:
+    def todos() -> dict[str, str | None]:
+        rows = db.execute("SELECT item, todo FROM pystatus.setup_report() WHERE item LIKE 'role %'")
+        return dict(rows.fetchall())
+
+    assert todos() == {
+        "role pystatus_writer": "grant pystatus_writer to the logins of services: "
+        "GRANT pystatus_writer TO <login>",
+        "role pystatus_reader": "grant pystatus_reader to the logins of dashboards and monitoring: "
+        "GRANT pystatus_reader TO <login>",
+    }
+    login("pystatus_writer")
+    login("pystatus_reader")
+    assert todos() == {"role pystatus_writer": None, "role pystatus_reader": None}

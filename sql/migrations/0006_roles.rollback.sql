@@ -6,6 +6,12 @@
 -- schemas only when qualified (transaction-local: it ends with the script).
 SET LOCAL search_path = pg_catalog, pg_temp;
 
+DROP FUNCTION pystatus.setup_report();
+ALTER FUNCTION pystatus.setup_report_storage_and_jobs() RENAME TO setup_report;
+COMMENT ON FUNCTION pystatus.setup_report() IS
+    'The installation at a glance (pg_partman, partitions, retention, default partition, '
+    'maintenance scheduling) with, in todo, what is left for the DBA to do.';
+
 DROP FUNCTION pystatus.check();
 DROP FUNCTION pystatus.check_roles();
 ALTER FUNCTION pystatus.check_storage_and_jobs() RENAME TO "check";
@@ -147,6 +153,7 @@ DROP FUNCTION pystatus.disallow_service(name, text);
 DROP FUNCTION pystatus.allow_service(name, text);
 DROP FUNCTION pystatus.may_heartbeat(name, text);
 DROP TABLE pystatus.service_logins;
+DROP FUNCTION pystatus.sync_login_restriction();
 
 -- As before 0006: functions callable by every role that may use the schema.
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA pystatus TO PUBLIC;
