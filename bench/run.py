@@ -166,8 +166,8 @@ class Bench:
         if on:
             self.sql(
                 "INSERT INTO pystatus.service_logins (login, service_pattern) "
-                "SELECT 'other_' || i, 'other-' || i || '-%' FROM generate_series(1, 99) AS i "
-                "UNION ALL SELECT 'bench_restricted', 'svc-%'"
+                "SELECT 'other_' || i, 'other-' || i || '-*' FROM generate_series(1, 99) AS i "
+                "UNION ALL SELECT 'bench_restricted', 'svc-*'"
             )
 
     def reset_writes(self) -> None:

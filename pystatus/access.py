@@ -15,7 +15,7 @@ Conn = psycopg.Connection[Any]
 
 
 def allow_service(conn: Conn, login: str, service_pattern: str) -> None:
-    """Lets ``login`` heartbeat for the services the LIKE ``service_pattern`` matches."""
+    """Lets ``login`` heartbeat for the services ``service_pattern`` matches (* any characters)."""
     with translate_errors():
         conn.execute(QUERIES["allow_service"], {"login": login, "service_pattern": service_pattern})
 

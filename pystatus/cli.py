@@ -319,7 +319,7 @@ def _parser() -> argparse.ArgumentParser:
         "--allow",
         nargs=2,
         metavar=("LOGIN", "PATTERN"),
-        help="allow a LIKE pattern, e.g. 'billing-%%'",
+        help="allow a service name, or a pattern with * (e.g. 'billing-*')",
     )
     change.add_argument("--disallow", nargs=2, metavar=("LOGIN", "PATTERN"))
 

@@ -141,7 +141,7 @@ LEFT JOIN LATERAL (SELECT r.status, r.end_time, r.return_message FROM cron.job_r
 ORDER BY wanted.name
 
 -- allow_service --
--- Lets a login heartbeat for the services a LIKE pattern matches (turns the restriction on).
+-- Lets a login heartbeat for the services a pattern matches (* any characters; turns the restriction on).
 SELECT pystatus.allow_service(%(login)s::name, %(service_pattern)s::text)
 
 -- disallow_service --

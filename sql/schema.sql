@@ -72,9 +72,14 @@ BEGIN
         RAISE EXCEPTION 'invalid login %: no such role', quote_nullable(allow_service.login)
             USING ERRCODE = 'PS005';
     END IF;
+    -- Allowances are matched against session_user, which is always a login.
+    IF NOT (SELECT rolcanlogin FROM pg_roles WHERE rolname = allow_service.login) THEN
+        RAISE EXCEPTION 'invalid login %: the role cannot log in', quote_literal(allow_service.login)
+            USING ERRCODE = 'PS005', HINT = 'Allow the logins that services connect as, not the roles they belong to.';
+    END IF;
     IF coalesce(allow_service.service_pattern, '') = '' THEN
         RAISE EXCEPTION 'invalid service pattern: it must not be empty'
-            USING ERRCODE = 'PS005', HINT = 'A service name, or a LIKE pattern such as ''billing-%''.';
+            USING ERRCODE = 'PS005', HINT = 'A service name, or a pattern with * such as ''billing-*''.';
     END IF;
     INSERT INTO pystatus.service_logins (login, service_pattern)
     VALUES (allow_service.login, allow_service.service_pattern)
@@ -86,7 +91,7 @@ $$;
 -- Name: FUNCTION allow_service(login name, service_pattern text); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus.allow_service(login name, service_pattern text) IS 'Lets a login heartbeat for the services a LIKE pattern matches. The first call turns the restriction on: from then on every other login may report only what it is allowed.';
+COMMENT ON FUNCTION pystatus.allow_service(login name, service_pattern text) IS 'Lets a login heartbeat for the services a pattern matches (a name; * for any characters). The first call turns the restriction on: from then on every other login may report only what it is allowed.';
 
 --
 -- Name: check(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -168,6 +173,17 @@ CREATE FUNCTION pystatus.check_roles() RETURNS TABLE(item text, ok boolean, deta
                    CASE WHEN to_regrole(r.name) IS NULL THEN 'missing: run pystatus migrate (as a role with CREATEROLE)' END,
                    CASE WHEN to_regrole(r.name) IS NOT NULL AND NOT has_schema_privilege(r.name, 'pystatus', 'USAGE')
                         THEN 'no USAGE on schema pystatus' END,
+                   (SELECT 'has ' || concat_ws(', ', CASE WHEN a.rolcanlogin THEN 'LOGIN' END,
+                                                CASE WHEN a.rolsuper THEN 'SUPERUSER' END,
+                                                CASE WHEN a.rolcreaterole THEN 'CREATEROLE' END,
+                                                CASE WHEN a.rolcreatedb THEN 'CREATEDB' END,
+                                                CASE WHEN a.rolbypassrls THEN 'BYPASSRLS' END)
+                           || ': ALTER ROLE ' || r.name || ' NOLOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB NOBYPASSRLS'
+                    FROM pg_roles AS a
+                    WHERE a.rolname = r.name
+                      AND (a.rolcanlogin OR a.rolsuper OR a.rolcreaterole OR a.rolcreatedb OR a.rolbypassrls)),
+                   (SELECT 'is a member of ' || string_agg(m.roleid::regrole::text, ', ') || ', which it does not need'
+                    FROM pg_auth_members AS m WHERE m.member = to_regrole(r.name)),
                    (SELECT 'may change ' || string_agg(t.oid::regclass::text, ', ' ORDER BY t.oid::regclass::text)
                     FROM pg_class AS t
                     WHERE to_regrole(r.name) IS NOT NULL AND t.relkind IN ('r', 'p', 'v')
@@ -206,10 +222,28 @@ CREATE FUNCTION pystatus.check_roles() RETURNS TABLE(item text, ok boolean, deta
       -- the two rules system_status's constraints call, callable by all on purpose
       AND p.oid NOT IN ('pystatus.is_valid_service_name(text)'::regprocedure, 'pystatus.is_status(text)'::regprocedure)
     UNION ALL
+    SELECT 'status tables',
+           bool_and(x.privilege_type <> 'TRIGGER') IS NOT FALSE AND (count(*) = 0 OR NOT pystatus.logins_restricted()),
+           CASE WHEN count(*) = 0 THEN 'written by pystatus''s functions only'
+                WHEN bool_or(x.privilege_type = 'TRIGGER')
+                THEN 'may add triggers, which run with the owner''s rights: '
+                     || string_agg(x.grantee || ' on ' || x.relation, ', ') FILTER (WHERE x.privilege_type = 'TRIGGER')
+                     || ': REVOKE TRIGGER ON ... FROM ...'
+                ELSE 'written directly by ' || string_agg(DISTINCT x.grantee, ', ')
+                     || CASE WHEN pystatus.logins_restricted()
+                             THEN ', which service_logins does not restrict: grant pystatus_writer instead'
+                             ELSE ' (as before pystatus; pystatus_writer is the narrower right)' END END
+    FROM (SELECT t.oid::regclass::text AS relation, a.privilege_type,
+                 CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END AS grantee
+          FROM pg_class AS t CROSS JOIN LATERAL aclexplode(t.relacl) AS a
+          WHERE t.oid IN ('public.system_status'::regclass, 'public.system_status_history'::regclass)
+            AND a.grantee <> t.relowner
+            AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'TRIGGER')) AS x
+    UNION ALL
     SELECT 'service logins',
            l.gone IS NULL AND (l.allowances > 0) = r.restricting,
            CASE WHEN (l.allowances > 0) <> r.restricting
-                    THEN 'out of step with pystatus.heartbeat(): add or remove an allowance to set it again'
+                    THEN 'out of step with pystatus.logins_restricted(): add or remove an allowance to set it again'
                 WHEN l.allowances = 0 THEN 'off: any writer may report any service'
                 WHEN l.gone IS NULL THEN l.logins || ' logins restricted to their services'
                 ELSE 'allowances for logins that no longer exist: ' || l.gone
@@ -217,8 +251,7 @@ CREATE FUNCTION pystatus.check_roles() RETURNS TABLE(item text, ok boolean, deta
     FROM (SELECT count(*) AS allowances, count(DISTINCT login) AS logins,
                  string_agg(DISTINCT login::text, ', ') FILTER (WHERE to_regrole(quote_ident(login)) IS NULL) AS gone
           FROM pystatus.service_logins) AS l,
-         (SELECT coalesce('pystatus.restrict_logins=on' = ANY(proconfig), false) AS restricting
-          FROM pg_proc WHERE oid = 'pystatus.heartbeat(text, text, text, double precision)'::regprocedure) AS r;
+         (SELECT pystatus.logins_restricted() AS restricting) AS r;
 $$;
 
 --
@@ -566,14 +599,14 @@ BEGIN
         PERFORM pystatus.check_heartbeat(heartbeat.service_name, heartbeat.status, heartbeat.current_task,
                                          heartbeat.latency_ms);
     END IF;
-    -- pystatus.restrict_logins is set on this function while service_logins
-    -- has rows (see sync_login_restriction): reading it costs no query.
+    -- logins_restricted() is a constant, replaced when service_logins gains its
+    -- first row or loses its last: PostgreSQL inlines it, so it costs no query.
     -- session_user: the login that connected, whatever role it has set since.
     -- The login's own allowances are looked up inline: through may_heartbeat()
     -- alone, a restricted login's heartbeats ran at about 0.65x.
-    IF current_setting('pystatus.restrict_logins', true) = 'on' THEN
+    IF pystatus.logins_restricted() THEN
         IF NOT EXISTS (SELECT FROM pystatus.service_logins AS l
-                       WHERE l.login = session_user AND heartbeat.service_name LIKE l.service_pattern)
+                       WHERE l.login = session_user AND heartbeat.service_name LIKE l.like_pattern)
            AND NOT pystatus.may_heartbeat(session_user, heartbeat.service_name) THEN
             RAISE EXCEPTION 'login % may not heartbeat for service %', session_user,
                 quote_literal(heartbeat.service_name)
@@ -639,11 +672,11 @@ BEGIN
             RAISE EXCEPTION 'heartbeat % of %: %', v_bad, v_count, SQLERRM USING ERRCODE = SQLSTATE;
         END;
     END IF;
-    IF current_setting('pystatus.restrict_logins', true) = 'on' THEN
+    IF pystatus.logins_restricted() THEN
         SELECT b.position INTO v_bad
         FROM unnest(service_names) WITH ORDINALITY AS b(service_name, position)
         WHERE NOT EXISTS (SELECT FROM pystatus.service_logins AS l
-                          WHERE l.login = session_user AND b.service_name LIKE l.service_pattern)
+                          WHERE l.login = session_user AND b.service_name LIKE l.like_pattern)
           AND NOT pystatus.may_heartbeat(session_user, b.service_name)
         ORDER BY b.position LIMIT 1;
         IF v_bad IS NOT NULL THEN
@@ -913,6 +946,20 @@ $$;
 COMMENT ON FUNCTION pystatus.latency_hourly(service_name text, since timestamp with time zone, until timestamp with time zone) IS 'The latency measure per hour (samples, p50, p95, max) from the hourly rollup: the series of a trend chart. Hours not rolled up yet (the last hour or so) are not included.';
 
 --
+-- Name: logins_restricted(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.logins_restricted() RETURNS boolean
+    LANGUAGE sql STABLE
+    RETURN false;
+
+--
+-- Name: FUNCTION logins_restricted(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.logins_restricted() IS 'Whether pystatus.service_logins has rows; rewritten by a trigger on that table.';
+
+--
 -- Name: maintain(); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -1052,6 +1099,7 @@ SET default_table_access_method = heap;
 CREATE TABLE pystatus.service_logins (
     login name NOT NULL,
     service_pattern text NOT NULL,
+    like_pattern text GENERATED ALWAYS AS (replace(replace(replace(replace(service_pattern, '\'::text, '\\'::text), '%'::text, '\%'::text), '_'::text, '\_'::text), '*'::text, '%'::text)) STORED NOT NULL,
     CONSTRAINT service_logins_service_pattern_check CHECK ((service_pattern <> ''::text))
 );
 
@@ -1059,7 +1107,13 @@ CREATE TABLE pystatus.service_logins (
 -- Name: TABLE service_logins; Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON TABLE pystatus.service_logins IS 'Which services each login may heartbeat for (LIKE patterns: % any characters, _ one; \ escapes). Empty: any login granted pystatus_writer may report any service. Once it has a row, a login may only report the services its rows match; the owner and superusers are not restricted.';
+COMMENT ON TABLE pystatus.service_logins IS 'Which services each login may heartbeat for: a service name, or a pattern where * stands for any characters (billing-*). Empty: any login granted pystatus_writer may report any service. Once it has a row, a login may only report the services its rows match; the owner (and roles that are members of it) and superusers are not restricted.';
+
+--
+-- Name: COLUMN service_logins.like_pattern; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON COLUMN pystatus.service_logins.like_pattern IS 'service_pattern as a LIKE pattern: * becomes %, and \, % and _ match themselves.';
 
 --
 -- Name: may_heartbeat(name, text); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -1067,7 +1121,7 @@ COMMENT ON TABLE pystatus.service_logins IS 'Which services each login may heart
 
 CREATE FUNCTION pystatus.may_heartbeat(p_login name, p_service_name text) RETURNS boolean
     LANGUAGE sql STABLE
-    RETURN ((NOT (EXISTS (SELECT FROM pystatus.service_logins))) OR (EXISTS (SELECT FROM pystatus.service_logins l WHERE ((l.login = may_heartbeat.p_login) AND (may_heartbeat.p_service_name ~~ l.service_pattern)))) OR pg_has_role(p_login, (SELECT pg_namespace.nspowner FROM pg_namespace WHERE (pg_namespace.nspname = 'pystatus'::name)), 'MEMBER'::text));
+    RETURN ((NOT (EXISTS (SELECT FROM pystatus.service_logins))) OR (EXISTS (SELECT FROM pystatus.service_logins l WHERE ((l.login = may_heartbeat.p_login) AND (may_heartbeat.p_service_name ~~ l.like_pattern)))) OR pg_has_role(p_login, (SELECT pg_namespace.nspowner FROM pg_namespace WHERE (pg_namespace.nspname = 'pystatus'::name)), 'MEMBER'::text));
 
 --
 -- Name: FUNCTION may_heartbeat(p_login name, p_service_name text); Type: COMMENT; Schema: pystatus; Owner: -
@@ -1798,15 +1852,16 @@ CREATE FUNCTION pystatus.sync_login_restriction() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+DECLARE
+    v_restricted boolean;
 BEGIN
-    IF EXISTS (SELECT FROM pystatus.service_logins) THEN
-        ALTER FUNCTION pystatus.heartbeat(text, text, text, double precision) SET pystatus.restrict_logins = 'on';
-        ALTER FUNCTION pystatus.heartbeat_many(text[], text[], text[], double precision[])
-            SET pystatus.restrict_logins = 'on';
-    ELSE
-        ALTER FUNCTION pystatus.heartbeat(text, text, text, double precision) RESET pystatus.restrict_logins;
-        ALTER FUNCTION pystatus.heartbeat_many(text[], text[], text[], double precision[])
-            RESET pystatus.restrict_logins;
+    -- One change at a time: two transactions replacing the function at once
+    -- would fail with "tuple concurrently updated".
+    PERFORM pg_advisory_xact_lock(hashtext('pystatus.service_logins'));
+    v_restricted := EXISTS (SELECT FROM pystatus.service_logins);
+    IF v_restricted IS DISTINCT FROM pystatus.logins_restricted() THEN
+        EXECUTE format('CREATE OR REPLACE FUNCTION pystatus.logins_restricted() RETURNS boolean '
+                       'LANGUAGE sql STABLE RETURN %s', CASE WHEN v_restricted THEN 'true' ELSE 'false' END);
     END IF;
     RETURN NULL;
 END;
@@ -1816,7 +1871,7 @@ $$;
 -- Name: FUNCTION sync_login_restriction(); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus.sync_login_restriction() IS 'Trigger function: sets pystatus.restrict_logins on the heartbeat functions while pystatus.service_logins has rows, and removes it when the table is emptied.';
+COMMENT ON FUNCTION pystatus.sync_login_restriction() IS 'Trigger function: makes pystatus.logins_restricted() return whether pystatus.service_logins has rows.';
 
 --
 -- Name: task_durations(text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -2339,7 +2394,7 @@ CREATE TRIGGER service_logins_restrict AFTER INSERT OR DELETE OR TRUNCATE ON pys
 -- Name: TRIGGER service_logins_restrict ON service_logins; Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON TRIGGER service_logins_restrict ON pystatus.service_logins IS 'Turns the restriction on the heartbeat functions on with the first allowance and off with the last.';
+COMMENT ON TRIGGER service_logins_restrict ON pystatus.service_logins IS 'Turns the restriction on with the first allowance and off with the last.';
 
 --
 -- Name: SCHEMA pystatus; Type: ACL; Schema: -; Owner: -
@@ -2475,6 +2530,12 @@ REVOKE ALL ON FUNCTION pystatus.is_valid_heartbeat(p_service_name text, p_status
 
 REVOKE ALL ON FUNCTION pystatus.latency_hourly(service_name text, since timestamp with time zone, until timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION pystatus.latency_hourly(service_name text, since timestamp with time zone, until timestamp with time zone) TO pystatus_reader;
+
+--
+-- Name: FUNCTION logins_restricted(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.logins_restricted() FROM PUBLIC;
 
 --
 -- Name: FUNCTION maintain(); Type: ACL; Schema: pystatus; Owner: -

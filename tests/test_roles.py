@@ -330,7 +330,7 @@ def test_service_logins_restrict_each_login_to_its_services(db: Conn, login: Log
     with psycopg.connect(search, autocommit=True) as conn:
         pystatus.heartbeat(conn, "billing-api")  # no allowance yet: anyone may report anything
 
-    pystatus.allow_service(db, billing_login, "billing-%")
+    pystatus.allow_service(db, billing_login, "billing-*")
     before = history_rows(db)
     with psycopg.connect(billing, autocommit=True) as conn:
         pystatus.heartbeat(conn, "billing-api", "degraded")
@@ -368,13 +368,14 @@ def test_service_logins_restrict_each_login_to_its_services(db: Conn, login: Log
         with pytest.raises(pystatus.NotAllowed):
             pystatus.heartbeat(conn, "search")
 
-    assert pystatus.disallow_service(db, billing_login, "billing-%") is True
-    assert pystatus.disallow_service(db, billing_login, "billing-%") is False
+    assert pystatus.disallow_service(db, billing_login, "billing-*") is True
+    assert pystatus.disallow_service(db, billing_login, "billing-*") is False
     with psycopg.connect(search, autocommit=True) as conn:
         pystatus.heartbeat(conn, "search")  # the last allowance gone, the restriction is lifted
         # The table written directly, by the owner, switches it too.
         db.execute(
-            "INSERT INTO pystatus.service_logins VALUES (%s, 'billing-%%')", (billing_login,)
+            "INSERT INTO pystatus.service_logins (login, service_pattern) VALUES (%s, 'billing-*')",
+            (billing_login,),
         )
         with pytest.raises(pystatus.NotAllowed):
             pystatus.heartbeat(conn, "search")
@@ -382,6 +383,47 @@ def test_service_logins_restrict_each_login_to_its_services(db: Conn, login: Log
         pystatus.heartbeat(conn, "search")
     with pytest.raises(pystatus.InvalidSetting, match="invalid login 'nobody': no such role"):
         pystatus.allow_service(db, "nobody", "x")
+    with pytest.raises(pystatus.InvalidSetting, match="'pystatus_writer': the role cannot log in"):
+        pystatus.allow_service(db, "pystatus_writer", "x")
+
+
+def test_allowances_take_only_star_for_a_wildcard(db: Conn, login: Login) -> None:
+    writer = login("pystatus_writer")
+    for pattern in ("billing_api", "50%_off", "back\\slash", "web-*-eu"):
+        pystatus.allow_service(db, user(writer), pattern)
+    with psycopg.connect(writer, autocommit=True) as conn:
+        for name in ("billing_api", "50%_off", "back\\slash", "web-1-eu", "web--eu"):
+            pystatus.heartbeat(conn, name)
+        for name in ("billingXapi", "50X_off", "50%Xoff", "backXslash", "web-1-us"):
+            with pytest.raises(pystatus.NotAllowed):
+                pystatus.heartbeat(conn, name)
+
+
+def test_a_non_superuser_owner_can_turn_the_restriction_on(db: Conn, login: Login) -> None:
+    # Nothing in switching allowances may need a superuser: the owner need not be one.
+    writer = login("pystatus_writer")
+    owner = user(login())
+    for statement in (
+        "ALTER TABLE pystatus.service_logins OWNER TO {0}",
+        "ALTER FUNCTION pystatus.logins_restricted() OWNER TO {0}",
+        "GRANT USAGE, CREATE ON SCHEMA pystatus TO {0}",
+        "GRANT EXECUTE ON FUNCTION pystatus.allow_service(name, text), "
+        "pystatus.disallow_service(name, text), pystatus.sync_login_restriction() TO {0}",
+    ):
+        db.execute(sql.SQL(statement).format(sql.Identifier(owner)))
+    with psycopg.connect(as_login(db.info.dsn, owner), autocommit=True) as conn:
+        assert one(conn, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user") is False
+        pystatus.allow_service(conn, user(writer), "billing-*")
+    with psycopg.connect(writer, autocommit=True) as conn:
+        with pytest.raises(pystatus.NotAllowed):
+            pystatus.heartbeat(conn, "search")
+        pystatus.heartbeat(conn, "billing-api")
+    with psycopg.connect(as_login(db.info.dsn, owner), autocommit=True) as conn:
+        assert pystatus.disallow_service(conn, user(writer), "billing-*") is True
+    with psycopg.connect(writer, autocommit=True) as conn:
+        pystatus.heartbeat(conn, "search")
+    db.execute("ALTER TABLE pystatus.service_logins OWNER TO CURRENT_USER")
+    db.execute("ALTER FUNCTION pystatus.logins_restricted() OWNER TO CURRENT_USER")
 
 
 def test_a_service_writing_system_status_directly_still_gets_history(
@@ -415,6 +457,27 @@ def test_a_service_writing_system_status_directly_still_gets_history(
     ).fetchall() == [("ok",), ("down",)]
 
 
+def test_the_roles_migration_takes_the_trigger_right_on_the_status_tables(
+    db: Conn, dsn: str, login: Login, capsys: pytest.CaptureFixture[str]
+) -> None:
+    legacy = user(login())
+    migrations.rollback(dsn, count=1)
+    db.execute(sql.SQL("GRANT ALL ON public.system_status TO {}").format(sql.Identifier(legacy)))
+    migrations.apply(dsn)
+    assert (
+        one(db, "SELECT has_table_privilege(%s, 'public.system_status', 'TRIGGER')", (legacy,))
+        is False
+    )
+    assert (
+        one(db, "SELECT has_table_privilege(%s, 'public.system_status', 'UPDATE')", (legacy,))
+        is True
+    )
+    cli.main(["check", "--dsn", dsn, "--format", "json"])
+    items = {row["item"]: row for row in json.loads(capsys.readouterr().out)}
+    assert items["status tables"]["ok"]
+    assert items["status tables"]["detail"].startswith(f"written directly by {legacy}")
+
+
 def test_check_reports_the_roles(
     db: Conn, dsn: str, login: Login, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -425,8 +488,15 @@ def test_check_reports_the_roles(
     writer = user(login("pystatus_writer"))
     db.execute("SELECT pystatus.refresh_rollups()")
     _, items = check()
-    for item in ("role pystatus_writer", "role pystatus_reader", "public access", "service logins"):
+    for item in (
+        "role pystatus_writer",
+        "role pystatus_reader",
+        "public access",
+        "status tables",
+        "service logins",
+    ):
         assert items[item]["ok"], items[item]
+    assert items["status tables"]["detail"] == "written by pystatus's functions only"
     assert writer in items["role pystatus_writer"]["detail"]
     assert items["service logins"]["detail"] == "off: any writer may report any service"
 
@@ -442,20 +512,32 @@ def test_check_reports_the_roles(
     code, items = check()
     assert "no longer exist: gone_login" in items["service logins"]["detail"]
     db.execute(
-        "ALTER FUNCTION pystatus.heartbeat(text, text, text, double precision) "
-        "RESET pystatus.restrict_logins"
+        "CREATE OR REPLACE FUNCTION pystatus.logins_restricted() RETURNS boolean "
+        "LANGUAGE sql STABLE RETURN false"
     )
-    code, items = check()
+    db.execute("GRANT TRIGGER ON public.system_status TO pystatus_reader")
+    db.execute("ALTER ROLE pystatus_reader LOGIN")
+    try:
+        code, items = check()
+    finally:
+        db.execute("ALTER ROLE pystatus_reader NOLOGIN")  # the roles are the whole cluster's
     assert code == 1
     assert items["role pystatus_writer"]["detail"] == "may change public.system_status_history"
+    assert items["role pystatus_reader"]["detail"] == (
+        "has LOGIN: ALTER ROLE pystatus_reader NOLOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB "
+        "NOBYPASSRLS; cannot call pystatus.uptime(text, timestamptz, timestamptz)"
+    )
+    assert not items["status tables"]["ok"]
     assert (
-        items["role pystatus_reader"]["detail"]
-        == "cannot call pystatus.uptime(text, timestamptz, timestamptz)"
+        "run with the owner's rights: pystatus_reader on public.system_status"
+        in (items["status tables"]["detail"])
     )
     assert not items["public access"]["ok"]
     assert "pystatus.maintain()" in items["public access"]["detail"]
     assert not items["service logins"]["ok"]
-    assert items["service logins"]["detail"].startswith("out of step with pystatus.heartbeat()")
+    assert items["service logins"]["detail"].startswith(
+        "out of step with pystatus.logins_restricted()"
+    )
 
 
 @pytest.fixture
@@ -512,21 +594,21 @@ def test_the_roles_serve_every_database_of_the_cluster(two_databases: tuple[str,
 def test_the_logins_command(dsn: str, login: Login, capsys: pytest.CaptureFixture[str]) -> None:
     billing = user(login("pystatus_writer"))
     assert (
-        cli.main(["logins", "--dsn", dsn, "--allow", billing, "billing-%", "--format", "csv"]) == 0
+        cli.main(["logins", "--dsn", dsn, "--allow", billing, "billing-*", "--format", "csv"]) == 0
     )
-    assert capsys.readouterr().out.splitlines() == ["login,service_pattern", f"{billing},billing-%"]
+    assert capsys.readouterr().out.splitlines() == ["login,service_pattern", f"{billing},billing-*"]
     assert cli.main(["logins", "--dsn", dsn, "--allow", "nobody", "x"]) == 1
     assert "invalid login 'nobody': no such role" in capsys.readouterr().err
-    assert cli.main(["logins", "--dsn", dsn, "--disallow", billing, "billing-%"]) == 0
-    assert cli.main(["logins", "--dsn", dsn, "--disallow", billing, "billing-%"]) == 1
-    assert "had no allowance 'billing-%'" in capsys.readouterr().err
+    assert cli.main(["logins", "--dsn", dsn, "--disallow", billing, "billing-*"]) == 0
+    assert cli.main(["logins", "--dsn", dsn, "--disallow", billing, "billing-*"]) == 1
+    assert "had no allowance 'billing-*'" in capsys.readouterr().err
 
 
 def test_a_heartbeat_thread_refused_by_its_allowances_keeps_the_host_running(
     db: Conn, login: Login, caplog: pytest.LogCaptureFixture
 ) -> None:
     writer = login("pystatus_writer")
-    pystatus.allow_service(db, user(writer), "billing-%")
+    pystatus.allow_service(db, user(writer), "billing-*")
     with Heartbeat(writer, "search", interval=0.1, final_status=None) as beat:
         wait_for(lambda: beat.failures >= 2)
         assert isinstance(beat.last_error, pystatus.NotAllowed)

@@ -154,6 +154,11 @@ DROP FUNCTION pystatus.allow_service(name, text);
 DROP FUNCTION pystatus.may_heartbeat(name, text);
 DROP TABLE pystatus.service_logins;
 DROP FUNCTION pystatus.sync_login_restriction();
+DROP FUNCTION pystatus.logins_restricted();
 
 -- As before 0006: functions callable by every role that may use the schema.
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA pystatus TO PUBLIC;
+
+-- Kept: the functions that call pg_partman as 0001 makes them (every name
+-- qualified) and their helpers; they behave as they did before 0006. TRIGGER
+-- rights that 0006 revoked on the status tables are not granted back.

@@ -38,25 +38,71 @@ END;
 $$;
 
 ------------------------------------------------------------------------------
+-- The heartbeat functions and the copy trigger now run with the owner's rights,
+-- and any trigger on the status tables runs with them too. So, as 0001 does for
+-- new installations: the tables and pg_partman's schema must belong to this
+-- role or to a superuser, and no other role may add triggers to the tables.
+------------------------------------------------------------------------------
+
+DO $$
+DECLARE
+    v_object text;
+    v_grantee text;
+BEGIN
+    SELECT string_agg(o.name || ' belongs to ' || r.rolname, ', ') INTO v_object
+    FROM (VALUES ('public.system_status', (SELECT relowner FROM pg_class WHERE oid = 'public.system_status'::regclass)),
+                 ('public.system_status_history',
+                  (SELECT relowner FROM pg_class WHERE oid = 'public.system_status_history'::regclass)),
+                 ('schema ' || pystatus.partman_schema(),
+                  (SELECT nspowner FROM pg_namespace WHERE nspname = pystatus.partman_schema()))) AS o(name, owner)
+    JOIN pg_roles AS r ON r.oid = o.owner
+    WHERE NOT (r.rolsuper OR r.rolname = current_user);
+    IF v_object IS NOT NULL THEN
+        RAISE EXCEPTION '% (not to %, the role migrating, nor to a superuser)', v_object, current_user
+            USING HINT = 'Its owner could add triggers or replace functions that would run with the rights of '
+                         'the heartbeat functions. As a superuser: ALTER ... OWNER TO ' || current_user || '.';
+    END IF;
+    FOR v_object, v_grantee IN
+        SELECT DISTINCT t.oid::regclass::text, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END
+        FROM pg_class AS t
+        CROSS JOIN LATERAL aclexplode(t.relacl) AS a
+        LEFT JOIN pg_roles AS g ON g.oid = a.grantee
+        WHERE t.oid IN ('public.system_status'::regclass, 'public.system_status_history'::regclass)
+          AND a.privilege_type = 'TRIGGER' AND a.grantee <> t.relowner
+    LOOP
+        EXECUTE format('REVOKE TRIGGER ON %s FROM %s', v_object, v_grantee);
+        RAISE NOTICE 'revoked TRIGGER on % from %: triggers there run with the owner''s rights', v_object, v_grantee;
+    END LOOP;
+END;
+$$;
+
+------------------------------------------------------------------------------
 -- Which login may report which services (opt-in)
 ------------------------------------------------------------------------------
 
 CREATE TABLE pystatus.service_logins (
     login name NOT NULL,
     service_pattern text NOT NULL CHECK (service_pattern <> ''),
+    -- * is the only wildcard: service names often hold _ and %, which LIKE
+    -- would take for wildcards too.
+    like_pattern text NOT NULL GENERATED ALWAYS AS (
+        replace(replace(replace(replace(service_pattern, '\', '\\'), '%', '\%'), '_', '\_'), '*', '%')) STORED,
     PRIMARY KEY (login, service_pattern)
 );
 COMMENT ON TABLE pystatus.service_logins IS
-    'Which services each login may heartbeat for (LIKE patterns: % any characters, _ one; \ escapes). '
-    'Empty: any login granted pystatus_writer may report any service. Once it has a row, a login may '
-    'only report the services its rows match; the owner and superusers are not restricted.';
+    'Which services each login may heartbeat for: a service name, or a pattern where * stands for any '
+    'characters (billing-*). Empty: any login granted pystatus_writer may report any service. Once it '
+    'has a row, a login may only report the services its rows match; the owner (and roles that are '
+    'members of it) and superusers are not restricted.';
+COMMENT ON COLUMN pystatus.service_logins.like_pattern IS
+    'service_pattern as a LIKE pattern: * becomes %, and \, % and _ match themselves.';
 
 CREATE FUNCTION pystatus.may_heartbeat(p_login name, p_service_name text)
 RETURNS boolean
 LANGUAGE sql STABLE
 RETURN NOT EXISTS (SELECT FROM pystatus.service_logins)
     OR EXISTS (SELECT FROM pystatus.service_logins AS l
-               WHERE l.login = p_login AND p_service_name LIKE l.service_pattern)
+               WHERE l.login = p_login AND p_service_name LIKE l.like_pattern)
     OR pg_has_role(p_login, (SELECT nspowner FROM pg_namespace WHERE nspname = 'pystatus'), 'MEMBER');
 COMMENT ON FUNCTION pystatus.may_heartbeat(name, text) IS
     'Whether a login may heartbeat for a service under pystatus.service_logins (always, while it is empty).';
@@ -71,9 +117,14 @@ BEGIN
         RAISE EXCEPTION 'invalid login %: no such role', quote_nullable(allow_service.login)
             USING ERRCODE = 'PS005';
     END IF;
+    -- Allowances are matched against session_user, which is always a login.
+    IF NOT (SELECT rolcanlogin FROM pg_roles WHERE rolname = allow_service.login) THEN
+        RAISE EXCEPTION 'invalid login %: the role cannot log in', quote_literal(allow_service.login)
+            USING ERRCODE = 'PS005', HINT = 'Allow the logins that services connect as, not the roles they belong to.';
+    END IF;
     IF coalesce(allow_service.service_pattern, '') = '' THEN
         RAISE EXCEPTION 'invalid service pattern: it must not be empty'
-            USING ERRCODE = 'PS005', HINT = 'A service name, or a LIKE pattern such as ''billing-%''.';
+            USING ERRCODE = 'PS005', HINT = 'A service name, or a pattern with * such as ''billing-*''.';
     END IF;
     INSERT INTO pystatus.service_logins (login, service_pattern)
     VALUES (allow_service.login, allow_service.service_pattern)
@@ -81,7 +132,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION pystatus.allow_service(name, text) IS
-    'Lets a login heartbeat for the services a LIKE pattern matches. The first call turns the '
+    'Lets a login heartbeat for the services a pattern matches (a name; * for any characters). The first call turns the '
     'restriction on: from then on every other login may report only what it is allowed.';
 
 CREATE FUNCTION pystatus.disallow_service(login name, service_pattern text)
@@ -123,14 +174,14 @@ BEGIN
         PERFORM pystatus.check_heartbeat(heartbeat.service_name, heartbeat.status, heartbeat.current_task,
                                          heartbeat.latency_ms);
     END IF;
-    -- pystatus.restrict_logins is set on this function while service_logins
-    -- has rows (see sync_login_restriction): reading it costs no query.
+    -- logins_restricted() is a constant, replaced when service_logins gains its
+    -- first row or loses its last: PostgreSQL inlines it, so it costs no query.
     -- session_user: the login that connected, whatever role it has set since.
     -- The login's own allowances are looked up inline: through may_heartbeat()
     -- alone, a restricted login's heartbeats ran at about 0.65x.
-    IF current_setting('pystatus.restrict_logins', true) = 'on' THEN
+    IF pystatus.logins_restricted() THEN
         IF NOT EXISTS (SELECT FROM pystatus.service_logins AS l
-                       WHERE l.login = session_user AND heartbeat.service_name LIKE l.service_pattern)
+                       WHERE l.login = session_user AND heartbeat.service_name LIKE l.like_pattern)
            AND NOT pystatus.may_heartbeat(session_user, heartbeat.service_name) THEN
             RAISE EXCEPTION 'login % may not heartbeat for service %', session_user,
                 quote_literal(heartbeat.service_name)
@@ -192,11 +243,11 @@ BEGIN
             RAISE EXCEPTION 'heartbeat % of %: %', v_bad, v_count, SQLERRM USING ERRCODE = SQLSTATE;
         END;
     END IF;
-    IF current_setting('pystatus.restrict_logins', true) = 'on' THEN
+    IF pystatus.logins_restricted() THEN
         SELECT b.position INTO v_bad
         FROM unnest(service_names) WITH ORDINALITY AS b(service_name, position)
         WHERE NOT EXISTS (SELECT FROM pystatus.service_logins AS l
-                          WHERE l.login = session_user AND b.service_name LIKE l.service_pattern)
+                          WHERE l.login = session_user AND b.service_name LIKE l.like_pattern)
           AND NOT pystatus.may_heartbeat(session_user, b.service_name)
         ORDER BY b.position LIMIT 1;
         IF v_bad IS NOT NULL THEN
@@ -229,36 +280,43 @@ END;
 $$;
 
 -- Whether logins are restricted is kept where the heartbeat functions read it
--- for free: as a setting of the functions themselves, on while service_logins
--- has rows. (An EXISTS on the table cost every heartbeat about 6 % more
--- instructions, restricted or not.)
+-- for free: as the body of a constant function, which PostgreSQL inlines into
+-- their plans (replacing it invalidates them). An EXISTS on the table cost every
+-- heartbeat about 6 % more instructions, restricted or not.
+CREATE FUNCTION pystatus.logins_restricted()
+RETURNS boolean
+LANGUAGE sql STABLE
+RETURN false;
+COMMENT ON FUNCTION pystatus.logins_restricted() IS
+    'Whether pystatus.service_logins has rows; rewritten by a trigger on that table.';
+
 CREATE FUNCTION pystatus.sync_login_restriction()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_restricted boolean;
 BEGIN
-    IF EXISTS (SELECT FROM pystatus.service_logins) THEN
-        ALTER FUNCTION pystatus.heartbeat(text, text, text, double precision) SET pystatus.restrict_logins = 'on';
-        ALTER FUNCTION pystatus.heartbeat_many(text[], text[], text[], double precision[])
-            SET pystatus.restrict_logins = 'on';
-    ELSE
-        ALTER FUNCTION pystatus.heartbeat(text, text, text, double precision) RESET pystatus.restrict_logins;
-        ALTER FUNCTION pystatus.heartbeat_many(text[], text[], text[], double precision[])
-            RESET pystatus.restrict_logins;
+    -- One change at a time: two transactions replacing the function at once
+    -- would fail with "tuple concurrently updated".
+    PERFORM pg_advisory_xact_lock(hashtext('pystatus.service_logins'));
+    v_restricted := EXISTS (SELECT FROM pystatus.service_logins);
+    IF v_restricted IS DISTINCT FROM pystatus.logins_restricted() THEN
+        EXECUTE format('CREATE OR REPLACE FUNCTION pystatus.logins_restricted() RETURNS boolean '
+                       'LANGUAGE sql STABLE RETURN %s', CASE WHEN v_restricted THEN 'true' ELSE 'false' END);
     END IF;
     RETURN NULL;
 END;
 $$;
 COMMENT ON FUNCTION pystatus.sync_login_restriction() IS
-    'Trigger function: sets pystatus.restrict_logins on the heartbeat functions while '
-    'pystatus.service_logins has rows, and removes it when the table is emptied.';
+    'Trigger function: makes pystatus.logins_restricted() return whether pystatus.service_logins has rows.';
 
 CREATE TRIGGER service_logins_restrict
     AFTER INSERT OR DELETE OR TRUNCATE ON pystatus.service_logins
     FOR EACH STATEMENT EXECUTE FUNCTION pystatus.sync_login_restriction();
 COMMENT ON TRIGGER service_logins_restrict ON pystatus.service_logins IS
-    'Turns the restriction on the heartbeat functions on with the first allowance and off with the last.';
+    'Turns the restriction on with the first allowance and off with the last.';
 
 COMMENT ON FUNCTION pystatus.heartbeat(text, text, text, double precision) IS
     'Records a heartbeat at the database server''s clock: upserts system_status (the trigger '
@@ -269,6 +327,164 @@ COMMENT ON FUNCTION pystatus.heartbeat_many(text[], text[], text[], double preci
     'Records many heartbeats in one call (arrays in step, one element per heartbeat; tasks and '
     'latencies optional). All or nothing: a bad element raises naming its position. Returns the '
     'number of services recorded. Runs as its owner: callers need only EXECUTE (pystatus_writer).';
+
+------------------------------------------------------------------------------
+-- The functions that call pg_partman, as new installations get them from 0001:
+-- they cannot pin search_path (pg_partman 4.x would leave the pin on the
+-- caller's session), so they name every object with its schema, operators
+-- included, and leave the rest to pinned helpers. Installations made before
+-- get the same code here.
+------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION pystatus.missing_history_partitions(p_from timestamptz, p_until timestamptz)
+RETURNS timestamptz[]
+LANGUAGE plpgsql STABLE
+SET "TimeZone" = 'UTC'
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_interval interval;
+    v_anchor timestamptz := (SELECT min(starts) FROM pystatus.history_partitions);
+    v_starts timestamptz[];
+BEGIN
+    IF p_from IS NULL OR p_until IS NULL OR NOT isfinite(p_from) OR NOT isfinite(p_until) OR p_from >= p_until THEN
+        RAISE EXCEPTION 'invalid range [%, %): must be finite and non-empty', p_from, p_until
+            USING ERRCODE = 'PS005';
+    END IF;
+    EXECUTE format('SELECT partition_interval::interval FROM %I.part_config WHERE parent_table = $1',
+                   pystatus.partman_schema())
+        INTO v_interval USING 'public.system_status_history';
+    -- Step from an existing bound, in both directions, so new partitions line
+    -- up with the others (pg_partman's create_partition_time takes starts as given).
+    SELECT array_agg(s ORDER BY s) INTO v_starts
+    FROM (SELECT generate_series(v_anchor, p_from - v_interval, -v_interval) AS s
+          UNION SELECT generate_series(v_anchor, p_until, v_interval)) AS candidates
+    WHERE s + v_interval > p_from AND s < p_until
+      AND NOT EXISTS (SELECT FROM pystatus.history_partitions AS p WHERE s >= p.starts AND s < p.ends);
+    RETURN v_starts;
+END;
+$$;
+COMMENT ON FUNCTION pystatus.missing_history_partitions(timestamptz, timestamptz) IS
+    'Starts of the history partitions missing in [p_from, p_until), aligned with the existing ones; '
+    'NULL when none is missing.';
+
+CREATE OR REPLACE FUNCTION pystatus.create_history_partitions(p_from timestamptz, p_until timestamptz)
+RETURNS integer
+LANGUAGE plpgsql
+SET "TimeZone" = 'UTC'
+AS $$
+DECLARE
+    v_starts timestamptz[] := pystatus.missing_history_partitions(p_from, p_until);
+BEGIN
+    IF v_starts IS NOT NULL THEN
+        EXECUTE pg_catalog.format(
+            'SELECT %I.create_partition_time(p_parent_table := $1, p_partition_times := $2)',
+            pystatus.partman_schema())
+            USING 'public.system_status_history', v_starts;
+    END IF;
+    RETURN coalesce(pg_catalog.cardinality(v_starts), 0);
+END;
+$$;
+COMMENT ON FUNCTION pystatus.create_history_partitions(timestamptz, timestamptz) IS
+    'Creates the missing history partitions covering [p_from, p_until), aligned with the existing '
+    'ones; returns how many it created. For imports of older history (raise the retention first, '
+    'or maintenance drops them again).';
+
+CREATE OR REPLACE FUNCTION pystatus.history_partition_names()
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- Bare names: the partitions live in public.
+    SELECT coalesce(array_agg(c.relname::text ORDER BY c.relname), '{}')
+    FROM pystatus.history_partitions AS p JOIN pg_class AS c ON c.oid = p.partition;
+$$;
+COMMENT ON FUNCTION pystatus.history_partition_names() IS
+    'The history partitions'' names, for maintain() to report what it created and dropped.';
+
+CREATE OR REPLACE FUNCTION pystatus.premade_range(OUT oldest timestamptz, OUT premade_until timestamptz)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    oldest := (SELECT min(starts) FROM pystatus.history_partitions);
+    EXECUTE format('SELECT now() + premake * partition_interval::interval FROM %I.part_config '
+                   'WHERE parent_table = $1', pystatus.partman_schema())
+        INTO premade_until USING 'public.system_status_history';
+END;
+$$;
+COMMENT ON FUNCTION pystatus.premade_range() IS
+    'From the oldest partition to the horizon pg_partman premakes to (now + premake partitions): '
+    'where maintain() fills holes.';
+
+CREATE OR REPLACE FUNCTION pystatus.maintenance_report(p_before text[], p_moved bigint)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT jsonb_build_object(
+        'created', (SELECT coalesce(jsonb_agg(p ORDER BY p), '[]') FROM unnest(after) AS p WHERE p <> ALL (p_before)),
+        'dropped', (SELECT coalesce(jsonb_agg(p ORDER BY p), '[]') FROM unnest(p_before) AS p WHERE p <> ALL (after)),
+        'moved_from_default', p_moved)
+    FROM pystatus.history_partition_names() AS after;
+$$;
+COMMENT ON FUNCTION pystatus.maintenance_report(text[], bigint) IS
+    'What maintain() did: the partitions created and dropped since p_before, and the rows moved.';
+
+CREATE OR REPLACE FUNCTION pystatus.maintain()
+RETURNS jsonb
+LANGUAGE plpgsql
+SET "TimeZone" = 'UTC'
+AS $$
+DECLARE
+    v_before text[];
+    v_moved bigint := 0;
+    v_range record;
+BEGIN
+    IF pg_catalog.pg_is_in_recovery() THEN
+        RETURN pg_catalog.jsonb_build_object('skipped', 'this server is a replica');
+    END IF;
+    v_before := pystatus.history_partition_names();
+
+    -- Rows in the default partition (maintenance was missed for longer than the
+    -- premade partitions last) block creating the partitions they belong in:
+    -- move them first.
+    IF pystatus.history_default_rows() OPERATOR(pg_catalog.>) 0 THEN
+        v_moved := pystatus.move_default_rows();
+        RAISE WARNING 'moved % history rows out of the default partition', v_moved
+            USING HINT = 'Maintenance did not run for a while: check its schedule.';
+    END IF;
+
+    EXECUTE pg_catalog.format('SELECT %I.run_maintenance(p_parent_table := %L, p_jobmon := false)',
+                              pystatus.partman_schema(), 'public.system_status_history');
+
+    -- pg_partman premakes after the newest partition only: also fill any hole
+    -- up to the premade horizon (e.g. a partition dropped by hand).
+    v_range := pystatus.premade_range();
+    PERFORM pystatus.create_history_partitions(v_range.oldest, v_range.premade_until);
+    RETURN pystatus.maintenance_report(v_before, v_moved);
+END;
+$$;
+COMMENT ON FUNCTION pystatus.maintain() IS
+    'Partition maintenance for system_status_history: moves rows out of the default partition, '
+    'drops partitions past retention, premakes partitions ahead and fills holes. Run by pg_cron '
+    '(or `pystatus maintain`); returns the partitions created and dropped and the rows moved.';
+
+CREATE OR REPLACE FUNCTION pystatus.move_default_rows()
+RETURNS bigint
+LANGUAGE plpgsql
+SET "TimeZone" = 'UTC'
+AS $$
+DECLARE
+    v_moved bigint;
+BEGIN
+    EXECUTE pg_catalog.format('SELECT %I.partition_data_time(p_parent_table := %L, p_batch_count := %s)',
+                              pystatus.partman_schema(), 'public.system_status_history',
+                              greatest(pystatus.history_default_rows(), 1))
+        INTO v_moved;
+    RETURN v_moved;
+END;
+$$;
 
 ------------------------------------------------------------------------------
 -- Every function pins search_path (installations made before this migration
@@ -366,6 +582,17 @@ AS $$
                    CASE WHEN to_regrole(r.name) IS NULL THEN 'missing: run pystatus migrate (as a role with CREATEROLE)' END,
                    CASE WHEN to_regrole(r.name) IS NOT NULL AND NOT has_schema_privilege(r.name, 'pystatus', 'USAGE')
                         THEN 'no USAGE on schema pystatus' END,
+                   (SELECT 'has ' || concat_ws(', ', CASE WHEN a.rolcanlogin THEN 'LOGIN' END,
+                                                CASE WHEN a.rolsuper THEN 'SUPERUSER' END,
+                                                CASE WHEN a.rolcreaterole THEN 'CREATEROLE' END,
+                                                CASE WHEN a.rolcreatedb THEN 'CREATEDB' END,
+                                                CASE WHEN a.rolbypassrls THEN 'BYPASSRLS' END)
+                           || ': ALTER ROLE ' || r.name || ' NOLOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB NOBYPASSRLS'
+                    FROM pg_roles AS a
+                    WHERE a.rolname = r.name
+                      AND (a.rolcanlogin OR a.rolsuper OR a.rolcreaterole OR a.rolcreatedb OR a.rolbypassrls)),
+                   (SELECT 'is a member of ' || string_agg(m.roleid::regrole::text, ', ') || ', which it does not need'
+                    FROM pg_auth_members AS m WHERE m.member = to_regrole(r.name)),
                    (SELECT 'may change ' || string_agg(t.oid::regclass::text, ', ' ORDER BY t.oid::regclass::text)
                     FROM pg_class AS t
                     WHERE to_regrole(r.name) IS NOT NULL AND t.relkind IN ('r', 'p', 'v')
@@ -404,10 +631,28 @@ AS $$
       -- the two rules system_status's constraints call, callable by all on purpose
       AND p.oid NOT IN ('pystatus.is_valid_service_name(text)'::regprocedure, 'pystatus.is_status(text)'::regprocedure)
     UNION ALL
+    SELECT 'status tables',
+           bool_and(x.privilege_type <> 'TRIGGER') IS NOT FALSE AND (count(*) = 0 OR NOT pystatus.logins_restricted()),
+           CASE WHEN count(*) = 0 THEN 'written by pystatus''s functions only'
+                WHEN bool_or(x.privilege_type = 'TRIGGER')
+                THEN 'may add triggers, which run with the owner''s rights: '
+                     || string_agg(x.grantee || ' on ' || x.relation, ', ') FILTER (WHERE x.privilege_type = 'TRIGGER')
+                     || ': REVOKE TRIGGER ON ... FROM ...'
+                ELSE 'written directly by ' || string_agg(DISTINCT x.grantee, ', ')
+                     || CASE WHEN pystatus.logins_restricted()
+                             THEN ', which service_logins does not restrict: grant pystatus_writer instead'
+                             ELSE ' (as before pystatus; pystatus_writer is the narrower right)' END END
+    FROM (SELECT t.oid::regclass::text AS relation, a.privilege_type,
+                 CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END AS grantee
+          FROM pg_class AS t CROSS JOIN LATERAL aclexplode(t.relacl) AS a
+          WHERE t.oid IN ('public.system_status'::regclass, 'public.system_status_history'::regclass)
+            AND a.grantee <> t.relowner
+            AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'TRIGGER')) AS x
+    UNION ALL
     SELECT 'service logins',
            l.gone IS NULL AND (l.allowances > 0) = r.restricting,
            CASE WHEN (l.allowances > 0) <> r.restricting
-                    THEN 'out of step with pystatus.heartbeat(): add or remove an allowance to set it again'
+                    THEN 'out of step with pystatus.logins_restricted(): add or remove an allowance to set it again'
                 WHEN l.allowances = 0 THEN 'off: any writer may report any service'
                 WHEN l.gone IS NULL THEN l.logins || ' logins restricted to their services'
                 ELSE 'allowances for logins that no longer exist: ' || l.gone
@@ -415,8 +660,7 @@ AS $$
     FROM (SELECT count(*) AS allowances, count(DISTINCT login) AS logins,
                  string_agg(DISTINCT login::text, ', ') FILTER (WHERE to_regrole(quote_ident(login)) IS NULL) AS gone
           FROM pystatus.service_logins) AS l,
-         (SELECT coalesce('pystatus.restrict_logins=on' = ANY(proconfig), false) AS restricting
-          FROM pg_proc WHERE oid = 'pystatus.heartbeat(text, text, text, double precision)'::regprocedure) AS r;
+         (SELECT pystatus.logins_restricted() AS restricting) AS r;
 $$;
 COMMENT ON FUNCTION pystatus.check_roles() IS
     'The roles'' health: pystatus_writer and pystatus_reader exist, hold what they need and cannot '
