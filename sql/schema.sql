@@ -444,13 +444,13 @@ COMMENT ON FUNCTION pystatus.compute_uptime(p_service_name text, p_since timesta
 --
 
 CREATE FUNCTION pystatus.copy_status_to_history() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
+    LANGUAGE plpgsql
     AS $$
 BEGIN
     -- The staleness sweeper marks a silent service stale without a new
     -- heartbeat, and writes that history row itself, dated at the deadline.
-    IF TG_OP = 'UPDATE' AND NEW.status = 'stale' AND NEW.last_heartbeat = OLD.last_heartbeat THEN
+    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' AND NEW.status OPERATOR(pg_catalog.=) 'stale'
+       AND NEW.last_heartbeat OPERATOR(pg_catalog.=) OLD.last_heartbeat THEN
         RETURN NULL;
     END IF;
     INSERT INTO public.system_status_history

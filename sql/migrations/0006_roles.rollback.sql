@@ -44,7 +44,6 @@ ALTER FUNCTION pystatus.task_durations(text, timestamptz, timestamptz) SECURITY 
 ALTER FUNCTION pystatus.daily_uptime(text, integer) SECURITY INVOKER;
 ALTER FUNCTION pystatus.latency_hourly(text, timestamptz, timestamptz) SECURITY INVOKER;
 ALTER FUNCTION pystatus.maintenance_jobs() SECURITY INVOKER;
-ALTER FUNCTION pystatus.copy_status_to_history() SECURITY INVOKER;
 
 -- The heartbeat functions as 0001 and 0004 made them: SECURITY INVOKER again, as
 -- CREATE OR REPLACE sets every attribute it is not given to its default.
@@ -159,6 +158,6 @@ DROP FUNCTION pystatus.logins_restricted();
 -- As before 0006: functions callable by every role that may use the schema.
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA pystatus TO PUBLIC;
 
--- Kept: the functions that call pg_partman as 0001 makes them (every name
--- qualified) and their helpers; they behave as they did before 0006. TRIGGER
+-- Kept: the copy trigger and the functions that call pg_partman as 0001 makes
+-- them (every name qualified) and their helpers; they behave as they did before 0006. TRIGGER
 -- rights that 0006 revoked on the status tables are not granted back.

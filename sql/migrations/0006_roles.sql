@@ -486,6 +486,27 @@ BEGIN
 END;
 $$;
 
+-- The copy trigger, as 0001 makes it. Run for every row written, so it does not pin search_path (a pinned path
+-- costs each row a configuration save and restore: batches of 500 ran about
+-- 10 % slower). It names every table and operator with its schema instead.
+CREATE OR REPLACE FUNCTION pystatus.copy_status_to_history()
+RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    -- The staleness sweeper marks a silent service stale without a new
+    -- heartbeat, and writes that history row itself, dated at the deadline.
+    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' AND NEW.status OPERATOR(pg_catalog.=) 'stale'
+       AND NEW.last_heartbeat OPERATOR(pg_catalog.=) OLD.last_heartbeat THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO public.system_status_history
+        (heartbeat_timestamp, service_name, status, current_task, latency_ms)
+    VALUES (NEW.last_heartbeat, NEW.service_name, NEW.status, NEW.current_task, NEW.latency_ms);
+    RETURN NULL;
+END;
+$$;
+
 ------------------------------------------------------------------------------
 -- Every function pins search_path (installations made before this migration
 -- got functions without it): a privileged caller, such as the pg_cron job,
@@ -505,15 +526,13 @@ BEGIN
           -- These call pg_partman, which would leave the pin on the caller's
           -- session (see 0001); their bodies qualify every name instead.
           AND p.proname NOT IN ('create_history_partitions', 'maintain', 'move_default_rows')
+          -- And this one runs for every row written: see 0001.
+          AND p.proname <> 'copy_status_to_history'
     LOOP
         EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp', v_function);
     END LOOP;
 END;
 $$;
-
--- The copy trigger too: a service that writes system_status directly needs no
--- right on history, so the only rows history gets are copies of status writes.
-ALTER FUNCTION pystatus.copy_status_to_history() SECURITY DEFINER;
 
 -- The readers' functions run as their owner too: a reader needs no right on
 -- history or the rollups, and reads them only through these answers.
