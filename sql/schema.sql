@@ -214,25 +214,24 @@ CREATE FUNCTION pystatus.check_roles() RETURNS TABLE(item text, ok boolean, deta
     FROM role_problems
     UNION ALL
     SELECT 'public access', count(*) = 0,
-           CASE WHEN count(*) = 0 THEN 'no pystatus function callable by every role but the naming and status rules'
+           CASE WHEN count(*) = 0 THEN 'no pystatus function callable by every role but those status writes call'
                 ELSE 'callable by every role: ' || string_agg(p.oid::regprocedure::text, ', ')
                      || ': REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pystatus FROM PUBLIC' END
     FROM pg_proc AS p
     WHERE p.pronamespace = 'pystatus'::regnamespace AND has_function_privilege('public', p.oid, 'EXECUTE')
-      -- the two rules system_status's constraints call, callable by all on purpose
-      AND p.oid NOT IN ('pystatus.is_valid_service_name(text)'::regprocedure, 'pystatus.is_status(text)'::regprocedure)
+      -- called with the rights of whoever writes system_status, on purpose (see the grants)
+      AND p.oid NOT IN ('pystatus.is_valid_service_name(text)'::regprocedure, 'pystatus.is_status(text)'::regprocedure,
+                        'pystatus.logins_restricted()'::regprocedure, 'pystatus.may_report(text)'::regprocedure)
     UNION ALL
     SELECT 'status tables',
-           bool_and(x.privilege_type <> 'TRIGGER') IS NOT FALSE AND (count(*) = 0 OR NOT pystatus.logins_restricted()),
+           bool_and(x.privilege_type <> 'TRIGGER') IS NOT FALSE,
            CASE WHEN count(*) = 0 THEN 'written by pystatus''s functions only'
                 WHEN bool_or(x.privilege_type = 'TRIGGER')
                 THEN 'may add triggers, which run with the owner''s rights: '
                      || string_agg(x.grantee || ' on ' || x.relation, ', ') FILTER (WHERE x.privilege_type = 'TRIGGER')
                      || ': REVOKE TRIGGER ON ... FROM ...'
                 ELSE 'written directly by ' || string_agg(DISTINCT x.grantee, ', ')
-                     || CASE WHEN pystatus.logins_restricted()
-                             THEN ', which service_logins does not restrict: grant pystatus_writer instead'
-                             ELSE ' (as before pystatus; pystatus_writer is the narrower right)' END END
+                     || ' (as before pystatus; pystatus_writer is the narrower right)' END
     FROM (SELECT t.oid::regclass::text AS relation, a.privilege_type,
                  CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END AS grantee
           FROM pg_class AS t CROSS JOIN LATERAL aclexplode(t.relacl) AS a
@@ -453,6 +452,16 @@ BEGIN
        AND NEW.last_heartbeat OPERATOR(pg_catalog.=) OLD.last_heartbeat THEN
         RETURN NULL;
     END IF;
+    -- A test of its own: a constant when not restricted, no query at all.
+    IF pystatus.logins_restricted() THEN
+        IF NOT pystatus.may_report(NEW.service_name) THEN
+            RAISE EXCEPTION 'login % may not heartbeat for service %', session_user,
+                pg_catalog.quote_literal(NEW.service_name)
+                USING ERRCODE = 'PS007',
+                      HINT = 'pystatus.service_logins says which services each login may report '
+                             '(SELECT pystatus.allow_service(login, pattern) as the owner).';
+        END IF;
+    END IF;
     INSERT INTO public.system_status_history
         (heartbeat_timestamp, service_name, status, current_task, latency_ms)
     VALUES (NEW.last_heartbeat, NEW.service_name, NEW.status, NEW.current_task, NEW.latency_ms);
@@ -599,22 +608,6 @@ BEGIN
         PERFORM pystatus.check_heartbeat(heartbeat.service_name, heartbeat.status, heartbeat.current_task,
                                          heartbeat.latency_ms);
     END IF;
-    -- logins_restricted() is a constant, replaced when service_logins gains its
-    -- first row or loses its last: PostgreSQL inlines it, so it costs no query.
-    -- session_user: the login that connected, whatever role it has set since.
-    -- The login's own allowances are looked up inline: through may_heartbeat()
-    -- alone, a restricted login's heartbeats ran at about 0.65x.
-    IF pystatus.logins_restricted() THEN
-        IF NOT EXISTS (SELECT FROM pystatus.service_logins AS l
-                       WHERE l.login = session_user AND heartbeat.service_name LIKE l.like_pattern)
-           AND NOT pystatus.may_heartbeat(session_user, heartbeat.service_name) THEN
-            RAISE EXCEPTION 'login % may not heartbeat for service %', session_user,
-                quote_literal(heartbeat.service_name)
-                USING ERRCODE = 'PS007',
-                      HINT = 'pystatus.service_logins says which services each login may report '
-                             '(SELECT pystatus.allow_service(login, pattern) as the owner).';
-        END IF;
-    END IF;
     -- clock_timestamp() in SET is read after the row lock is taken, so a
     -- service's heartbeats are recorded in the order they were applied.
     INSERT INTO public.system_status AS current
@@ -636,7 +629,7 @@ $$;
 -- Name: FUNCTION heartbeat(service_name text, status text, current_task text, latency_ms double precision); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus.heartbeat(service_name text, status text, current_task text, latency_ms double precision) IS 'Records a heartbeat at the database server''s clock: upserts system_status (the trigger copies it to history) and returns the recorded time. latency_ms is an optional measure for trends. Bad input raises PS001-PS003, PS006; a login pystatus.service_logins does not allow for the service, PS007. Runs as its owner: callers need only EXECUTE (pystatus_writer).';
+COMMENT ON FUNCTION pystatus.heartbeat(service_name text, status text, current_task text, latency_ms double precision) IS 'Records a heartbeat at the database server''s clock: upserts system_status (the trigger copies it to history) and returns the recorded time. latency_ms is an optional measure for trends. Bad input raises PS001-PS003, PS006; a login pystatus.service_logins does not allow for the service, PS007 (from the copy trigger). Runs as its owner: callers need only EXECUTE (pystatus_writer).';
 
 --
 -- Name: heartbeat_many(text[], text[], text[], double precision[]); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -671,20 +664,6 @@ BEGIN
         EXCEPTION WHEN SQLSTATE 'PS001' OR SQLSTATE 'PS002' OR SQLSTATE 'PS003' OR SQLSTATE 'PS006' THEN
             RAISE EXCEPTION 'heartbeat % of %: %', v_bad, v_count, SQLERRM USING ERRCODE = SQLSTATE;
         END;
-    END IF;
-    IF pystatus.logins_restricted() THEN
-        SELECT b.position INTO v_bad
-        FROM unnest(service_names) WITH ORDINALITY AS b(service_name, position)
-        WHERE NOT EXISTS (SELECT FROM pystatus.service_logins AS l
-                          WHERE l.login = session_user AND b.service_name LIKE l.like_pattern)
-          AND NOT pystatus.may_heartbeat(session_user, b.service_name)
-        ORDER BY b.position LIMIT 1;
-        IF v_bad IS NOT NULL THEN
-            RAISE EXCEPTION 'heartbeat % of %: login % may not heartbeat for service %',
-                v_bad, v_count, session_user, quote_literal(service_names[v_bad])
-                USING ERRCODE = 'PS007',
-                      HINT = 'pystatus.service_logins says which services each login may report.';
-        END IF;
     END IF;
     -- One upsert for the batch; a service named twice keeps its last heartbeat
     -- (one statement cannot update a row twice).
@@ -1090,44 +1069,26 @@ $$;
 
 COMMENT ON FUNCTION pystatus.mark_rollups_dirty() IS 'Trigger function: records that a late history row needs its rollups recomputed.';
 
-SET default_table_access_method = heap;
-
 --
--- Name: service_logins; Type: TABLE; Schema: pystatus; Owner: -
+-- Name: may_report(text); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
-CREATE TABLE pystatus.service_logins (
-    login name NOT NULL,
-    service_pattern text NOT NULL,
-    like_pattern text GENERATED ALWAYS AS (replace(replace(replace(replace(service_pattern, '\'::text, '\\'::text), '%'::text, '\%'::text), '_'::text, '\_'::text), '*'::text, '%'::text)) STORED NOT NULL,
-    CONSTRAINT service_logins_service_pattern_check CHECK ((service_pattern <> ''::text))
-);
+CREATE FUNCTION pystatus.may_report(p_service_name text) RETURNS boolean
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    RETURN EXISTS (SELECT FROM pystatus.service_logins AS l
+                   WHERE l.login = session_user AND p_service_name LIKE l.like_pattern)
+        OR pg_has_role(session_user, (SELECT nspowner FROM pg_namespace WHERE nspname = 'pystatus'), 'MEMBER');
+END;
+$$;
 
 --
--- Name: TABLE service_logins; Type: COMMENT; Schema: pystatus; Owner: -
+-- Name: FUNCTION may_report(p_service_name text); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON TABLE pystatus.service_logins IS 'Which services each login may heartbeat for: a service name, or a pattern where * stands for any characters (billing-*). Empty: any login granted pystatus_writer may report any service. Once it has a row, a login may only report the services its rows match; the owner (and roles that are members of it) and superusers are not restricted.';
-
---
--- Name: COLUMN service_logins.like_pattern; Type: COMMENT; Schema: pystatus; Owner: -
---
-
-COMMENT ON COLUMN pystatus.service_logins.like_pattern IS 'service_pattern as a LIKE pattern: * becomes %, and \, % and _ match themselves.';
-
---
--- Name: may_heartbeat(name, text); Type: FUNCTION; Schema: pystatus; Owner: -
---
-
-CREATE FUNCTION pystatus.may_heartbeat(p_login name, p_service_name text) RETURNS boolean
-    LANGUAGE sql STABLE
-    RETURN ((NOT (EXISTS (SELECT FROM pystatus.service_logins))) OR (EXISTS (SELECT FROM pystatus.service_logins l WHERE ((l.login = may_heartbeat.p_login) AND (may_heartbeat.p_service_name ~~ l.like_pattern)))) OR pg_has_role(p_login, (SELECT pg_namespace.nspowner FROM pg_namespace WHERE (pg_namespace.nspname = 'pystatus'::name)), 'MEMBER'::text));
-
---
--- Name: FUNCTION may_heartbeat(p_login name, p_service_name text); Type: COMMENT; Schema: pystatus; Owner: -
---
-
-COMMENT ON FUNCTION pystatus.may_heartbeat(p_login name, p_service_name text) IS 'Whether a login may heartbeat for a service under pystatus.service_logins (always, while it is empty).';
+COMMENT ON FUNCTION pystatus.may_report(p_service_name text) IS 'Whether the connected login may write a status for this service under pystatus.service_logins (its own allowances; the owner and superusers always may).';
 
 --
 -- Name: microseconds(interval); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -1429,6 +1390,8 @@ $$;
 
 COMMENT ON FUNCTION pystatus.roll_up(p_service_name text, p_from timestamp with time zone, p_to timestamp with time zone) IS 'Recomputes the hourly rollups in [p_from, p_to) and the daily ones of the days that ended in it, for one service or (NULL) all. Returns the hourly rows written.';
 
+SET default_table_access_method = heap;
+
 --
 -- Name: rollup_hourly; Type: TABLE; Schema: pystatus; Owner: -
 --
@@ -1717,7 +1680,7 @@ CREATE FUNCTION pystatus.setup_report(OUT item text, OUT value text, OUT todo te
     UNION ALL
     SELECT r.item, r.detail,
            CASE WHEN NOT r.ok THEN r.detail
-                WHEN r.detail LIKE '%(granted to no one yet)'
+                WHEN NOT EXISTS (SELECT FROM pg_auth_members WHERE roleid = to_regrole(substr(r.item, 6)))
                 THEN format('grant %s to the logins of %s: GRANT %1$s TO <login>',
                             substr(r.item, 6),
                             CASE r.item WHEN 'role pystatus_writer' THEN 'services'
@@ -2283,6 +2246,29 @@ CREATE TABLE pystatus.rollup_state (
 COMMENT ON TABLE pystatus.rollup_state IS 'rolled_until: rollups hold every hour before it (an hour is rolled up 5 minutes after it ends); retention: how long rollups are kept (default 400 days, longer than raw history).';
 
 --
+-- Name: service_logins; Type: TABLE; Schema: pystatus; Owner: -
+--
+
+CREATE TABLE pystatus.service_logins (
+    login name NOT NULL,
+    service_pattern text NOT NULL,
+    like_pattern text GENERATED ALWAYS AS (replace(replace(replace(replace(service_pattern, '\'::text, '\\'::text), '%'::text, '\%'::text), '_'::text, '\_'::text), '*'::text, '%'::text)) STORED NOT NULL,
+    CONSTRAINT service_logins_service_pattern_check CHECK ((service_pattern <> ''::text))
+);
+
+--
+-- Name: TABLE service_logins; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON TABLE pystatus.service_logins IS 'Which services each login may heartbeat for: a service name, or a pattern where * stands for any characters (billing-*). Empty: any login granted pystatus_writer may report any service. Once it has a row, a login may only report the services its rows match; the owner (and roles that are members of it) and superusers are not restricted.';
+
+--
+-- Name: COLUMN service_logins.like_pattern; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON COLUMN pystatus.service_logins.like_pattern IS 'service_pattern as a LIKE pattern: * becomes %, and \, % and _ match themselves.';
+
+--
 -- Name: system_status_history_default; Type: TABLE ATTACH; Schema: public; Owner: -
 --
 
@@ -2400,6 +2386,7 @@ COMMENT ON TRIGGER service_logins_restrict ON pystatus.service_logins IS 'Turns 
 -- Name: SCHEMA pystatus; Type: ACL; Schema: -; Owner: -
 --
 
+GRANT USAGE ON SCHEMA pystatus TO PUBLIC;
 GRANT USAGE ON SCHEMA pystatus TO pystatus_writer;
 GRANT USAGE ON SCHEMA pystatus TO pystatus_reader;
 
@@ -2532,12 +2519,6 @@ REVOKE ALL ON FUNCTION pystatus.latency_hourly(service_name text, since timestam
 GRANT ALL ON FUNCTION pystatus.latency_hourly(service_name text, since timestamp with time zone, until timestamp with time zone) TO pystatus_reader;
 
 --
--- Name: FUNCTION logins_restricted(); Type: ACL; Schema: pystatus; Owner: -
---
-
-REVOKE ALL ON FUNCTION pystatus.logins_restricted() FROM PUBLIC;
-
---
 -- Name: FUNCTION maintain(); Type: ACL; Schema: pystatus; Owner: -
 --
 
@@ -2567,12 +2548,6 @@ REVOKE ALL ON FUNCTION pystatus.maintenance_scheduler() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION pystatus.mark_rollups_dirty() FROM PUBLIC;
-
---
--- Name: FUNCTION may_heartbeat(p_login name, p_service_name text); Type: ACL; Schema: pystatus; Owner: -
---
-
-REVOKE ALL ON FUNCTION pystatus.may_heartbeat(p_login name, p_service_name text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION microseconds(p_duration interval); Type: ACL; Schema: pystatus; Owner: -

@@ -97,15 +97,27 @@ COMMENT ON TABLE pystatus.service_logins IS
 COMMENT ON COLUMN pystatus.service_logins.like_pattern IS
     'service_pattern as a LIKE pattern: * becomes %, and \, % and _ match themselves.';
 
-CREATE FUNCTION pystatus.may_heartbeat(p_login name, p_service_name text)
+-- Asked by the copy trigger, which runs with the rights of whoever writes
+-- system_status: it runs as its owner, so writers need no right on the table.
+-- session_user: the login that connected, whatever role it has set since.
+CREATE FUNCTION pystatus.may_report(p_service_name text)
 RETURNS boolean
-LANGUAGE sql STABLE
-RETURN NOT EXISTS (SELECT FROM pystatus.service_logins)
-    OR EXISTS (SELECT FROM pystatus.service_logins AS l
-               WHERE l.login = p_login AND p_service_name LIKE l.like_pattern)
-    OR pg_has_role(p_login, (SELECT nspowner FROM pg_namespace WHERE nspname = 'pystatus'), 'MEMBER');
-COMMENT ON FUNCTION pystatus.may_heartbeat(name, text) IS
-    'Whether a login may heartbeat for a service under pystatus.service_logins (always, while it is empty).';
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+-- PL/pgSQL keeps its plans for the session; an SQL function that cannot be
+-- inlined is planned again in every transaction (restricted heartbeats ran
+-- at 0.70x with it).
+AS $$
+BEGIN
+    RETURN EXISTS (SELECT FROM pystatus.service_logins AS l
+                   WHERE l.login = session_user AND p_service_name LIKE l.like_pattern)
+        OR pg_has_role(session_user, (SELECT nspowner FROM pg_namespace WHERE nspname = 'pystatus'), 'MEMBER');
+END;
+$$;
+COMMENT ON FUNCTION pystatus.may_report(text) IS
+    'Whether the connected login may write a status for this service under pystatus.service_logins '
+    '(its own allowances; the owner and superusers always may).';
 
 CREATE FUNCTION pystatus.allow_service(login name, service_pattern text)
 RETURNS void
@@ -151,137 +163,16 @@ COMMENT ON FUNCTION pystatus.disallow_service(name, text) IS
 
 ------------------------------------------------------------------------------
 -- The heartbeat functions run as their owner, so that a writer needs no right
--- on any table, with search_path pinned so that a caller's objects are never
--- picked up. They now also apply pystatus.service_logins.
+-- on any table; their search_path is pinned (0001, 0004) so that a caller's
+-- objects are never picked up.
 ------------------------------------------------------------------------------
 
-CREATE OR REPLACE FUNCTION pystatus.heartbeat(
-    service_name text,
-    status text DEFAULT 'ok',
-    current_task text DEFAULT NULL,
-    latency_ms double precision DEFAULT NULL)
-RETURNS timestamptz
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_column
-DECLARE
-    v_recorded_at timestamptz;
-BEGIN
-    IF NOT pystatus.is_valid_heartbeat(heartbeat.service_name, heartbeat.status, heartbeat.current_task,
-                                       heartbeat.latency_ms) THEN
-        PERFORM pystatus.check_heartbeat(heartbeat.service_name, heartbeat.status, heartbeat.current_task,
-                                         heartbeat.latency_ms);
-    END IF;
-    -- logins_restricted() is a constant, replaced when service_logins gains its
-    -- first row or loses its last: PostgreSQL inlines it, so it costs no query.
-    -- session_user: the login that connected, whatever role it has set since.
-    -- The login's own allowances are looked up inline: through may_heartbeat()
-    -- alone, a restricted login's heartbeats ran at about 0.65x.
-    IF pystatus.logins_restricted() THEN
-        IF NOT EXISTS (SELECT FROM pystatus.service_logins AS l
-                       WHERE l.login = session_user AND heartbeat.service_name LIKE l.like_pattern)
-           AND NOT pystatus.may_heartbeat(session_user, heartbeat.service_name) THEN
-            RAISE EXCEPTION 'login % may not heartbeat for service %', session_user,
-                quote_literal(heartbeat.service_name)
-                USING ERRCODE = 'PS007',
-                      HINT = 'pystatus.service_logins says which services each login may report '
-                             '(SELECT pystatus.allow_service(login, pattern) as the owner).';
-        END IF;
-    END IF;
-    -- clock_timestamp() in SET is read after the row lock is taken, so a
-    -- service's heartbeats are recorded in the order they were applied.
-    INSERT INTO public.system_status AS current
-        (service_name, status, current_task, latency_ms, last_heartbeat, updated_at)
-    VALUES (heartbeat.service_name, heartbeat.status, heartbeat.current_task, heartbeat.latency_ms,
-            clock_timestamp(), clock_timestamp())
-    ON CONFLICT (service_name) DO UPDATE
-        SET status = EXCLUDED.status,
-            current_task = EXCLUDED.current_task,
-            latency_ms = EXCLUDED.latency_ms,
-            last_heartbeat = clock_timestamp(),
-            updated_at = clock_timestamp()
-    RETURNING current.last_heartbeat INTO v_recorded_at;
-    RETURN v_recorded_at;
-END;
-$$;
+ALTER FUNCTION pystatus.heartbeat(text, text, text, double precision) SECURITY DEFINER;
+ALTER FUNCTION pystatus.heartbeat_many(text[], text[], text[], double precision[]) SECURITY DEFINER;
 
-CREATE OR REPLACE FUNCTION pystatus.heartbeat_many(
-    service_names text[],
-    statuses text[],
-    current_tasks text[] DEFAULT NULL,
-    latencies_ms double precision[] DEFAULT NULL)
-RETURNS integer
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_count integer := coalesce(cardinality(service_names), 0);
-    v_recorded integer;
-    v_bad bigint;
-BEGIN
-    IF cardinality(statuses) IS DISTINCT FROM v_count
-       OR (current_tasks IS NOT NULL AND cardinality(current_tasks) <> v_count)
-       OR (latencies_ms IS NOT NULL AND cardinality(latencies_ms) <> v_count) THEN
-        RAISE EXCEPTION 'invalid batch: % service names but % statuses, % tasks, % latencies',
-            v_count, cardinality(statuses), cardinality(current_tasks), cardinality(latencies_ms)
-            USING ERRCODE = 'PS005', HINT = 'The arrays go in step: one element per heartbeat.';
-    END IF;
-    -- One set-based test; the precise error only for the first bad heartbeat.
-    SELECT b.position INTO v_bad
-    FROM unnest(service_names, statuses, current_tasks, latencies_ms)
-         WITH ORDINALITY AS b(service_name, status, current_task, latency_ms, position)
-    WHERE NOT pystatus.is_valid_heartbeat(b.service_name, b.status, b.current_task, b.latency_ms)
-    ORDER BY b.position LIMIT 1;
-    IF v_bad IS NOT NULL THEN
-        BEGIN
-            PERFORM pystatus.check_heartbeat(service_names[v_bad], statuses[v_bad],
-                                             current_tasks[v_bad], latencies_ms[v_bad]);
-        EXCEPTION WHEN SQLSTATE 'PS001' OR SQLSTATE 'PS002' OR SQLSTATE 'PS003' OR SQLSTATE 'PS006' THEN
-            RAISE EXCEPTION 'heartbeat % of %: %', v_bad, v_count, SQLERRM USING ERRCODE = SQLSTATE;
-        END;
-    END IF;
-    IF pystatus.logins_restricted() THEN
-        SELECT b.position INTO v_bad
-        FROM unnest(service_names) WITH ORDINALITY AS b(service_name, position)
-        WHERE NOT EXISTS (SELECT FROM pystatus.service_logins AS l
-                          WHERE l.login = session_user AND b.service_name LIKE l.like_pattern)
-          AND NOT pystatus.may_heartbeat(session_user, b.service_name)
-        ORDER BY b.position LIMIT 1;
-        IF v_bad IS NOT NULL THEN
-            RAISE EXCEPTION 'heartbeat % of %: login % may not heartbeat for service %',
-                v_bad, v_count, session_user, quote_literal(service_names[v_bad])
-                USING ERRCODE = 'PS007',
-                      HINT = 'pystatus.service_logins says which services each login may report.';
-        END IF;
-    END IF;
-    -- One upsert for the batch; a service named twice keeps its last heartbeat
-    -- (one statement cannot update a row twice).
-    INSERT INTO public.system_status AS current
-        (service_name, status, current_task, latency_ms, last_heartbeat, updated_at)
-    SELECT DISTINCT ON (b.service_name) b.service_name, b.status, b.current_task, b.latency_ms,
-           clock_timestamp(), clock_timestamp()
-    FROM unnest(service_names, statuses,
-                coalesce(current_tasks, array_fill(NULL::text, ARRAY[v_count])),
-                coalesce(latencies_ms, array_fill(NULL::double precision, ARRAY[v_count])))
-         WITH ORDINALITY AS b(service_name, status, current_task, latency_ms, position)
-    ORDER BY b.service_name, b.position DESC
-    ON CONFLICT (service_name) DO UPDATE
-        SET status = EXCLUDED.status,
-            current_task = EXCLUDED.current_task,
-            latency_ms = EXCLUDED.latency_ms,
-            last_heartbeat = EXCLUDED.last_heartbeat,
-            updated_at = EXCLUDED.updated_at;
-    GET DIAGNOSTICS v_recorded = ROW_COUNT;
-    RETURN v_recorded;
-END;
-$$;
-
--- Whether logins are restricted is kept where the heartbeat functions read it
--- for free: as the body of a constant function, which PostgreSQL inlines into
--- their plans (replacing it invalidates them). An EXISTS on the table cost every
+-- Whether logins are restricted is kept where the copy trigger reads it for
+-- free: as the body of a constant function, which PostgreSQL inlines into its
+-- plans (replacing it invalidates them). An EXISTS on the table cost every
 -- heartbeat about 6 % more instructions, restricted or not.
 CREATE FUNCTION pystatus.logins_restricted()
 RETURNS boolean
@@ -322,7 +213,8 @@ COMMENT ON FUNCTION pystatus.heartbeat(text, text, text, double precision) IS
     'Records a heartbeat at the database server''s clock: upserts system_status (the trigger '
     'copies it to history) and returns the recorded time. latency_ms is an optional measure '
     'for trends. Bad input raises PS001-PS003, PS006; a login pystatus.service_logins does not '
-    'allow for the service, PS007. Runs as its owner: callers need only EXECUTE (pystatus_writer).';
+    'allow for the service, PS007 (from the copy trigger). Runs as its owner: callers need only '
+    'EXECUTE (pystatus_writer).';
 COMMENT ON FUNCTION pystatus.heartbeat_many(text[], text[], text[], double precision[]) IS
     'Records many heartbeats in one call (arrays in step, one element per heartbeat; tasks and '
     'latencies optional). All or nothing: a bad element raises naming its position. Returns the '
@@ -486,9 +378,10 @@ BEGIN
 END;
 $$;
 
--- The copy trigger, as 0001 makes it. Run for every row written, so it does not pin search_path (a pinned path
--- costs each row a configuration save and restore: batches of 500 ran about
--- 10 % slower). It names every table and operator with its schema instead.
+-- The copy trigger, which every status write goes through (the heartbeat
+-- functions, and services that write system_status directly), also holds
+-- each login to its allowances. Like 0001's, it runs for every row, so it does
+-- not pin search_path and names everything with its schema.
 CREATE OR REPLACE FUNCTION pystatus.copy_status_to_history()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -499,6 +392,16 @@ BEGIN
     IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' AND NEW.status OPERATOR(pg_catalog.=) 'stale'
        AND NEW.last_heartbeat OPERATOR(pg_catalog.=) OLD.last_heartbeat THEN
         RETURN NULL;
+    END IF;
+    -- A test of its own: a constant when not restricted, no query at all.
+    IF pystatus.logins_restricted() THEN
+        IF NOT pystatus.may_report(NEW.service_name) THEN
+            RAISE EXCEPTION 'login % may not heartbeat for service %', session_user,
+                pg_catalog.quote_literal(NEW.service_name)
+                USING ERRCODE = 'PS007',
+                      HINT = 'pystatus.service_logins says which services each login may report '
+                             '(SELECT pystatus.allow_service(login, pattern) as the owner).';
+        END IF;
     END IF;
     INSERT INTO public.system_status_history
         (heartbeat_timestamp, service_name, status, current_task, latency_ms)
@@ -557,6 +460,12 @@ REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pystatus FROM PUBLIC;
 -- writes system_status directly (granted UPDATE by its DBA, as before pystatus)
 -- runs them with its own rights. They read nothing and write nothing.
 GRANT EXECUTE ON FUNCTION pystatus.is_valid_service_name(text), pystatus.is_status(text) TO PUBLIC;
+-- And the two the copy trigger calls with the writer's rights: whether logins
+-- are restricted, and whether the connected login may report a service.
+GRANT EXECUTE ON FUNCTION pystatus.logins_restricted(), pystatus.may_report(text) TO PUBLIC;
+-- Which needs the schema's names: every role may look them up; the rights
+-- to call or read anything there are granted one by one above and below.
+GRANT USAGE ON SCHEMA pystatus TO PUBLIC;
 GRANT USAGE ON SCHEMA pystatus TO pystatus_writer, pystatus_reader;
 
 GRANT EXECUTE ON FUNCTION
@@ -642,25 +551,24 @@ AS $$
     FROM role_problems
     UNION ALL
     SELECT 'public access', count(*) = 0,
-           CASE WHEN count(*) = 0 THEN 'no pystatus function callable by every role but the naming and status rules'
+           CASE WHEN count(*) = 0 THEN 'no pystatus function callable by every role but those status writes call'
                 ELSE 'callable by every role: ' || string_agg(p.oid::regprocedure::text, ', ')
                      || ': REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pystatus FROM PUBLIC' END
     FROM pg_proc AS p
     WHERE p.pronamespace = 'pystatus'::regnamespace AND has_function_privilege('public', p.oid, 'EXECUTE')
-      -- the two rules system_status's constraints call, callable by all on purpose
-      AND p.oid NOT IN ('pystatus.is_valid_service_name(text)'::regprocedure, 'pystatus.is_status(text)'::regprocedure)
+      -- called with the rights of whoever writes system_status, on purpose (see the grants)
+      AND p.oid NOT IN ('pystatus.is_valid_service_name(text)'::regprocedure, 'pystatus.is_status(text)'::regprocedure,
+                        'pystatus.logins_restricted()'::regprocedure, 'pystatus.may_report(text)'::regprocedure)
     UNION ALL
     SELECT 'status tables',
-           bool_and(x.privilege_type <> 'TRIGGER') IS NOT FALSE AND (count(*) = 0 OR NOT pystatus.logins_restricted()),
+           bool_and(x.privilege_type <> 'TRIGGER') IS NOT FALSE,
            CASE WHEN count(*) = 0 THEN 'written by pystatus''s functions only'
                 WHEN bool_or(x.privilege_type = 'TRIGGER')
                 THEN 'may add triggers, which run with the owner''s rights: '
                      || string_agg(x.grantee || ' on ' || x.relation, ', ') FILTER (WHERE x.privilege_type = 'TRIGGER')
                      || ': REVOKE TRIGGER ON ... FROM ...'
                 ELSE 'written directly by ' || string_agg(DISTINCT x.grantee, ', ')
-                     || CASE WHEN pystatus.logins_restricted()
-                             THEN ', which service_logins does not restrict: grant pystatus_writer instead'
-                             ELSE ' (as before pystatus; pystatus_writer is the narrower right)' END END
+                     || ' (as before pystatus; pystatus_writer is the narrower right)' END
     FROM (SELECT t.oid::regclass::text AS relation, a.privilege_type,
                  CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END AS grantee
           FROM pg_class AS t CROSS JOIN LATERAL aclexplode(t.relacl) AS a
@@ -716,7 +624,7 @@ AS $$
     UNION ALL
     SELECT r.item, r.detail,
            CASE WHEN NOT r.ok THEN r.detail
-                WHEN r.detail LIKE '%(granted to no one yet)'
+                WHEN NOT EXISTS (SELECT FROM pg_auth_members WHERE roleid = to_regrole(substr(r.item, 6)))
                 THEN format('grant %s to the logins of %s: GRANT %1$s TO <login>',
                             substr(r.item, 6),
                             CASE r.item WHEN 'role pystatus_writer' THEN 'services'
