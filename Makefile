@@ -14,7 +14,7 @@ help:
 	@echo "make migrate   apply migrations to \$$DATABASE_URL (MIGRATE_ARGS=... for options)"
 	@echo "make db        start a local PostgreSQL with pg_partman and pg_cron (make db-stop)"
 	@echo "make bench     the benchmarks at full size (about 25 min); rewrites docs/benchmarks.md"
-	@echo "make schema    regenerate sql/schema.sql from the migrations"
+	@echo "make schema    regenerate sql/installed.sql (pg_dump of a fresh install)"
 
 system-packages:
 	@sh scripts/install-system-packages
@@ -64,7 +64,7 @@ bench-quick: venv
 	$(BIN)/python -m bench.run --quick
 
 schema: venv
-	$(BIN)/python -m tests.schema_snapshot > sql/schema.sql
+	$(BIN)/python -m tests.schema_snapshot > sql/installed.sql
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

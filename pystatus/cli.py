@@ -64,8 +64,8 @@ def cmd_migrate(args: argparse.Namespace) -> None:
         "premake": args.premake,
         "legacy_time_zone": args.legacy_time_zone,
     }
-    applied = migrations.apply(args.dsn, settings)
-    print("Applied: " + ", ".join(applied) if applied else "Already up to date.")
+    done = migrations.apply(args.dsn, settings, reapply=args.reapply)
+    print(f"pystatus {migrations.version()}: {done}.")
     _print_setup_report(args.dsn)
 
 
@@ -73,7 +73,7 @@ def cmd_rollback(args: argparse.Namespace) -> None:
     count = None if args.all else args.count
     undone = migrations.rollback(args.dsn, count, {"legacy_time_zone": args.legacy_time_zone})
     print("Rolled back: " + ", ".join(undone) if undone else "Nothing to roll back.")
-    if "0001_foundation" in undone:
+    if undone and not migrations.applied(args.dsn):
         print(
             "If pg_cron lives in another database, remove the job there too: "
             "pystatus schedule --cron-dsn ... --remove"
@@ -247,7 +247,16 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument("--format", choices=FORMATS, default="table")
         return sub
 
-    migrate = command("migrate", cmd_migrate, "apply pending migrations (under yoyo's lock)")
+    migrate = command(
+        "migrate",
+        cmd_migrate,
+        "install or upgrade pystatus in the database, all steps in one transaction",
+    )
+    migrate.add_argument(
+        "--reapply",
+        action="store_true",
+        help="apply the definitions (functions, views, triggers, grants) even if unchanged",
+    )
     migrate.add_argument("--partition-interval", help="history partition size (default: 1 month)")
     migrate.add_argument("--retention", help="how long history is kept (default: 60 days)")
     migrate.add_argument("--premake", help="partitions made ahead of now (default: 4)")

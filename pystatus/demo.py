@@ -39,8 +39,7 @@ def _database(dsn: str | None) -> Iterator[tuple[str, Cluster | None]]:
 
 def prepare(dsn: str, cluster: Cluster | None) -> None:
     """Migrates, loads the demo history into an empty database, schedules the jobs."""
-    applied = migrations.apply(dsn)
-    print("Migrated: " + (", ".join(applied) or "already up to date"))
+    print(f"Migrated: {migrations.apply(dsn)}")
     with psycopg.connect(dsn, autocommit=True) as conn:
         if conn.execute("SELECT count(*) FROM system_status").fetchone() == (0,):
             for service in SERVICES:

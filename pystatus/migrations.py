@@ -1,10 +1,28 @@
-"""Schema migrations: yoyo-migrations over the SQL files shipped in the package."""
+"""Installing and upgrading pystatus's SQL, all or nothing.
+
+Two kinds of SQL (sql/README.md):
+
+* ``sql/migrations/``: versioned migrations (yoyo) for what holds state:
+  tables, types, pg_partman's configuration. Append-only once released.
+* ``sql/schema/``: the readable definition of every object. All files but
+  ``20_tables.sql`` (functions, views, triggers, grants) are idempotent and are
+  re-applied whenever any of them changed: those before ``20_tables.sql``
+  ahead of the pending migrations (the tables' constraints call them), the
+  rest after.
+
+``apply`` runs every pending step in one transaction, under an advisory lock:
+if any step fails, the database is exactly as it was.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import importlib.resources
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +30,100 @@ import psycopg
 from yoyo import read_migrations
 from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import parse_uri
-from yoyo.exceptions import LockTimeout
 
 from pystatus.connection import resolve_dsn
-from pystatus.errors import PystatusError, translate_errors
+from pystatus.errors import PystatusError, translate, translate_errors
+
+TABLES = "20_tables.sql"
+"""The file of sql/schema/ that migrations build; the others are re-applied."""
+
+# One migrate or rollback at a time per database; a second one waits, then
+# finds nothing left to do.
+_LOCK = "SELECT pg_advisory_xact_lock(hashtext('pystatus.migrate'))"
+_UNPINNED = re.compile(r"^-- search_path: not pinned, because (?P<why>.*)", re.MULTILINE)
+_FUNCTION = re.compile(r"^CREATE OR REPLACE FUNCTION pystatus\.(?P<name>\w+)\(", re.MULTILINE)
 
 
-def migrations_dir() -> Path:
-    return Path(str(importlib.resources.files("pystatus") / "sql" / "migrations"))
+def version() -> str:
+    return importlib.metadata.version("pystatus")
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The SQL of one version of pystatus: sql/schema/ and sql/migrations/."""
+
+    root: Path = field(
+        default_factory=lambda: Path(str(importlib.resources.files("pystatus") / "sql"))
+    )
+
+    @property
+    def schema_files(self) -> list[Path]:
+        return sorted((self.root / "schema").glob("*.sql"))
+
+    @property
+    def tables(self) -> Path:
+        return self.root / "schema" / TABLES
+
+    @property
+    def before_migrations(self) -> list[Path]:
+        return [p for p in self.schema_files if p.name < TABLES]
+
+    @property
+    def after_migrations(self) -> list[Path]:
+        return [p for p in self.schema_files if p.name > TABLES]
+
+    def migrations(self) -> Any:
+        return read_migrations(str(self.root / "migrations"))
+
+    def definitions_sha256(self) -> str:
+        """Changes whenever a re-applied file of sql/schema/ does."""
+        digest = hashlib.sha256()
+        for path in [*self.before_migrations, *self.after_migrations]:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        return digest.hexdigest()
+
+    def unpinned_functions(self) -> dict[str, str]:
+        """The functions that do not pin search_path, each with the reason written
+        above its definition (``-- search_path: not pinned, because ...``)."""
+        found = {}
+        for path in self.schema_files:
+            text = path.read_text()
+            for marker in _UNPINNED.finditer(text):
+                function = _FUNCTION.search(text, marker.end())
+                if function is None:
+                    raise PystatusError(f"{path.name}: a search_path marker before no function")
+                found[function["name"]] = marker["why"]
+        return found
+
+    def install_script(self) -> str:
+        """What ``apply`` runs on an empty database with the default settings, as one
+        script: frozen at each release as the starting point of upgrade tests."""
+        migrations = self.migrations()
+        checksum = self.definitions_sha256()
+        parts = [
+            *(p.read_text() for p in self.before_migrations),
+            *(Path(m.path).read_text() for m in migrations),
+            *(p.read_text() for p in self.after_migrations),
+            "INSERT INTO pystatus.definitions_applied (version, sources_sha256)\n"
+            f"VALUES ('{version()}', '{checksum}');\n",
+        ]
+        ids = " ".join(m.id for m in migrations)
+        return f"-- migrations: {ids}\n\n" + "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class Migrated:
+    """What ``apply`` did: the migrations applied, and whether the definitions were."""
+
+    migrations: list[str]
+    definitions: bool
+
+    def __bool__(self) -> bool:
+        return bool(self.migrations) or self.definitions
+
+    def __str__(self) -> str:
+        done = [*self.migrations, *(["the definitions of sql/schema/"] if self.definitions else [])]
+        return "applied " + ", ".join(done) if done else "already up to date"
 
 
 class _Backend(PostgresqlPsycopgBackend):  # type: ignore[misc]
@@ -44,46 +148,156 @@ class _Backend(PostgresqlPsycopgBackend):  # type: ignore[misc]
 
 
 @contextmanager
-def backend(dsn: str | None = None, settings: Mapping[str, str | None] = {}) -> Iterator[Any]:
-    """A yoyo backend holding yoyo's lock; errors come out as pystatus errors."""
+def _backend(dsn: str | None, settings: Mapping[str, str | None]) -> Iterator[Any]:
+    """A yoyo backend whose bookkeeping tables exist; errors come out as pystatus errors."""
     with translate_errors():
-        yoyo = _Backend.for_dsn(resolve_dsn(dsn), settings)
+        backend = _Backend.for_dsn(resolve_dsn(dsn), settings)
     try:
         with translate_errors():
-            yoyo.init_database()
-            with yoyo.lock():
-                yield yoyo
-    except LockTimeout as exc:
-        raise PystatusError(f"another migration holds yoyo's lock: {exc}") from exc
+            backend.init_database()
+            backend.ensure_internal_schema_updated()
+        yield backend
     finally:
-        yoyo.connection.close()
+        backend.connection.close()
 
 
-def apply(dsn: str | None = None, settings: Mapping[str, str | None] = {}) -> list[str]:
-    """Applies pending migrations under yoyo's lock; returns the ids applied."""
-    with backend(dsn, settings) as yoyo:
-        pending = yoyo.to_apply(read_migrations(str(migrations_dir())))
-        yoyo.apply_migrations(pending)
-        return [m.id for m in pending]
+class _Steps:
+    """Runs the steps of one transaction, remembering which one is running."""
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        self.current = "the advisory lock"
+        # Scripts set search_path and TimeZone for themselves (SET LOCAL): each
+        # step starts from the session's own values.
+        self._session = backend.connection.execute(
+            "SELECT current_setting('search_path'), current_setting('TimeZone')"
+        ).fetchone()
+
+    def _restore(self) -> None:
+        self.backend.connection.execute(
+            "SELECT set_config('search_path', %s, true), set_config('TimeZone', %s, true)",
+            self._session,
+        )
+
+    def run_file(self, path: Path) -> None:
+        self.current = f"sql/schema/{path.name}"
+        self.backend.connection.execute(path.read_text())
+        self._restore()
+
+    def run_migration(self, migration: Any, direction: str) -> None:
+        self.current = f"migration {migration.id} ({direction})"
+        migration.process_steps(self.backend, direction)
+        self._restore()
+        self.backend.log_migration(migration, direction)
+        if direction == "apply":
+            self.backend.mark_one(migration, log=False)
+        else:
+            self.backend.unmark_one(migration, log=False)
+
+    def failed(self, exc: PystatusError | psycopg.Error, command: str) -> PystatusError:
+        error: PystatusError = translate(exc) if isinstance(exc, psycopg.Error) else exc
+        return type(error)(
+            f"{command} stopped at {self.current} and changed nothing (all its steps run in "
+            f"one transaction, which was rolled back): {error}"
+        )
+
+
+def _refuse_unknown(backend: Any, known: Any) -> None:
+    """Applied migrations this version does not ship mean another version installed
+    them: going on would mix two versions' schemas."""
+    ids = {m.id for m in known}
+    applied = [row[0] for row in backend.execute("SELECT migration_id FROM _yoyo_migration")]
+    unknown = [i for i in applied if i not in ids]
+    if unknown:
+        raise PystatusError(
+            f"this database has migrations pystatus {version()} does not know: "
+            f"{', '.join(unknown)}. A newer version of pystatus (or a development version from "
+            "before 0.2.0) installed it: use that version, or roll it back with that version first"
+        )
+
+
+def installed_definitions(conn: psycopg.Connection[Any]) -> str | None:
+    """The checksum of the definitions last applied, or None (not installed)."""
+    if conn.execute("SELECT to_regclass('pystatus.definitions_applied')").fetchone() == (None,):
+        return None
+    row = conn.execute(
+        "SELECT sources_sha256 FROM pystatus.definitions_applied ORDER BY applied_at DESC LIMIT 1"
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def apply(
+    dsn: str | None = None,
+    settings: Mapping[str, str | None] = {},
+    *,
+    reapply: bool = False,
+    sources: Sources | None = None,
+) -> Migrated:
+    """Applies the pending migrations and, when they changed (or ``reapply``), the
+    definitions, in one transaction. Returns what it applied."""
+    sources = sources or Sources()
+    migrations = sources.migrations()
+    with _backend(dsn, settings) as backend:
+        _refuse_unknown(backend, migrations)
+        steps = _Steps(backend)
+        try:
+            with backend.transaction():
+                backend.execute(_LOCK)
+                pending = backend.to_apply(migrations)
+                checksum = sources.definitions_sha256()
+                current = installed_definitions(backend.connection)
+                if not pending and not reapply and current == checksum:
+                    return Migrated([], False)
+                for path in sources.before_migrations:
+                    steps.run_file(path)
+                for migration in pending:
+                    steps.run_migration(migration, "apply")
+                for path in sources.after_migrations:
+                    steps.run_file(path)
+                steps.current = "recording the definitions applied"
+                backend.connection.execute(
+                    "INSERT INTO pystatus.definitions_applied (version, sources_sha256)"
+                    " VALUES (%s, %s)",
+                    (version(), checksum),
+                )
+        except (PystatusError, psycopg.Error) as exc:
+            raise steps.failed(exc, "pystatus migrate") from exc
+        return Migrated([m.id for m in pending], True)
 
 
 def rollback(
-    dsn: str | None = None, count: int | None = 1, settings: Mapping[str, str | None] = {}
+    dsn: str | None = None,
+    count: int | None = 1,
+    settings: Mapping[str, str | None] = {},
+    *,
+    sources: Sources | None = None,
 ) -> list[str]:
-    """Rolls back the newest ``count`` applied migrations (all when None); returns their ids."""
-    with backend(dsn, settings) as yoyo:
-        applied = yoyo.to_rollback(read_migrations(str(migrations_dir())))
-        chosen = applied if count is None else applied[:count]
-        yoyo.rollback_migrations(chosen)
+    """Rolls back the newest ``count`` applied migrations (all when None), in one
+    transaction; returns their ids. Rolling back the first migration removes
+    pystatus entirely."""
+    sources = sources or Sources()
+    migrations = sources.migrations()
+    with _backend(dsn, settings) as backend:
+        _refuse_unknown(backend, migrations)
+        steps = _Steps(backend)
+        try:
+            with backend.transaction():
+                backend.execute(_LOCK)
+                applied = backend.to_rollback(migrations)
+                chosen = applied if count is None else applied[:count]
+                for migration in chosen:
+                    steps.run_migration(migration, "rollback")
+        except (PystatusError, psycopg.Error) as exc:
+            raise steps.failed(exc, "pystatus rollback") from exc
         return [m.id for m in chosen]
 
 
 def pending(dsn: str | None = None) -> list[str]:
-    with backend(dsn) as yoyo:
-        return [m.id for m in yoyo.to_apply(read_migrations(str(migrations_dir())))]
+    with _backend(dsn, {}) as backend:
+        return [m.id for m in backend.to_apply(Sources().migrations())]
 
 
 def applied(dsn: str | None = None) -> list[str]:
     """Ids of the applied migrations, oldest first."""
-    with backend(dsn) as yoyo:
-        return [m.id for m in reversed(yoyo.to_rollback(read_migrations(str(migrations_dir()))))]
+    with _backend(dsn, {}) as backend:
+        return [m.id for m in reversed(backend.to_rollback(Sources().migrations()))]

@@ -13,7 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pgspot import cli, visitors
+import pglast
+from pglast import ast
+from pgspot import cli, formatters, visitors
+
+from pystatus.migrations import Sources
 
 
 def check_sql_standard_body(original: Any) -> Any:
@@ -37,35 +41,51 @@ visitors.SQLVisitor.visit_CreateFunctionStmt = check_sql_standard_body(
 )
 
 
-def scripts() -> list[str]:
-    """Every SQL script in the order a database sees them: the migrations, their
-    rollbacks newest first, the demo's history. (sql/queries.sql holds psycopg
-    queries with placeholders, run with the caller's own rights; it is not a script.)"""
-    sql = Path(__file__).resolve().parent.parent / "sql"
-    migrations = sorted(
-        p for p in (sql / "migrations").glob("*.sql") if not p.name.endswith(".rollback.sql")
-    )
-    rollbacks = sorted((sql / "migrations").glob("*.rollback.sql"), reverse=True)
-    return [str(p) for p in [*migrations, *rollbacks, sql / "demo" / "history.sql"]]
+def unpinned_signatures(sources: Sources) -> list[str]:
+    """pgspot's spelling of the functions sql/schema/ exempts from a pinned search_path
+    (each with its reason, above its definition; the tests read the same marks)."""
+    names = sources.unpinned_functions()
+    found = []
+    for path in sources.schema_files:
+        for statement in pglast.parse_sql(path.read_text()):
+            node = statement.stmt
+            if isinstance(node, ast.CreateFunctionStmt) and node.funcname[-1].sval in names:
+                found.append(formatters.format_function(node))
+    return found
 
 
-# Functions that do not pin search_path, each for a reason given beside it in
-# 0001_foundation.sql: the three that call pg_partman (pg_partman 4.x resets
-# search_path for the whole session to what it found) and the copy trigger
-# (run for every row; a pin costs batches about 10 %). Their bodies name every
-# function and operator with its schema, which pgspot checks: only the missing
-# pin is allowed.
-UNPINNED = [
-    "pystatus.create_history_partitions(p_from timestamptz,p_until timestamptz)",
-    "pystatus.maintain()",
-    "pystatus.move_default_rows()",
-    "pystatus.copy_status_to_history()",
-]
+def runs(sources: Sources) -> list[list[str]]:
+    """The scripts in the order a database sees them, each run appended (schemas made
+    by one script are known to the next): an installation with its rollback and the
+    demo's history; and the readable definition of the tables, which the migrations
+    build. (sql/queries.sql holds psycopg queries with placeholders, run with the
+    caller's own rights; it is not a script.)"""
+    migrations = [Path(m.path) for m in sources.migrations()]
+    rollbacks = [p.with_suffix(".rollback.sql") for p in reversed(migrations)]
+    install = [*sources.before_migrations, *migrations, *sources.after_migrations]
+    return [
+        [str(p) for p in [*install, *rollbacks, sources.root / "demo" / "history.sql"]],
+        [str(p) for p in [*sources.before_migrations, sources.tables]],
+    ]
+
+
+def main(files: list[str]) -> int:
+    """Lints the given scripts, or (none given) pystatus's own."""
+    sources = Sources()
+    exempt = [
+        arg for f in unpinned_signatures(sources) for arg in ("--proc-without-search-path", f)
+    ]
+    status = 0
+    for arguments in (
+        [files] if files else [["--append", "--summary-only", *r] for r in runs(sources)]
+    ):
+        sys.argv = [sys.argv[0], *exempt, *arguments]
+        try:
+            cli.run()  # exits 1 on a finding: go on with the other run all the same
+        except SystemExit as finished:
+            status = max(status, int(finished.code or 0))
+    return status
+
 
 if __name__ == "__main__":
-    if len(sys.argv) == 1:
-        # Appended: schemas created by one migration are known to the next.
-        sys.argv += ["--append", "--summary-only", *scripts()]
-    for function in UNPINNED:
-        sys.argv[1:1] = ["--proc-without-search-path", function]
-    sys.exit(cli.run())
+    sys.exit(main(sys.argv[1:]))

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 import pystatus
-from pystatus import cli
+from pystatus import cli, migrations
 from pystatus.cluster import Cluster
 from pystatus.output import RED, RESET, write_rows
 
@@ -118,7 +118,7 @@ def test_migrate_on_an_up_to_date_database_reports_and_changes_nothing(
 ) -> None:
     code, out, _ = run(capsys, "migrate", "--dsn", dsn)
     assert code == 0
-    assert out.startswith("Already up to date.")
+    assert out.startswith(f"pystatus {migrations.version()}: already up to date.")
     assert "pg_partman: 4." in out or "pg_partman: 5." in out
     assert "retention: 60 days" in out
 
@@ -164,7 +164,8 @@ def test_the_wheel_carries_the_sql_and_migrates_outside_the_repository(
     )
     (wheel,) = tmp_path.glob("pystatus-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "pystatus/sql/migrations/0001_foundation.sql" in names
+    assert "pystatus/sql/migrations/0001_baseline.sql" in names
+    assert "pystatus/sql/schema/30_write.sql" in names
     assert "pystatus/sql/queries.sql" in names
     unpacked = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(unpacked)
@@ -184,7 +185,7 @@ def test_the_wheel_carries_the_sql_and_migrates_outside_the_repository(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(str(unpacked))
-    assert "Applied: 0001_foundation" in done.stdout
+    assert "applied 0001_baseline, the definitions of sql/schema/." in done.stdout
 
 
 def test_dsn_from_libpq_variables(

@@ -1,9 +1,14 @@
-"""Migrations: up, down, up again; re-running; adopting a seed install; schema drift."""
+"""Migrations: up, down, up again; re-running; all or nothing; adopting a seed
+install; schema drift. Releases and upgrades: tests/test_releases.py."""
 
 from __future__ import annotations
 
 import difflib
+import shutil
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -11,17 +16,11 @@ import pytest
 import pystatus
 from pystatus import migrations
 from pystatus.cluster import Cluster
+from tests.catalog import describe
 from tests.helpers import one
 from tests.schema_snapshot import SNAPSHOT, dump_schema
 
-ALL = [
-    "0001_foundation",
-    "0002_history_answers",
-    "0003_dashboard",
-    "0004_heartbeat_many",
-    "0005_check",
-    "0006_roles",
-]
+ALL = ["0001_baseline"]
 
 # The seed's table, as a seed install has it.
 SEED_TABLE = """
@@ -41,10 +40,12 @@ INSERT INTO system_status VALUES
 def assert_same_schema(actual: str, expected: str) -> None:
     diff = "".join(
         difflib.unified_diff(
-            expected.splitlines(True), actual.splitlines(True), "sql/schema.sql", "migrated"
+            expected.splitlines(True), actual.splitlines(True), "sql/installed.sql", "migrated"
         )
     )
-    assert not diff, f"the migrated schema differs from sql/schema.sql (run `make schema`):\n{diff}"
+    assert not diff, (
+        f"the migrated schema differs from sql/installed.sql (run `make schema`):\n{diff}"
+    )
 
 
 def test_migrated_schema_matches_the_committed_snapshot(dsn: str, cluster: Cluster) -> None:
@@ -52,8 +53,8 @@ def test_migrated_schema_matches_the_committed_snapshot(dsn: str, cluster: Clust
 
 
 def test_up_down_up_again_and_rerunning_is_a_no_op(empty_dsn: str, cluster: Cluster) -> None:
-    assert migrations.apply(empty_dsn) == ALL
-    assert migrations.apply(empty_dsn) == []
+    assert migrations.apply(empty_dsn) == migrations.Migrated(ALL, definitions=True)
+    assert not migrations.apply(empty_dsn)  # nothing changed: a true no-op
     assert migrations.pending(empty_dsn) == []
 
     assert migrations.rollback(empty_dsn, count=None) == list(reversed(ALL))
@@ -62,7 +63,7 @@ def test_up_down_up_again_and_rerunning_is_a_no_op(empty_dsn: str, cluster: Clus
         assert one(db, "SELECT to_regclass('public.system_status_history')") is None
         assert one(db, "SELECT count(*) FROM partman.part_config") == 0
 
-    assert migrations.apply(empty_dsn) == ALL
+    assert migrations.apply(empty_dsn).migrations == ALL
     assert_same_schema(dump_schema(empty_dsn, cluster.bindir), SNAPSHOT.read_text())
     with psycopg.connect(empty_dsn, autocommit=True) as db:
         pystatus.heartbeat(db, "librarian")
@@ -178,3 +179,123 @@ def test_bad_partition_settings_are_refused(empty_dsn: str) -> None:
         migrations.apply(empty_dsn, {"retention": "-3 days"})
     with psycopg.connect(empty_dsn) as db:
         assert one(db, "SELECT to_regnamespace('pystatus')") is None
+
+
+# --- All or nothing -----------------------------------------------------------
+
+
+def copy_sources(tmp_path: Path) -> migrations.Sources:
+    """A copy of this version's SQL, to change without touching the package."""
+    root = tmp_path / "sql"
+    shutil.copytree(migrations.Sources().root, root)
+    return migrations.Sources(root)
+
+
+def fail_last_step(sources: migrations.Sources) -> Path:
+    """Injects a failure at the very end of the last step, the roles."""
+    last = sources.schema_files[-1]
+    with last.open("a") as script:
+        script.write(
+            "\nDO $$ BEGIN RAISE EXCEPTION 'injected failure' USING ERRCODE = 'PS010'; END $$;\n"
+        )
+    return last
+
+
+def installation(dsn: str) -> dict[str, Any]:
+    with psycopg.connect(dsn) as db:
+        described = describe(db)
+        described["yoyo"] = db.execute(
+            "SELECT migration_id FROM _yoyo_migration ORDER BY 1"
+        ).fetchall()
+        described["rows"] = [
+            (
+                one(db, "SELECT count(*) FROM public.system_status"),
+                one(db, "SELECT to_regclass('public.system_status_history')"),
+            )
+        ]
+        return described
+
+
+def test_a_failure_in_the_last_step_of_a_fresh_install_leaves_the_database_as_it_was(
+    empty_dsn: str, tmp_path: Path
+) -> None:
+    seed_install(empty_dsn)
+    sources = copy_sources(tmp_path)
+    last = fail_last_step(sources)
+    with pytest.raises(pystatus.NotInstalled) as failed:
+        migrations.apply(empty_dsn, sources=sources)
+    message = str(failed.value)
+    assert f"stopped at sql/schema/{last.name}" in message
+    assert "changed nothing" in message and "injected failure" in message
+    with psycopg.connect(empty_dsn) as db:
+        assert one(db, "SELECT to_regnamespace('pystatus')") is None
+        assert one(db, "SELECT to_regclass('public.system_status_history')") is None
+        assert one(db, "SELECT count(*) FROM _yoyo_migration") == 0
+        assert one(db, "SELECT count(*) FROM system_status") == 2
+        column_type = one(
+            db,
+            "SELECT format_type(atttypid, NULL) FROM pg_attribute"
+            " WHERE attrelid = 'system_status'::regclass AND attname = 'last_heartbeat'",
+        )
+        assert column_type == "timestamp without time zone"  # not adopted either
+    # Once the cause is gone, the same command installs everything.
+    assert migrations.apply(empty_dsn).migrations == ALL
+
+
+def test_a_failure_in_the_last_step_of_an_upgrade_leaves_the_database_as_it_was(
+    empty_dsn: str, tmp_path: Path
+) -> None:
+    migrations.apply(empty_dsn)
+    with psycopg.connect(empty_dsn, autocommit=True) as db:
+        pystatus.heartbeat(db, "librarian")
+    before = installation(empty_dsn)
+    # The next version: a new migration, a changed function, and a failing last step.
+    sources = copy_sources(tmp_path)
+    (sources.root / "migrations" / "0002_next.sql").write_text(
+        "-- depends: 0001_baseline\n"
+        "ALTER TABLE pystatus.service_expectations ADD COLUMN note text;\n"
+    )
+    answers = sources.root / "schema" / "50_answers.sql"
+    answers.write_text(answers.read_text().replace("stale once the service", "stale when it"))
+    fail_last_step(sources)
+    with pytest.raises(pystatus.NotInstalled, match="changed nothing"):
+        migrations.apply(empty_dsn, sources=sources)
+    assert installation(empty_dsn) == before
+
+
+def test_definitions_are_applied_again_only_when_they_change(
+    empty_dsn: str, tmp_path: Path
+) -> None:
+    migrations.apply(empty_dsn)
+    sources = copy_sources(tmp_path)
+    assert not migrations.apply(empty_dsn, sources=sources)  # the same files: nothing to do
+    check = sources.root / "schema" / "80_check.sql"
+    check.write_text(check.read_text().replace("The installation''s health", "Health"))
+    assert migrations.apply(empty_dsn, sources=sources) == migrations.Migrated([], True)
+    with psycopg.connect(empty_dsn) as db:
+        comment = one(db, "SELECT obj_description('pystatus.check()'::regprocedure)")
+        assert comment.startswith("Health: pg_partman")
+        assert one(db, "SELECT count(*) FROM pystatus.definitions_applied") == 2
+    assert not migrations.apply(empty_dsn, sources=sources)
+    # Back to this version's files: applied again, and equal to a fresh install.
+    assert migrations.apply(empty_dsn).definitions
+
+
+def test_two_migrations_at_once_apply_once(empty_dsn: str) -> None:
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: migrations.apply(empty_dsn), range(2)))
+    assert sorted(r.migrations for r in results) == [[], ALL]
+    with psycopg.connect(empty_dsn) as db:
+        assert one(db, "SELECT count(*) FROM pystatus.definitions_applied") == 1
+
+
+def test_a_database_migrated_by_another_version_is_refused(empty_dsn: str) -> None:
+    migrations.apply(empty_dsn)
+    with psycopg.connect(empty_dsn, autocommit=True) as db:
+        db.execute(
+            "INSERT INTO _yoyo_migration (migration_hash, migration_id, applied_at_utc)"
+            " VALUES ('x', '0099_from_the_future', now())"
+        )
+    for command in (migrations.apply, migrations.rollback):
+        with pytest.raises(pystatus.PystatusError, match="does not know: 0099_from_the_future"):
+            command(empty_dsn)

@@ -1,0 +1,162 @@
+-- Rules: what a service name, a status and a heartbeat may be, and how a status
+-- counts. The tables' constraints (20_tables.sql), the fast test on the
+-- heartbeat path and the API's error messages share these definitions, so
+-- they come before the tables.
+--
+-- The naming rule has two forms, one regular expression and one that says
+-- which rule is broken; a property test keeps them in agreement.
+
+SET LOCAL search_path = pg_catalog, pg_temp;
+
+------------------------------------------------------------------------------
+-- Service names, statuses, heartbeats
+------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION pystatus.service_name_problem(service_name text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE
+    WHEN service_name IS NULL THEN 'must not be null'
+    WHEN service_name = '' THEN 'must not be empty'
+    WHEN char_length(service_name) > 64 THEN
+        'must be at most 64 characters (it has ' || char_length(service_name) || ')'
+    WHEN service_name !~ '[^[:space:]]' THEN 'must not be blank'
+    WHEN service_name ~ '[[:cntrl:]]' THEN 'must not contain control characters'
+    WHEN service_name ~ '^[[:space:]]|[[:space:]]$' THEN
+        'must not start or end with white space'
+END;
+COMMENT ON FUNCTION pystatus.service_name_problem(text) IS
+    'Why a service name breaks the naming rules (1-64 characters, not blank, no control '
+    'characters, no surrounding white space), or NULL when it is valid.';
+
+CREATE OR REPLACE FUNCTION pystatus.is_valid_service_name(service_name text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+-- One regular expression: 1 to 64 characters, none a control character, the
+-- first and last not white space (so not blank). service_name_problem() says
+-- which rule a name breaks; a test checks that the two agree.
+RETURN service_name ~ '^[^[:space:][:cntrl:]]([^[:cntrl:]]{0,62}[^[:space:][:cntrl:]])?$';
+COMMENT ON FUNCTION pystatus.is_valid_service_name(text) IS
+    'Whether a service name keeps the naming rules; the fast test behind the table constraint '
+    'and the heartbeat functions.';
+
+CREATE OR REPLACE FUNCTION pystatus.is_status(status text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN status IN ('ok', 'degraded', 'down', 'starting', 'stopping', 'maintenance', 'stale');
+COMMENT ON FUNCTION pystatus.is_status(text) IS
+    'The status vocabulary: what services report (ok, degraded, down, starting, stopping, '
+    'maintenance) plus stale, which only pystatus writes, when a service falls silent.';
+
+CREATE OR REPLACE FUNCTION pystatus._is_valid_heartbeat(
+    service_name text, status text, current_task text, latency_ms double precision)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN coalesce(pystatus.is_valid_service_name(service_name)
+                AND pystatus.is_status(status) AND status <> 'stale'
+                AND coalesce(octet_length(current_task) <= 4096, true)
+                AND coalesce(latency_ms >= 0 AND latency_ms < 'Infinity', true), false);
+COMMENT ON FUNCTION pystatus._is_valid_heartbeat(text, text, text, double precision) IS
+    'Whether a heartbeat keeps every rule, in one expression the heartbeat functions evaluate '
+    'inline; only when it does not do they call _check_heartbeat() for the precise error.';
+
+CREATE OR REPLACE FUNCTION pystatus._check_heartbeat(
+    service_name text, status text, current_task text, latency_ms double precision)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_problem text := pystatus.service_name_problem(service_name);
+BEGIN
+    IF v_problem IS NOT NULL THEN
+        RAISE EXCEPTION 'invalid service name %: %',
+            quote_nullable(left(service_name, 80)) || CASE WHEN char_length(service_name) > 80 THEN '...' ELSE '' END,
+            v_problem
+            USING ERRCODE = 'PS001',
+                  HINT = 'A service name has 1 to 64 characters, is not blank and has no control characters.';
+    END IF;
+    IF status = 'stale' THEN
+        RAISE EXCEPTION 'invalid status ''stale'': it is reserved for pystatus, which writes it when a service falls silent'
+            USING ERRCODE = 'PS002',
+                  HINT = 'Services report ok, degraded, down, starting, stopping or maintenance.';
+    END IF;
+    IF status IS NULL OR NOT pystatus.is_status(status) THEN
+        RAISE EXCEPTION 'invalid status %: must be one of ok, degraded, down, starting, stopping, maintenance',
+            quote_nullable(left(status, 80))
+            USING ERRCODE = 'PS002',
+                  HINT = 'Statuses are lower case.';
+    END IF;
+    IF octet_length(current_task) > 4096 THEN
+        RAISE EXCEPTION 'invalid current_task: it is % bytes, the limit is 4096 bytes', octet_length(current_task)
+            USING ERRCODE = 'PS003';
+    END IF;
+    IF latency_ms < 0 OR latency_ms >= 'Infinity' THEN  -- NaN sorts above Infinity
+        RAISE EXCEPTION 'invalid latency_ms %: must be a finite number, 0 or more', latency_ms
+            USING ERRCODE = 'PS006';
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION pystatus._check_heartbeat(text, text, text, double precision) IS
+    'Raises a clear error (SQLSTATE PS001 name, PS002 status, PS003 task, PS006 latency) for a heartbeat '
+    'that breaks the rules; the heartbeat functions call it before writing anything.';
+
+------------------------------------------------------------------------------
+-- The status model (README, "How pystatus reads history"):
+--   * a history row's status holds from its time until the next row;
+--   * a service silent for longer than expected_interval + grace is stale
+--     from that deadline on, unless its last status was stopping or
+--     maintenance (planned, so silence is expected) or stale already;
+--   * categories: up = ok, degraded; down = down, stale;
+--     maintenance = maintenance; no data = starting, stopping, and any time
+--     before a service's first heartbeat or after now.
+------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION pystatus.goes_stale(status text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN status NOT IN ('stale', 'stopping', 'maintenance');
+COMMENT ON FUNCTION pystatus.goes_stale(text) IS
+    'Whether silence past the deadline turns this status stale: not for stopping and maintenance '
+    '(the service said it would be quiet) nor for stale itself.';
+
+CREATE OR REPLACE FUNCTION pystatus.status_category(status text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE
+    WHEN status IN ('ok', 'degraded') THEN 'up'
+    WHEN status IN ('down', 'stale') THEN 'down'
+    WHEN status = 'maintenance' THEN 'maintenance'
+    ELSE 'no data'  -- starting, stopping: planned transitions, neither up nor down
+END;
+COMMENT ON FUNCTION pystatus.status_category(text) IS
+    'How a status counts for uptime: up (ok, degraded), down (down, stale), maintenance, '
+    'or no data (starting, stopping).';
+
+------------------------------------------------------------------------------
+-- Time: durations and the rollups' buckets. Constant SQL functions, which
+-- PostgreSQL inlines and folds where they are used, so naming them costs nothing.
+------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION pystatus._microseconds(duration interval)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN (extract(epoch FROM duration) * 1000000)::bigint;
+COMMENT ON FUNCTION pystatus._microseconds(interval) IS
+    'A duration in whole microseconds: rollups add these exactly.';
+
+CREATE OR REPLACE FUNCTION pystatus._bucket_origin()
+RETURNS timestamptz
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN timestamptz '2000-01-01 00:00:00+00';
+COMMENT ON FUNCTION pystatus._bucket_origin() IS
+    'Where the rollups'' hours and days start counting (date_bin''s origin): UTC midnight, so '
+    'hourly and daily buckets are UTC hours and days.';
+
+CREATE OR REPLACE FUNCTION pystatus._rollup_delay()
+RETURNS interval
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN interval '5 minutes';
+COMMENT ON FUNCTION pystatus._rollup_delay() IS
+    'How long after an hour ends it is rolled up, so that its heartbeats have committed; a '
+    'history row dated further back than this when written is late and marks its rollups dirty.';

@@ -1,0 +1,530 @@
+-- Answers from history: live status with staleness and the sweeper, the
+-- timeline of segments, transitions, incidents, time-weighted uptime (from the
+-- rollups of 60_rollups.sql), latency trends and task durations. The status
+-- model they share is in 10_rules.sql.
+
+SET LOCAL search_path = pg_catalog, pg_temp;
+
+-- The answers that pystatus_reader may call (80_roles.sql) run as their owner
+-- (SECURITY DEFINER): a reader needs no right on history or the rollups, and
+-- reads them only through these functions.
+
+------------------------------------------------------------------------------
+-- Expectations
+------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION pystatus.set_expectations(
+    service_name text,
+    expected_interval interval,
+    grace interval DEFAULT interval '60 seconds')
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+    PERFORM pystatus._check_heartbeat(set_expectations.service_name, 'ok', NULL, NULL);
+    IF set_expectations.expected_interval IS NULL OR set_expectations.expected_interval <= interval '0' THEN
+        RAISE EXCEPTION 'invalid expected_interval %: must be positive', set_expectations.expected_interval
+            USING ERRCODE = 'PS005';
+    END IF;
+    IF set_expectations.grace IS NULL OR set_expectations.grace < interval '0' THEN
+        RAISE EXCEPTION 'invalid grace %: must be 0 or more', set_expectations.grace
+            USING ERRCODE = 'PS005';
+    END IF;
+    INSERT INTO pystatus.service_expectations AS e (service_name, expected_interval, grace)
+    VALUES (set_expectations.service_name, set_expectations.expected_interval, set_expectations.grace)
+    ON CONFLICT (service_name) DO UPDATE
+        SET expected_interval = EXCLUDED.expected_interval, grace = EXCLUDED.grace;
+    -- Silence in past history is judged by the new expectations too: recompute its rollups.
+    INSERT INTO pystatus.rollup_dirty (service_name, since)
+    SELECT set_expectations.service_name, min(starts) FROM pystatus.history_partitions;
+END;
+$$;
+COMMENT ON FUNCTION pystatus.set_expectations(text, interval, interval) IS
+    'Sets how often a service heartbeats and the grace before silence makes it stale. Applies to '
+    'its whole raw history (its rollups are recomputed); PS001/PS005 on bad input.';
+
+------------------------------------------------------------------------------
+-- Live status and the sweeper
+------------------------------------------------------------------------------
+
+CREATE OR REPLACE VIEW pystatus.live_status AS
+SELECT
+    s.service_name,
+    CASE WHEN pystatus.goes_stale(s.status) AND now() > x.stale_after
+         THEN 'stale' ELSE s.status END::varchar(16) AS effective_status,
+    s.status AS reported_status,
+    s.last_heartbeat,
+    extract(epoch FROM now() - s.last_heartbeat)::double precision AS seconds_since,
+    s.current_task,
+    s.latency_ms,
+    d.expected_interval,
+    d.grace,
+    x.stale_after
+FROM public.system_status AS s
+LEFT JOIN pystatus.service_expectations AS e ON e.service_name = s.service_name
+-- The defaults for services without expectations, written once.
+CROSS JOIN LATERAL (SELECT coalesce(e.expected_interval, interval '60 seconds') AS expected_interval,
+                           coalesce(e.grace, interval '60 seconds') AS grace) AS d
+CROSS JOIN LATERAL (SELECT s.last_heartbeat + d.expected_interval + d.grace AS stale_after) AS x;
+COMMENT ON VIEW pystatus.live_status IS
+    'Every service as a dashboard should show it: effective_status is stale once the service '
+    'has been silent past stale_after (last_heartbeat + expected_interval + grace), even if it '
+    'never said so. Reads system_status only: as fast as the dashboard''s own query.';
+
+CREATE OR REPLACE FUNCTION pystatus.sweep()
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_marked integer;
+BEGIN
+    -- The freshness test is on the target row (s), which PostgreSQL re-checks
+    -- if a heartbeat updates it concurrently: a service that just spoke is
+    -- never marked. The history row is dated at the deadline, not now.
+    WITH silent AS (
+        UPDATE public.system_status AS s
+        SET status = 'stale', updated_at = clock_timestamp()
+        FROM pystatus.live_status AS l
+        WHERE l.service_name = s.service_name
+          AND pystatus.goes_stale(s.status)
+          AND s.last_heartbeat + l.expected_interval + l.grace < now()
+        RETURNING s.service_name, s.last_heartbeat + l.expected_interval + l.grace AS deadline
+    ), written AS (
+        INSERT INTO public.system_status_history (heartbeat_timestamp, service_name, status)
+        SELECT deadline, service_name, 'stale' FROM silent
+        RETURNING 1
+    )
+    SELECT count(*) INTO v_marked FROM written;
+    RETURN v_marked;
+END;
+$$;
+COMMENT ON FUNCTION pystatus.sweep() IS
+    'Marks services silent past their deadline as stale, in system_status and in history (dated '
+    'at the deadline), so history holds the outage although the service never wrote again. '
+    'Idempotent; the service''s next heartbeat ends it. Returns how many it marked.';
+
+------------------------------------------------------------------------------
+-- The timeline: history read as time-weighted segments
+------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION pystatus.history(
+    service_name text,
+    since timestamptz,
+    until timestamptz DEFAULT now())
+RETURNS SETOF public.system_status_history
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM public.system_status_history AS h
+    WHERE h.service_name = history.service_name
+      AND h.heartbeat_timestamp >= history.since
+      AND h.heartbeat_timestamp < history.until
+    ORDER BY h.heartbeat_timestamp DESC;
+$$;
+COMMENT ON FUNCTION pystatus.history(text, timestamptz, timestamptz) IS
+    'One service''s history rows in [since, until), newest first.';
+
+CREATE OR REPLACE FUNCTION pystatus.segments(service_name text, since timestamptz, until timestamptz)
+RETURNS TABLE (service_name text, status text, starts timestamptz, ends timestamptz, continued boolean)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH services AS (
+        SELECT l.service_name::text AS service_name, l.expected_interval + l.grace AS patience
+        FROM pystatus.live_status AS l
+        WHERE segments.service_name IS NULL OR l.service_name = segments.service_name
+    ), bounds AS (
+        SELECT segments.since AS since, least(segments.until, now()) AS until
+    ), beats AS (
+        -- The row in force when the window opens (the newest before it; ties by id).
+        SELECT sv.service_name, sv.patience, h.heartbeat_timestamp AS at, h.id, h.status::text
+        FROM services AS sv
+        CROSS JOIN bounds AS b
+        CROSS JOIN LATERAL (
+            SELECT max(h1.heartbeat_timestamp) AS at FROM public.system_status_history AS h1
+            WHERE h1.service_name = sv.service_name AND h1.heartbeat_timestamp < b.since
+        ) AS newest
+        CROSS JOIN LATERAL (
+            SELECT h2.heartbeat_timestamp, h2.id, h2.status FROM public.system_status_history AS h2
+            WHERE h2.service_name = sv.service_name AND h2.heartbeat_timestamp = newest.at
+            ORDER BY h2.id DESC LIMIT 1
+        ) AS h
+        UNION ALL
+        -- One index range scan per service, never a scan of whole partitions
+        -- (OFFSET 0 keeps the planner from flattening it into a hash join).
+        SELECT sv.service_name, sv.patience, h.heartbeat_timestamp, h.id, h.status::text
+        FROM services AS sv
+        CROSS JOIN bounds AS b
+        CROSS JOIN LATERAL (
+            SELECT h3.heartbeat_timestamp, h3.id, h3.status FROM public.system_status_history AS h3
+            WHERE h3.service_name = sv.service_name
+              AND h3.heartbeat_timestamp >= b.since AND h3.heartbeat_timestamp < b.until
+            OFFSET 0
+        ) AS h
+    ), ordered AS (
+        SELECT beats.*,
+               coalesce(lead(beats.at) OVER (PARTITION BY beats.service_name ORDER BY beats.at, beats.id),
+                        b.until) AS next_at
+        FROM beats CROSS JOIN bounds AS b
+    ), pieces AS (
+        SELECT o.service_name, o.status, o.at AS starts,
+               CASE WHEN pystatus.goes_stale(o.status) THEN least(o.next_at, o.at + o.patience)
+                    ELSE o.next_at END AS ends
+        FROM ordered AS o
+        UNION ALL
+        SELECT o.service_name, 'stale', o.at + o.patience, o.next_at
+        FROM ordered AS o
+        WHERE pystatus.goes_stale(o.status) AND o.at + o.patience < o.next_at
+    )
+    SELECT p.service_name, p.status, greatest(p.starts, b.since), least(p.ends, b.until),
+           p.starts < b.since
+    FROM pieces AS p CROSS JOIN bounds AS b
+    WHERE least(p.ends, b.until) > greatest(p.starts, b.since);
+$$;
+COMMENT ON FUNCTION pystatus.segments(text, timestamptz, timestamptz) IS
+    'History as time-weighted segments within [since, least(until, now())): each row''s status '
+    'until the next row, and stale from the deadline on when the service fell silent. '
+    'continued marks a segment that began before since. service_name NULL: every service.';
+
+CREATE OR REPLACE FUNCTION pystatus.transitions(
+    service_name text, since timestamptz, until timestamptz DEFAULT now())
+RETURNS TABLE (service_name text, from_status text, to_status text, at timestamptz)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH before AS (  -- each service's status just before the window
+        SELECT b.service_name, b.status
+        FROM pystatus.segments(transitions.service_name, transitions.since - interval '1 microsecond',
+                               transitions.since) AS b
+    ), changes AS (
+        SELECT g.service_name, g.status, g.starts,
+               coalesce(lag(g.status) OVER (PARTITION BY g.service_name ORDER BY g.starts),
+                        (SELECT b.status FROM before AS b WHERE b.service_name = g.service_name))
+                   AS previous
+        FROM pystatus.segments(transitions.service_name, transitions.since, transitions.until) AS g
+    )
+    SELECT c.service_name, c.previous, c.status, c.starts
+    FROM changes AS c
+    WHERE c.status IS DISTINCT FROM c.previous
+    ORDER BY c.service_name, c.starts;
+$$;
+COMMENT ON FUNCTION pystatus.transitions(text, timestamptz, timestamptz) IS
+    'Every status change in [since, until): from (NULL for a service''s first heartbeat), to, at. '
+    'Silence past the deadline shows as a change to stale. service_name NULL: every service.';
+
+CREATE OR REPLACE FUNCTION pystatus.incidents(
+    service_name text, since timestamptz, until timestamptz DEFAULT now())
+RETURNS TABLE (service_name text, started timestamptz, ended timestamptz, duration interval, cause text)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH marked AS (
+        SELECT g.*, pystatus.status_category(g.status) = 'down' AS is_down,
+               lag(pystatus.status_category(g.status) = 'down', 1, false)
+                   OVER (PARTITION BY g.service_name ORDER BY g.starts) AS was_down
+        FROM pystatus.segments(incidents.service_name, incidents.since, incidents.until) AS g
+    ), numbered AS (
+        SELECT m.*, count(*) FILTER (WHERE m.is_down AND NOT m.was_down)
+                        OVER (PARTITION BY m.service_name ORDER BY m.starts) AS incident
+        FROM marked AS m
+    ), grouped AS (
+        SELECT n.service_name, min(n.starts) AS started, max(n.ends) AS last_end,
+               (array_agg(CASE WHEN n.status = 'stale' THEN 'silence' ELSE 'reported down' END
+                          ORDER BY n.starts))[1] AS cause
+        FROM numbered AS n WHERE n.is_down
+        GROUP BY n.service_name, n.incident
+    )
+    SELECT g.service_name, g.started,
+           CASE WHEN incidents.until >= now() AND g.last_end >= now() THEN NULL ELSE g.last_end END,
+           g.last_end - g.started, g.cause
+    FROM grouped AS g
+    ORDER BY g.service_name, g.started;
+$$;
+COMMENT ON FUNCTION pystatus.incidents(text, timestamptz, timestamptz) IS
+    'Down intervals in [since, until), clipped to it: started, ended (NULL while still down), '
+    'duration (so far, when open) and cause (reported down, or silence). "When did librarian '
+    'stop responding?" is SELECT * FROM pystatus.incidents(''librarian'', now() - interval ''7 days'').';
+
+------------------------------------------------------------------------------
+-- Uptime
+------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION pystatus._compute_uptime(
+    service_name text, since timestamptz, until timestamptz, use_rollups boolean)
+RETURNS SETOF pystatus.uptime_report
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_origin constant timestamptz := pystatus._bucket_origin();
+    v_until timestamptz := greatest(least(_compute_uptime.until, now()), _compute_uptime.since);
+    v_hours_from timestamptz;
+    v_hours_to timestamptz;
+    v_days_from timestamptz;
+    v_days_to timestamptz;
+BEGIN
+    IF _compute_uptime.since IS NULL OR _compute_uptime.until IS NULL OR NOT isfinite(_compute_uptime.since) OR NOT isfinite(_compute_uptime.until) THEN
+        RAISE EXCEPTION 'invalid window [%, %): both ends must be finite', _compute_uptime.since, _compute_uptime.until
+            USING ERRCODE = 'PS005';
+    END IF;
+    -- Whole rolled-up hours inside the window, and whole days inside those.
+    v_hours_from := date_bin('1 hour', _compute_uptime.since, v_origin);
+    IF v_hours_from < _compute_uptime.since THEN
+        v_hours_from := v_hours_from + interval '1 hour';
+    END IF;
+    -- Rollups hold hours before rolled_until, except where late rows wait for
+    -- the next refresh: those are read from raw history until then.
+    v_hours_to := least(date_bin('1 hour', v_until, v_origin),
+                        (SELECT rolled_until FROM pystatus.rollup_state),
+                        (SELECT date_bin('1 hour', min(d.since), v_origin) FROM pystatus.rollup_dirty AS d
+                         WHERE _compute_uptime.service_name IS NULL OR d.service_name = _compute_uptime.service_name));
+    IF NOT _compute_uptime.use_rollups OR v_hours_from >= v_hours_to THEN
+        v_hours_from := v_until;  -- no rollups: all raw
+        v_hours_to := v_until;
+    END IF;
+    v_days_from := date_bin('1 day', v_hours_from - interval '1 microsecond', v_origin) + interval '1 day';
+    v_days_to := date_bin('1 day', v_hours_to, v_origin);
+    IF v_days_from >= v_days_to THEN
+        v_days_from := v_hours_to;
+        v_days_to := v_hours_to;
+    END IF;
+
+    RETURN QUERY
+    WITH services AS (
+        SELECT l.service_name::text AS service_name FROM pystatus.live_status AS l
+        WHERE _compute_uptime.service_name IS NULL
+        UNION ALL
+        SELECT _compute_uptime.service_name WHERE _compute_uptime.service_name IS NOT NULL
+    ), raw AS (
+        SELECT g.service_name, pystatus.status_category(g.status) AS category,
+               pystatus._microseconds(g.ends - g.starts) AS us
+        FROM pystatus.segments(_compute_uptime.service_name, _compute_uptime.since, v_hours_from) AS g
+        UNION ALL
+        SELECT g.service_name, pystatus.status_category(g.status),
+               pystatus._microseconds(g.ends - g.starts)
+        FROM pystatus.segments(_compute_uptime.service_name, v_hours_to, v_until) AS g
+    ), rolled AS (
+        SELECT r.service_name::text AS service_name, r.up_us, r.down_us, r.maintenance_us
+        FROM pystatus.rollup_hourly AS r
+        WHERE (_compute_uptime.service_name IS NULL OR r.service_name = _compute_uptime.service_name)
+          AND ((r.bucket >= v_hours_from AND r.bucket < v_days_from)
+               OR (r.bucket >= v_days_to AND r.bucket < v_hours_to))
+        UNION ALL
+        SELECT r.service_name::text, r.up_us, r.down_us, r.maintenance_us
+        FROM pystatus.rollup_daily AS r
+        WHERE (_compute_uptime.service_name IS NULL OR r.service_name = _compute_uptime.service_name)
+          AND r.bucket >= v_days_from AND r.bucket < v_days_to
+        UNION ALL
+        SELECT raw.service_name,
+               CASE WHEN raw.category = 'up' THEN raw.us ELSE 0 END,
+               CASE WHEN raw.category = 'down' THEN raw.us ELSE 0 END,
+               CASE WHEN raw.category = 'maintenance' THEN raw.us ELSE 0 END
+        FROM raw
+    ), totals AS (
+        SELECT s.service_name,
+               coalesce(sum(r.up_us), 0) AS up_us,
+               coalesce(sum(r.down_us), 0) AS down_us,
+               coalesce(sum(r.maintenance_us), 0) AS maintenance_us
+        FROM services AS s LEFT JOIN rolled AS r ON r.service_name = s.service_name
+        GROUP BY s.service_name
+    )
+    SELECT t.service_name, _compute_uptime.since, v_until,
+           round(t.up_us / 1e6, 6), round(t.down_us / 1e6, 6), round(t.maintenance_us / 1e6, 6),
+           round((pystatus._microseconds(v_until - _compute_uptime.since) - t.up_us - t.down_us - t.maintenance_us) / 1e6, 6),
+           t.up_us::double precision / nullif(t.up_us + t.down_us, 0)
+    FROM totals AS t
+    ORDER BY t.service_name;
+END;
+$$;
+COMMENT ON FUNCTION pystatus._compute_uptime(text, timestamptz, timestamptz, boolean) IS
+    'Uptime over [since, least(until, now())), from rollups for the whole hours and days they '
+    'hold and from raw history for the rest (use_rollups), or from raw history only.';
+
+CREATE OR REPLACE FUNCTION pystatus.uptime(service_name text, since timestamptz, until timestamptz DEFAULT now())
+RETURNS SETOF pystatus.uptime_report
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM pystatus._compute_uptime(uptime.service_name, uptime.since, uptime.until, true);
+$$;
+COMMENT ON FUNCTION pystatus.uptime(text, timestamptz, timestamptz) IS
+    'Time-weighted uptime of a service (NULL: every service) over [since, until), fast from rollups.';
+
+CREATE OR REPLACE FUNCTION pystatus.uptime_raw(service_name text, since timestamptz, until timestamptz DEFAULT now())
+RETURNS SETOF pystatus.uptime_report
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM pystatus._compute_uptime(uptime_raw.service_name, uptime_raw.since, uptime_raw.until, false);
+$$;
+COMMENT ON FUNCTION pystatus.uptime_raw(text, timestamptz, timestamptz) IS
+    'pystatus.uptime() computed from raw history only: the reference the rollups must equal.';
+
+CREATE OR REPLACE FUNCTION pystatus.uptime_month(service_name text, month date, time_zone text DEFAULT 'UTC')
+RETURNS SETOF pystatus.uptime_report
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM pystatus.uptime(
+        uptime_month.service_name,
+        date_trunc('month', uptime_month.month)::timestamp AT TIME ZONE uptime_month.time_zone,
+        (date_trunc('month', uptime_month.month) + interval '1 month')::timestamp AT TIME ZONE uptime_month.time_zone);
+$$;
+COMMENT ON FUNCTION pystatus.uptime_month(text, date, text) IS
+    'Uptime over the calendar month holding month, in time_zone (default UTC); the current '
+    'month counts up to now.';
+
+CREATE OR REPLACE FUNCTION pystatus.daily_uptime(service_name text, days integer DEFAULT 30)
+RETURNS TABLE (day date, up_seconds numeric, down_seconds numeric, maintenance_seconds numeric,
+               no_data_seconds numeric, uptime double precision)
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_origin constant timestamptz := pystatus._bucket_origin();
+    v_today timestamptz := date_bin('1 day', now(), v_origin);
+    v_first timestamptz := v_today - (daily_uptime.days - 1) * interval '1 day';
+    -- Days the daily rollup holds: before rolled_until and before any late rows
+    -- still waiting for a refresh.
+    v_rolled timestamptz := date_bin('1 day', least(
+        (SELECT rolled_until FROM pystatus.rollup_state),
+        (SELECT min(d.since) FROM pystatus.rollup_dirty AS d WHERE d.service_name = daily_uptime.service_name)),
+        v_origin);
+    v_day timestamptz;
+BEGIN
+    IF daily_uptime.days IS NULL OR daily_uptime.days < 1 OR daily_uptime.days > 400 THEN
+        RAISE EXCEPTION 'invalid days %: must be 1 to 400', daily_uptime.days USING ERRCODE = 'PS005';
+    END IF;
+    -- Days the daily rollup holds.
+    RETURN QUERY
+    SELECT (d AT TIME ZONE 'UTC')::date,
+           round(coalesce(r.up_us, 0) / 1e6, 6), round(coalesce(r.down_us, 0) / 1e6, 6),
+           round(coalesce(r.maintenance_us, 0) / 1e6, 6),
+           round((86400000000 - coalesce(r.up_us + r.down_us + r.maintenance_us, 0)) / 1e6, 6),
+           r.up_us::double precision / nullif(r.up_us + r.down_us, 0)
+    FROM generate_series(v_first, least(v_rolled, v_today + interval '1 day') - interval '1 day',
+                         interval '1 day') AS d
+    LEFT JOIN pystatus.rollup_daily AS r
+           ON r.service_name = daily_uptime.service_name AND r.bucket = d
+    ORDER BY d;
+    -- The day or two not rolled up yet (today, so far).
+    v_day := greatest(v_rolled, v_first);
+    WHILE v_day <= v_today LOOP
+        RETURN QUERY
+        SELECT (v_day AT TIME ZONE 'UTC')::date, u.up_seconds, u.down_seconds, u.maintenance_seconds,
+               u.no_data_seconds, u.uptime
+        FROM pystatus.uptime(daily_uptime.service_name, v_day, v_day + interval '1 day') AS u;
+        v_day := v_day + interval '1 day';
+    END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION pystatus.daily_uptime(text, integer) IS
+    'One service''s uptime per UTC day over the last days days (today so far included): '
+    'the bars of a status page. Read from the daily rollup, so it stays fast for 400 days.';
+
+CREATE OR REPLACE FUNCTION pystatus.latency_hourly(service_name text, since timestamptz, until timestamptz DEFAULT now())
+RETURNS TABLE (hour timestamptz, samples integer, p50 double precision, p95 double precision,
+               max double precision)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT r.bucket, r.latency_count, r.latency_p50, r.latency_p95, r.latency_max
+    FROM pystatus.rollup_hourly AS r
+    WHERE r.service_name = latency_hourly.service_name
+      AND r.bucket >= latency_hourly.since AND r.bucket < latency_hourly.until
+      AND r.latency_count > 0
+    ORDER BY r.bucket;
+$$;
+COMMENT ON FUNCTION pystatus.latency_hourly(text, timestamptz, timestamptz) IS
+    'The latency measure per hour (samples, p50, p95, max) from the hourly rollup: the series '
+    'of a trend chart. Hours not rolled up yet (the last hour or so) are not included.';
+
+------------------------------------------------------------------------------
+-- Is it getting slower? Latency trend and task durations
+------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION pystatus.trend(
+    service_name text,
+    recent interval DEFAULT interval '1 day',
+    baseline interval DEFAULT interval '7 days',
+    threshold double precision DEFAULT 0.2)
+RETURNS TABLE (
+    service_name text,
+    recent_samples bigint, recent_p50 double precision, recent_p95 double precision,
+    baseline_samples bigint, baseline_p50 double precision, baseline_p95 double precision,
+    p50_change double precision, p95_change double precision, verdict text)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH samples AS (
+        SELECT h.latency_ms, h.heartbeat_timestamp >= now() - trend.recent AS is_recent
+        FROM public.system_status_history AS h
+        WHERE h.service_name = trend.service_name AND h.latency_ms IS NOT NULL
+          AND h.heartbeat_timestamp >= now() - trend.recent - trend.baseline
+          AND h.heartbeat_timestamp < now()
+    ), stats AS (
+        SELECT count(*) FILTER (WHERE is_recent) AS rn,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE is_recent) AS r50,
+               percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE is_recent) AS r95,
+               count(*) FILTER (WHERE NOT is_recent) AS bn,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE NOT is_recent) AS b50,
+               percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE NOT is_recent) AS b95
+        FROM samples
+    ), changes AS (
+        SELECT stats.*, r50 / nullif(b50, 0) - 1 AS c50, r95 / nullif(b95, 0) - 1 AS c95 FROM stats
+    )
+    SELECT trend.service_name, rn, r50, r95, bn, b50, b95, c50, c95,
+           CASE WHEN rn < 10 OR bn < 10 THEN 'not enough data'
+                WHEN c50 > trend.threshold OR c95 > trend.threshold THEN 'slower'
+                WHEN c50 < -trend.threshold AND c95 < -trend.threshold THEN 'faster'
+                ELSE 'steady' END
+    FROM changes;
+$$;
+COMMENT ON FUNCTION pystatus.trend(text, interval, interval, double precision) IS
+    'Is the service getting slower? Compares the latency measure''s median and 95th percentile '
+    'over the recent window with the baseline window just before it: slower when either rose '
+    'by more than threshold (default 20 %), faster when both fell by more, otherwise steady; '
+    'not enough data with fewer than 10 samples on either side.';
+
+CREATE OR REPLACE FUNCTION pystatus.task_durations(
+    service_name text, since timestamptz, until timestamptz DEFAULT now())
+RETURNS TABLE (service_name text, task text, started timestamptz, ended timestamptz, duration interval)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH beats AS (
+        SELECT h.heartbeat_timestamp AS at, h.current_task,
+               h.current_task IS DISTINCT FROM lag(h.current_task) OVER (ORDER BY h.heartbeat_timestamp, h.id)
+                   AS changed
+        FROM public.system_status_history AS h
+        WHERE h.service_name = task_durations.service_name
+          AND h.heartbeat_timestamp >= task_durations.since
+          AND h.heartbeat_timestamp < least(task_durations.until, now())
+    ), runs AS (
+        SELECT b.current_task, b.at AS started, lead(b.at) OVER (ORDER BY b.at) AS ended
+        FROM beats AS b WHERE b.changed
+    )
+    SELECT task_durations.service_name, r.current_task, r.started, r.ended,
+           coalesce(r.ended, least(task_durations.until, now())) - r.started
+    FROM runs AS r
+    WHERE r.current_task IS NOT NULL
+    ORDER BY r.started;
+$$;
+COMMENT ON FUNCTION pystatus.task_durations(text, timestamptz, timestamptz) IS
+    'How long each current_task lasted: from the first heartbeat reporting it to the first '
+    'reporting something else (ended NULL while it runs; duration so far).';
+

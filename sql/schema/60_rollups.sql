@@ -1,0 +1,198 @@
+-- Rollups: per service per UTC hour and day, computed from raw history by the
+-- same segments() as every answer, refreshed every minute, kept longer than raw
+-- history. uptime() reads them for whole hours and days (50_answers.sql).
+
+SET LOCAL search_path = pg_catalog, pg_temp;
+
+CREATE OR REPLACE FUNCTION pystatus._mark_rollups_dirty()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO pystatus.rollup_dirty (service_name, since) VALUES (NEW.service_name, NEW.heartbeat_timestamp);
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION pystatus._mark_rollups_dirty() IS
+    'Trigger function: records that a late history row needs its rollups recomputed.';
+
+-- Heartbeats are dated after their transaction starts, so this WHEN clause
+-- only fires for backfills. It costs a heartbeat no function call:
+-- _rollup_delay() is a constant, folded when the condition is prepared.
+CREATE OR REPLACE TRIGGER system_status_history_late_rows
+    AFTER INSERT ON public.system_status_history
+    FOR EACH ROW WHEN (NEW.heartbeat_timestamp < NEW.created_at - pystatus._rollup_delay())
+    EXECUTE FUNCTION pystatus._mark_rollups_dirty();
+COMMENT ON TRIGGER system_status_history_late_rows ON public.system_status_history IS
+    'Rows dated further back than _rollup_delay() when written (backfills) mark rollups dirty.';
+
+CREATE OR REPLACE FUNCTION pystatus._rollup_buckets(
+    service_name text, since timestamptz, until timestamptz, width interval)
+RETURNS SETOF pystatus.rollup_hourly
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH split AS (
+        SELECT g.service_name, b.bucket, pystatus.status_category(g.status) AS category,
+               pystatus._microseconds(least(g.ends, b.bucket + _rollup_buckets.width)
+                                     - greatest(g.starts, b.bucket)) AS us
+        FROM pystatus.segments(_rollup_buckets.service_name, _rollup_buckets.since, _rollup_buckets.until) AS g
+        CROSS JOIN LATERAL generate_series(
+            date_bin(_rollup_buckets.width, g.starts, pystatus._bucket_origin()),
+            g.ends - interval '1 microsecond', _rollup_buckets.width) AS b(bucket)
+    ), times AS (
+        SELECT s.service_name, s.bucket,
+               coalesce(sum(s.us) FILTER (WHERE s.category = 'up'), 0) AS up_us,
+               coalesce(sum(s.us) FILTER (WHERE s.category = 'down'), 0) AS down_us,
+               coalesce(sum(s.us) FILTER (WHERE s.category = 'maintenance'), 0) AS maintenance_us
+        FROM split AS s GROUP BY s.service_name, s.bucket
+    ), beats AS (
+        SELECT sv.service_name::text AS service_name,
+               date_bin(_rollup_buckets.width, h.heartbeat_timestamp, pystatus._bucket_origin()) AS bucket,
+               count(*) FILTER (WHERE h.status <> 'stale') AS heartbeats,
+               count(h.latency_ms) AS latency_count,
+               avg(h.latency_ms) AS latency_avg,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY h.latency_ms) AS latency_p50,
+               percentile_cont(0.95) WITHIN GROUP (ORDER BY h.latency_ms) AS latency_p95,
+               max(h.latency_ms) AS latency_max
+        FROM public.system_status AS sv
+        CROSS JOIN LATERAL (  -- one index range scan per service (OFFSET 0: not flattened)
+            SELECT h1.heartbeat_timestamp, h1.status, h1.latency_ms
+            FROM public.system_status_history AS h1
+            WHERE h1.service_name = sv.service_name
+              AND h1.heartbeat_timestamp >= _rollup_buckets.since
+              AND h1.heartbeat_timestamp < _rollup_buckets.until
+            OFFSET 0
+        ) AS h
+        WHERE _rollup_buckets.service_name IS NULL OR sv.service_name = _rollup_buckets.service_name
+        GROUP BY 1, 2
+    )
+    SELECT coalesce(t.service_name, b.service_name), coalesce(t.bucket, b.bucket),
+           coalesce(t.up_us, 0), coalesce(t.down_us, 0), coalesce(t.maintenance_us, 0),
+           coalesce(b.heartbeats, 0)::integer, coalesce(b.latency_count, 0)::integer,
+           b.latency_avg, b.latency_p50, b.latency_p95, b.latency_max
+    FROM times AS t
+    FULL JOIN beats AS b ON b.service_name = t.service_name AND b.bucket = t.bucket;
+$$;
+COMMENT ON FUNCTION pystatus._rollup_buckets(text, timestamptz, timestamptz, interval) IS
+    'Computes rollup rows from raw history for [since, until) in buckets of width (1 hour, 1 day), '
+    'aligned to UTC. service_name NULL: every service.';
+
+CREATE OR REPLACE FUNCTION pystatus._roll_up(service_name text, since timestamptz, until timestamptz)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_day_from timestamptz := date_bin('1 day', _roll_up.since, pystatus._bucket_origin());
+    v_day_to timestamptz := date_bin('1 day', _roll_up.until, pystatus._bucket_origin());
+    v_rows integer;
+BEGIN
+    DELETE FROM pystatus.rollup_hourly
+    WHERE (_roll_up.service_name IS NULL OR service_name = _roll_up.service_name) AND bucket >= _roll_up.since AND bucket < _roll_up.until;
+    INSERT INTO pystatus.rollup_hourly
+    SELECT * FROM pystatus._rollup_buckets(_roll_up.service_name, _roll_up.since, _roll_up.until, interval '1 hour');
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    -- Whole days that the hours touched and that have ended by until: times and
+    -- counts add up from the hours; latency statistics come from the day's raw rows.
+    IF v_day_from < v_day_to THEN
+        DELETE FROM pystatus.rollup_daily
+        WHERE (_roll_up.service_name IS NULL OR service_name = _roll_up.service_name)
+          AND bucket >= v_day_from AND bucket < v_day_to;
+        INSERT INTO pystatus.rollup_daily
+        SELECT d.service_name, d.bucket, d.up_us, d.down_us, d.maintenance_us, d.heartbeats,
+               coalesce(l.latency_count, 0), l.latency_avg, l.latency_p50, l.latency_p95, l.latency_max
+        FROM (
+            SELECT r.service_name, date_bin('1 day', r.bucket, pystatus._bucket_origin()) AS bucket,
+                   sum(r.up_us) AS up_us, sum(r.down_us) AS down_us,
+                   sum(r.maintenance_us) AS maintenance_us, sum(r.heartbeats) AS heartbeats
+            FROM pystatus.rollup_hourly AS r
+            WHERE (_roll_up.service_name IS NULL OR r.service_name = _roll_up.service_name)
+              AND r.bucket >= v_day_from AND r.bucket < v_day_to
+            GROUP BY 1, 2
+        ) AS d
+        LEFT JOIN (
+            SELECT h.service_name,
+                   date_bin('1 day', h.heartbeat_timestamp, pystatus._bucket_origin()) AS bucket,
+                   count(*) AS latency_count, avg(h.latency_ms) AS latency_avg,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY h.latency_ms) AS latency_p50,
+                   percentile_cont(0.95) WITHIN GROUP (ORDER BY h.latency_ms) AS latency_p95,
+                   max(h.latency_ms) AS latency_max
+            FROM public.system_status AS sv
+            CROSS JOIN LATERAL (
+                SELECT h1.service_name, h1.heartbeat_timestamp, h1.latency_ms
+                FROM public.system_status_history AS h1
+                WHERE h1.service_name = sv.service_name
+                  AND h1.heartbeat_timestamp >= v_day_from AND h1.heartbeat_timestamp < v_day_to
+                  AND h1.latency_ms IS NOT NULL
+                OFFSET 0
+            ) AS h
+            WHERE _roll_up.service_name IS NULL OR sv.service_name = _roll_up.service_name
+            GROUP BY 1, 2
+        ) AS l ON l.service_name = d.service_name AND l.bucket = d.bucket;
+    END IF;
+    RETURN v_rows;
+END;
+$$;
+COMMENT ON FUNCTION pystatus._roll_up(text, timestamptz, timestamptz) IS
+    'Recomputes the hourly rollups in [since, until) and the daily ones of the days that ended in '
+    'it, for one service or (NULL) all. Returns the hourly rows written.';
+
+CREATE OR REPLACE FUNCTION pystatus.refresh_rollups()
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_state pystatus.rollup_state;
+    v_to timestamptz := date_bin('1 hour', now() - pystatus._rollup_delay(), pystatus._bucket_origin());
+    v_dirty record;
+    v_recomputed integer := 0;
+    v_new integer := 0;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(hashtext('pystatus.refresh_rollups')) THEN
+        RETURN jsonb_build_object('skipped', 'another refresh is running');
+    END IF;
+    SELECT * INTO v_state FROM pystatus.rollup_state FOR UPDATE;
+    FOR v_dirty IN
+        WITH taken AS (DELETE FROM pystatus.rollup_dirty RETURNING service_name, since)
+        SELECT service_name, min(since) AS since FROM taken GROUP BY service_name
+    LOOP
+        IF v_dirty.since < v_state.rolled_until THEN
+            v_recomputed := v_recomputed + pystatus._roll_up(
+                v_dirty.service_name,
+                date_bin('1 hour', v_dirty.since, pystatus._bucket_origin()),
+                v_state.rolled_until);
+        END IF;
+    END LOOP;
+    IF v_to > v_state.rolled_until THEN
+        v_new := pystatus._roll_up(NULL, v_state.rolled_until, v_to);
+        UPDATE pystatus.rollup_state SET rolled_until = v_to;
+        DELETE FROM pystatus.rollup_hourly WHERE bucket < now() - v_state.retention;
+        DELETE FROM pystatus.rollup_daily WHERE bucket < now() - v_state.retention;
+    END IF;
+    RETURN jsonb_build_object('hours_added', v_new, 'hours_recomputed', v_recomputed,
+                              'rolled_until', greatest(v_to, v_state.rolled_until));
+END;
+$$;
+COMMENT ON FUNCTION pystatus.refresh_rollups() IS
+    'Brings the rollups up to date: recomputes services with late rows, adds the hours that '
+    'ended, drops rollups past their retention. Run every minute (pg_cron job pystatus-rollups).';
+
+CREATE OR REPLACE FUNCTION pystatus.set_rollup_retention(retention interval)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF retention IS NULL OR retention <= interval '0' THEN
+        RAISE EXCEPTION 'invalid rollup retention %: must be positive', retention USING ERRCODE = 'PS005';
+    END IF;
+    UPDATE pystatus.rollup_state SET retention = set_rollup_retention.retention;
+END;
+$$;
+COMMENT ON FUNCTION pystatus.set_rollup_retention(interval) IS
+    'Changes how long hourly and daily rollups are kept (default 400 days).';
+

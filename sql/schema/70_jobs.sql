@@ -1,0 +1,93 @@
+-- Scheduling: the pg_cron jobs that run maintenance, the sweeper and the
+-- rollups. Three installations:
+--   pg_cron in this database        `pystatus migrate` schedules the jobs;
+--   pg_cron in another database     (cron.database_name, usually 'postgres'):
+--                                   `pystatus schedule --cron-dsn ...` registers
+--                                   them there with cron.schedule_in_database;
+--   no pg_cron                      `pystatus maintain` from any scheduler.
+
+SET LOCAL search_path = pg_catalog, pg_temp;
+
+CREATE OR REPLACE FUNCTION pystatus.maintenance_jobs()
+RETURNS TABLE (job_name text, schedule text, command text, database text)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- Separate jobs, so that the sweeper's short transaction never waits for a rollup.
+    VALUES ('pystatus-maintain:' || current_database(), '7 * * * *',
+            'SELECT pystatus.maintain()', current_database()::text),
+           ('pystatus-sweep:' || current_database(), '* * * * *',
+            'SELECT pystatus.sweep()', current_database()::text),
+           ('pystatus-rollups:' || current_database(), '* * * * *',
+            'SELECT pystatus.refresh_rollups()', current_database()::text);
+$$;
+COMMENT ON FUNCTION pystatus.maintenance_jobs() IS
+    'The pg_cron jobs that keep this database''s history in shape: name, schedule, command and '
+    'the database each runs in.';
+
+CREATE OR REPLACE FUNCTION pystatus.maintenance_scheduler()
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+        WHEN EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron')
+            THEN 'pg_cron in this database'
+        WHEN current_setting('cron.database_name', true) IS NOT NULL
+            THEN 'pg_cron in database ' || current_setting('cron.database_name', true)
+        ELSE 'none'
+    END;
+$$;
+COMMENT ON FUNCTION pystatus.maintenance_scheduler() IS
+    'Where maintenance can be scheduled from: pg_cron in this database, pg_cron in another '
+    'database (cron.database_name), or none (run `pystatus maintain` from another scheduler).';
+
+CREATE OR REPLACE FUNCTION pystatus.schedule_maintenance()
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron')
+       AND current_setting('cron.database_name', true) = current_database() THEN
+        BEGIN
+            CREATE EXTENSION pg_cron;
+        EXCEPTION WHEN insufficient_privilege THEN
+            RAISE NOTICE 'pg_cron is preloaded for this database but this role cannot create it: %', SQLERRM;
+        END;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RETURN false;
+    END IF;
+    -- cron.schedule with a job name updates the job of that name: re-running is harmless.
+    EXECUTE 'SELECT count(cron.schedule(job_name, schedule, command)) FROM pystatus.maintenance_jobs()';
+    RETURN true;
+END;
+$$;
+COMMENT ON FUNCTION pystatus.schedule_maintenance() IS
+    'Schedules pystatus.maintenance_jobs() with pg_cron when pg_cron lives in this database '
+    '(creating the extension if it is preloaded for this database); false when it cannot be done from here.';
+
+CREATE OR REPLACE FUNCTION pystatus.unschedule_maintenance()
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_removed integer := 0;
+BEGIN
+    IF EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
+        EXECUTE 'SELECT count(cron.unschedule(jobid)) FROM cron.job
+                 WHERE jobname IN (SELECT job_name FROM pystatus.maintenance_jobs())'
+            INTO v_removed;
+    END IF;
+    RETURN v_removed;
+END;
+$$;
+COMMENT ON FUNCTION pystatus.unschedule_maintenance() IS
+    'Removes this database''s pystatus jobs from pg_cron when pg_cron lives here; returns how many.';
+
+-- Re-applied with every change of these files: jobs added or changed by a new
+-- version are scheduled by the same migrate that brings them.
+SELECT pystatus.schedule_maintenance();

@@ -1,0 +1,164 @@
+-- The installation's own health: check() for monitoring (ok false, with the
+-- remedy, for each problem) and setup_report() for the DBA after a migrate.
+-- The roles' part, _check_roles(), is beside the roles in 90_roles.sql.
+
+SET LOCAL search_path = pg_catalog, pg_temp;
+
+CREATE OR REPLACE FUNCTION pystatus._check_storage()
+RETURNS TABLE (item text, ok boolean, detail text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_schema name;
+    v_interval interval;
+    v_until timestamptz := (SELECT max(ends) FROM pystatus.history_partitions);
+    v_default bigint := pystatus.history_default_rows();
+    v_retention interval := pystatus.history_retention();
+    v_rolled timestamptz := (SELECT rolled_until FROM pystatus.rollup_state);
+    v_unswept bigint;
+    v_job record;
+BEGIN
+    v_schema := pystatus._partman_schema();  -- raises PS010 when pg_partman is missing
+    item := 'pg_partman'; ok := true;
+    detail := (SELECT extversion FROM pg_extension WHERE extname = 'pg_partman') || ' in schema ' || v_schema;
+    RETURN NEXT;
+
+    EXECUTE format('SELECT partition_interval::interval FROM %I.part_config WHERE parent_table = $1', v_schema)
+        INTO v_interval USING 'public.system_status_history';
+    item := 'partitions ahead';
+    ok := v_until >= now() + v_interval;
+    detail := 'premade until ' || v_until || CASE WHEN ok THEN '' ELSE ': run pystatus maintain' END;
+    RETURN NEXT;
+
+    item := 'default partition'; ok := v_default = 0;
+    detail := v_default || ' rows' || CASE WHEN ok THEN '' ELSE ': run SELECT pystatus.move_default_rows()' END;
+    RETURN NEXT;
+
+    item := 'retention'; ok := v_retention IS NOT NULL;
+    detail := coalesce(v_retention::text, 'none: history is kept forever');
+    RETURN NEXT;
+
+    item := 'rollups'; ok := v_rolled >= date_bin('1 hour', now() - pystatus._rollup_delay(), pystatus._bucket_origin()) - interval '1 hour';
+    detail := 'rolled up until ' || v_rolled || CASE WHEN ok THEN '' ELSE ': is the rollups job running?' END;
+    RETURN NEXT;
+
+    SELECT count(*) INTO v_unswept FROM pystatus.live_status
+    WHERE effective_status = 'stale' AND reported_status <> 'stale' AND stale_after < now() - interval '5 minutes';
+    item := 'sweeper'; ok := v_unswept = 0;
+    detail := CASE WHEN ok THEN 'no silent service left unmarked'
+                   ELSE v_unswept || ' silent services not marked stale for 5 minutes: is the sweep job running?' END;
+    RETURN NEXT;
+
+    IF EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
+        FOR v_job IN EXECUTE $q$
+            SELECT m.job_name, j.active, d.status, d.end_time, d.return_message
+            FROM pystatus.maintenance_jobs() AS m
+            LEFT JOIN cron.job AS j ON j.jobname = m.job_name
+            LEFT JOIN LATERAL (SELECT r.status, r.end_time, r.return_message FROM cron.job_run_details AS r
+                               WHERE r.jobid = j.jobid AND r.status IN ('succeeded', 'failed')
+                               ORDER BY r.runid DESC LIMIT 1) AS d ON true
+            ORDER BY m.job_name$q$
+        LOOP
+            item := 'job ' || v_job.job_name;
+            ok := v_job.active IS TRUE AND coalesce(v_job.status, 'succeeded') = 'succeeded';
+            detail := CASE WHEN v_job.active IS NULL THEN 'not scheduled: run pystatus schedule'
+                           WHEN NOT v_job.active THEN 'scheduled but inactive'
+                           WHEN v_job.status IS NULL THEN 'scheduled, not run yet'
+                           ELSE 'last run ' || v_job.status || ' at ' || v_job.end_time
+                                || coalesce(': ' || nullif(v_job.return_message, ''), '') END;
+            RETURN NEXT;
+        END LOOP;
+    ELSE
+        item := 'jobs'; ok := true;
+        detail := pystatus.maintenance_scheduler()
+                  || ': check them there (pystatus check --cron-dsn ...) or in your scheduler';
+        RETURN NEXT;
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION pystatus._check_storage() IS
+    'pystatus.check() without the roles: pg_partman, partitions premade ahead, default partition '
+    'empty, retention, rollups and sweeper keeping up, pg_cron jobs scheduled and their last runs.';
+
+CREATE OR REPLACE FUNCTION pystatus.check()
+RETURNS TABLE (item text, ok boolean, detail text)
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY SELECT * FROM pystatus._check_storage();
+    RETURN QUERY SELECT * FROM pystatus._check_roles();
+END;
+$$;
+COMMENT ON FUNCTION pystatus.check() IS
+    'The installation''s health: pg_partman, partitions premade ahead, default partition empty, '
+    'retention, rollups and sweeper keeping up, pg_cron jobs scheduled and their last runs, roles. '
+    'ok is false for each problem, with what to do in detail.';
+
+CREATE OR REPLACE FUNCTION pystatus.setup_report(OUT item text, OUT value text, OUT todo text)
+RETURNS SETOF record
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_scheduler text := pystatus.maintenance_scheduler();
+    v_jobs text := (SELECT string_agg(format('%s at %L', command, schedule), '; ')
+                    FROM pystatus.maintenance_jobs());
+    v_missing text;
+    v_default_rows bigint := pystatus.history_default_rows();
+BEGIN
+    item := 'pg_partman';
+    value := (SELECT extversion FROM pg_extension WHERE extname = 'pg_partman')
+             || ' in schema ' || pystatus._partman_schema();
+    todo := NULL;
+    RETURN NEXT;
+
+    item := 'history partitions';
+    SELECT count(*) || ' covering ' || min(starts) || ' to ' || max(ends) INTO value
+    FROM pystatus.history_partitions WHERE NOT is_default;
+    RETURN NEXT;
+
+    item := 'retention';
+    value := coalesce(pystatus.history_retention()::text, 'none (history kept forever)');
+    RETURN NEXT;
+
+    item := 'rows in default partition';
+    value := v_default_rows::text;
+    todo := CASE WHEN v_default_rows > 0 THEN 'run: SELECT pystatus.move_default_rows()' END;
+    RETURN NEXT;
+
+    item := 'maintenance scheduler';
+    value := v_scheduler;
+    todo := NULL;
+    IF v_scheduler = 'pg_cron in this database' THEN
+        EXECUTE 'SELECT string_agg(job_name, '', '') FROM pystatus.maintenance_jobs()
+                 WHERE job_name NOT IN (SELECT jobname FROM cron.job)' INTO v_missing;
+        value := value || ': ' || coalesce('missing ' || v_missing, 'jobs scheduled (' || v_jobs || ')');
+        todo := CASE WHEN v_missing IS NOT NULL THEN 'run: pystatus schedule' END;
+    ELSIF v_scheduler LIKE 'pg_cron in database %' THEN
+        todo := format('register the jobs there: pystatus schedule --cron-dsn "dbname=%s ..." (%s)',
+                       current_setting('cron.database_name'), v_jobs);
+    ELSE
+        todo := format('no pg_cron: run `pystatus maintain` every minute from another scheduler (%s)',
+                       v_jobs);
+    END IF;
+    RETURN NEXT;
+
+    -- The roles, and whom to grant them to.
+    RETURN QUERY
+    SELECT r.item, r.detail,
+           CASE WHEN NOT r.ok THEN r.detail
+                WHEN NOT EXISTS (SELECT FROM pg_auth_members WHERE roleid = to_regrole(substr(r.item, 6)))
+                THEN format('grant %s to the logins of %s: GRANT %1$s TO <login>',
+                            substr(r.item, 6),
+                            CASE r.item WHEN 'role pystatus_writer' THEN 'services'
+                                        ELSE 'dashboards and monitoring' END) END
+    FROM pystatus._check_roles() AS r
+    WHERE r.item LIKE 'role %';
+END;
+$$;
+COMMENT ON FUNCTION pystatus.setup_report() IS
+    'The installation at a glance (pg_partman, partitions, retention, default partition, '
+    'maintenance scheduler, roles), with what is left for the DBA to do in todo.';
