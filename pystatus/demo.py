@@ -91,7 +91,9 @@ def run(dsn: str | None = None, port: int = 8000, duration: float | None = None)
     with _database(dsn) as (url, cluster):
         prepare(url, cluster)
         writer, reader = _logins(url) if cluster is not None else (url, url)
-        beats = {name: Heartbeat(writer, name, interval=10, task="serving") for name in LIVE}
+        beats = {
+            name: Heartbeat(writer, name, interval=10, current_task="serving") for name in LIVE
+        }
         beats["api"].latency_ms = 165.0  # still getting slower
         crash = threading.Timer(CRASH_AFTER, beats[CRASHES].stop)
         beats[CRASHES].final_status = None  # a crash says nothing
