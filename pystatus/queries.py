@@ -1,4 +1,7 @@
-"""The named queries of sql/queries.sql, loaded once, and the few ways they are run."""
+"""The named queries of sql/queries.sql, loaded once, and the few ways they are run.
+
+Only the client (writes), answers (reads) and admin (operations) name queries.
+"""
 
 from __future__ import annotations
 

@@ -108,7 +108,9 @@ def test_the_page_lists_every_service_without_javascript(url: str) -> None:
 
 def test_openapi_schema_describes_the_api(url: str) -> None:
     schema = get_json(f"{url}/openapi.json")
-    assert {"/api/status", "/api/uptime", "/api/services/{service}/days"} <= set(schema["paths"])
+    assert {"/api/status", "/api/uptime", "/api/services/{service_name}/days"} <= set(
+        schema["paths"]
+    )
 
 
 def test_bad_parameters_are_refused(url: str) -> None:

@@ -12,44 +12,22 @@ import importlib.resources
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from decimal import Decimal
+from datetime import timedelta
 from typing import Annotated, Any
 
 import psycopg
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from psycopg.rows import class_row
 from psycopg_pool import ConnectionPool
 
 from pystatus import answers
 from pystatus.connection import resolve_dsn
 from pystatus.errors import InvalidInput, PystatusError, translate_errors
-from pystatus.queries import QUERIES
 
 STATIC = importlib.resources.files("pystatus.dashboard") / "static"
 Days = Annotated[int, Query(ge=1, le=400, description="window: the last N days")]
 # Read-only sessions: the dashboard cannot write, whatever its role may do.
 READ_ONLY: dict[str, Any] = {"autocommit": True, "options": "-c default_transaction_read_only=on"}
-
-
-@dataclass(frozen=True)
-class DayUptime:
-    day: date
-    up_seconds: Decimal
-    down_seconds: Decimal
-    maintenance_seconds: Decimal
-    no_data_seconds: Decimal
-    uptime: float | None
-
-
-@dataclass(frozen=True)
-class LatencyPoint:
-    hour: datetime
-    samples: int
-    p50: float | None
-    p95: float | None
-    max: float | None
 
 
 @dataclass(frozen=True)
@@ -89,11 +67,6 @@ def create_app(dsn: str | None = None) -> FastAPI:
         with translate_errors(), pool.connection() as conn:
             yield conn
 
-    def server_now(conn: psycopg.Connection[Any]) -> datetime:
-        row = conn.execute("SELECT now()").fetchone()
-        assert row is not None
-        return row[0]  # type: ignore[no-any-return]
-
     @app.exception_handler(PystatusError)
     async def pystatus_error(request: Request, exc: PystatusError) -> JSONResponse:
         return JSONResponse(
@@ -108,41 +81,41 @@ def create_app(dsn: str | None = None) -> FastAPI:
     @app.get("/api/uptime", summary="Every service's uptime over the last N days")
     def fleet_uptime(days: Days = 30) -> list[answers.Uptime]:
         with connection() as conn:
-            return answers.uptime(conn, None, server_now(conn) - timedelta(days=days))
+            return answers.uptime(conn, None, answers.server_now(conn) - timedelta(days=days))
 
-    @app.get("/api/services/{service}/uptime", summary="A service's uptime over 24 h, 7 d, 30 d")
-    def service_uptime(service: str) -> ServiceUptime:
+    @app.get(
+        "/api/services/{service_name}/uptime", summary="A service's uptime over 24 h, 7 d, 30 d"
+    )
+    def service_uptime(service_name: str) -> ServiceUptime:
         with connection() as conn:
-            now = server_now(conn)
+            now = answers.server_now(conn)
             [day], [week], [month] = (
-                answers.uptime(conn, service, now - timedelta(days=d), now) for d in (1, 7, 30)
+                answers.uptime(conn, service_name, now - timedelta(days=d), now) for d in (1, 7, 30)
             )
             return ServiceUptime(day, week, month)
 
-    @app.get("/api/services/{service}/days", summary="A service's uptime per UTC day")
-    def service_days(service: str, days: Days = 30) -> list[DayUptime]:
-        with connection() as conn, conn.cursor(row_factory=class_row(DayUptime)) as cursor:
-            return cursor.execute(
-                QUERIES["daily_uptime"], {"service_name": service, "days": days}
-            ).fetchall()
-
-    @app.get("/api/services/{service}/incidents", summary="A service's incidents")
-    def service_incidents(service: str, days: Days = 30) -> list[answers.Incident]:
+    @app.get("/api/services/{service_name}/days", summary="A service's uptime per UTC day")
+    def service_days(service_name: str, days: Days = 30) -> list[answers.DayUptime]:
         with connection() as conn:
-            return answers.incidents(conn, service, server_now(conn) - timedelta(days=days))
+            return answers.daily_uptime(conn, service_name, days)
 
-    @app.get("/api/services/{service}/transitions", summary="A service's status changes")
-    def service_transitions(service: str, days: Days = 1) -> list[answers.Transition]:
+    @app.get("/api/services/{service_name}/incidents", summary="A service's incidents")
+    def service_incidents(service_name: str, days: Days = 30) -> list[answers.Incident]:
         with connection() as conn:
-            return answers.transitions(conn, service, server_now(conn) - timedelta(days=days))
+            since = answers.server_now(conn) - timedelta(days=days)
+            return answers.incidents(conn, service_name, since)
 
-    @app.get("/api/services/{service}/latency", summary="A service's hourly latency")
-    def service_latency(service: str, days: Days = 7) -> list[LatencyPoint]:
-        with connection() as conn, conn.cursor(row_factory=class_row(LatencyPoint)) as cursor:
-            since = server_now(conn) - timedelta(days=days)
-            return cursor.execute(
-                QUERIES["latency_hourly"], {"service_name": service, "since": since}
-            ).fetchall()
+    @app.get("/api/services/{service_name}/transitions", summary="A service's status changes")
+    def service_transitions(service_name: str, days: Days = 1) -> list[answers.Transition]:
+        with connection() as conn:
+            since = answers.server_now(conn) - timedelta(days=days)
+            return answers.transitions(conn, service_name, since)
+
+    @app.get("/api/services/{service_name}/latency", summary="A service's hourly latency")
+    def service_latency(service_name: str, days: Days = 7) -> list[answers.LatencyPoint]:
+        with connection() as conn:
+            since = answers.server_now(conn) - timedelta(days=days)
+            return answers.latency_hourly(conn, service_name, since)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:
