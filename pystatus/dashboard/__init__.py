@@ -7,27 +7,31 @@ CLI. The connections are read-only sessions and no endpoint writes.
 
 from __future__ import annotations
 
-import html
-import importlib.resources
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 
+import jinja2
 import psycopg
 from fastapi import FastAPI, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
 from psycopg_pool import ConnectionPool
 
 from pystatus import answers
 from pystatus.connection import resolve_dsn
 from pystatus.errors import InvalidInput, PystatusError, translate_errors
 
-STATIC = importlib.resources.files("pystatus.dashboard") / "static"
 Days = Annotated[int, Query(ge=1, le=400, description="window: the last N days")]
 # Read-only sessions: the dashboard cannot write, whatever its role may do.
 READ_ONLY: dict[str, Any] = {"autocommit": True, "options": "-c default_transaction_read_only=on"}
+# Loaded from the package, so that an installed wheel finds them wherever it is unpacked.
+TEMPLATES = Jinja2Templates(
+    env=jinja2.Environment(loader=jinja2.PackageLoader("pystatus.dashboard"), autoescape=True)
+)
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ def create_app(dsn: str | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    app.mount("/static", StaticFiles(packages=[("pystatus.dashboard", "static")]), name="static")
 
     @contextmanager
     def connection() -> Iterator[psycopg.Connection[Any]]:
@@ -118,33 +123,13 @@ def create_app(dsn: str | None = None) -> FastAPI:
             return answers.latency_hourly(conn, service_name, since)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def page() -> str:
+    def page(request: Request) -> HTMLResponse:
+        """The page, with the current view rendered on the server (it works without JavaScript)."""
         with connection() as conn:
             services = answers.live_status(conn)
-        return render_page(services)
-
-    @app.get("/static/{name}", include_in_schema=False)
-    def static(name: str) -> Response:
-        files = {"app.js": "text/javascript", "style.css": "text/css"}
-        if name not in files:
-            return Response(status_code=404)
-        return Response((STATIC / name).read_text(), media_type=files[name])
+        return TEMPLATES.TemplateResponse(request, "page.html", {"services": services})
 
     return app
-
-
-def render_page(services: list[answers.LiveStatus]) -> str:
-    """The page, with the current view rendered on the server (it works without JavaScript)."""
-    rows = "\n".join(
-        f'<tr data-service="{html.escape(s.service_name)}">'
-        f'<td class="name">{html.escape(s.service_name)}</td>'
-        f'<td><span class="badge {html.escape(s.effective_status)}">'
-        f"{html.escape(s.effective_status)}</span></td>"
-        f'<td class="age">{s.seconds_since:.0f} s ago</td>'
-        f'<td class="task">{html.escape(s.current_task or "")}</td></tr>'
-        for s in services
-    )
-    return (STATIC / "page.html").read_text().replace("<!-- rows -->", rows)
 
 
 def run(dsn: str | None, host: str = "127.0.0.1", port: int = 8000) -> None:
