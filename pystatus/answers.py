@@ -1,22 +1,16 @@
-"""Answers from history, as dataclasses: live status, transitions, incidents,
-uptime, trends and task durations. Each function is one call into the SQL
-function of the same name; the definitions live there (and in README)."""
+"""Answers from history, as dataclasses: live status, history, transitions,
+incidents, uptime, trends, task durations and the dashboard's daily and hourly
+series. Each function is one call into the SQL function of the same name; the
+definitions live there (and in README)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
-import psycopg
-from psycopg.rows import class_row
-
-from pystatus.errors import translate_errors
-from pystatus.queries import QUERIES
-
-Conn = psycopg.Connection[Any]
-Row = TypeVar("Row")
+from pystatus.queries import Conn, fetch_all, fetch_one, fetch_value
 
 
 @dataclass(frozen=True)
@@ -31,6 +25,13 @@ class LiveStatus:
     expected_interval: timedelta
     grace: timedelta
     stale_after: datetime
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    heartbeat_timestamp: datetime
+    status: str
+    current_task: str | None
 
 
 @dataclass(frozen=True)
@@ -85,63 +86,101 @@ class TaskRun:
     duration: timedelta
 
 
-def _rows(conn: Conn, row_type: type[Row], query: str, params: dict[str, Any]) -> list[Row]:
-    with translate_errors(), conn.cursor(row_factory=class_row(row_type)) as cursor:
-        return cursor.execute(QUERIES[query], params).fetchall()
+@dataclass(frozen=True)
+class DayUptime:
+    day: date
+    up_seconds: Decimal
+    down_seconds: Decimal
+    maintenance_seconds: Decimal
+    no_data_seconds: Decimal
+    uptime: float | None
 
 
-def _window(service: str | None, since: datetime, until: datetime | None) -> dict[str, Any]:
-    return {"service_name": service, "since": since, "until": until}  # until None: now, server time
+@dataclass(frozen=True)
+class LatencyPoint:
+    hour: datetime
+    samples: int
+    p50: float | None
+    p95: float | None
+    max: float | None
+
+
+def server_now(conn: Conn) -> datetime:
+    """now() by the server's clock: windows are measured by the clock that stamps heartbeats."""
+    return fetch_value(conn, "server_now")  # type: ignore[no-any-return]
+
+
+def ago(conn: Conn, interval: str) -> datetime:
+    """now() minus ``interval`` (PostgreSQL syntax: '7 days', '12h', '1 day 2 hours'), by the
+    server's clock and in its session time zone."""
+    return fetch_value(conn, "ago", {"interval": interval})  # type: ignore[no-any-return]
+
+
+def _window(service_name: str | None, since: datetime, until: datetime | None) -> dict[str, Any]:
+    return {"service_name": service_name, "since": since, "until": until}  # until None: now
 
 
 def live_status(conn: Conn) -> list[LiveStatus]:
-    return _rows(conn, LiveStatus, "live_status", {})
+    return fetch_all(conn, LiveStatus, "live_status")
 
 
-def set_expectations(
-    conn: Conn, service: str, expected_interval: timedelta, grace: timedelta = timedelta(seconds=60)
-) -> None:
-    params = {"service_name": service, "expected_interval": expected_interval, "grace": grace}
-    with translate_errors():
-        conn.execute(QUERIES["set_expectations"], params)
+def history(
+    conn: Conn, service_name: str, since: datetime, until: datetime | None = None
+) -> list[HistoryEntry]:
+    """One service's heartbeats in a window, newest first."""
+    return fetch_all(conn, HistoryEntry, "history", _window(service_name, since, until))
 
 
 def transitions(
-    conn: Conn, service: str | None, since: datetime, until: datetime | None = None
+    conn: Conn, service_name: str | None, since: datetime, until: datetime | None = None
 ) -> list[Transition]:
-    return _rows(conn, Transition, "transitions", _window(service, since, until))
+    return fetch_all(conn, Transition, "transitions", _window(service_name, since, until))
 
 
 def incidents(
-    conn: Conn, service: str | None, since: datetime, until: datetime | None = None
+    conn: Conn, service_name: str | None, since: datetime, until: datetime | None = None
 ) -> list[Incident]:
-    return _rows(conn, Incident, "incidents", _window(service, since, until))
+    return fetch_all(conn, Incident, "incidents", _window(service_name, since, until))
 
 
 def uptime(
-    conn: Conn, service: str | None, since: datetime, until: datetime | None = None
+    conn: Conn, service_name: str | None, since: datetime, until: datetime | None = None
 ) -> list[Uptime]:
-    return _rows(conn, Uptime, "uptime", _window(service, since, until))
+    return fetch_all(conn, Uptime, "uptime", _window(service_name, since, until))
 
 
 def uptime_month(
-    conn: Conn, service: str | None, month: date, time_zone: str = "UTC"
+    conn: Conn, service_name: str | None, month: date | str, time_zone: str = "UTC"
 ) -> list[Uptime]:
-    params = {"service_name": service, "month": month, "time_zone": time_zone}
-    return _rows(conn, Uptime, "uptime_month", params)
+    """Uptime over the calendar month that starts on ``month`` (its first day), in a time zone."""
+    params = {"service_name": service_name, "month": month, "time_zone": time_zone}
+    return fetch_all(conn, Uptime, "uptime_month", params)
 
 
 def trend(
     conn: Conn,
-    service: str,
-    recent: timedelta = timedelta(days=1),
-    baseline: timedelta = timedelta(days=7),
+    service_name: str,
+    recent: timedelta | str = timedelta(days=1),
+    baseline: timedelta | str = timedelta(days=7),
 ) -> Trend:
-    params = {"service_name": service, "recent": recent, "baseline": baseline}
-    return _rows(conn, Trend, "trend", params)[0]
+    params = {"service_name": service_name, "recent": recent, "baseline": baseline}
+    return fetch_one(conn, Trend, "trend", params)
 
 
 def task_durations(
-    conn: Conn, service: str, since: datetime, until: datetime | None = None
+    conn: Conn, service_name: str, since: datetime, until: datetime | None = None
 ) -> list[TaskRun]:
-    return _rows(conn, TaskRun, "task_durations", _window(service, since, until))
+    return fetch_all(conn, TaskRun, "task_durations", _window(service_name, since, until))
+
+
+def daily_uptime(conn: Conn, service_name: str, days: int = 30) -> list[DayUptime]:
+    """One service's uptime per UTC day over the last ``days`` days."""
+    params = {"service_name": service_name, "days": days}
+    return fetch_all(conn, DayUptime, "daily_uptime", params)
+
+
+def latency_hourly(
+    conn: Conn, service_name: str, since: datetime, until: datetime | None = None
+) -> list[LatencyPoint]:
+    """One service's latency per hour: samples, p50, p95 and max."""
+    return fetch_all(conn, LatencyPoint, "latency_hourly", _window(service_name, since, until))

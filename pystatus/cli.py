@@ -3,55 +3,64 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from pystatus import migrations
+from pystatus import admin, answers, migrations
 from pystatus.client import heartbeat
 from pystatus.cluster import Cluster, ClusterError
 from pystatus.connection import resolve_dsn
 from pystatus.errors import PystatusError, translate_errors
-from pystatus.output import FORMATS, write_rows
-from pystatus.queries import QUERIES
+from pystatus.output import FORMATS, HEADER, write_rows
+
+Conn = psycopg.Connection[Any]
 
 
-def _connect(dsn: str | None) -> psycopg.Connection[Any]:
+@dataclass(frozen=True)
+class StatusLine:
+    """A service's live status as ``pystatus status`` shows it to a person."""
+
+    service: str
+    status: str
+    last_heartbeat: datetime = field(metadata={HEADER: "last heartbeat"})
+    age: str
+    task: str | None
+
+
+def _connect(dsn: str | None) -> Conn:
     with translate_errors():
         return psycopg.connect(resolve_dsn(dsn), autocommit=True)
 
 
-def _fetch(
-    dsn: str | None, name: str, params: dict[str, Any] | None = None
-) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Runs one named query on a connection of its own; returns column names and rows."""
-    with _connect(dsn) as conn, translate_errors():
-        cursor = conn.execute(QUERIES[name], params)
-        if cursor.description is None:
-            return [], []
-        return [c.name for c in cursor.description], cursor.fetchall()
+@contextlib.contextmanager
+def _connect_with_cron(dsn: str | None, cron_dsn: str | None) -> Iterator[tuple[Conn, Conn | None]]:
+    """This database, and pg_cron's database when --cron-dsn names another one."""
+    with _connect(dsn) as conn:
+        if cron_dsn is None:
+            yield conn, None
+        else:
+            with _connect(cron_dsn) as cron_conn:
+                yield conn, cron_conn
 
 
-def _print_query(args: argparse.Namespace, name: str, params: dict[str, Any] | None = None) -> None:
-    write_rows(*_fetch(args.dsn, name, params), args.format)
+def _since(conn: Conn, args: argparse.Namespace) -> datetime:
+    """The start of the last --days days (or --since interval), by the server's clock."""
+    return answers.ago(conn, args.since or f"{args.days} days")
 
 
-def _print_last(args: argparse.Namespace, name: str) -> None:
-    """A query over the last --days days (or --since interval), by the server's clock."""
-    last = args.since or f"{args.days} days"
-    _print_query(args, name, {"service_name": args.service, "last": last})
-
-
-def _print_setup_report(dsn: str | None) -> None:
-    todos = []
-    for item, value, todo in _fetch(dsn, "setup_report")[1]:
-        print(f"  {item}: {value}")
-        if todo:
-            todos.append(todo)
+def _print_setup_report(conn: Conn) -> None:
+    report = admin.setup_report(conn)
+    for line in report:
+        print(f"  {line.item}: {line.value}")
+    todos = [line.todo for line in report if line.todo]
     print("Left for the DBA:" if todos else "Nothing left to do.")
     for todo in todos:
         print(f"  - {todo}")
@@ -66,7 +75,8 @@ def cmd_migrate(args: argparse.Namespace) -> None:
     }
     done = migrations.apply(args.dsn, settings, reapply=args.reapply)
     print(f"pystatus {migrations.version()}: {done}.")
-    _print_setup_report(args.dsn)
+    with _connect(args.dsn) as conn:
+        _print_setup_report(conn)
 
 
 def cmd_rollback(args: argparse.Namespace) -> None:
@@ -81,124 +91,118 @@ def cmd_rollback(args: argparse.Namespace) -> None:
 
 
 def cmd_maintain(args: argparse.Namespace) -> None:
-    # Each job in its own transaction, as pg_cron runs them.
-    for query in ("sweep", "refresh_rollups", "maintain"):
-        [(result,)] = _fetch(args.dsn, query)[1]
-        print(f"{query}: {json.dumps(result)}")
+    with _connect(args.dsn) as conn:  # autocommit: each job in its own transaction, as pg_cron
+        for job in (admin.sweep, admin.refresh_rollups, admin.maintain):
+            print(f"{job.__name__}: {json.dumps(job(conn))}")
 
 
 def cmd_move_default_rows(args: argparse.Namespace) -> None:
-    [(moved,)] = _fetch(args.dsn, "move_default_rows")[1]
+    with _connect(args.dsn) as conn:
+        moved = admin.move_default_rows(conn)
     print(f"Moved {moved} rows out of the default partition.")
 
 
 def cmd_schedule(args: argparse.Namespace) -> None:
-    if args.cron_dsn is None:
-        [(done,)] = _fetch(args.dsn, "schedule_maintenance_here")[1]
-        if not done:
-            raise PystatusError(
-                "pg_cron is not installed in this database: give --cron-dsn for the database "
-                "pg_cron lives in (cron.database_name), or run `pystatus maintain` from another "
-                "scheduler"
+    with _connect_with_cron(args.dsn, args.cron_dsn) as (conn, cron_conn):
+        if args.remove:
+            removed = admin.unschedule(conn, cron_conn)
+            print(f"Removed {removed} maintenance jobs from pg_cron.")
+            return
+        for job in admin.schedule(conn, cron_conn):
+            print(
+                f"Scheduled {job.job_name!r} ({job.schedule}) in database {job.database!r}: "
+                f"{job.command}"
             )
-    for job_name, schedule, command, database in _fetch(args.dsn, "maintenance_jobs")[1]:
-        params = {
-            "job_name": job_name,
-            "schedule": schedule,
-            "command": command,
-            "database": database,
-        }
-        if args.cron_dsn and args.remove:
-            _fetch(args.cron_dsn, "unschedule_in_cron_database", params)
-            print(f"Removed {job_name!r} from pg_cron.")
-        else:
-            if args.cron_dsn:
-                _fetch(args.cron_dsn, "schedule_in_cron_database", params)
-            print(f"Scheduled {job_name!r} ({schedule}) in database {database!r}: {command}")
 
 
 def cmd_status(args: argparse.Namespace) -> None:
-    columns, rows = _fetch(args.dsn, "live_status")
-    shown = ["service_name", "effective_status", "last_heartbeat", "seconds_since", "current_task"]
+    with _connect(args.dsn) as conn:
+        services = answers.live_status(conn)
     if args.format != "table":
-        write_rows(columns, rows, args.format)
+        write_rows(answers.LiveStatus, services, args.format)
         return
-    picked = [[row[columns.index(c)] for c in shown] for row in rows]
-    for row in picked:
-        row[3] = f"{row[3]:.0f}s ago"
+    lines = [
+        StatusLine(
+            s.service_name,
+            s.effective_status,
+            s.last_heartbeat,
+            f"{s.seconds_since:.0f}s ago",
+            s.current_task,
+        )
+        for s in services
+    ]
     alarming = {"stale", "down"}
-    write_rows(
-        ["service", "status", "last heartbeat", "age", "task"],
-        picked,
-        "table",
-        emphasize=lambda row: sys.stdout.isatty() and row[1] in alarming,
-    )
+    write_rows(StatusLine, lines, "table", emphasize=lambda line: line.status in alarming)
 
 
 def cmd_history(args: argparse.Namespace) -> None:
-    _print_query(args, "history", {"service_name": args.service, "since": args.since})
+    with _connect(args.dsn) as conn:
+        entries = answers.history(conn, args.service_name, answers.ago(conn, args.since))
+    write_rows(answers.HistoryEntry, entries, args.format)
 
 
 def cmd_transitions(args: argparse.Namespace) -> None:
-    _print_last(args, "transitions_last")
+    with _connect(args.dsn) as conn:
+        changes = answers.transitions(conn, args.service_name, _since(conn, args))
+    write_rows(answers.Transition, changes, args.format)
 
 
 def cmd_incidents(args: argparse.Namespace) -> None:
-    _print_last(args, "incidents_last")
+    with _connect(args.dsn) as conn:
+        incidents = answers.incidents(conn, args.service_name, _since(conn, args))
+    write_rows(answers.Incident, incidents, args.format)
 
 
 def cmd_uptime(args: argparse.Namespace) -> None:
-    if args.month:
-        params = {
-            "service_name": args.service,
-            "month": f"{args.month}-01",
-            "time_zone": args.time_zone,
-        }
-        _print_query(args, "uptime_month", params)
-    else:
-        _print_last(args, "uptime_last")
+    with _connect(args.dsn) as conn:
+        if args.month:  # YYYY-MM: the server reads the date, as it reads --since
+            month = f"{args.month}-01"
+            reports = answers.uptime_month(conn, args.service_name, month, args.time_zone)
+        else:
+            reports = answers.uptime(conn, args.service_name, _since(conn, args))
+    write_rows(answers.Uptime, reports, args.format)
 
 
 def cmd_trend(args: argparse.Namespace) -> None:
-    params = {"service_name": args.service, "recent": args.recent, "baseline": args.baseline}
-    _print_query(args, "trend", params)
+    with _connect(args.dsn) as conn:
+        trend = answers.trend(conn, args.service_name, args.recent, args.baseline)
+    write_rows(answers.Trend, [trend], args.format)
 
 
 def cmd_tasks(args: argparse.Namespace) -> None:
-    _print_last(args, "task_durations_last")
+    with _connect(args.dsn) as conn:
+        runs = answers.task_durations(conn, args.service_name, _since(conn, args))
+    write_rows(answers.TaskRun, runs, args.format)
 
 
 def cmd_expect(args: argparse.Namespace) -> None:
-    params = {"service_name": args.service, "expected_interval": args.interval, "grace": args.grace}
-    _fetch(args.dsn, "set_expectations", params)
-    print(f"{args.service}: heartbeat every {args.interval}, stale after a further {args.grace}.")
+    with _connect(args.dsn) as conn:
+        admin.set_expectations(conn, args.service_name, args.interval, args.grace)
+    print(
+        f"{args.service_name}: heartbeat every {args.interval}, stale after a further {args.grace}."
+    )
 
 
 def cmd_logins(args: argparse.Namespace) -> None:
-    if args.allow:
-        _fetch(args.dsn, "allow_service", dict(zip(("login", "service_pattern"), args.allow)))
-    if args.disallow:
-        params = dict(zip(("login", "service_pattern"), args.disallow))
-        if not _fetch(args.dsn, "disallow_service", params)[1][0][0]:
+    with _connect(args.dsn) as conn:
+        if args.allow:
+            admin.allow_service(conn, *args.allow)
+        if args.disallow and not admin.disallow_service(conn, *args.disallow):
             raise PystatusError(f"login {args.disallow[0]} had no allowance {args.disallow[1]!r}")
-    write_rows(*_fetch(args.dsn, "service_logins"), args.format)
+        write_rows(admin.ServiceLogin, admin.service_logins(conn), args.format)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    columns, rows = _fetch(args.dsn, "check")
-    if args.cron_dsn:  # the jobs live in pg_cron's database: ask there
-        jobs = _fetch(args.dsn, "maintenance_jobs")[1]
-        params = {"job_names": [j[0] for j in jobs], "database": jobs[0][3]}
-        rows = [r for r in rows if r[0] != "jobs"] + _fetch(
-            args.cron_dsn, "check_jobs_in_cron_database", params
-        )[1]
-    write_rows(columns, rows, args.format, emphasize=lambda row: sys.stdout.isatty() and not row[1])
-    return 0 if all(ok for _, ok, _ in rows) else 1
+    with _connect_with_cron(args.dsn, args.cron_dsn) as (conn, cron_conn):
+        items = admin.check(conn, cron_conn)
+    write_rows(admin.CheckItem, items, args.format, emphasize=lambda item: not item.ok)
+    return 0 if all(item.ok for item in items) else 1
 
 
 def cmd_heartbeat(args: argparse.Namespace) -> None:
     with _connect(args.dsn) as conn:
-        print(heartbeat(conn, args.service, args.status, args.task).isoformat())
+        recorded_at = heartbeat(conn, args.service_name, args.status, args.current_task)
+    print(recorded_at.isoformat())
 
 
 def cmd_db(args: argparse.Namespace) -> None:
@@ -282,39 +286,41 @@ def _parser() -> argparse.ArgumentParser:
 
     schedule = command("schedule", cmd_schedule, "schedule maintenance with pg_cron")
     schedule.add_argument("--cron-dsn", help="the database pg_cron lives in, when not this one")
-    schedule.add_argument("--remove", action="store_true", help="remove the job (with --cron-dsn)")
+    schedule.add_argument("--remove", action="store_true", help="remove the jobs instead")
 
     command("status", cmd_status, "live status of every service (stale in red)", data=True)
 
     def windowed(name: str, handler: Any, help: str, days: int, every: bool = True) -> None:
         sub = command(name, handler, help, data=True)
         if every:
-            sub.add_argument("service", nargs="?", help="a service (default: every service)")
+            sub.add_argument(
+                "service_name", nargs="?", metavar="service", help="default: every service"
+            )
         else:
-            sub.add_argument("service")
+            sub.add_argument("service_name", metavar="service")
         sub.add_argument("--days", type=int, default=days, help=f"the last N days (default {days})")
         sub.add_argument("--since", help="the last interval instead, e.g. 12h or '90 minutes'")
 
     windowed("transitions", cmd_transitions, "every status change", 1)
     windowed("incidents", cmd_incidents, "when services went down, for how long, why", 7)
     uptime = command("uptime", cmd_uptime, "time-weighted uptime (README defines it)", data=True)
-    uptime.add_argument("service", nargs="?", help="a service (default: every service)")
+    uptime.add_argument("service_name", nargs="?", metavar="service", help="default: every service")
     window = uptime.add_mutually_exclusive_group()
     window.add_argument("--days", type=int, default=30, help="rolling window (default 30)")
     window.add_argument("--since", help="the last interval instead, e.g. 12h")
     window.add_argument("--month", help="a calendar month, YYYY-MM")
     uptime.add_argument("--time-zone", default="UTC", help="for --month (default UTC)")
     trend = command("trend", cmd_trend, "is the service getting slower?", data=True)
-    trend.add_argument("service")
+    trend.add_argument("service_name", metavar="service")
     trend.add_argument("--recent", default="1 day", help="recent window (default 1 day)")
     trend.add_argument("--baseline", default="7 days", help="baseline before it (default 7 days)")
     windowed("tasks", cmd_tasks, "how long each current_task lasted", 1, every=False)
     expect = command("expect", cmd_expect, "set a service's heartbeat interval and grace")
-    expect.add_argument("service")
+    expect.add_argument("service_name", metavar="service")
     expect.add_argument("--interval", required=True, help="expected interval, e.g. 60s or '5 min'")
     expect.add_argument("--grace", default="60 seconds", help="lateness forgiven (default 60s)")
     history = command("history", cmd_history, "one service's history", data=True)
-    history.add_argument("service")
+    history.add_argument("service_name", metavar="service")
     history.add_argument("--since", default="7 days", help="an interval: 7d, 12h, '30 minutes'")
 
     check = command(
@@ -333,9 +339,9 @@ def _parser() -> argparse.ArgumentParser:
     change.add_argument("--disallow", nargs=2, metavar=("LOGIN", "PATTERN"))
 
     beat = command("heartbeat", cmd_heartbeat, "record one heartbeat (for scripts)")
-    beat.add_argument("service")
+    beat.add_argument("service_name", metavar="service")
     beat.add_argument("--status", default="ok")
-    beat.add_argument("--task")
+    beat.add_argument("--current-task", "--task", help="what the service is doing now")
 
     board = command("dashboard", cmd_dashboard, "serve the read-only dashboard and JSON API")
     board.add_argument("--host", default="127.0.0.1")

@@ -20,7 +20,7 @@ import psycopg
 
 from pystatus.connection import resolve_dsn
 from pystatus.errors import PystatusError, translate_errors
-from pystatus.queries import QUERIES
+from pystatus.queries import fetch_value, fetch_value_async
 
 logger = logging.getLogger("pystatus")
 
@@ -34,46 +34,40 @@ CONNECT_OPTIONS: dict[str, Any] = {
 }
 
 
+def _beat_params(
+    service_name: str, status: str, current_task: str | None, latency_ms: float | None
+) -> dict[str, Any]:
+    return {
+        "service_name": service_name,
+        "status": status,
+        "current_task": current_task,
+        "latency_ms": latency_ms,
+    }
+
+
 def heartbeat(
     conn: psycopg.Connection[Any],
-    service: str,
+    service_name: str,
     status: str = "ok",
-    task: str | None = None,
+    current_task: str | None = None,
     latency_ms: float | None = None,
 ) -> datetime:
     """Records a heartbeat in the caller's transaction; returns the server time recorded."""
-    params = {
-        "service_name": service,
-        "status": status,
-        "current_task": task,
-        "latency_ms": latency_ms,
-    }
-    with translate_errors():
-        row = conn.execute(QUERIES["heartbeat"], params).fetchone()
-    assert row is not None
-    return row[0]  # type: ignore[no-any-return]
+    params = _beat_params(service_name, status, current_task, latency_ms)
+    return fetch_value(conn, "heartbeat", params)  # type: ignore[no-any-return]
 
 
 def record_heartbeat(
     conn: psycopg.Connection[Any],
-    service: str,
+    service_name: str,
     status: str,
-    task: str | None,
+    current_task: str | None,
     at: datetime,
     latency_ms: float | None = None,
 ) -> bool:
     """Backfills a heartbeat at a past time; True when it became the current status."""
-    params = {
-        "service_name": service,
-        "status": status,
-        "current_task": task,
-        "at": at,
-        "latency_ms": latency_ms,
-    }
-    with translate_errors():
-        row = conn.execute(QUERIES["record_heartbeat"], params).fetchone()
-    assert row is not None
-    return bool(row[0])
+    params = {**_beat_params(service_name, status, current_task, latency_ms), "at": at}
+    return bool(fetch_value(conn, "record_heartbeat", params))
 
 
 def heartbeat_many(
@@ -82,7 +76,8 @@ def heartbeat_many(
         tuple[str, str] | tuple[str, str, str | None] | tuple[str, str, str | None, float | None]
     ],
 ) -> int:
-    """Records many heartbeats, (service, status[, task[, latency_ms]]) each, in one round trip.
+    """Records many heartbeats, (service_name, status[, current_task[, latency_ms]]) each, in
+    one round trip.
 
     All or nothing; a service named twice keeps its last heartbeat. Returns the services recorded.
     """
@@ -93,30 +88,19 @@ def heartbeat_many(
         "current_tasks": [r[2] for r in rows],
         "latencies_ms": [r[3] for r in rows],
     }
-    with translate_errors():
-        row = conn.execute(QUERIES["heartbeat_many"], params).fetchone()
-    assert row is not None
-    return int(row[0])
+    return int(fetch_value(conn, "heartbeat_many", params))
 
 
 async def heartbeat_async(
     conn: psycopg.AsyncConnection[Any],
-    service: str,
+    service_name: str,
     status: str = "ok",
-    task: str | None = None,
+    current_task: str | None = None,
     latency_ms: float | None = None,
 ) -> datetime:
     """``heartbeat`` for an asyncio connection."""
-    params = {
-        "service_name": service,
-        "status": status,
-        "current_task": task,
-        "latency_ms": latency_ms,
-    }
-    with translate_errors():
-        row = await (await conn.execute(QUERIES["heartbeat"], params)).fetchone()
-    assert row is not None
-    return row[0]  # type: ignore[no-any-return]
+    params = _beat_params(service_name, status, current_task, latency_ms)
+    return await fetch_value_async(conn, "heartbeat", params)  # type: ignore[no-any-return]
 
 
 class _Beating:
@@ -127,19 +111,19 @@ class _Beating:
     def __init__(
         self,
         dsn: str | None,
-        service: str,
+        service_name: str,
         interval: float = 60,
         *,
         status: str = "ok",
-        task: str | None = None,
+        current_task: str | None = None,
         final_status: str | None = "stopping",
     ) -> None:
         if interval <= 0:
             raise ValueError(f"interval must be positive, got {interval!r}")
         self.dsn = resolve_dsn(dsn)
-        self.service = service
+        self.service_name = service_name
         self.interval = interval
-        self._status, self._task = status, task
+        self._status, self._current_task = status, current_task
         self.final_status = final_status
         self.failures = 0
         self.last_error: PystatusError | None = None
@@ -162,12 +146,12 @@ class _Beating:
         self._wake.set()  # a change is worth a heartbeat now
 
     @property
-    def task(self) -> str | None:
-        return self._task
+    def current_task(self) -> str | None:
+        return self._current_task
 
-    @task.setter
-    def task(self, value: str | None) -> None:
-        self._task = value
+    @current_task.setter
+    def current_task(self, value: str | None) -> None:
+        self._current_task = value
         self._wake.set()
 
     def _next_delay(self) -> float:
@@ -178,21 +162,26 @@ class _Beating:
 
     def _succeeded(self, recorded_at: datetime) -> None:
         if self.failures:
-            logger.info("pystatus: %s heartbeats resumed", self.service)
+            logger.info("pystatus: %s heartbeats resumed", self.service_name)
         self.failures, self.last_error, self.last_recorded_at = 0, None, recorded_at
 
     def _failed(self, error: PystatusError) -> None:
         self.failures += 1
         self.last_error = error
         log = logger.warning if self.failures == 1 else logger.debug
-        log("pystatus: %s heartbeat failed (attempt %d): %s", self.service, self.failures, error)
+        log(
+            "pystatus: %s heartbeat failed (attempt %d): %s",
+            self.service_name,
+            self.failures,
+            error,
+        )
 
 
 class Heartbeat(_Beating):
-    """Sends ``service``'s heartbeat every ``interval`` seconds from a daemon thread.
+    """Sends ``service_name``'s heartbeat every ``interval`` seconds from a daemon thread.
 
     Use as a context manager, or call ``start()`` and ``stop()``. Setting
-    ``status`` or ``task`` sends a heartbeat at once. ``stop()`` records
+    ``status`` or ``current_task`` sends a heartbeat at once. ``stop()`` records
     ``final_status`` (default ``stopping``) so history tells a planned stop
     from a crash.
     """
@@ -203,7 +192,7 @@ class Heartbeat(_Beating):
         self._wake = threading.Event()
         self._conn: psycopg.Connection[Any] | None = None
         self._thread = threading.Thread(
-            target=self._run, name=f"pystatus-heartbeat-{self.service}", daemon=True
+            target=self._run, name=f"pystatus-heartbeat-{self.service_name}", daemon=True
         )
 
     def start(self) -> Heartbeat:
@@ -222,12 +211,14 @@ class Heartbeat(_Beating):
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _send(self, status: str, task: str | None) -> None:
+    def _send(self, status: str, current_task: str | None) -> None:
         try:
             if self._conn is None or self._conn.closed:
                 with translate_errors():
                     self._conn = psycopg.connect(self.dsn, **CONNECT_OPTIONS)
-            self._succeeded(heartbeat(self._conn, self.service, status, task, self.latency_ms))
+            self._succeeded(
+                heartbeat(self._conn, self.service_name, status, current_task, self.latency_ms)
+            )
         except PystatusError as error:
             self._failed(error)
             self._close()
@@ -250,7 +241,7 @@ class Heartbeat(_Beating):
             self._wake.clear()
             if self._stopping:
                 break
-            self._send(self._status, self._task)
+            self._send(self._status, self._current_task)
             delay = self._next_delay()
         if self.final_status is not None:
             self._send(self.final_status, None)
@@ -268,7 +259,7 @@ class AsyncHeartbeat(_Beating):
         self._task_handle: asyncio.Task[None] | None = None
 
     async def start(self) -> AsyncHeartbeat:
-        self._task_handle = asyncio.create_task(self._run(), name=f"pystatus-{self.service}")
+        self._task_handle = asyncio.create_task(self._run(), name=f"pystatus-{self.service_name}")
         return self
 
     async def stop(self) -> None:
@@ -283,13 +274,15 @@ class AsyncHeartbeat(_Beating):
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    async def _send(self, status: str, task: str | None) -> None:
+    async def _send(self, status: str, current_task: str | None) -> None:
         try:
             if self._conn is None or self._conn.closed:
                 with translate_errors():
                     self._conn = await psycopg.AsyncConnection.connect(self.dsn, **CONNECT_OPTIONS)
             self._succeeded(
-                await heartbeat_async(self._conn, self.service, status, task, self.latency_ms)
+                await heartbeat_async(
+                    self._conn, self.service_name, status, current_task, self.latency_ms
+                )
             )
         except PystatusError as error:
             self._failed(error)
@@ -314,7 +307,7 @@ class AsyncHeartbeat(_Beating):
             self._wake.clear()
             if self._stopping:
                 break
-            await self._send(self._status, self._task)
+            await self._send(self._status, self._current_task)
             delay = self._next_delay()
         if self.final_status is not None:
             await self._send(self.final_status, None)

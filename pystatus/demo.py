@@ -14,10 +14,10 @@ from datetime import timedelta
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from pystatus import answers, migrations
+from pystatus import admin, answers, migrations
 from pystatus.client import Heartbeat
 from pystatus.cluster import Cluster
-from pystatus.queries import QUERIES
+from pystatus.errors import DatabaseUnavailable
 
 SERVICES = ["librarian", "scheduler", "mailer", "indexer", "api", "billing", "search", "reports"]
 LIVE = [s for s in SERVICES if s != "mailer"]  # mailer died yesterday and stays dead
@@ -31,8 +31,8 @@ def _database(dsn: str | None) -> Iterator[tuple[str, Cluster | None]]:
         yield dsn, None
         return
     with Cluster.temporary() as cluster:
-        with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
-            admin.execute("CREATE DATABASE pystatus_demo")
+        with psycopg.connect(cluster.dsn(), autocommit=True) as postgres:
+            postgres.execute("CREATE DATABASE pystatus_demo")
         print(f"PostgreSQL running: {cluster.url('pystatus_demo')}")
         yield cluster.dsn("pystatus_demo"), cluster
 
@@ -41,25 +41,19 @@ def prepare(dsn: str, cluster: Cluster | None) -> None:
     """Migrates, loads the demo history into an empty database, schedules the jobs."""
     print(f"Migrated: {migrations.apply(dsn)}")
     with psycopg.connect(dsn, autocommit=True) as conn:
-        if conn.execute("SELECT count(*) FROM system_status").fetchone() == (0,):
-            for service in SERVICES:
-                answers.set_expectations(conn, service, timedelta(minutes=1), timedelta(seconds=15))
+        if not answers.live_status(conn):
+            for service_name in SERVICES:
+                admin.set_expectations(
+                    conn, service_name, timedelta(minutes=1), timedelta(seconds=15)
+                )
             history = importlib.resources.files("pystatus") / "sql" / "demo" / "history.sql"
             conn.execute(history.read_text())
             print("Loaded 30 days of history for " + ", ".join(SERVICES))
-        jobs = conn.execute(QUERIES["maintenance_jobs"]).fetchall()
-    if cluster is not None:  # pg_cron lives in the cluster's "postgres" database
-        with psycopg.connect(cluster.dsn(), autocommit=True) as cron:
-            cron.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
-            for job_name, schedule, command, database in jobs:
-                params = {
-                    "job_name": job_name,
-                    "schedule": schedule,
-                    "command": command,
-                    "database": database,
-                }
-                cron.execute(QUERIES["schedule_in_cron_database"], params)
-        print("pg_cron runs: " + ", ".join(command for _, _, command, _ in jobs))
+        if cluster is not None:  # pg_cron lives in the cluster's "postgres" database
+            with psycopg.connect(cluster.dsn(), autocommit=True) as cron_conn:
+                cron_conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
+                jobs = admin.schedule(conn, cron_conn)
+            print("pg_cron runs: " + ", ".join(job.command for job in jobs))
 
 
 def _logins(dsn: str) -> tuple[str, str]:
@@ -76,8 +70,8 @@ def _logins(dsn: str) -> tuple[str, str]:
 def _refresh_rollups(dsn: str) -> None:
     try:
         with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(QUERIES["refresh_rollups"])
-    except psycopg.OperationalError:
+            admin.refresh_rollups(conn)
+    except (psycopg.OperationalError, DatabaseUnavailable):
         pass  # the demo is stopping; pg_cron would have done it within a minute anyway
 
 
@@ -90,7 +84,9 @@ def run(dsn: str | None = None, port: int = 8000, duration: float | None = None)
     with _database(dsn) as (url, cluster):
         prepare(url, cluster)
         writer, reader = _logins(url) if cluster is not None else (url, url)
-        beats = {name: Heartbeat(writer, name, interval=10, task="serving") for name in LIVE}
+        beats = {
+            name: Heartbeat(writer, name, interval=10, current_task="serving") for name in LIVE
+        }
         beats["api"].latency_ms = 165.0  # still getting slower
         crash = threading.Timer(CRASH_AFTER, beats[CRASHES].stop)
         beats[CRASHES].final_status = None  # a crash says nothing

@@ -1,6 +1,7 @@
--- Named queries used by the Python client and the CLI. Each starts with
--- "-- name --" and a one-line description; most are a single call into a SQL
--- function of the pystatus schema, where the logic lives.
+-- Named queries, run only by pystatus/client.py (writes), pystatus/answers.py
+-- (reads) and pystatus/admin.py (operations). Each starts with "-- name --" and
+-- a one-line description; most are a single call into a SQL function of the
+-- pystatus schema, where the logic lives.
 
 -- heartbeat --
 -- Records a heartbeat at the server's clock; returns the recorded time.
@@ -19,9 +20,9 @@ SELECT pystatus.maintain()
 SELECT pystatus.move_default_rows()
 
 -- history --
--- One service's history over the last %(since)s (an interval such as '7 days' or '12h').
+-- One service's heartbeats in a window, newest first.
 SELECT heartbeat_timestamp, status, current_task
-FROM pystatus.history(%(service_name)s::text, now() - %(since)s::interval)
+FROM pystatus.history(%(service_name)s::text, %(since)s::timestamptz, coalesce(%(until)s::timestamptz, now()))
 
 -- maintenance_jobs --
 -- The pg_cron jobs (name, schedule, command, database) that keep this database in shape.
@@ -36,12 +37,24 @@ SELECT item, value, todo FROM pystatus.setup_report()
 SELECT cron.schedule_in_database(%(job_name)s::text, %(schedule)s::text, %(command)s::text, %(database)s::text)
 
 -- unschedule_in_cron_database --
--- Run in pg_cron's database: removes another database's maintenance job.
-SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = %(job_name)s::text AND database = %(database)s::text
+-- Run in pg_cron's database: removes another database's maintenance job; returns how many (0 or 1).
+SELECT count(cron.unschedule(jobid)) FROM cron.job WHERE jobname = %(job_name)s::text AND database = %(database)s::text
 
 -- schedule_maintenance_here --
 -- Schedules maintenance with pg_cron in this database; false when pg_cron is not here.
 SELECT pystatus.schedule_maintenance()
+
+-- unschedule_maintenance_here --
+-- Removes this database's maintenance jobs when pg_cron lives here; returns how many.
+SELECT pystatus.unschedule_maintenance()
+
+-- server_now --
+-- The server's clock, which stamps every heartbeat: windows are measured by it.
+SELECT now()
+
+-- ago --
+-- The server's now() minus an interval in PostgreSQL's syntax ('7 days', '12h').
+SELECT now() - %(interval)s::interval
 
 -- live_status --
 -- Every service with its effective status (stale once silent past its deadline).
@@ -88,34 +101,15 @@ SELECT pystatus.sweep()
 -- Brings the hourly and daily rollups up to date.
 SELECT pystatus.refresh_rollups()
 
--- transitions_last --
--- Every status change over the last %(last)s.
-SELECT service_name, from_status, to_status, at
-FROM pystatus.transitions(%(service_name)s::text, now() - %(last)s::interval)
-
--- incidents_last --
--- Down intervals over the last %(last)s.
-SELECT service_name, started, ended, duration, cause
-FROM pystatus.incidents(%(service_name)s::text, now() - %(last)s::interval)
-
--- uptime_last --
--- Uptime over the last %(last)s.
-SELECT * FROM pystatus.uptime(%(service_name)s::text, now() - %(last)s::interval)
-
--- task_durations_last --
--- Task durations over the last %(last)s.
-SELECT service_name, task, started, ended, duration
-FROM pystatus.task_durations(%(service_name)s::text, now() - %(last)s::interval)
-
 -- daily_uptime --
 -- One service's uptime per UTC day over the last %(days)s days.
 SELECT day, up_seconds, down_seconds, maintenance_seconds, no_data_seconds, uptime
 FROM pystatus.daily_uptime(%(service_name)s::text, %(days)s::integer)
 
 -- latency_hourly --
--- One service's hourly latency (samples, p50, p95, max) since a time.
+-- One service's hourly latency (samples, p50, p95, max) in a window.
 SELECT hour, samples, p50, p95, max
-FROM pystatus.latency_hourly(%(service_name)s::text, %(since)s::timestamptz)
+FROM pystatus.latency_hourly(%(service_name)s::text, %(since)s::timestamptz, coalesce(%(until)s::timestamptz, now()))
 
 -- heartbeat_many --
 -- Records many heartbeats in one call; returns how many services were recorded.

@@ -5,6 +5,7 @@ is checked twice: from raw history and from the rollups (after a refresh)."""
 from __future__ import annotations
 
 import threading
+from dataclasses import astuple
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -13,6 +14,7 @@ import psycopg
 import pytest
 
 import pystatus
+from pystatus import admin, answers
 from tests.helpers import one
 
 Conn = psycopg.Connection[Any]
@@ -385,3 +387,51 @@ def test_backfills_count_before_the_next_refresh(db: Conn) -> None:
     assert report.up_seconds == 3600 + 120  # 61 heartbeats, the last one good for 2 more minutes
     days = db.execute("SELECT sum(up_seconds) FROM pystatus.daily_uptime('late', 2)").fetchone()
     assert days == (Decimal(3720),)
+
+
+# --- the Python wrappers ------------------------------------------------------------
+
+
+def test_history_newest_first(db: Conn, base: datetime) -> None:
+    pystatus.record_heartbeat(db, "worker", "ok", "import", base)
+    pystatus.record_heartbeat(db, "worker", "degraded", None, base + MIN, 12.5)
+    pystatus.record_heartbeat(db, "other", "ok", None, base)
+    assert pystatus.history(db, service_name="worker", since=base) == [
+        pystatus.HistoryEntry(base + MIN, "degraded", None),
+        pystatus.HistoryEntry(base, "ok", "import"),
+    ]
+    assert pystatus.history(db, "worker", base, until=base + MIN) == [
+        pystatus.HistoryEntry(base, "ok", "import")
+    ]
+
+
+def test_daily_uptime_and_latency_hourly_are_the_sql_functions_rows(
+    db: Conn, base: datetime
+) -> None:
+    for minute in range(0, 120, 10):
+        pystatus.record_heartbeat(db, "api", "ok", None, base + minute * MIN, float(minute))
+    days = pystatus.daily_uptime(db, service_name="api", days=3)
+    sql = db.execute("SELECT * FROM pystatus.daily_uptime('api', 3)").fetchall()
+    # Today's figures grow by the second: compare the finished days, and today's date.
+    assert [astuple(d) for d in days[:-1]] == sql[:-1] and days[-1].day == sql[-1][0]
+    assert len(days) == 3 and isinstance(days[0], pystatus.DayUptime)
+    admin.refresh_rollups(db)  # the hourly figures come from the rollups
+    hours = pystatus.latency_hourly(db, "api", base, base + 60 * MIN)
+    assert hours == [pystatus.LatencyPoint(base, 6, 25.0, 47.5, 50.0)]
+    assert len(pystatus.latency_hourly(db, "api", base)) == 2
+
+
+@pytest.mark.parametrize(
+    ("interval", "delta"),
+    [("1h", timedelta(hours=1)), ("1 day 2 hours", timedelta(hours=26)), ("@ 90 mins", 90 * MIN)],
+)
+def test_ago_is_by_the_servers_clock(db: Conn, interval: str, delta: timedelta) -> None:
+    before = answers.server_now(db)
+    at = answers.ago(db, interval)
+    after = answers.server_now(db)
+    assert before - delta <= at <= after - delta
+
+
+def test_ago_refuses_what_is_not_an_interval(db: Conn) -> None:
+    with pytest.raises(pystatus.InvalidInput, match="interval"):
+        answers.ago(db, "a while")

@@ -6,9 +6,11 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ import pytest
 import pystatus
 from pystatus import cli, migrations
 from pystatus.cluster import Cluster
-from pystatus.output import RED, RESET, write_rows
+from pystatus.output import write_rows
 
 Conn = psycopg.Connection[Any]
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,18 +60,55 @@ def test_status_in_each_format(db: Conn, dsn: str, capsys: pytest.CaptureFixture
     ]
 
 
-def test_stale_rows_are_red_in_a_table() -> None:
+@dataclass(frozen=True)
+class Line:
+    service: str
+    status: str
+
+
+RED = "\x1b[31m"
+ESCAPE_CODE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def table() -> list[str]:
     out = io.StringIO()
-    write_rows(
-        ["service", "status"],
-        [["a", "ok"], ["b", "stale"]],
-        "table",
-        out,
-        emphasize=lambda row: row[1] == "stale",
-    )
-    lines = out.getvalue().splitlines()
+    rows = [Line("a", "ok"), Line("b", "stale")]
+    write_rows(Line, rows, "table", out, emphasize=lambda row: row.status == "stale")
+    return out.getvalue().splitlines()
+
+
+@pytest.fixture
+def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Output as rich sees a colour terminal (FORCE_COLOR), whatever runs the tests."""
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+
+
+def test_stale_rows_are_red_on_a_terminal(terminal: None) -> None:
+    lines = table()
     assert lines[2] == "a        ok"
-    assert lines[3] == f"{RED}b        stale{RESET}"
+    assert lines[3].startswith(RED) and ESCAPE_CODE.sub("", lines[3]).rstrip() == "b        stale"
+
+
+def test_piped_tables_and_no_color_have_no_escape_codes(
+    terminal: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert [ESCAPE_CODE.sub("", line).rstrip() for line in table()][2:] == [
+        "a        ok",
+        "b        stale",
+    ]
+    assert not any(RED in line for line in table())
+    monkeypatch.delenv("NO_COLOR")
+    monkeypatch.delenv("FORCE_COLOR")
+    assert table() == ["service  status", "─" * 15, "a        ok", "b        stale"]
+
+
+def test_cells_are_text_not_markup() -> None:
+    out = io.StringIO()
+    write_rows(Line, [Line("[red]x[/red] :smile:", "ok")], "table", out)
+    assert out.getvalue().splitlines()[2].split() == ["[red]x[/red]", ":smile:", "ok"]
 
 
 def _ago(db: Conn, **delta: int) -> Any:
@@ -259,3 +298,30 @@ def test_maintain_runs_every_job(db: Conn, dsn: str, capsys: pytest.CaptureFixtu
     results = dict(line.split(": ", 1) for line in out.splitlines())
     assert code == 0 and list(results) == ["sweep", "refresh_rollups", "maintain"]
     assert json.loads(results["sweep"]) == 1 and "dropped" in json.loads(results["maintain"])
+
+
+def test_since_and_days_are_read_by_the_server(
+    db: Conn, dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    now = _ago(db, minutes=0)
+    pystatus.record_heartbeat(db, "librarian", "maintenance", None, now - timedelta(hours=30))
+    pystatus.record_heartbeat(db, "librarian", "ok", None, now - timedelta(hours=11))
+    pystatus.record_heartbeat(
+        db, "librarian", "stopping", None, now - timedelta(hours=11) + timedelta(minutes=1)
+    )
+
+    def changes(*window: str) -> list[str]:
+        code, out, err = run(
+            capsys, "transitions", "librarian", *window, "--dsn", dsn, "--format", "json"
+        )
+        assert code == 0, err
+        return [t["to_status"] for t in json.loads(out)]
+
+    assert changes("--since", "12h") == ["ok", "stopping"]
+    # PostgreSQL's interval syntax, which only the server reads.
+    assert changes("--since", "1 day 7 hours") == ["maintenance", "ok", "stopping"]
+    assert changes("--since", "@ 10 hours 59 minutes 30 seconds") == ["stopping"]
+    assert changes("--days", "1") == ["ok", "stopping"]
+    assert changes("--days", "2") == ["maintenance", "ok", "stopping"]
+    code, _, err = run(capsys, "incidents", "--since", "a fortnight", "--dsn", dsn)
+    assert code == 1 and err.startswith("pystatus: error: invalid input syntax for type interval")

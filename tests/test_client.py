@@ -30,7 +30,7 @@ def statuses(dsn: str, service: str) -> list[str]:
 
 
 def test_heartbeat_sends_at_once_then_every_interval_and_records_a_final_status(dsn: str) -> None:
-    with Heartbeat(dsn, "worker", interval=0.2, task="starting up") as beat:
+    with Heartbeat(dsn, "worker", interval=0.2, current_task="starting up") as beat:
         wait_for(lambda: len(statuses(dsn, "worker")) >= 3)
         assert beat.last_error is None and beat.last_recorded_at is not None
     assert statuses(dsn, "worker")[-1] == "stopping"
@@ -38,12 +38,12 @@ def test_heartbeat_sends_at_once_then_every_interval_and_records_a_final_status(
         assert one(conn, "SELECT current_task FROM system_status") is None
 
 
-def test_setting_status_or_task_sends_a_heartbeat_at_once(dsn: str) -> None:
+def test_setting_status_or_current_task_sends_a_heartbeat_at_once(dsn: str) -> None:
     with Heartbeat(dsn, "worker", interval=3600) as beat:
         wait_for(lambda: statuses(dsn, "worker") == ["ok"])
         beat.status = "degraded"
         wait_for(lambda: statuses(dsn, "worker") == ["ok", "degraded"])
-        beat.task = "compacting"
+        beat.current_task = "compacting"
         wait_for(lambda: len(statuses(dsn, "worker")) == 3)
     with psycopg.connect(dsn) as conn:
         task = one(

@@ -7,6 +7,7 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
+from html.parser import HTMLParser
 from typing import Any
 
 import psycopg
@@ -106,9 +107,52 @@ def test_the_page_lists_every_service_without_javascript(url: str) -> None:
     assert '<span class="badge stopping">stopping</span>' in page
 
 
+class Cells(HTMLParser):
+    """The services table as a browser reads it: data-service values and cell texts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.services: list[str | None] = []
+        self.cells: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "tr" and "data-service" in dict(attrs):
+            self.services.append(dict(attrs)["data-service"])
+
+    def handle_data(self, data: str) -> None:
+        self.cells.append(data)
+
+
+def test_the_page_escapes_what_services_report(dsn: str, db: Conn) -> None:
+    name, task = '<b>"Tom" & Jerry</b>', "<script>alert('task')</script>"
+    pystatus.heartbeat(db, name, "ok", task)
+    with dashboard(dsn) as url, urllib.request.urlopen(f"{url}/") as response:
+        page = response.read().decode()
+    assert "<b>" not in page and "<script>alert" not in page
+    assert "&lt;b&gt;" in page and "&amp; Jerry" in page and '"Tom"' not in page
+    parsed = Cells()
+    parsed.feed(page)
+    assert parsed.services == [name]
+    assert name in parsed.cells and task in parsed.cells
+
+
+def test_static_files_are_served_and_nothing_else(url: str) -> None:
+    for name, media_type in (("app.js", "javascript"), ("style.css", "text/css")):
+        with urllib.request.urlopen(f"{url}/static/{name}") as response:
+            assert media_type in response.headers["content-type"]
+            assert response.read()
+    for path in ("/static/page.html", "/static/../__init__.py", "/static/%2e%2e/__init__.py"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{url}{path}")
+        assert refused.value.code == 404, path
+        refused.value.close()
+
+
 def test_openapi_schema_describes_the_api(url: str) -> None:
     schema = get_json(f"{url}/openapi.json")
-    assert {"/api/status", "/api/uptime", "/api/services/{service}/days"} <= set(schema["paths"])
+    assert {"/api/status", "/api/uptime", "/api/services/{service_name}/days"} <= set(
+        schema["paths"]
+    )
 
 
 def test_bad_parameters_are_refused(url: str) -> None:

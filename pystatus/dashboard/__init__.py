@@ -7,49 +7,31 @@ CLI. The connections are read-only sessions and no endpoint writes.
 
 from __future__ import annotations
 
-import html
-import importlib.resources
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from decimal import Decimal
+from datetime import timedelta
 from typing import Annotated, Any
 
+import jinja2
 import psycopg
 from fastapi import FastAPI, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
-from psycopg.rows import class_row
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
 from psycopg_pool import ConnectionPool
 
 from pystatus import answers
 from pystatus.connection import resolve_dsn
 from pystatus.errors import InvalidInput, PystatusError, translate_errors
-from pystatus.queries import QUERIES
 
-STATIC = importlib.resources.files("pystatus.dashboard") / "static"
 Days = Annotated[int, Query(ge=1, le=400, description="window: the last N days")]
 # Read-only sessions: the dashboard cannot write, whatever its role may do.
 READ_ONLY: dict[str, Any] = {"autocommit": True, "options": "-c default_transaction_read_only=on"}
-
-
-@dataclass(frozen=True)
-class DayUptime:
-    day: date
-    up_seconds: Decimal
-    down_seconds: Decimal
-    maintenance_seconds: Decimal
-    no_data_seconds: Decimal
-    uptime: float | None
-
-
-@dataclass(frozen=True)
-class LatencyPoint:
-    hour: datetime
-    samples: int
-    p50: float | None
-    p95: float | None
-    max: float | None
+# Loaded from the package, so that an installed wheel finds them wherever it is unpacked.
+TEMPLATES = Jinja2Templates(
+    env=jinja2.Environment(loader=jinja2.PackageLoader("pystatus.dashboard"), autoescape=True)
+)
 
 
 @dataclass(frozen=True)
@@ -83,16 +65,12 @@ def create_app(dsn: str | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    app.mount("/static", StaticFiles(packages=[("pystatus.dashboard", "static")]), name="static")
 
     @contextmanager
     def connection() -> Iterator[psycopg.Connection[Any]]:
         with translate_errors(), pool.connection() as conn:
             yield conn
-
-    def server_now(conn: psycopg.Connection[Any]) -> datetime:
-        row = conn.execute("SELECT now()").fetchone()
-        assert row is not None
-        return row[0]  # type: ignore[no-any-return]
 
     @app.exception_handler(PystatusError)
     async def pystatus_error(request: Request, exc: PystatusError) -> JSONResponse:
@@ -108,70 +86,50 @@ def create_app(dsn: str | None = None) -> FastAPI:
     @app.get("/api/uptime", summary="Every service's uptime over the last N days")
     def fleet_uptime(days: Days = 30) -> list[answers.Uptime]:
         with connection() as conn:
-            return answers.uptime(conn, None, server_now(conn) - timedelta(days=days))
+            return answers.uptime(conn, None, answers.server_now(conn) - timedelta(days=days))
 
-    @app.get("/api/services/{service}/uptime", summary="A service's uptime over 24 h, 7 d, 30 d")
-    def service_uptime(service: str) -> ServiceUptime:
+    @app.get(
+        "/api/services/{service_name}/uptime", summary="A service's uptime over 24 h, 7 d, 30 d"
+    )
+    def service_uptime(service_name: str) -> ServiceUptime:
         with connection() as conn:
-            now = server_now(conn)
+            now = answers.server_now(conn)
             [day], [week], [month] = (
-                answers.uptime(conn, service, now - timedelta(days=d), now) for d in (1, 7, 30)
+                answers.uptime(conn, service_name, now - timedelta(days=d), now) for d in (1, 7, 30)
             )
             return ServiceUptime(day, week, month)
 
-    @app.get("/api/services/{service}/days", summary="A service's uptime per UTC day")
-    def service_days(service: str, days: Days = 30) -> list[DayUptime]:
-        with connection() as conn, conn.cursor(row_factory=class_row(DayUptime)) as cursor:
-            return cursor.execute(
-                QUERIES["daily_uptime"], {"service_name": service, "days": days}
-            ).fetchall()
-
-    @app.get("/api/services/{service}/incidents", summary="A service's incidents")
-    def service_incidents(service: str, days: Days = 30) -> list[answers.Incident]:
+    @app.get("/api/services/{service_name}/days", summary="A service's uptime per UTC day")
+    def service_days(service_name: str, days: Days = 30) -> list[answers.DayUptime]:
         with connection() as conn:
-            return answers.incidents(conn, service, server_now(conn) - timedelta(days=days))
+            return answers.daily_uptime(conn, service_name, days)
 
-    @app.get("/api/services/{service}/transitions", summary="A service's status changes")
-    def service_transitions(service: str, days: Days = 1) -> list[answers.Transition]:
+    @app.get("/api/services/{service_name}/incidents", summary="A service's incidents")
+    def service_incidents(service_name: str, days: Days = 30) -> list[answers.Incident]:
         with connection() as conn:
-            return answers.transitions(conn, service, server_now(conn) - timedelta(days=days))
+            since = answers.server_now(conn) - timedelta(days=days)
+            return answers.incidents(conn, service_name, since)
 
-    @app.get("/api/services/{service}/latency", summary="A service's hourly latency")
-    def service_latency(service: str, days: Days = 7) -> list[LatencyPoint]:
-        with connection() as conn, conn.cursor(row_factory=class_row(LatencyPoint)) as cursor:
-            since = server_now(conn) - timedelta(days=days)
-            return cursor.execute(
-                QUERIES["latency_hourly"], {"service_name": service, "since": since}
-            ).fetchall()
+    @app.get("/api/services/{service_name}/transitions", summary="A service's status changes")
+    def service_transitions(service_name: str, days: Days = 1) -> list[answers.Transition]:
+        with connection() as conn:
+            since = answers.server_now(conn) - timedelta(days=days)
+            return answers.transitions(conn, service_name, since)
+
+    @app.get("/api/services/{service_name}/latency", summary="A service's hourly latency")
+    def service_latency(service_name: str, days: Days = 7) -> list[answers.LatencyPoint]:
+        with connection() as conn:
+            since = answers.server_now(conn) - timedelta(days=days)
+            return answers.latency_hourly(conn, service_name, since)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def page() -> str:
+    def page(request: Request) -> HTMLResponse:
+        """The page, with the current view rendered on the server (it works without JavaScript)."""
         with connection() as conn:
             services = answers.live_status(conn)
-        return render_page(services)
-
-    @app.get("/static/{name}", include_in_schema=False)
-    def static(name: str) -> Response:
-        files = {"app.js": "text/javascript", "style.css": "text/css"}
-        if name not in files:
-            return Response(status_code=404)
-        return Response((STATIC / name).read_text(), media_type=files[name])
+        return TEMPLATES.TemplateResponse(request, "page.html", {"services": services})
 
     return app
-
-
-def render_page(services: list[answers.LiveStatus]) -> str:
-    """The page, with the current view rendered on the server (it works without JavaScript)."""
-    rows = "\n".join(
-        f'<tr data-service="{html.escape(s.service_name)}">'
-        f'<td class="name">{html.escape(s.service_name)}</td>'
-        f'<td><span class="badge {html.escape(s.effective_status)}">'
-        f"{html.escape(s.effective_status)}</span></td>"
-        f'<td class="age">{s.seconds_since:.0f} s ago</td>'
-        f'<td class="task">{html.escape(s.current_task or "")}</td></tr>'
-        for s in services
-    )
-    return (STATIC / "page.html").read_text().replace("<!-- rows -->", rows)
 
 
 def run(dsn: str | None, host: str = "127.0.0.1", port: int = 8000) -> None:
