@@ -80,7 +80,7 @@ class Trend:
 @dataclass(frozen=True)
 class TaskRun:
     service_name: str
-    task: str
+    current_task: str
     started: datetime
     ended: datetime | None  # None: still running
     duration: timedelta

@@ -1928,7 +1928,7 @@ COMMENT ON FUNCTION pystatus.sweep() IS 'Marks services silent past their deadli
 -- Name: task_durations(text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
-CREATE FUNCTION pystatus.task_durations(service_name text, since timestamp with time zone, until timestamp with time zone DEFAULT now()) RETURNS TABLE(service_name text, task text, started timestamp with time zone, ended timestamp with time zone, duration interval)
+CREATE FUNCTION pystatus.task_durations(service_name text, since timestamp with time zone, until timestamp with time zone DEFAULT now()) RETURNS TABLE(service_name text, current_task text, started timestamp with time zone, ended timestamp with time zone, duration interval)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$

@@ -90,7 +90,7 @@ SELECT * FROM pystatus.trend(%(service_name)s::text, %(recent)s::interval, %(bas
 
 -- task_durations --
 -- How long each current_task lasted.
-SELECT service_name, task, started, ended, duration
+SELECT service_name, current_task, started, ended, duration
 FROM pystatus.task_durations(%(service_name)s::text, %(since)s::timestamptz, coalesce(%(until)s::timestamptz, now()))
 
 -- sweep --

@@ -337,7 +337,7 @@ def test_task_durations(db: Conn, base: datetime) -> None:
     ]:
         pystatus.record_heartbeat(db, "worker", "ok", task, base + minute * MIN)
     runs = pystatus.task_durations(db, "worker", base, base + 10 * MIN)
-    assert [(r.task, r.started - base, r.duration) for r in runs] == [
+    assert [(r.current_task, r.started - base, r.duration) for r in runs] == [
         ("import", timedelta(0), 3 * MIN),
         ("index", 3 * MIN, 3 * MIN),
         ("import", 8 * MIN, 2 * MIN),  # still running at the window's end

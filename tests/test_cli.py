@@ -279,7 +279,7 @@ def test_answer_commands(db: Conn, dsn: str, capsys: pytest.CaptureFixture[str])
     assert json.loads(out)[0]["verdict"] == "not enough data"
 
     code, out, _ = run(capsys, "tasks", "librarian", "--dsn", dsn, "--format", "json")
-    assert [t["task"] for t in json.loads(out)] == ["indexing"]
+    assert [t["current_task"] for t in json.loads(out)] == ["indexing"]
 
     code, out, _ = run(capsys, "expect", "librarian", "--interval", "1 hour", "--dsn", dsn)
     assert code == 0 and "every 1 hour" in out

@@ -26,9 +26,11 @@ SQL = migrations.Sources().root
 # with a new migration (and sql/schema/) instead. At a release, freeze it
 # (scripts/freeze_release.py) and add its files here.
 RELEASED = {
-    "migrations/0001_baseline.sql": "",
-    "migrations/0001_baseline.rollback.sql": "",
-    "releases/0.2.0.sql": "",
+    "migrations/0001_baseline.sql": "0935315ec428ff41fce0fd8ee764a7c19379e9846f9b354ed8c812dcdb297808",
+    "migrations/0001_baseline.rollback.sql": (
+        "e30eff9634cdcb14e04dcc2f4801967b56412f89207c8c597638ffb119ba0f80"
+    ),
+    "releases/0.2.0.sql": "6f3a803707819f715323bd6d50bc6aa24d1cf83cb8061d795f8c82c576ae409d",
 }
 RELEASES = sorted((SQL / "releases").glob("*.sql"))
 

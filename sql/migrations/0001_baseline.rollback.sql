@@ -5,9 +5,19 @@
 
 SET LOCAL search_path = pg_catalog, pg_temp;
 
--- The pg_cron jobs, when pg_cron lives here. Jobs registered in another
--- database must be removed there: `pystatus schedule --cron-dsn ... --remove`.
-DO $$ BEGIN PERFORM pystatus.unschedule_maintenance(); END $$;
+-- The pg_cron jobs (named pystatus-<job>:<database>), when pg_cron lives here.
+-- Jobs registered in another database must be removed there:
+-- `pystatus schedule --cron-dsn ... --remove`.
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
+        EXECUTE $q$
+            SELECT count(cron.unschedule(jobid)) FROM cron.job
+            WHERE database = current_database() AND jobname ~ '^pystatus-[a-z]+:'
+              AND substr(jobname, strpos(jobname, ':') + 1) = current_database()$q$;
+    END IF;
+END;
+$$;
 
 -- pg_partman forgets system_status_history (the table and its partitions go
 -- below). The extension itself stays: other tables may use it.

@@ -501,7 +501,7 @@ COMMENT ON FUNCTION pystatus.trend(text, interval, interval, double precision) I
 
 CREATE OR REPLACE FUNCTION pystatus.task_durations(
     service_name text, since timestamptz, until timestamptz DEFAULT now())
-RETURNS TABLE (service_name text, task text, started timestamptz, ended timestamptz, duration interval)
+RETURNS TABLE (service_name text, current_task text, started timestamptz, ended timestamptz, duration interval)
 LANGUAGE sql STABLE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp

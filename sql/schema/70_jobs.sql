@@ -8,6 +8,8 @@
 
 SET LOCAL search_path = pg_catalog, pg_temp;
 
+-- Job names are pystatus-<job>:<database>: 0.2.0's rollback removes the jobs
+-- of this form, so new jobs keep it.
 CREATE OR REPLACE FUNCTION pystatus.maintenance_jobs()
 RETURNS TABLE (job_name text, schedule text, command text, database text)
 LANGUAGE sql STABLE
