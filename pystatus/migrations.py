@@ -226,6 +226,24 @@ def installed_definitions(conn: psycopg.Connection[Any]) -> str | None:
     return None if row is None else str(row[0])
 
 
+@contextmanager
+def _one_transaction(
+    dsn: str | None, settings: Mapping[str, str | None], sources: Sources, command: str
+) -> Iterator[tuple[Any, _Steps, Any]]:
+    """The backend, its step runner and the migrations, inside one transaction that
+    holds the migrate lock; a failed step rolls everything back and says where."""
+    migrations = sources.migrations()
+    with _backend(dsn, settings) as backend:
+        _refuse_unknown(backend, migrations)
+        steps = _Steps(backend)
+        try:
+            with backend.transaction():
+                backend.execute(_LOCK)
+                yield backend, steps, migrations
+        except (PystatusError, psycopg.Error) as exc:
+            raise steps.failed(exc, command) from exc
+
+
 def apply(
     dsn: str | None = None,
     settings: Mapping[str, str | None] = {},
@@ -236,32 +254,22 @@ def apply(
     """Applies the pending migrations and, when they changed (or ``reapply``), the
     definitions, in one transaction. Returns what it applied."""
     sources = sources or Sources()
-    migrations = sources.migrations()
-    with _backend(dsn, settings) as backend:
-        _refuse_unknown(backend, migrations)
-        steps = _Steps(backend)
-        try:
-            with backend.transaction():
-                backend.execute(_LOCK)
-                pending = backend.to_apply(migrations)
-                checksum = sources.definitions_sha256()
-                current = installed_definitions(backend.connection)
-                if not pending and not reapply and current == checksum:
-                    return Migrated([], False)
-                for path in sources.before_migrations:
-                    steps.run_file(path)
-                for migration in pending:
-                    steps.run_migration(migration, "apply")
-                for path in sources.after_migrations:
-                    steps.run_file(path)
-                steps.current = "recording the definitions applied"
-                backend.connection.execute(
-                    "INSERT INTO pystatus.definitions_applied (version, sources_sha256)"
-                    " VALUES (%s, %s)",
-                    (version(), checksum),
-                )
-        except (PystatusError, psycopg.Error) as exc:
-            raise steps.failed(exc, "pystatus migrate") from exc
+    with _one_transaction(dsn, settings, sources, "pystatus migrate") as (backend, steps, known):
+        pending = backend.to_apply(known)
+        checksum = sources.definitions_sha256()
+        if not pending and not reapply and installed_definitions(backend.connection) == checksum:
+            return Migrated([], False)
+        for path in sources.before_migrations:
+            steps.run_file(path)
+        for migration in pending:
+            steps.run_migration(migration, "apply")
+        for path in sources.after_migrations:
+            steps.run_file(path)
+        steps.current = "recording the definitions applied"
+        backend.connection.execute(
+            "INSERT INTO pystatus.definitions_applied (version, sources_sha256) VALUES (%s, %s)",
+            (version(), checksum),
+        )
         return Migrated([m.id for m in pending], True)
 
 
@@ -276,19 +284,11 @@ def rollback(
     transaction; returns their ids. Rolling back the first migration removes
     pystatus entirely."""
     sources = sources or Sources()
-    migrations = sources.migrations()
-    with _backend(dsn, settings) as backend:
-        _refuse_unknown(backend, migrations)
-        steps = _Steps(backend)
-        try:
-            with backend.transaction():
-                backend.execute(_LOCK)
-                applied = backend.to_rollback(migrations)
-                chosen = applied if count is None else applied[:count]
-                for migration in chosen:
-                    steps.run_migration(migration, "rollback")
-        except (PystatusError, psycopg.Error) as exc:
-            raise steps.failed(exc, "pystatus rollback") from exc
+    with _one_transaction(dsn, settings, sources, "pystatus rollback") as (backend, steps, known):
+        applied = backend.to_rollback(known)
+        chosen = applied if count is None else applied[:count]
+        for migration in chosen:
+            steps.run_migration(migration, "rollback")
         return [m.id for m in chosen]
 
 

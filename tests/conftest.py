@@ -55,3 +55,13 @@ def empty_dsn(cluster: Cluster) -> Iterator[str]:
     yield cluster.dsn(name)
     with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def cron_db(cluster: Cluster) -> Iterator[psycopg.Connection[Any]]:
+    """pg_cron's own database ("postgres", as cron.database_name says), with the
+    extension; pystatus's jobs are removed after the test."""
+    with psycopg.connect(cluster.dsn("postgres"), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
+        yield conn
+        conn.execute("SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname LIKE 'pystatus-%'")

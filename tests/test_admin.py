@@ -3,7 +3,6 @@ health check, the setup report and login allowances, as dataclasses."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -13,26 +12,9 @@ import pytest
 import pystatus
 from pystatus import admin
 from pystatus.admin import CheckItem, MaintenanceJob
-from pystatus.cluster import Cluster
-from tests.helpers import one
+from tests.helpers import one, pystatus_jobs
 
 Conn = psycopg.Connection[Any]
-
-
-@pytest.fixture
-def cron_conn(cluster: Cluster) -> Iterator[Conn]:
-    """A connection to pg_cron's database ("postgres", as cron.database_name says)."""
-    with psycopg.connect(cluster.dsn("postgres"), autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
-        yield conn
-        conn.execute("SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname LIKE 'pystatus-%'")
-
-
-def scheduled(cron_conn: Conn) -> list[tuple[Any, ...]]:
-    return cron_conn.execute(
-        "SELECT jobname, schedule, command, database FROM cron.job"
-        " WHERE jobname LIKE 'pystatus-%' ORDER BY jobname"
-    ).fetchall()
 
 
 def test_maintenance_jobs(db: Conn) -> None:
@@ -63,23 +45,23 @@ def test_each_maintenance_job_answers_what_it_did(db: Conn) -> None:
     assert admin.move_default_rows(db) == 0
 
 
-def test_schedule_in_pg_crons_database_and_unschedule(db: Conn, cron_conn: Conn) -> None:
-    jobs = admin.schedule(db, cron_conn)
-    assert scheduled(cron_conn) == sorted(
+def test_schedule_in_pg_crons_database_and_unschedule(db: Conn, cron_db: Conn) -> None:
+    jobs = admin.schedule(db, cron_db)
+    assert pystatus_jobs(cron_db) == sorted(
         (job.job_name, job.schedule, job.command, job.database) for job in jobs
     )
-    admin.schedule(db, cron_conn)  # again: the jobs are updated, not added
-    assert len(scheduled(cron_conn)) == 3
+    admin.schedule(db, cron_db)  # again: the jobs are updated, not added
+    assert len(pystatus_jobs(cron_db)) == 3
 
-    items = {item.item: item for item in admin.check(db, cron_conn)}
+    items = {item.item: item for item in admin.check(db, cron_db)}
     assert "jobs" not in items  # the jobs are looked for in pg_cron's database instead
     sweep = items[f"job pystatus-sweep:{db.info.dbname}"]
     # pg_cron may run it within the minute.
     assert sweep.ok and sweep.detail.startswith(("scheduled, not run yet", "last run succeeded"))
 
-    assert admin.unschedule(db, cron_conn) == 3
-    assert scheduled(cron_conn) == []
-    assert admin.unschedule(db, cron_conn) == 0
+    assert admin.unschedule(db, cron_db) == 3
+    assert pystatus_jobs(cron_db) == []
+    assert admin.unschedule(db, cron_db) == 0
 
 
 def test_schedule_here_without_pg_cron_says_what_to_do(db: Conn) -> None:

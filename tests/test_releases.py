@@ -12,12 +12,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
 import pystatus
 from pystatus import migrations
 from pystatus.cluster import Cluster
 from tests.catalog import describe, differences
+from tests.helpers import empty_databases
 
 SQL = migrations.Sources().root
 
@@ -26,7 +26,9 @@ SQL = migrations.Sources().root
 # with a new migration (and sql/schema/) instead. At a release, freeze it
 # (scripts/freeze_release.py) and add its files here.
 RELEASED = {
-    "migrations/0001_baseline.sql": "0935315ec428ff41fce0fd8ee764a7c19379e9846f9b354ed8c812dcdb297808",
+    "migrations/0001_baseline.sql": (
+        "0935315ec428ff41fce0fd8ee764a7c19379e9846f9b354ed8c812dcdb297808"
+    ),
     "migrations/0001_baseline.rollback.sql": (
         "e30eff9634cdcb14e04dcc2f4801967b56412f89207c8c597638ffb119ba0f80"
     ),
@@ -60,19 +62,10 @@ def test_every_release_and_its_migrations_are_frozen() -> None:
 
 
 @pytest.fixture
-def databases(cluster: Cluster) -> Iterator[tuple[str, str]]:
+def databases(cluster: Cluster) -> Iterator[list[str]]:
     """Two empty databases: one to build one way, one the other way."""
-    names = ("pystatus_built_a", "pystatus_built_b")
-    with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
-        for name in names:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield cluster.dsn(names[0]), cluster.dsn(names[1])
-    with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
-        for name in names:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    with empty_databases(cluster, "pystatus_built_a", "pystatus_built_b") as dsns:
+        yield dsns
 
 
 def installed(dsn: str) -> dict[str, list[Any]]:
@@ -97,7 +90,7 @@ def install_release(dsn: str, release: Path) -> None:
 
 @pytest.mark.parametrize("release", RELEASES, ids=[r.stem for r in RELEASES])
 def test_upgrading_from_each_release_equals_a_fresh_install(
-    release: Path, databases: tuple[str, str]
+    release: Path, databases: list[str]
 ) -> None:
     upgraded, fresh = databases
     install_release(upgraded, release)
@@ -112,7 +105,7 @@ def test_upgrading_from_each_release_equals_a_fresh_install(
     assert not migrations.apply(upgraded)  # and nothing is left to do
 
 
-def test_a_fresh_install_equals_the_readable_sources(databases: tuple[str, str]) -> None:
+def test_a_fresh_install_equals_the_readable_sources(databases: list[str]) -> None:
     """The migrations build exactly the tables sql/schema/20_tables.sql defines."""
     from_sources, fresh = databases
     with psycopg.connect(from_sources) as conn:

@@ -21,7 +21,7 @@ import pystatus
 from pystatus import cli, migrations
 from pystatus.client import Heartbeat
 from pystatus.cluster import Cluster
-from tests.helpers import one
+from tests.helpers import empty_databases, one
 from tests.serving import dashboard, get_json
 from tests.test_client import wait_for
 
@@ -571,26 +571,18 @@ def test_check_reports_the_roles(
 
 
 @pytest.fixture
-def two_databases(cluster: Cluster) -> Iterator[tuple[str, str]]:
-    names = ("pystatus_roles_a", "pystatus_roles_b")
-    with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
-        for name in names:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+def two_databases(cluster: Cluster) -> Iterator[list[str]]:
+    with (
+        empty_databases(cluster, "pystatus_roles_a", "pystatus_roles_b") as dsns,
+        psycopg.connect(cluster.dsn(), autocommit=True) as admin,
+    ):
         admin.execute("DROP ROLE IF EXISTS shared_writer")
         admin.execute("CREATE ROLE shared_writer LOGIN IN ROLE pystatus_writer")
-    yield cluster.dsn(names[0]), cluster.dsn(names[1])
-    with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
-        for name in names:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        yield dsns
         admin.execute("DROP ROLE shared_writer")
 
 
-def test_the_roles_serve_every_database_of_the_cluster(two_databases: tuple[str, str]) -> None:
+def test_the_roles_serve_every_database_of_the_cluster(two_databases: list[str]) -> None:
     a, b = two_databases
     migrations.apply(a)
     migrations.apply(b)

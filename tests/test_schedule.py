@@ -13,7 +13,7 @@ import pytest
 import pystatus
 from pystatus import cli, migrations
 from pystatus.cluster import Cluster
-from tests.helpers import one
+from tests.helpers import one, pystatus_jobs
 
 Conn = psycopg.Connection[Any]
 MAINTAIN = "SELECT pystatus.maintain()"
@@ -27,22 +27,6 @@ def expected_jobs(database: str) -> list[tuple[str, str, str, str]]:
         (f"pystatus-rollups:{database}", "* * * * *", ROLLUPS, database),
         (f"pystatus-sweep:{database}", "* * * * *", SWEEP, database),
     ]
-
-
-@pytest.fixture
-def cron_db(cluster: Cluster) -> Iterator[Conn]:
-    """pg_cron's own database ("postgres", as cron.database_name says), with the extension."""
-    with psycopg.connect(cluster.dsn("postgres"), autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
-        yield conn
-        conn.execute("SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname LIKE 'pystatus-%'")
-
-
-def jobs(cron_db: Conn) -> list[tuple[Any, ...]]:
-    return cron_db.execute(
-        "SELECT jobname, schedule, command, database FROM cron.job"
-        " WHERE jobname LIKE 'pystatus-%' ORDER BY jobname"
-    ).fetchall()
 
 
 def report(dsn: str) -> dict[str, tuple[str, str | None]]:
@@ -68,7 +52,7 @@ def test_pg_cron_in_this_database_the_migration_schedules_the_job(
     dsn = cluster.dsn("postgres")
     try:
         migrations.apply(dsn)
-        assert jobs(cron_db) == expected_jobs("postgres")
+        assert pystatus_jobs(cron_db) == expected_jobs("postgres")
         health = {
             item: (ok, detail)
             for item, ok, detail in cron_db.execute("SELECT * FROM pystatus.check()")
@@ -81,15 +65,15 @@ def test_pg_cron_in_this_database_the_migration_schedules_the_job(
         assert value.startswith("pg_cron in this database: jobs scheduled") and todo is None
         # The maintenance job's command really performs maintenance.
         hole = make_a_hole(cron_db)
-        cron_db.execute(jobs(cron_db)[0][2])
+        cron_db.execute(pystatus_jobs(cron_db)[0][2])
         assert one(cron_db, "SELECT to_regclass(%s)", (hole,)) is not None
         # A job lost by hand is scheduled again when the definitions are applied
         # again; rolling the installation back takes every job with it.
         cron_db.execute("SELECT cron.unschedule('pystatus-sweep:postgres')")
         migrations.apply(dsn, reapply=True)
-        assert jobs(cron_db) == expected_jobs("postgres")
+        assert pystatus_jobs(cron_db) == expected_jobs("postgres")
         assert migrations.rollback(dsn, count=None) == ["0001_baseline"]
-        assert jobs(cron_db) == []
+        assert pystatus_jobs(cron_db) == []
     finally:
         migrations.rollback(dsn, count=None)
         cron_db.execute(
@@ -108,20 +92,20 @@ def test_pg_cron_in_another_database_a_command_registers_the_job_there(
     assert todo is not None and "pystatus schedule --cron-dsn" in todo
 
     assert cli.main(["schedule", "--dsn", dsn, "--cron-dsn", cluster.dsn("postgres")]) == 0
-    assert jobs(cron_db) == expected_jobs(database)
+    assert pystatus_jobs(cron_db) == expected_jobs(database)
     # Registering again updates the jobs rather than adding more.
     assert cli.main(["schedule", "--dsn", dsn, "--cron-dsn", cluster.dsn("postgres")]) == 0
-    assert len(jobs(cron_db)) == 3
+    assert len(pystatus_jobs(cron_db)) == 3
 
     # The command, run in the job's database, performs maintenance.
     hole = make_a_hole(db)
-    db.execute(jobs(cron_db)[0][2])
+    db.execute(pystatus_jobs(cron_db)[0][2])
     assert one(db, "SELECT to_regclass(%s)", (hole,)) is not None
 
     assert (
         cli.main(["schedule", "--dsn", dsn, "--cron-dsn", cluster.dsn("postgres"), "--remove"]) == 0
     )
-    assert jobs(cron_db) == []
+    assert pystatus_jobs(cron_db) == []
     assert "Removed" in capsys.readouterr().out
 
 
