@@ -407,7 +407,7 @@ COMMENT ON FUNCTION pystatus._compute_uptime(service_name text, since timestamp 
 --
 
 CREATE FUNCTION pystatus._copy_status_to_history() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     AS $$
 BEGIN
     -- The staleness sweeper marks a silent service stale without a new
@@ -437,7 +437,7 @@ $$;
 -- Name: FUNCTION _copy_status_to_history(); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus._copy_status_to_history() IS 'Trigger function: copies a system_status row into system_status_history, after checking that the login may report that service (pystatus.service_logins).';
+COMMENT ON FUNCTION pystatus._copy_status_to_history() IS 'Trigger function: copies a system_status row into system_status_history, after checking that the login may report that service (pystatus.service_logins). Runs as its owner, so writers need no right on history.';
 
 --
 -- Name: _history_partition_names(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -542,7 +542,7 @@ COMMENT ON FUNCTION pystatus._maintenance_report(partitions_before text[], rows_
 --
 
 CREATE FUNCTION pystatus._mark_rollups_dirty() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 BEGIN

@@ -247,7 +247,10 @@ def test_every_function_pins_search_path_but_those_the_sources_exempt(db: Conn) 
     # Each exemption is written once, with its reason, above the function's
     # definition in sql/schema/ (lint reads the same marks).
     exempt = migrations.Sources().unpinned_functions()
-    assert sorted(unpinned) == sorted((name, False) for name in exempt)
+    # Of these, only the copy trigger runs as its owner (test_search_path_cannot_hijack...).
+    assert sorted(unpinned) == sorted(
+        (name, name == "_copy_status_to_history") for name in exempt
+    )
     assert set(exempt) == {
         "_copy_status_to_history",
         "create_history_partitions",
@@ -301,6 +304,25 @@ def test_search_path_cannot_hijack_the_definer_functions(db: Conn, dsn: str, log
         )
         recorded = pystatus.heartbeat(conn, "api", "ok", "x", latency_ms=1.0)
         pystatus.heartbeat_many(conn, [("api", "degraded"), ("worker", "ok")])
+    # A service writing system_status directly: the copy trigger runs as its owner
+    # under the writer's search_path, allowances on, so _may_report is asked too.
+    db.execute(
+        sql.SQL("GRANT SELECT, INSERT, UPDATE ON public.system_status TO {}").format(
+            sql.Identifier(user(writer))
+        )
+    )
+    pystatus.allow_service(db, user(writer), "direct*")
+    with psycopg.connect(f"{writer} {hostile}", autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO public.system_status (service_name, status, last_heartbeat)"
+            " VALUES ('direct', 'ok', pg_catalog.clock_timestamp())"
+        )
+        conn.execute(
+            "UPDATE public.system_status SET status = 'down',"
+            " last_heartbeat = pg_catalog.clock_timestamp()"
+            " WHERE service_name OPERATOR(pg_catalog.=) 'direct'"
+        )
+    pystatus.disallow_service(db, user(writer), "direct*")
     db.execute("TRUNCATE evil.captured")  # the probe above ran as the writer itself
     with psycopg.connect(f"{reader} {hostile}", autocommit=True) as conn:
         for query in (
@@ -324,7 +346,7 @@ def test_search_path_cannot_hijack_the_definer_functions(db: Conn, dsn: str, log
             "SELECT count(*) FROM public.system_status_history "
             "WHERE heartbeat_timestamp > '2001-01-01'",
         )
-        == 3
+        == 5
     )
 
     # The same attack on a SECURITY DEFINER function that does not pin search_path
@@ -444,14 +466,13 @@ def test_a_non_superuser_owner_can_turn_the_restriction_on(db: Conn, login: Logi
 def test_a_service_writing_system_status_directly_still_gets_history(
     db: Conn, login: Login
 ) -> None:
-    # As before pystatus's roles: the status table's rights, and INSERT on
-    # history for the copy trigger, which runs with the writer's rights.
+    # The rights such a service had before pystatus, and no grant on anything
+    # pystatus added: the copy trigger and the late-rows trigger run as their owner.
     legacy = login()
     db.execute(
-        sql.SQL(
-            "GRANT SELECT, INSERT, UPDATE ON public.system_status TO {0}; "
-            "GRANT INSERT ON public.system_status_history TO {0}"
-        ).format(sql.Identifier(user(legacy)))
+        sql.SQL("GRANT SELECT, INSERT, UPDATE ON public.system_status TO {0}").format(
+            sql.Identifier(user(legacy))
+        )
     )
     hostile = "options='-c search_path=pg_temp,public'"  # the trigger qualifies every name
     with psycopg.connect(f"{legacy} {hostile}", autocommit=True) as conn:
@@ -464,14 +485,25 @@ def test_a_service_writing_system_status_directly_still_gets_history(
             "UPDATE public.system_status SET status = 'down', last_heartbeat = now() "
             "WHERE service_name = 'old'"
         )
+        # A clock ten minutes behind: the row is late, and marks its rollups dirty.
+        conn.execute(
+            "INSERT INTO public.system_status (service_name, status, last_heartbeat) "
+            "VALUES ('slow-clock', 'ok', now() - interval '10 minutes')"
+        )
         with pytest.raises(psycopg.errors.CheckViolation):  # the rules still apply
             conn.execute(
                 "UPDATE public.system_status SET status = 'running' WHERE service_name = 'old'"
             )
+        # Writing through the triggers widens nothing: history stays unreadable.
+        for table in ("public.system_status_history", "pystatus.rollup_dirty"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(f"SELECT FROM {table}")
     assert db.execute(
         "SELECT status FROM system_status_history WHERE service_name = 'old' "
         "ORDER BY heartbeat_timestamp"
     ).fetchall() == [("ok",), ("down",)]
+    assert one(db, "SELECT count(*) FROM pystatus.rollup_dirty WHERE service_name = 'slow-clock'")
+    assert db.execute("SELECT pystatus.refresh_rollups()").fetchone()
 
     # Allowances hold for direct writes too: the copy trigger checks them.
     pystatus.allow_service(db, user(legacy), "new-*")
