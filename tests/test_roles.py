@@ -248,9 +248,7 @@ def test_every_function_pins_search_path_but_those_the_sources_exempt(db: Conn) 
     # definition in sql/schema/ (lint reads the same marks).
     exempt = migrations.Sources().unpinned_functions()
     # Of these, only the copy trigger runs as its owner (test_search_path_cannot_hijack...).
-    assert sorted(unpinned) == sorted(
-        (name, name == "_copy_status_to_history") for name in exempt
-    )
+    assert sorted(unpinned) == sorted((name, name == "_copy_status_to_history") for name in exempt)
     assert set(exempt) == {
         "_copy_status_to_history",
         "create_history_partitions",
