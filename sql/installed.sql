@@ -239,6 +239,7 @@ DECLARE
     v_rolled timestamptz := (SELECT rolled_until FROM pystatus.rollup_state);
     v_unswept bigint;
     v_job record;
+    v_overdue record;
 BEGIN
     v_schema := pystatus._partman_schema();  -- raises PS010 when pg_partman is missing
     item := 'pg_partman'; ok := true;
@@ -256,8 +257,20 @@ BEGIN
     detail := v_default || ' rows' || CASE WHEN ok THEN '' ELSE ': run SELECT pystatus.move_default_rows()' END;
     RETURN NEXT;
 
-    item := 'retention'; ok := v_retention IS NOT NULL;
-    detail := coalesce(v_retention::text, 'none: history is kept forever');
+    -- Maintenance defers drops while other transactions hold history; a day
+    -- past due, that is a problem to see.
+    SELECT c.relname, p.ends INTO v_overdue
+    FROM pystatus.history_partitions AS p JOIN pg_class AS c ON c.oid = p.partition
+    WHERE NOT p.is_default AND p.ends < now() - v_retention - interval '1 day'
+    ORDER BY p.ends LIMIT 1;
+    item := 'retention'; ok := v_retention IS NOT NULL AND v_overdue.relname IS NULL;
+    detail := CASE WHEN v_retention IS NULL THEN 'none: history is kept forever'
+                   WHEN v_overdue.relname IS NOT NULL
+                   THEN format('%s, overdue: partition %s ended at %s, more than a day past it; maintenance '
+                               'is failing, or deferring because other transactions hold system_status_history '
+                               '(run pystatus maintain and read its result)', v_retention, v_overdue.relname,
+                               v_overdue.ends)
+                   ELSE v_retention::text END;
     RETURN NEXT;
 
     item := 'rollups'; ok := v_rolled >= date_bin('1 hour', now() - pystatus._rollup_delay(), pystatus._bucket_origin()) - interval '1 hour';
@@ -513,6 +526,35 @@ CREATE FUNCTION pystatus._logins_restricted() RETURNS boolean
 --
 
 COMMENT ON FUNCTION pystatus._logins_restricted() IS 'Whether pystatus.service_logins has rows; rewritten by _sync_logins_restricted().';
+
+--
+-- Name: _maintenance_due(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._maintenance_due() RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET "TimeZone" TO 'UTC'
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_retention interval := pystatus.history_retention();
+    v_range record := pystatus._premade_range();
+BEGIN
+    RETURN jsonb_strip_nulls(jsonb_build_object(
+        'expired', (SELECT jsonb_agg(c.relname ORDER BY p.starts)
+                    FROM pystatus.history_partitions AS p JOIN pg_class AS c ON c.oid = p.partition
+                    WHERE NOT p.is_default AND p.ends < now() - v_retention),
+        'missing', CASE WHEN v_range.oldest < v_range.premade_until THEN to_jsonb(
+                       pystatus._missing_history_partitions(v_range.oldest, v_range.premade_until)) END,
+        'default_rows', nullif(pystatus.history_default_rows(), 0)));
+END;
+$$;
+
+--
+-- Name: FUNCTION _maintenance_due(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._maintenance_due() IS 'What maintain() has to do now: partitions past retention, partition starts missing up to the premake horizon, rows in the default partition. Empty when nothing is due.';
 
 --
 -- Name: _maintenance_report(text[], bigint); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -1008,8 +1050,11 @@ CREATE FUNCTION pystatus.create_history_partitions(since timestamp with time zon
     SET "TimeZone" TO 'UTC'
     AS $_$
 DECLARE
-    v_starts timestamptz[] := pystatus._missing_history_partitions(since, until);
+    v_starts timestamptz[];
 BEGIN
+    -- Serialized with maintain(), which calls it too: never two at once.
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pystatus.maintain'));
+    v_starts := pystatus._missing_history_partitions(since, until);
     IF v_starts IS NOT NULL THEN
         EXECUTE pg_catalog.format(
             'SELECT %I.create_partition_time(p_parent_table := $1, p_partition_times := $2)',
@@ -1392,16 +1437,40 @@ COMMENT ON FUNCTION pystatus.latency_hourly(service_name text, since timestamp w
 CREATE FUNCTION pystatus.maintain() RETURNS jsonb
     LANGUAGE plpgsql
     SET "TimeZone" TO 'UTC'
+    SET lock_timeout TO '500ms'
     AS $$
 DECLARE
     v_before text[];
     v_moved bigint := 0;
     v_range record;
+    v_due jsonb;
 BEGIN
     IF pg_catalog.pg_is_in_recovery() THEN
         RETURN pg_catalog.jsonb_build_object('skipped', 'this server is a replica');
     END IF;
+    -- One maintenance at a time (pg_cron's and a DBA's by hand, or two
+    -- schedulers): the second returns at once instead of deadlocking with the first.
+    IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('pystatus.maintain')) THEN
+        RETURN pg_catalog.jsonb_build_object('skipped', 'another maintenance is running');
+    END IF;
     v_before := pystatus._history_partition_names();
+    v_due := pystatus._maintenance_due();
+    IF v_due OPERATOR(pg_catalog.=) '{}'::jsonb THEN
+        RETURN pystatus._maintenance_report(v_before, 0);
+    END IF;
+
+    -- Creating and dropping partitions takes ACCESS EXCLUSIVE on history; taken
+    -- here first, so that pg_partman then waits for nothing. While any other
+    -- transaction uses history (a report, a dashboard, a service heartbeating
+    -- inside a long transaction) this gives up after lock_timeout.
+    BEGIN
+        LOCK TABLE public.system_status_history IN ACCESS EXCLUSIVE MODE;
+    EXCEPTION WHEN lock_not_available THEN
+        RETURN pystatus._maintenance_report(v_before, 0)
+               OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+                   'deferred', v_due,
+                   'why', 'system_status_history is in use by other transactions: the next run tries again');
+    END;
 
     -- Rows in the default partition (maintenance was missed for longer than the
     -- premade partitions last) block creating the partitions they belong in:
@@ -1427,7 +1496,7 @@ $$;
 -- Name: FUNCTION maintain(); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus.maintain() IS 'Partition maintenance for system_status_history: moves rows out of the default partition, drops partitions past retention, premakes partitions ahead and fills holes. Run by pg_cron (or `pystatus maintain`); returns the partitions created and dropped and the rows moved.';
+COMMENT ON FUNCTION pystatus.maintain() IS 'Partition maintenance for system_status_history: moves rows out of the default partition, drops partitions past retention, premakes partitions ahead and fills holes. Run by pg_cron (or `pystatus maintain`); returns the partitions created and dropped and the rows moved. Never makes a heartbeat wait more than lock_timeout (500 ms): while other transactions hold the history table it returns what it deferred, and the next run tries again. A second run at the same time returns at once (skipped).';
 
 --
 -- Name: maintenance_jobs(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -1486,6 +1555,8 @@ CREATE FUNCTION pystatus.move_default_rows() RETURNS bigint
 DECLARE
     v_moved bigint;
 BEGIN
+    -- Serialized with maintain(), which calls it too: never two at once.
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pystatus.maintain'));
     EXECUTE pg_catalog.format('SELECT %I.partition_data_time(p_parent_table := %L, p_batch_count := %s)',
                               pystatus._partman_schema(), 'public.system_status_history',
                               greatest(pystatus.history_default_rows(), 1))
@@ -1897,6 +1968,10 @@ CREATE FUNCTION pystatus.sweep() RETURNS integer
 DECLARE
     v_marked integer;
 BEGIN
+    -- One sweep at a time (pg_cron's and one by hand): the second marks nothing.
+    IF NOT pg_try_advisory_xact_lock(hashtext('pystatus.sweep')) THEN
+        RETURN 0;
+    END IF;
     -- The freshness test is on the target row (s), which PostgreSQL re-checks
     -- if a heartbeat updates it concurrently: a service that just spoke is
     -- never marked. The history row is dated at the deadline, not now.
@@ -2541,6 +2616,12 @@ REVOKE ALL ON FUNCTION pystatus._history_partition_names() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION pystatus._is_valid_heartbeat(service_name text, status text, current_task text, latency_ms double precision) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _maintenance_due(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._maintenance_due() FROM PUBLIC;
 
 --
 -- Name: FUNCTION _maintenance_report(partitions_before text[], rows_moved bigint); Type: ACL; Schema: pystatus; Owner: -

@@ -132,8 +132,11 @@ LANGUAGE plpgsql
 SET "TimeZone" = 'UTC'
 AS $$
 DECLARE
-    v_starts timestamptz[] := pystatus._missing_history_partitions(since, until);
+    v_starts timestamptz[];
 BEGIN
+    -- Serialized with maintain(), which calls it too: never two at once.
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pystatus.maintain'));
+    v_starts := pystatus._missing_history_partitions(since, until);
     IF v_starts IS NOT NULL THEN
         EXECUTE pg_catalog.format(
             'SELECT %I.create_partition_time(p_parent_table := $1, p_partition_times := $2)',
@@ -179,6 +182,8 @@ AS $$
 DECLARE
     v_moved bigint;
 BEGIN
+    -- Serialized with maintain(), which calls it too: never two at once.
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pystatus.maintain'));
     EXECUTE pg_catalog.format('SELECT %I.partition_data_time(p_parent_table := %L, p_batch_count := %s)',
                               pystatus._partman_schema(), 'public.system_status_history',
                               greatest(pystatus.history_default_rows(), 1))
@@ -237,21 +242,70 @@ $$;
 COMMENT ON FUNCTION pystatus._maintenance_report(text[], bigint) IS
     'What maintain() did: the partitions created and dropped since partitions_before, and the rows moved.';
 
+CREATE OR REPLACE FUNCTION pystatus._maintenance_due()
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET "TimeZone" = 'UTC'
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_retention interval := pystatus.history_retention();
+    v_range record := pystatus._premade_range();
+BEGIN
+    RETURN jsonb_strip_nulls(jsonb_build_object(
+        'expired', (SELECT jsonb_agg(c.relname ORDER BY p.starts)
+                    FROM pystatus.history_partitions AS p JOIN pg_class AS c ON c.oid = p.partition
+                    WHERE NOT p.is_default AND p.ends < now() - v_retention),
+        'missing', CASE WHEN v_range.oldest < v_range.premade_until THEN to_jsonb(
+                       pystatus._missing_history_partitions(v_range.oldest, v_range.premade_until)) END,
+        'default_rows', nullif(pystatus.history_default_rows(), 0)));
+END;
+$$;
+COMMENT ON FUNCTION pystatus._maintenance_due() IS
+    'What maintain() has to do now: partitions past retention, partition starts missing up to the '
+    'premake horizon, rows in the default partition. Empty when nothing is due.';
+
 -- search_path: not pinned, because it calls pg_partman (see above).
 CREATE OR REPLACE FUNCTION pystatus.maintain()
 RETURNS jsonb
 LANGUAGE plpgsql
 SET "TimeZone" = 'UTC'
+-- Every heartbeat queues behind a lock request that waits, so maintenance
+-- waits at most this long for a lock, then leaves the work to its next run.
+SET lock_timeout = '500ms'
 AS $$
 DECLARE
     v_before text[];
     v_moved bigint := 0;
     v_range record;
+    v_due jsonb;
 BEGIN
     IF pg_catalog.pg_is_in_recovery() THEN
         RETURN pg_catalog.jsonb_build_object('skipped', 'this server is a replica');
     END IF;
+    -- One maintenance at a time (pg_cron's and a DBA's by hand, or two
+    -- schedulers): the second returns at once instead of deadlocking with the first.
+    IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('pystatus.maintain')) THEN
+        RETURN pg_catalog.jsonb_build_object('skipped', 'another maintenance is running');
+    END IF;
     v_before := pystatus._history_partition_names();
+    v_due := pystatus._maintenance_due();
+    IF v_due OPERATOR(pg_catalog.=) '{}'::jsonb THEN
+        RETURN pystatus._maintenance_report(v_before, 0);
+    END IF;
+
+    -- Creating and dropping partitions takes ACCESS EXCLUSIVE on history; taken
+    -- here first, so that pg_partman then waits for nothing. While any other
+    -- transaction uses history (a report, a dashboard, a service heartbeating
+    -- inside a long transaction) this gives up after lock_timeout.
+    BEGIN
+        LOCK TABLE public.system_status_history IN ACCESS EXCLUSIVE MODE;
+    EXCEPTION WHEN lock_not_available THEN
+        RETURN pystatus._maintenance_report(v_before, 0)
+               OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+                   'deferred', v_due,
+                   'why', 'system_status_history is in use by other transactions: the next run tries again');
+    END;
 
     -- Rows in the default partition (maintenance was missed for longer than the
     -- premade partitions last) block creating the partitions they belong in:
@@ -275,4 +329,7 @@ $$;
 COMMENT ON FUNCTION pystatus.maintain() IS
     'Partition maintenance for system_status_history: moves rows out of the default partition, '
     'drops partitions past retention, premakes partitions ahead and fills holes. Run by pg_cron '
-    '(or `pystatus maintain`); returns the partitions created and dropped and the rows moved.';
+    '(or `pystatus maintain`); returns the partitions created and dropped and the rows moved. '
+    'Never makes a heartbeat wait more than lock_timeout (500 ms): while other transactions hold '
+    'the history table it returns what it deferred, and the next run tries again. A second run '
+    'at the same time returns at once (skipped).';

@@ -81,6 +81,10 @@ AS $$
 DECLARE
     v_marked integer;
 BEGIN
+    -- One sweep at a time (pg_cron's and one by hand): the second marks nothing.
+    IF NOT pg_try_advisory_xact_lock(hashtext('pystatus.sweep')) THEN
+        RETURN 0;
+    END IF;
     -- The freshness test is on the target row (s), which PostgreSQL re-checks
     -- if a heartbeat updates it concurrently: a service that just spoke is
     -- never marked. The history row is dated at the deadline, not now.

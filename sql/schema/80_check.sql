@@ -18,6 +18,7 @@ DECLARE
     v_rolled timestamptz := (SELECT rolled_until FROM pystatus.rollup_state);
     v_unswept bigint;
     v_job record;
+    v_overdue record;
 BEGIN
     v_schema := pystatus._partman_schema();  -- raises PS010 when pg_partman is missing
     item := 'pg_partman'; ok := true;
@@ -35,8 +36,20 @@ BEGIN
     detail := v_default || ' rows' || CASE WHEN ok THEN '' ELSE ': run SELECT pystatus.move_default_rows()' END;
     RETURN NEXT;
 
-    item := 'retention'; ok := v_retention IS NOT NULL;
-    detail := coalesce(v_retention::text, 'none: history is kept forever');
+    -- Maintenance defers drops while other transactions hold history; a day
+    -- past due, that is a problem to see.
+    SELECT c.relname, p.ends INTO v_overdue
+    FROM pystatus.history_partitions AS p JOIN pg_class AS c ON c.oid = p.partition
+    WHERE NOT p.is_default AND p.ends < now() - v_retention - interval '1 day'
+    ORDER BY p.ends LIMIT 1;
+    item := 'retention'; ok := v_retention IS NOT NULL AND v_overdue.relname IS NULL;
+    detail := CASE WHEN v_retention IS NULL THEN 'none: history is kept forever'
+                   WHEN v_overdue.relname IS NOT NULL
+                   THEN format('%s, overdue: partition %s ended at %s, more than a day past it; maintenance '
+                               'is failing, or deferring because other transactions hold system_status_history '
+                               '(run pystatus maintain and read its result)', v_retention, v_overdue.relname,
+                               v_overdue.ends)
+                   ELSE v_retention::text END;
     RETURN NEXT;
 
     item := 'rollups'; ok := v_rolled >= date_bin('1 hour', now() - pystatus._rollup_delay(), pystatus._bucket_origin()) - interval '1 hour';

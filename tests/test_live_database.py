@@ -1,0 +1,166 @@
+"""pystatus inside a busy database: maintenance never stalls a heartbeat, whatever
+other transactions hold; concurrent administration never deadlocks or fails.
+
+Heartbeats here run with statement_timeout = 1 s: a heartbeat that waited for
+longer on pystatus's locks would fail, and the tests count failures."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import pytest
+
+import pystatus
+from tests.helpers import one
+
+Conn = psycopg.Connection[Any]
+PATIENT_WRITER = "options='-c statement_timeout=1000'"
+
+
+@contextmanager
+def heartbeats_flowing(dsn: str) -> Iterator[list[BaseException]]:
+    """Services heartbeating as fast as they can until the block ends; yields the
+    failures, which the caller reads after the block."""
+    failures: list[BaseException] = []
+    done = threading.Event()
+    beats = [0]
+
+    def beat() -> None:
+        with psycopg.connect(f"{dsn} {PATIENT_WRITER}", autocommit=True) as conn:
+            while not done.is_set():
+                try:
+                    pystatus.heartbeat(conn, f"svc-{beats[0] % 10}")
+                    beats[0] += 1
+                except pystatus.PystatusError as error:
+                    failures.append(error)
+
+    threads = [threading.Thread(target=beat) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield failures
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join()
+    assert beats[0] > 0
+
+
+def make_maintenance_due(db: Conn) -> None:
+    """Expired partitions to drop (retention one day) and a missing one to create."""
+    db.execute("SELECT pystatus.set_history_retention('1 day')")
+    future = one(
+        db,
+        "SELECT partition::text FROM pystatus.history_partitions"
+        " WHERE starts > now() ORDER BY starts LIMIT 1",
+    )
+    db.execute(f"DROP TABLE {future}")
+    assert one(db, "SELECT pystatus._maintenance_due()") != {}
+
+
+# Transactions that hold system_status_history while maintenance must drop and
+# create partitions: each is opened, does its work, and stays open.
+HOLDERS: dict[str, Callable[[Conn], None]] = {
+    "a report reading history": lambda c: c.execute(
+        "SELECT count(*) FROM public.system_status_history"
+    ).fetchall(),
+    "a service heartbeating inside its own transaction": lambda c: pystatus.heartbeat(
+        c, "long-transaction"
+    ),
+    "a dashboard reading an answer": lambda c: pystatus.uptime(
+        c, "svc-1", one(c, "SELECT now() - interval '30 days'")
+    ),
+    "pystatus's own rollup refresh": lambda c: c.execute(
+        "SELECT pystatus.refresh_rollups()"
+    ).fetchall(),
+}
+
+
+def holds_history(db: Conn, holding: Conn) -> bool:
+    return bool(
+        one(
+            db,
+            "SELECT count(*) FROM pg_locks WHERE pid = %s"
+            " AND relation = 'public.system_status_history'::regclass AND granted",
+            (holding.info.backend_pid,),
+        )
+    )
+
+
+@pytest.mark.parametrize("holder", list(HOLDERS))
+def test_maintenance_defers_rather_than_stall_heartbeats(holder: str, db: Conn, dsn: str) -> None:
+    pystatus.heartbeat(db, "svc-1")
+    # Hours left to roll up, so that a refresh reads history.
+    db.execute("UPDATE pystatus.rollup_state SET rolled_until = rolled_until - interval '2 hours'")
+    make_maintenance_due(db)
+    before = one(db, "SELECT count(*) FROM pystatus.history_partitions")
+    with psycopg.connect(dsn) as holding, heartbeats_flowing(dsn) as failures:
+        HOLDERS[holder](holding)  # the transaction stays open
+        assert holds_history(db, holding)
+        # Bounded, so that a maintenance that waited would fail the test, not hang it.
+        db.execute("SET statement_timeout = '10s'")
+        deferred = one(db, "SELECT pystatus.maintain()")
+        holding.rollback()
+    assert failures == []
+    assert deferred["dropped"] == [] and deferred["created"] == []
+    assert set(deferred["deferred"]) >= {"expired", "missing"}
+    assert one(db, "SELECT count(*) FROM pystatus.history_partitions") == before
+
+    # With the transaction gone, the next run does the work, heartbeats still flowing.
+    with heartbeats_flowing(dsn) as failures:
+        done = one(db, "SELECT pystatus.maintain()")
+    assert failures == []
+    assert done["dropped"] and done["created"] and "deferred" not in done
+    assert one(db, "SELECT pystatus._maintenance_due()") == {}
+
+
+def test_check_turns_red_when_retention_is_a_day_overdue(db: Conn) -> None:
+    db.execute("SELECT pystatus.set_history_retention('1 day')")
+    items = {
+        item: (ok, detail) for item, ok, detail in db.execute("SELECT * FROM pystatus.check()")
+    }
+    ok, detail = items["retention"]
+    assert not ok and "overdue: partition" in detail and "run pystatus maintain" in detail
+    db.execute("SELECT pystatus.maintain()")
+    items = {
+        item: (ok, detail) for item, ok, detail in db.execute("SELECT * FROM pystatus.check()")
+    }
+    assert items["retention"] == (True, "1 day")
+
+
+def test_two_maintenances_at_once_never_deadlock(db: Conn, dsn: str) -> None:
+    def maintain(barrier: threading.Barrier) -> Any:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            barrier.wait()
+            return one(conn, "SELECT pystatus.maintain()")
+
+    for _ in range(5):
+        make_maintenance_due(db)
+        barrier = threading.Barrier(2)
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(maintain, [barrier] * 2))
+        # Whichever came second returned at once; the work was done exactly once.
+        assert sorted("skipped" in r for r in results) in ([False, True], [False, False])
+        assert one(db, "SELECT pystatus._maintenance_due()") == {}
+        db.execute("SELECT pystatus.set_history_retention('60 days')")
+
+
+def test_two_sweeps_at_once_mark_each_service_once(db: Conn, dsn: str) -> None:
+    for name in ("a", "b", "c"):
+        pystatus.record_heartbeat(db, name, "ok", None, one(db, "SELECT now() - interval '1 hour'"))
+
+    def sweep(barrier: threading.Barrier) -> int:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            barrier.wait()
+            return int(one(conn, "SELECT pystatus.sweep()"))
+
+    barrier = threading.Barrier(2)
+    with ThreadPoolExecutor(2) as pool:
+        marked = list(pool.map(sweep, [barrier] * 2))
+    assert sum(marked) == 3
+    assert one(db, "SELECT count(*) FROM system_status_history WHERE status = 'stale'") == 3
