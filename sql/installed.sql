@@ -1455,7 +1455,7 @@ BEGIN
     END IF;
     v_before := pystatus._history_partition_names();
     v_due := pystatus._maintenance_due();
-    IF v_due OPERATOR(pg_catalog.=) '{}'::jsonb THEN
+    IF v_due OPERATOR(pg_catalog.=) '{}'::pg_catalog.jsonb THEN
         RETURN pystatus._maintenance_report(v_before, 0);
     END IF;
 
