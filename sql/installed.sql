@@ -61,6 +61,21 @@ CREATE TYPE pystatus.uptime_report AS (
 COMMENT ON TYPE pystatus.uptime_report IS 'Uptime over [since, until): seconds up, down, in maintenance and without data (they add up to the window), and uptime = up / (up + down), NULL when the service was never up or down.';
 
 --
+-- Name: _backfilling(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._backfilling() RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT coalesce(current_setting('pystatus.backfilling', true), '') = 'on' $$;
+
+--
+-- Name: FUNCTION _backfilling(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._backfilling() IS 'Whether pystatus.record_heartbeat() is writing (it announces itself in the transaction).';
+
+--
 -- Name: _bucket_origin(); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -90,7 +105,8 @@ BEGIN
             quote_nullable(left(service_name, 80)) || CASE WHEN char_length(service_name) > 80 THEN '...' ELSE '' END,
             v_problem
             USING ERRCODE = 'PS001',
-                  HINT = 'A service name has 1 to 64 characters, is not blank and has no control characters.';
+                  HINT = 'A service name has 1 to 64 characters, is not blank, has no control or invisible '
+                         'characters and no white space at either end.';
     END IF;
     IF status = 'stale' THEN
         RAISE EXCEPTION 'invalid status ''stale'': it is reserved for pystatus, which writes it when a service falls silent'
@@ -319,6 +335,20 @@ $_$;
 COMMENT ON FUNCTION pystatus._check_storage() IS 'pystatus.check() without the roles: pg_partman, partitions premade ahead, default partition empty, retention, rollups and sweeper keeping up, pg_cron jobs scheduled and their last runs.';
 
 --
+-- Name: _clock_tolerance(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._clock_tolerance() RETURNS interval
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN '00:05:00'::interval;
+
+--
+-- Name: FUNCTION _clock_tolerance(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._clock_tolerance() IS 'How far ahead of the server''s clock a status write''s last_heartbeat may be (a writer''s clock running fast).';
+
+--
 -- Name: _compute_uptime(text, timestamp with time zone, timestamp with time zone, boolean); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -423,11 +453,34 @@ CREATE FUNCTION pystatus._copy_status_to_history() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     AS $$
 BEGIN
-    -- The staleness sweeper marks a silent service stale without a new
-    -- heartbeat, and writes that history row itself, dated at the deadline.
-    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' AND NEW.status OPERATOR(pg_catalog.=) 'stale'
-       AND NEW.last_heartbeat OPERATOR(pg_catalog.=) OLD.last_heartbeat THEN
-        RETURN NULL;
+    -- The rules of 10_rules.sql are the table's constraints; what they cannot
+    -- say (the clock, who may write stale) is held here, for every writer.
+    -- Each test is one comparison on the path every heartbeat takes.
+    -- (OPERATOR() forms share one precedence: the parentheses are needed.)
+    IF NOT (NEW.last_heartbeat OPERATOR(pg_catalog.<=)
+                (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) pystatus._clock_tolerance()))
+       OR (NEW.last_heartbeat OPERATOR(pg_catalog.<)
+               (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) pystatus._recent_window())
+           AND NOT pystatus._backfilling()) THEN
+        RAISE EXCEPTION 'invalid last_heartbeat % for service %: must be within % before and % after the '
+                        'server''s clock (%)', NEW.last_heartbeat, pg_catalog.quote_literal(NEW.service_name),
+                        pystatus._recent_window(), pystatus._clock_tolerance(), pg_catalog.clock_timestamp()
+            USING ERRCODE = 'PS004',
+                  HINT = 'Write the server''s time (now()), or use pystatus.record_heartbeat() for older records.';
+    END IF;
+    IF NEW.status OPERATOR(pg_catalog.=) 'stale' THEN
+        IF NOT pystatus._may_write_stale() THEN
+            RAISE EXCEPTION 'invalid status ''stale'' for service %: it is reserved for pystatus, which writes it '
+                            'when a service falls silent', pg_catalog.quote_literal(NEW.service_name)
+                USING ERRCODE = 'PS002',
+                      HINT = 'Services report ok, degraded, down, starting, stopping or maintenance.';
+        END IF;
+        -- The staleness sweeper marks a silent service stale without a new
+        -- heartbeat, and writes that history row itself, dated at the deadline.
+        IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE'
+           AND NEW.last_heartbeat OPERATOR(pg_catalog.=) OLD.last_heartbeat THEN
+            RETURN NULL;
+        END IF;
     END IF;
     -- A test of its own: a constant when not restricted, no query at all.
     IF pystatus._logins_restricted() THEN
@@ -491,7 +544,7 @@ COMMENT ON FUNCTION pystatus.is_status(status text) IS 'The status vocabulary: w
 
 CREATE FUNCTION pystatus.is_valid_service_name(service_name text) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN (service_name ~ '^[^[:space:][:cntrl:]]([^[:cntrl:]]{0,62}[^[:space:][:cntrl:]])?$'::text);
+    RETURN (service_name ~ '^[^\u0001-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u3164\ufeff\uffa0\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0001-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u3164\ufeff\uffa0]{0,62}[^\u0001-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u3164\ufeff\uffa0\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?$'::text);
 
 --
 -- Name: FUNCTION is_valid_service_name(service_name text); Type: COMMENT; Schema: pystatus; Owner: -
@@ -621,6 +674,23 @@ $$;
 COMMENT ON FUNCTION pystatus._may_report(service_name text) IS 'Whether the connected login may write a status for this service under pystatus.service_logins (its own allowances; the owner and superusers always may).';
 
 --
+-- Name: _may_write_stale(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._may_write_stale() RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT pg_has_role(session_user, (SELECT nspowner FROM pg_namespace WHERE nspname = 'pystatus'), 'MEMBER');
+$$;
+
+--
+-- Name: FUNCTION _may_write_stale(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._may_write_stale() IS 'Whether the connected login may write the status stale: pystatus''s owner (the sweeper''s pg_cron job, a DBA) and the roles that are members of it; no service.';
+
+--
 -- Name: _microseconds(interval); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -722,6 +792,20 @@ $_$;
 --
 
 COMMENT ON FUNCTION pystatus._premade_range(OUT oldest timestamp with time zone, OUT premade_until timestamp with time zone) IS 'From the oldest partition to the horizon pg_partman premakes to (now + premake partitions): where maintain() fills holes.';
+
+--
+-- Name: _recent_window(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._recent_window() RETURNS interval
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN '1 day'::interval;
+
+--
+-- Name: FUNCTION _recent_window(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._recent_window() IS 'How far behind the server''s clock a status write''s last_heartbeat may be, except in a backfill by pystatus.record_heartbeat(), which checks its times against the partitions.';
 
 --
 -- Name: _role_rights(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -1582,6 +1666,7 @@ CREATE FUNCTION pystatus.record_heartbeat(service_name text, status text, curren
 #variable_conflict use_column
 DECLARE
     v_oldest timestamptz;
+    v_current boolean;
 BEGIN
     PERFORM pystatus._check_heartbeat(record_heartbeat.service_name, record_heartbeat.status,
                                       record_heartbeat.current_task, record_heartbeat.latency_ms);
@@ -1600,6 +1685,8 @@ BEGIN
                   HINT = 'History before that has expired; raise the retention and create partitions to import it.';
     END IF;
 
+    -- An old time is expected here: the copy trigger lets it through.
+    PERFORM set_config('pystatus.backfilling', 'on', true);
     INSERT INTO public.system_status AS current
         (service_name, status, current_task, latency_ms, last_heartbeat, updated_at)
     VALUES (record_heartbeat.service_name, record_heartbeat.status, record_heartbeat.current_task,
@@ -1611,7 +1698,9 @@ BEGIN
             last_heartbeat = EXCLUDED.last_heartbeat,
             updated_at = EXCLUDED.updated_at
         WHERE current.last_heartbeat <= EXCLUDED.last_heartbeat;
-    IF FOUND THEN
+    v_current := FOUND;
+    PERFORM set_config('pystatus.backfilling', 'off', true);
+    IF v_current THEN
         RETURN true;  -- the trigger wrote the history row
     END IF;
     -- Older than the current row: history only.
@@ -1781,13 +1870,13 @@ COMMENT ON FUNCTION pystatus.segments(service_name text, since timestamp with ti
 
 CREATE FUNCTION pystatus.service_name_problem(service_name text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN CASE WHEN (service_name IS NULL) THEN 'must not be null'::text WHEN (service_name = ''::text) THEN 'must not be empty'::text WHEN (char_length(service_name) > 64) THEN (('must be at most 64 characters (it has '::text || char_length(service_name)) || ')'::text) WHEN (service_name !~ '[^[:space:]]'::text) THEN 'must not be blank'::text WHEN (service_name ~ '[[:cntrl:]]'::text) THEN 'must not contain control characters'::text WHEN (service_name ~ '^[[:space:]]|[[:space:]]$'::text) THEN 'must not start or end with white space'::text ELSE NULL::text END;
+    RETURN CASE WHEN (service_name IS NULL) THEN 'must not be null'::text WHEN (service_name = ''::text) THEN 'must not be empty'::text WHEN (char_length(service_name) > 64) THEN (('must be at most 64 characters (it has '::text || char_length(service_name)) || ')'::text) WHEN (service_name !~ '[^\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]'::text) THEN 'must not be blank'::text WHEN (service_name ~ '[\u0001-\u001f\u007f-\u009f]'::text) THEN 'must not contain control characters'::text WHEN (service_name ~ '[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u3164\ufeff\uffa0]'::text) THEN (('must not contain invisible or direction-changing characters (it has U+'::text || lpad(upper(to_hex(ascii("substring"(service_name, '[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u3164\ufeff\uffa0]'::text)))), 4, '0'::text)) || ')'::text) WHEN (service_name ~ '^[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]|[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$'::text) THEN 'must not start or end with white space'::text ELSE NULL::text END;
 
 --
 -- Name: FUNCTION service_name_problem(service_name text); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus.service_name_problem(service_name text) IS 'Why a service name breaks the naming rules (1-64 characters, not blank, no control characters, no surrounding white space), or NULL when it is valid.';
+COMMENT ON FUNCTION pystatus.service_name_problem(service_name text) IS 'Why a service name breaks the naming rules (1-64 characters, not blank, no control or invisible characters, no white space at either end), or NULL when it is valid.';
 
 --
 -- Name: set_expectations(text, interval, interval); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -2570,6 +2659,12 @@ GRANT USAGE ON SCHEMA pystatus TO pystatus_reader;
 GRANT USAGE ON SCHEMA pystatus TO PUBLIC;
 
 --
+-- Name: FUNCTION _backfilling(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._backfilling() FROM PUBLIC;
+
+--
 -- Name: FUNCTION _bucket_origin(); Type: ACL; Schema: pystatus; Owner: -
 --
 
@@ -2592,6 +2687,12 @@ REVOKE ALL ON FUNCTION pystatus._check_roles() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION pystatus._check_storage() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _clock_tolerance(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._clock_tolerance() FROM PUBLIC;
 
 --
 -- Name: FUNCTION _compute_uptime(service_name text, since timestamp with time zone, until timestamp with time zone, use_rollups boolean); Type: ACL; Schema: pystatus; Owner: -
@@ -2636,6 +2737,12 @@ REVOKE ALL ON FUNCTION pystatus._maintenance_report(partitions_before text[], ro
 REVOKE ALL ON FUNCTION pystatus._mark_rollups_dirty() FROM PUBLIC;
 
 --
+-- Name: FUNCTION _may_write_stale(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._may_write_stale() FROM PUBLIC;
+
+--
 -- Name: FUNCTION _microseconds(duration interval); Type: ACL; Schema: pystatus; Owner: -
 --
 
@@ -2658,6 +2765,12 @@ REVOKE ALL ON FUNCTION pystatus._partman_schema() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION pystatus._premade_range(OUT oldest timestamp with time zone, OUT premade_until timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _recent_window(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._recent_window() FROM PUBLIC;
 
 --
 -- Name: FUNCTION _role_rights(); Type: ACL; Schema: pystatus; Owner: -

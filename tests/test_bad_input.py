@@ -33,6 +33,12 @@ CASES: list[tuple[str, str, str | None, float | None, type[Exception] | None]] =
     (" leading", "ok", None, None, pystatus.InvalidServiceName),
     ("trailing ", "ok", None, None, pystatus.InvalidServiceName),
     ("p\u0430ypal", "ok", None, None, None),  # mixed scripts (Cyrillic U+0430)
+    ("api\u200b", "ok", None, None, pystatus.InvalidServiceName),  # zero-width space
+    ("\u202eipa", "ok", None, None, pystatus.InvalidServiceName),  # right-to-left override
+    ("a\u200dpi", "ok", None, None, pystatus.InvalidServiceName),  # zero-width joiner
+    ("api\u00a0", "ok", None, None, pystatus.InvalidServiceName),  # no-break space at the end
+    ("\u3000api", "ok", None, None, pystatus.InvalidServiceName),  # ideographic space first
+    ("my\u00a0api", "ok", None, None, None),  # a no-break space inside is visible
     ("svc-\U0001f680", "ok", None, None, None),
     ("日本語のサービス", "ok", None, None, None),
     ("'; DROP TABLE system_status; --", "ok", None, None, None),

@@ -234,7 +234,13 @@ def test_heartbeat_many_is_all_or_nothing_and_names_the_bad_element(db: Conn) ->
     name=st.one_of(
         st.text(max_size=70),
         st.text(st.characters(blacklist_categories=["Cs"]), min_size=60, max_size=70),
-        st.sampled_from(["a", " a", "a ", "\u00a0a", "a\u2028b", "\u3000", "x" * 64, "x" * 65]),
+        st.sampled_from(
+            [
+                *["a", " a", "a ", "\u00a0a", "a\u2028b", "\u3000", "x" * 64, "x" * 65],
+                *["a\u200b", "\u202e", "a\u00a0b", "\ufeffa", "a\u2066b", "\u00ad", "a\u0085"],
+            ]
+        ),
+        st.text(st.sampled_from("ab \u00a0\u200b\u200d\u202e\u2003\u3000\ufeff\u0085\t")),
     )
 )
 def test_the_fast_name_rule_agrees_with_the_explained_one(db: Conn, name: str) -> None:

@@ -12,6 +12,15 @@ SET LOCAL search_path = pg_catalog, pg_temp;
 -- Service names, statuses, heartbeats
 ------------------------------------------------------------------------------
 
+-- The characters the rule names, spelled out rather than left to the
+-- database's locale (whose [[:space:]] differs between C.UTF-8 and en_US):
+--   white space  \u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000
+--   control      \u0001-\u001f\u007f-\u009f
+--   invisible    \u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u3164\ufeff\uffa0
+--                (soft hyphen, zero-width spaces and joiners, direction marks and
+--                overrides, invisible operators, fillers, byte-order mark): they
+--                would let one name pass for another on a dashboard.
+
 CREATE OR REPLACE FUNCTION pystatus.service_name_problem(service_name text)
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -20,22 +29,26 @@ RETURN CASE
     WHEN service_name = '' THEN 'must not be empty'
     WHEN char_length(service_name) > 64 THEN
         'must be at most 64 characters (it has ' || char_length(service_name) || ')'
-    WHEN service_name !~ '[^[:space:]]' THEN 'must not be blank'
-    WHEN service_name ~ '[[:cntrl:]]' THEN 'must not contain control characters'
-    WHEN service_name ~ '^[[:space:]]|[[:space:]]$' THEN
+    WHEN service_name !~ '[^\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]' THEN 'must not be blank'
+    WHEN service_name ~ '[\u0001-\u001f\u007f-\u009f]' THEN 'must not contain control characters'
+    WHEN service_name ~ '[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u3164\ufeff\uffa0]' THEN
+        'must not contain invisible or direction-changing characters (it has U+'
+        || lpad(upper(to_hex(ascii(substring(service_name FROM '[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u3164\ufeff\uffa0]')))), 4, '0') || ')'
+    WHEN service_name ~ '^[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]|[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$' THEN
         'must not start or end with white space'
 END;
 COMMENT ON FUNCTION pystatus.service_name_problem(text) IS
-    'Why a service name breaks the naming rules (1-64 characters, not blank, no control '
-    'characters, no surrounding white space), or NULL when it is valid.';
+    'Why a service name breaks the naming rules (1-64 characters, not blank, no control or invisible '
+    'characters, no white space at either end), or NULL when it is valid.';
 
 CREATE OR REPLACE FUNCTION pystatus.is_valid_service_name(service_name text)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
--- One regular expression: 1 to 64 characters, none a control character, the
--- first and last not white space (so not blank). service_name_problem() says
--- which rule a name breaks; a test checks that the two agree.
-RETURN service_name ~ '^[^[:space:][:cntrl:]]([^[:cntrl:]]{0,62}[^[:space:][:cntrl:]])?$';
+-- One regular expression: 1 to 64 characters, none a control or invisible
+-- character, the first and last not white space (so not blank).
+-- service_name_problem() says which rule a name breaks; a test checks that the
+-- two agree.
+RETURN service_name ~ '^[^\u0001-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u3164\ufeff\uffa0\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0001-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u3164\ufeff\uffa0]{0,62}[^\u0001-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u3164\ufeff\uffa0\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?$';
 COMMENT ON FUNCTION pystatus.is_valid_service_name(text) IS
     'Whether a service name keeps the naming rules; the fast test behind the table constraint '
     'and the heartbeat functions.';
@@ -74,7 +87,8 @@ BEGIN
             quote_nullable(left(service_name, 80)) || CASE WHEN char_length(service_name) > 80 THEN '...' ELSE '' END,
             v_problem
             USING ERRCODE = 'PS001',
-                  HINT = 'A service name has 1 to 64 characters, is not blank and has no control characters.';
+                  HINT = 'A service name has 1 to 64 characters, is not blank, has no control or invisible '
+                         'characters and no white space at either end.';
     END IF;
     IF status = 'stale' THEN
         RAISE EXCEPTION 'invalid status ''stale'': it is reserved for pystatus, which writes it when a service falls silent'

@@ -12,6 +12,45 @@ SET LOCAL search_path = pg_catalog, pg_temp;
 -- The copy trigger: no status without its history row
 ------------------------------------------------------------------------------
 
+-- The window a status write's last_heartbeat must fall in, around the server's
+-- clock: a service writing system_status directly with its own clock may be
+-- minutes off, never days (a far-away time would make maintenance create
+-- partitions for it). Constants, folded where they are used.
+CREATE OR REPLACE FUNCTION pystatus._clock_tolerance()
+RETURNS interval
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN interval '5 minutes';
+COMMENT ON FUNCTION pystatus._clock_tolerance() IS
+    'How far ahead of the server''s clock a status write''s last_heartbeat may be (a writer''s clock '
+    'running fast).';
+
+CREATE OR REPLACE FUNCTION pystatus._recent_window()
+RETURNS interval
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN interval '1 day';
+COMMENT ON FUNCTION pystatus._recent_window() IS
+    'How far behind the server''s clock a status write''s last_heartbeat may be, except in a '
+    'backfill by pystatus.record_heartbeat(), which checks its times against the partitions.';
+
+CREATE OR REPLACE FUNCTION pystatus._backfilling()
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT coalesce(current_setting('pystatus.backfilling', true), '') = 'on' $$;
+COMMENT ON FUNCTION pystatus._backfilling() IS
+    'Whether pystatus.record_heartbeat() is writing (it announces itself in the transaction).';
+
+CREATE OR REPLACE FUNCTION pystatus._may_write_stale()
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_has_role(session_user, (SELECT nspowner FROM pg_namespace WHERE nspname = 'pystatus'), 'MEMBER');
+$$;
+COMMENT ON FUNCTION pystatus._may_write_stale() IS
+    'Whether the connected login may write the status stale: pystatus''s owner (the sweeper''s '
+    'pg_cron job, a DBA) and the roles that are members of it; no service.';
+
 -- It runs as its owner (SECURITY DEFINER): a service that writes system_status
 -- directly, with the table rights it had before pystatus, needs no right on
 -- history, nor on anything else pystatus added.
@@ -25,11 +64,34 @@ LANGUAGE plpgsql
 SECURITY DEFINER
 AS $$
 BEGIN
-    -- The staleness sweeper marks a silent service stale without a new
-    -- heartbeat, and writes that history row itself, dated at the deadline.
-    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' AND NEW.status OPERATOR(pg_catalog.=) 'stale'
-       AND NEW.last_heartbeat OPERATOR(pg_catalog.=) OLD.last_heartbeat THEN
-        RETURN NULL;
+    -- The rules of 10_rules.sql are the table's constraints; what they cannot
+    -- say (the clock, who may write stale) is held here, for every writer.
+    -- Each test is one comparison on the path every heartbeat takes.
+    -- (OPERATOR() forms share one precedence: the parentheses are needed.)
+    IF NOT (NEW.last_heartbeat OPERATOR(pg_catalog.<=)
+                (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) pystatus._clock_tolerance()))
+       OR (NEW.last_heartbeat OPERATOR(pg_catalog.<)
+               (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) pystatus._recent_window())
+           AND NOT pystatus._backfilling()) THEN
+        RAISE EXCEPTION 'invalid last_heartbeat % for service %: must be within % before and % after the '
+                        'server''s clock (%)', NEW.last_heartbeat, pg_catalog.quote_literal(NEW.service_name),
+                        pystatus._recent_window(), pystatus._clock_tolerance(), pg_catalog.clock_timestamp()
+            USING ERRCODE = 'PS004',
+                  HINT = 'Write the server''s time (now()), or use pystatus.record_heartbeat() for older records.';
+    END IF;
+    IF NEW.status OPERATOR(pg_catalog.=) 'stale' THEN
+        IF NOT pystatus._may_write_stale() THEN
+            RAISE EXCEPTION 'invalid status ''stale'' for service %: it is reserved for pystatus, which writes it '
+                            'when a service falls silent', pg_catalog.quote_literal(NEW.service_name)
+                USING ERRCODE = 'PS002',
+                      HINT = 'Services report ok, degraded, down, starting, stopping or maintenance.';
+        END IF;
+        -- The staleness sweeper marks a silent service stale without a new
+        -- heartbeat, and writes that history row itself, dated at the deadline.
+        IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE'
+           AND NEW.last_heartbeat OPERATOR(pg_catalog.=) OLD.last_heartbeat THEN
+            RETURN NULL;
+        END IF;
     END IF;
     -- A test of its own: a constant when not restricted, no query at all.
     IF pystatus._logins_restricted() THEN
@@ -186,6 +248,7 @@ AS $$
 #variable_conflict use_column
 DECLARE
     v_oldest timestamptz;
+    v_current boolean;
 BEGIN
     PERFORM pystatus._check_heartbeat(record_heartbeat.service_name, record_heartbeat.status,
                                       record_heartbeat.current_task, record_heartbeat.latency_ms);
@@ -204,6 +267,8 @@ BEGIN
                   HINT = 'History before that has expired; raise the retention and create partitions to import it.';
     END IF;
 
+    -- An old time is expected here: the copy trigger lets it through.
+    PERFORM set_config('pystatus.backfilling', 'on', true);
     INSERT INTO public.system_status AS current
         (service_name, status, current_task, latency_ms, last_heartbeat, updated_at)
     VALUES (record_heartbeat.service_name, record_heartbeat.status, record_heartbeat.current_task,
@@ -215,7 +280,9 @@ BEGIN
             last_heartbeat = EXCLUDED.last_heartbeat,
             updated_at = EXCLUDED.updated_at
         WHERE current.last_heartbeat <= EXCLUDED.last_heartbeat;
-    IF FOUND THEN
+    v_current := FOUND;
+    PERFORM set_config('pystatus.backfilling', 'off', true);
+    IF v_current THEN
         RETURN true;  -- the trigger wrote the history row
     END IF;
     -- Older than the current row: history only.
