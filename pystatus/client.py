@@ -32,6 +32,12 @@ CONNECT_OPTIONS: dict[str, Any] = {
     "keepalives_interval": 5,
     "keepalives_count": 3,
 }
+# A heartbeater's own statements wait at most this long (a lock held by someone
+# else, a stalled server): the wait shows up as a failure and a warning, and the
+# next attempt comes, instead of a thread stuck in the database.
+BOUNDED_WAITS = (
+    "SELECT set_config('statement_timeout', '10s', false), set_config('lock_timeout', '5s', false)"
+)
 
 
 def _beat_params(
@@ -190,6 +196,7 @@ class Heartbeat(_Beating):
 
     def _setup(self) -> None:
         self._wake = threading.Event()
+        self._abandoned = False  # stop() gave up waiting: send nothing more
         self._conn: psycopg.Connection[Any] | None = None
         self._thread = threading.Thread(
             target=self._run, name=f"pystatus-heartbeat-{self.service_name}", daemon=True
@@ -200,10 +207,26 @@ class Heartbeat(_Beating):
         return self
 
     def stop(self, timeout: float | None = 30) -> None:
+        """Records ``final_status`` and ends the thread, within ``timeout`` seconds (and
+        half a second more) even if the database is blocked: the statement in flight is
+        then cancelled, and the final status not sent."""
         self._stopping = True
         self._wake.set()
-        if self._thread.ident is not None:  # started
-            self._thread.join(timeout)
+        if self._thread.ident is None:  # never started
+            return
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._abandoned = True
+            conn = self._conn
+            logger.warning(
+                "pystatus: %s heartbeat still waiting on the database after %s s: cancelled",
+                self.service_name,
+                timeout,
+            )
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.cancel_safe(timeout=0.4)
+            self._thread.join(0.1)
 
     def __enter__(self) -> Heartbeat:
         return self.start()
@@ -216,6 +239,7 @@ class Heartbeat(_Beating):
             if self._conn is None or self._conn.closed:
                 with translate_errors():
                     self._conn = psycopg.connect(self.dsn, **CONNECT_OPTIONS)
+                    self._conn.execute(BOUNDED_WAITS)
             self._succeeded(
                 heartbeat(self._conn, self.service_name, status, current_task, self.latency_ms)
             )
@@ -243,7 +267,7 @@ class Heartbeat(_Beating):
                 break
             self._send(self._status, self._current_task)
             delay = self._next_delay()
-        if self.final_status is not None:
+        if self.final_status is not None and not self._abandoned:
             self._send(self.final_status, None)
         self._close()
 
@@ -279,6 +303,7 @@ class AsyncHeartbeat(_Beating):
             if self._conn is None or self._conn.closed:
                 with translate_errors():
                     self._conn = await psycopg.AsyncConnection.connect(self.dsn, **CONNECT_OPTIONS)
+                    await self._conn.execute(BOUNDED_WAITS)
             self._succeeded(
                 await heartbeat_async(
                     self._conn, self.service_name, status, current_task, self.latency_ms

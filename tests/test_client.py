@@ -4,6 +4,8 @@ raise into the host, and record a final status on a clean stop."""
 from __future__ import annotations
 
 import asyncio
+import json
+import urllib.error
 from collections.abc import Iterator
 from typing import Any
 
@@ -127,3 +129,65 @@ def test_async_heartbeat_survives_a_database_restart_and_resumes(own_cluster: Cl
     asyncio.run(asyncio.wait_for(scenario(), 60))
     history = statuses(dsn, "async-survivor")
     assert history[-2:] == ["degraded", "stopping"]
+
+
+@pytest.fixture
+def locked_row(db: Conn, dsn: str) -> Iterator[str]:
+    """A service whose status row another transaction holds locked, as a long
+    transaction would: every heartbeat for it waits."""
+    pystatus.heartbeat(db, "blocked")
+    with psycopg.connect(dsn) as holder:
+        holder.execute("SELECT FROM system_status WHERE service_name = 'blocked' FOR UPDATE")
+        yield "blocked"
+        holder.rollback()
+
+
+def test_a_blocked_heartbeat_fails_after_a_bounded_wait(dsn: str, locked_row: str) -> None:
+    with Heartbeat(dsn, locked_row, interval=0.2) as beat:
+        wait_for(lambda: beat.failures >= 1)  # lock_timeout, not a thread stuck for good
+        assert "lock timeout" in str(beat.last_error)
+        beat.final_status = None
+
+
+def test_stop_honours_its_timeout_while_the_database_blocks(
+    db: Conn, dsn: str, locked_row: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    beat = Heartbeat(dsn, locked_row, interval=60).start()
+    wait_for(lambda: beat._conn is not None and blocked_on_the_row(db))
+    beat.stop(timeout=0.5)
+    # The statement in flight was cancelled: the thread is over although the row
+    # is still locked, and it sent no final status after stop() returned.
+    assert not beat._thread.is_alive()
+    assert "still waiting on the database" in caplog.text
+    assert statuses(dsn, locked_row) == ["ok"]
+
+
+def blocked_on_the_row(db: Conn) -> bool:
+    return bool(
+        one(
+            db,
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND query LIKE '%pystatus.heartbeat%'",
+        )
+    )
+
+
+def test_the_dashboard_answers_503_while_the_database_is_down_and_recovers_at_once(
+    own_cluster: Cluster,
+) -> None:
+    from tests.serving import dashboard, get_json
+
+    dsn = own_cluster.dsn("app")
+    with dashboard(dsn) as url:
+        get_json(f"{url}/api/status")
+        own_cluster.stop()
+        try:
+            with pytest.raises(urllib.error.HTTPError) as down:
+                get_json(f"{url}/api/status")
+            assert down.value.code == 503
+            assert "connection" in json.load(down.value)["detail"]
+        finally:
+            own_cluster.start()
+        # The pooled connections died with the server: the first request after it
+        # is back is served all the same.
+        assert isinstance(get_json(f"{url}/api/status"), list)

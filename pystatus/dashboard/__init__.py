@@ -28,6 +28,10 @@ from pystatus.errors import InvalidInput, PystatusError, translate_errors
 Days = Annotated[int, Query(ge=1, le=400, description="window: the last N days")]
 # Read-only sessions: the dashboard cannot write, whatever its role may do.
 READ_ONLY: dict[str, Any] = {"autocommit": True, "options": "-c default_transaction_read_only=on"}
+# While the database is away a request answers 503 within about 2 s, not after
+# libpq's or the pool's defaults (30 s and more).
+FAIL_FAST: dict[str, Any] = {"connect_timeout": 2}
+POOL_WAIT = 2.0
 # Loaded from the package, so that an installed wheel finds them wherever it is unpacked.
 TEMPLATES = Jinja2Templates(
     env=jinja2.Environment(loader=jinja2.PackageLoader("pystatus.dashboard"), autoescape=True)
@@ -48,7 +52,11 @@ def create_app(dsn: str | None = None) -> FastAPI:
         min_size=1,
         max_size=4,
         open=False,
-        kwargs=READ_ONLY,
+        kwargs=READ_ONLY | FAIL_FAST,
+        timeout=POOL_WAIT,
+        # A connection is checked before each use, so that the first request after a
+        # database restart is served, not answered 503 from a dead connection.
+        check=ConnectionPool.check_connection,
     )
 
     @asynccontextmanager
