@@ -101,3 +101,38 @@ def test_rollups_equal_raw_history(
             raw = db.execute(query.format("uptime_raw"), (service, since, until)).fetchall()
             rolled = db.execute(query.format("uptime"), (service, since, until)).fetchall()
             assert rolled == raw, (since, until)
+
+
+def test_rollups_of_expired_history_are_never_rewritten(db: Conn) -> None:
+    start = one(db, "SELECT date_trunc('day', now()) - interval '4 days'")
+    for minute in range(0, 4 * 24 * 60, 10):
+        pystatus.record_heartbeat(db, "api", "ok", None, start + timedelta(minutes=minute))
+    reset_rolled = "UPDATE pystatus.rollup_state SET rolled_until = %s"
+    db.execute(reset_rolled, (start,))
+    db.execute("SELECT pystatus.refresh_rollups()")
+    rollups = "SELECT * FROM pystatus.rollup_{} WHERE service_name = 'api' ORDER BY bucket"
+    before = {kind: db.execute(rollups.format(kind)).fetchall() for kind in ("hourly", "daily")}
+    assert len(before["daily"]) >= 3
+
+    # The first two days of raw history expire (as when retention drops their
+    # partition); then the same expectations are set again, which recomputes.
+    db.execute(
+        "DELETE FROM system_status_history WHERE heartbeat_timestamp < %s",
+        (start + timedelta(days=2, minutes=5),),
+    )
+    pystatus.set_expectations(db, "api", timedelta(seconds=60), timedelta(seconds=60))
+    db.execute("SELECT pystatus.refresh_rollups()")
+    after = {kind: db.execute(rollups.format(kind)).fetchall() for kind in ("hourly", "daily")}
+    assert after == before
+
+    # A change that matters is applied where raw history remains, and only there.
+    pystatus.set_expectations(db, "api", timedelta(seconds=30), timedelta(seconds=0))
+    db.execute("SELECT pystatus.refresh_rollups()")
+    changed = db.execute(rollups.format("hourly")).fetchall()
+    kept_until = start + timedelta(days=2, hours=1)
+    assert [r for r in changed if r[1] < kept_until] == [
+        r for r in before["hourly"] if r[1] < kept_until
+    ]
+    assert [r for r in changed if r[1] >= kept_until] != [
+        r for r in before["hourly"] if r[1] >= kept_until
+    ]

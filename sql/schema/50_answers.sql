@@ -22,6 +22,9 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
+DECLARE
+    v_oldest timestamptz;
+    v_from timestamptz;
 BEGIN
     PERFORM pystatus._check_heartbeat(set_expectations.service_name, 'ok', NULL, NULL);
     IF set_expectations.expected_interval IS NULL OR set_expectations.expected_interval <= interval '0' THEN
@@ -36,14 +39,27 @@ BEGIN
     VALUES (set_expectations.service_name, set_expectations.expected_interval, set_expectations.grace)
     ON CONFLICT (service_name) DO UPDATE
         SET expected_interval = EXCLUDED.expected_interval, grace = EXCLUDED.grace;
-    -- Silence in past history is judged by the new expectations too: recompute its rollups.
-    INSERT INTO pystatus.rollup_dirty (service_name, since)
-    SELECT set_expectations.service_name, min(starts) FROM pystatus.history_partitions;
+    -- Silence in past history is judged by the new expectations too: recompute its
+    -- rollups, from the service's oldest raw row on. Before it, history has expired
+    -- (or never was): the rollups are all that is left there and are kept as they
+    -- are, the hour of that row too when an older hour was rolled up (its start
+    -- carried in a status whose row has expired).
+    SELECT min(h.heartbeat_timestamp) INTO v_oldest
+    FROM public.system_status_history AS h WHERE h.service_name = set_expectations.service_name;
+    IF v_oldest IS NOT NULL THEN
+        v_from := date_bin('1 hour', v_oldest, pystatus._bucket_origin());
+        IF EXISTS (SELECT FROM pystatus.rollup_hourly AS r
+                   WHERE r.service_name = set_expectations.service_name AND r.bucket < v_from) THEN
+            v_from := v_from + interval '1 hour';
+        END IF;
+        INSERT INTO pystatus.rollup_dirty (service_name, since) VALUES (set_expectations.service_name, v_from);
+    END IF;
 END;
 $$;
 COMMENT ON FUNCTION pystatus.set_expectations(text, interval, interval) IS
     'Sets how often a service heartbeats and the grace before silence makes it stale. Applies to '
-    'its whole raw history (its rollups are recomputed); PS001/PS005 on bad input.';
+    'its whole raw history (its rollups are recomputed from its oldest raw row; older rollups, whose '
+    'raw history has expired, are kept); PS001/PS005 on bad input.';
 
 ------------------------------------------------------------------------------
 -- Live status and the sweeper
