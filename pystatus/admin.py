@@ -143,3 +143,8 @@ def disallow_service(conn: Conn, login: str, service_pattern: str) -> bool:
 def service_logins(conn: Conn) -> list[ServiceLogin]:
     """Every allowance (empty: no login is restricted)."""
     return fetch_all(conn, ServiceLogin, "service_logins")
+
+
+def history_rows_estimate(conn: Conn) -> int:
+    """About how many rows history holds, from the planner's statistics."""
+    return int(fetch_value(conn, "history_rows_estimate"))

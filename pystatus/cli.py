@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shlex
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -79,10 +80,38 @@ def cmd_migrate(args: argparse.Namespace) -> None:
         _print_setup_report(conn)
 
 
+def _confirmed(question: str) -> bool:
+    """A yes typed at a terminal; never yes without one (scripts say --yes)."""
+    if not sys.stdin.isatty():
+        return False
+    return input(f"{question} Type yes to go on: ").strip() == "yes"
+
+
 def cmd_rollback(args: argparse.Namespace) -> None:
     count = None if args.all else args.count
+    applied = migrations.applied(args.dsn)
+    allowances: list[admin.ServiceLogin] = []
+    if applied and (count is None or count >= len(applied)):
+        # Rolling back the first migration removes pystatus, history included:
+        # never without a yes. The login allowances go too; they are printed
+        # below, so that a re-install can restore them (without them every
+        # writer login may report any service).
+        with _connect(args.dsn) as conn:
+            allowances = admin.service_logins(conn)
+            rows = admin.history_rows_estimate(conn)
+        what = (
+            f"This removes pystatus from the database: about {rows} history rows and "
+            f"{len(allowances)} login allowances are dropped (system_status stays)."
+        )
+        if not (args.yes or _confirmed(what)):
+            raise PystatusError(f"{what} Nothing was changed: run again with --yes to go on")
     undone = migrations.rollback(args.dsn, count, {"legacy_time_zone": args.legacy_time_zone})
     print("Rolled back: " + ", ".join(undone) if undone else "Nothing to roll back.")
+    if undone and allowances:
+        print("Removed these login allowances; after `pystatus migrate`, restore them with:")
+        for allowance in allowances:
+            pattern = shlex.quote(allowance.service_pattern)
+            print(f"  pystatus logins --allow {shlex.quote(allowance.login)} {pattern}")
     if undone and not migrations.applied(args.dsn):
         print(
             "If pg_cron lives in another database, remove the job there too: "
@@ -271,6 +300,9 @@ def _parser() -> argparse.ArgumentParser:
     rollback = command("rollback", cmd_rollback, "roll back the newest migration(s)")
     rollback.add_argument("--count", type=int, default=1)
     rollback.add_argument("--all", action="store_true")
+    rollback.add_argument(
+        "--yes", action="store_true", help="go on when this removes pystatus and its history"
+    )
     rollback.add_argument("--legacy-time-zone", help="zone to write TIMESTAMP values back in")
 
     command(

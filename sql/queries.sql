@@ -145,3 +145,8 @@ SELECT pystatus.disallow_service(%(login)s::name, %(service_pattern)s::text)
 -- service_logins --
 -- Which services each login may heartbeat for (empty: no restriction).
 SELECT login::text, service_pattern FROM pystatus.service_logins ORDER BY login, service_pattern
+
+-- history_rows_estimate --
+-- About how many rows history holds (the planner's estimate: no scan of a large table).
+SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint
+FROM pystatus.history_partitions AS p JOIN pg_class AS c ON c.oid = p.partition

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import zipfile
@@ -22,6 +23,7 @@ import pystatus
 from pystatus import cli, migrations
 from pystatus.cluster import Cluster
 from pystatus.output import write_rows
+from tests.helpers import one
 
 Conn = psycopg.Connection[Any]
 ROOT = Path(__file__).resolve().parent.parent
@@ -325,3 +327,30 @@ def test_since_and_days_are_read_by_the_server(
     assert changes("--days", "2") == ["maintenance", "ok", "stopping"]
     code, _, err = run(capsys, "incidents", "--since", "a fortnight", "--dsn", dsn)
     assert code == 1 and err.startswith("pystatus: error: invalid input syntax for type interval")
+
+
+def test_rollback_that_removes_pystatus_asks_for_yes_and_prints_the_allowances(
+    db: Conn, dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pystatus.heartbeat(db, "librarian")
+    db.execute("CREATE ROLE billing_login LOGIN")
+    try:
+        pystatus.allow_service(db, "billing_login", "billing-*")
+        code, _, err = run(capsys, "rollback", "--all", "--dsn", dsn)
+        assert code == 1
+        assert "login allowances are dropped" in err and "run again with --yes" in err
+        assert one(db, "SELECT count(*) FROM system_status_history") == 1  # nothing changed
+
+        code, out, _ = run(capsys, "rollback", "--dsn", dsn, "--yes")
+        assert code == 0 and "Rolled back: 0001_baseline" in out
+        restore = [shlex.split(line) for line in out.splitlines() if "logins --allow" in line]
+        assert restore == [["pystatus", "logins", "--allow", "billing_login", "billing-*"]]
+        # What it printed restores them after a new install.
+        assert run(capsys, "migrate", "--dsn", dsn)[0] == 0
+        assert run(capsys, *restore[0][1:], "--dsn", dsn)[0] == 0
+        assert [(a.login, a.service_pattern) for a in pystatus.service_logins(db)] == [
+            ("billing_login", "billing-*")
+        ]
+    finally:
+        db.execute("DROP OWNED BY billing_login")
+        db.execute("DROP ROLE billing_login")
