@@ -109,6 +109,13 @@ def check(conn: Conn, cron_conn: Conn | None = None) -> list[CheckItem]:
     return [i for i in items if i.item != "jobs"] + in_cron_database
 
 
+def cron_database(conn: Conn) -> str | None:
+    """The other database pg_cron lives in, where this database's jobs run; None when
+    pg_cron is here, absent, or its database cannot be read by this login."""
+    name = fetch_value(conn, "cron_database")
+    return None if name is None else str(name)
+
+
 def setup_report(conn: Conn) -> list[SetupItem]:
     """What the installation looks like, and what is left for the DBA to do."""
     return fetch_all(conn, SetupItem, "setup_report")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 
 from pystatus import admin, answers, migrations
 from pystatus.client import heartbeat
@@ -221,9 +222,34 @@ def cmd_logins(args: argparse.Namespace) -> None:
         write_rows(admin.ServiceLogin, admin.service_logins(conn), args.format)
 
 
+def _check_following_pg_cron(conn: Conn, dsn: str | None) -> list[admin.CheckItem]:
+    """The check, with the jobs' runs read where pg_cron lives (same login, its
+    database): a job failing there every minute must not pass for healthy."""
+    name = admin.cron_database(conn)
+    if name is None:
+        return admin.check(conn)
+    try:
+        with psycopg.connect(
+            make_conninfo(resolve_dsn(dsn), dbname=name), connect_timeout=5
+        ) as cron:
+            cron.autocommit = True
+            return admin.check(conn, cron)
+    except (psycopg.Error, PystatusError) as exc:
+        unreadable = admin.CheckItem(
+            "jobs",
+            False,
+            f"pg_cron lives in database {name}, where this login cannot read the jobs' runs "
+            f"({str(exc).strip()}): give --cron-dsn with a login that can",
+        )
+        return [unreadable if item.item == "jobs" else item for item in admin.check(conn)]
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     with _connect_with_cron(args.dsn, args.cron_dsn) as (conn, cron_conn):
-        items = admin.check(conn, cron_conn)
+        if cron_conn is None:
+            items = _check_following_pg_cron(conn, args.dsn)
+        else:
+            items = admin.check(conn, cron_conn)
     write_rows(admin.CheckItem, items, args.format, emphasize=lambda item: not item.ok)
     return 0 if all(item.ok for item in items) else 1
 

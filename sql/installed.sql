@@ -315,8 +315,13 @@ BEGIN
             detail := CASE WHEN v_job.active IS NULL THEN 'not scheduled: run pystatus schedule'
                            WHEN NOT v_job.active THEN 'scheduled but inactive'
                            WHEN v_job.status IS NULL THEN 'scheduled, not run yet'
-                           ELSE 'last run ' || v_job.status || ' at ' || v_job.end_time
-                                || coalesce(': ' || nullif(v_job.return_message, ''), '') END;
+                           ELSE 'last run ' || v_job.status
+                                || coalesce(' at ' || v_job.end_time, '')
+                                || coalesce(': ' || nullif(v_job.return_message, ''), '')
+                                || CASE WHEN v_job.status = 'failed'
+                                        THEN ' (see cron.job_run_details; pg_cron connects as the job''s '
+                                             'user: that login needs a password in .pgpass or trust in '
+                                             'pg_hba.conf for cron.host)' ELSE '' END END;
             RETURN NEXT;
         END LOOP;
     ELSE
@@ -504,6 +509,28 @@ $$;
 --
 
 COMMENT ON FUNCTION pystatus._copy_status_to_history() IS 'Trigger function: copies a system_status row into system_status_history, after checking that the login may report that service (pystatus.service_logins). Runs as its owner, so writers need no right on history.';
+
+--
+-- Name: _cron_database(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._cron_database(OUT name text, OUT readable boolean) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    readable := true;
+    name := current_setting('cron.database_name', true);  -- NULL: pg_cron is not loaded
+EXCEPTION WHEN insufficient_privilege THEN
+    readable := false;
+END;
+$$;
+
+--
+-- Name: FUNCTION _cron_database(OUT name text, OUT readable boolean); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._cron_database(OUT name text, OUT readable boolean) IS 'The database pg_cron lives in (cron.database_name; NULL when pg_cron is not loaded), and whether this role may read that setting.';
 
 --
 -- Name: _history_partition_names(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -837,6 +864,7 @@ CREATE FUNCTION pystatus._role_rights() RETURNS TABLE(grantee name, privilege te
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.latency_hourly(text, timestamptz, timestamptz)'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.maintenance_jobs()'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.check()'),
+    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.cron_database()'),
     -- Every role: what a status write calls with the writer's own rights, for
     -- services that still write system_status directly (granted INSERT and
     -- UPDATE by their DBA, as before pystatus): the two rules system_status's
@@ -1154,6 +1182,25 @@ $_$;
 --
 
 COMMENT ON FUNCTION pystatus.create_history_partitions(since timestamp with time zone, until timestamp with time zone) IS 'Creates the missing history partitions covering [since, until), aligned with the existing ones; returns how many it created. For imports of older history (raise the retention first, or maintenance drops them again).';
+
+--
+-- Name: cron_database(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.cron_database() RETURNS text
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT c.name FROM pystatus._cron_database() AS c
+    WHERE c.readable AND c.name IS DISTINCT FROM current_database()
+      AND NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron');
+$$;
+
+--
+-- Name: FUNCTION cron_database(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.cron_database() IS 'The other database pg_cron lives in, where this database''s jobs are registered and run (NULL when pg_cron is here, absent, or its database cannot be read): where `pystatus check` looks for the jobs'' runs.';
 
 --
 -- Name: daily_uptime(text, integer); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -1616,10 +1663,15 @@ CREATE FUNCTION pystatus.maintenance_scheduler() RETURNS text
     SELECT CASE
         WHEN EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron')
             THEN 'pg_cron in this database'
-        WHEN current_setting('cron.database_name', true) IS NOT NULL
-            THEN 'pg_cron in database ' || current_setting('cron.database_name', true)
+        WHEN NOT c.readable
+            THEN 'pg_cron in another database (which one, cron.database_name, only superusers and '
+                 'pg_read_all_settings may read: GRANT pg_read_all_settings TO ' || quote_ident(current_user)
+                 || ', or give --cron-dsn)'
+        WHEN c.name IS NOT NULL
+            THEN 'pg_cron in database ' || c.name
         ELSE 'none'
-    END;
+    END
+    FROM pystatus._cron_database() AS c;
 $$;
 
 --
@@ -1775,7 +1827,7 @@ CREATE FUNCTION pystatus.schedule_maintenance() RETURNS boolean
     AS $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron')
-       AND current_setting('cron.database_name', true) = current_database() THEN
+       AND (SELECT name FROM pystatus._cron_database()) = current_database() THEN
         BEGIN
             CREATE EXTENSION pg_cron;
         EXCEPTION WHEN insufficient_privilege THEN
@@ -2018,9 +2070,9 @@ BEGIN
                  WHERE job_name NOT IN (SELECT jobname FROM cron.job)' INTO v_missing;
         value := value || ': ' || coalesce('missing ' || v_missing, 'jobs scheduled (' || v_jobs || ')');
         todo := CASE WHEN v_missing IS NOT NULL THEN 'run: pystatus schedule' END;
-    ELSIF v_scheduler LIKE 'pg_cron in database %' THEN
+    ELSIF v_scheduler LIKE 'pg_cron in %database%' THEN
         todo := format('register the jobs there: pystatus schedule --cron-dsn "dbname=%s ..." (%s)',
-                       current_setting('cron.database_name'), v_jobs);
+                       coalesce((SELECT name FROM pystatus._cron_database()), '<pg_cron''s database>'), v_jobs);
     ELSE
         todo := format('no pg_cron: run `pystatus maintain` every minute from another scheduler (%s)',
                        v_jobs);
@@ -2722,6 +2774,12 @@ REVOKE ALL ON FUNCTION pystatus._compute_uptime(service_name text, since timesta
 REVOKE ALL ON FUNCTION pystatus._copy_status_to_history() FROM PUBLIC;
 
 --
+-- Name: FUNCTION _cron_database(OUT name text, OUT readable boolean); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._cron_database(OUT name text, OUT readable boolean) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _history_partition_names(); Type: ACL; Schema: pystatus; Owner: -
 --
 
@@ -2835,6 +2893,13 @@ GRANT ALL ON FUNCTION pystatus."check"() TO pystatus_reader;
 --
 
 REVOKE ALL ON FUNCTION pystatus.create_history_partitions(since timestamp with time zone, until timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION cron_database(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.cron_database() FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus.cron_database() TO pystatus_reader;
 
 --
 -- Name: FUNCTION daily_uptime(service_name text, days integer); Type: ACL; Schema: pystatus; Owner: -

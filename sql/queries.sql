@@ -126,7 +126,9 @@ SELECT 'job ' || wanted.name AS item,
        CASE WHEN j.jobid IS NULL THEN 'not scheduled: run pystatus schedule --cron-dsn ...'
             WHEN NOT j.active THEN 'scheduled but inactive'
             WHEN d.status IS NULL THEN 'scheduled, not run yet'
-            ELSE 'last run ' || d.status || ' at ' || d.end_time || coalesce(': ' || nullif(d.return_message, ''), '') END AS detail
+            ELSE 'last run ' || d.status || coalesce(' at ' || d.end_time, '')
+                 || coalesce(': ' || nullif(d.return_message, ''), '')
+                 || CASE WHEN d.status = 'failed' THEN ' (see cron.job_run_details; pg_cron connects as the job''s user: that login needs a password in .pgpass or trust in pg_hba.conf for cron.host)' ELSE '' END END AS detail
 FROM unnest(%(job_names)s::text[]) AS wanted(name)
 LEFT JOIN cron.job AS j ON j.jobname = wanted.name AND j.database = %(database)s::text
 LEFT JOIN LATERAL (SELECT r.status, r.end_time, r.return_message FROM cron.job_run_details AS r
@@ -150,3 +152,7 @@ SELECT login::text, service_pattern FROM pystatus.service_logins ORDER BY login,
 -- About how many rows history holds (the planner's estimate: no scan of a large table).
 SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint
 FROM pystatus.history_partitions AS p JOIN pg_class AS c ON c.oid = p.partition
+
+-- cron_database --
+-- The other database pg_cron lives in, or NULL.
+SELECT pystatus.cron_database()

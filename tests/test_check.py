@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 import pystatus
-from pystatus import cli
+from pystatus import admin, cli
 from pystatus.cluster import Cluster
 from tests.helpers import one
 
@@ -23,10 +23,14 @@ def check(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str
     return code, {row["item"]: row for row in rows}
 
 
-def test_a_healthy_installation(dsn: str, db: Conn, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_healthy_installation(
+    dsn: str, db: Conn, cron_db: Conn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    admin.schedule(db, cron_db)  # in pg_cron's own database, "postgres"
     db.execute("SELECT pystatus.refresh_rollups()")
     code, items = check(capsys, "--dsn", dsn)
-    assert code == 0
+    assert code == 0, items
+    database = db.info.dbname
     assert {
         "pg_partman",
         "partitions ahead",
@@ -34,10 +38,47 @@ def test_a_healthy_installation(dsn: str, db: Conn, capsys: pytest.CaptureFixtur
         "retention",
         "rollups",
         "sweeper",
-        "jobs",
+        f"job pystatus-maintain:{database}",  # read in pg_cron's database, unasked
+        f"job pystatus-sweep:{database}",
     } <= set(items)
     assert all(item["ok"] for item in items.values())
-    assert "pg_cron in database postgres" in items["jobs"]["detail"]
+
+
+def test_jobs_that_are_not_scheduled_or_fail_in_pg_crons_database_are_red(
+    dsn: str, db: Conn, cron_db: Conn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = db.info.dbname
+    code, items = check(capsys, "--dsn", dsn)
+    assert code == 1
+    assert items[f"job pystatus-sweep:{database}"]["detail"].startswith("not scheduled")
+
+    admin.schedule(db, cron_db)
+    # A run pg_cron could not even start (its login has no password for the
+    # connection): pg_cron records it failed, with no end time.
+    cron_db.execute(
+        "INSERT INTO cron.job_run_details (jobid, runid, database, username, command, status,"
+        " return_message) SELECT jobid, nextval('cron.runid_seq'), database, username, command,"
+        " 'failed', 'connection failed' FROM cron.job WHERE jobname = %s",
+        (f"pystatus-sweep:{database}",),
+    )
+    code, items = check(capsys, "--dsn", dsn)
+    assert code == 1
+    detail = items[f"job pystatus-sweep:{database}"]["detail"]
+    assert detail.startswith("last run failed: connection failed") and ".pgpass" in detail
+    assert all(item["detail"] for item in items.values())  # never an empty detail
+
+
+def test_a_login_that_cannot_read_pg_crons_jobs_is_told_so(
+    dsn: str, db: Conn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db.execute("CREATE ROLE check_reader LOGIN IN ROLE pystatus_reader")
+    try:
+        code, items = check(capsys, "--dsn", f"{dsn} user=check_reader")
+        assert code == 1
+        assert not items["jobs"]["ok"]
+        assert "give --cron-dsn" in items["jobs"]["detail"]
+    finally:
+        db.execute("DROP ROLE check_reader")
 
 
 def test_each_problem_is_reported(dsn: str, db: Conn, capsys: pytest.CaptureFixture[str]) -> None:
@@ -64,7 +105,15 @@ def test_each_problem_is_reported(dsn: str, db: Conn, capsys: pytest.CaptureFixt
     code, items = check(capsys, "--dsn", dsn)
     assert code == 1
     failing = {name for name, item in items.items() if not item["ok"]}
-    assert failing == {"partitions ahead", "default partition", "retention", "rollups", "sweeper"}
+    jobs = {f"job pystatus-{job}:{db.info.dbname}" for job in ("maintain", "sweep", "rollups")}
+    assert failing == {
+        "partitions ahead",
+        "default partition",
+        "retention",
+        "rollups",
+        "sweeper",
+        *jobs,  # not scheduled in pg_cron's database
+    }
     assert "move_default_rows" in items["default partition"]["detail"]
     assert "sweep job" in items["sweeper"]["detail"]
 

@@ -28,6 +28,39 @@ COMMENT ON FUNCTION pystatus.maintenance_jobs() IS
     'The pg_cron jobs that keep this database''s history in shape: name, schedule, command and '
     'the database each runs in.';
 
+-- cron.database_name, where pg_cron lives, is readable only by superusers and
+-- pg_read_all_settings, even with missing_ok: a non-superuser owner gets an
+-- answer saying so, not an error.
+CREATE OR REPLACE FUNCTION pystatus._cron_database(OUT name text, OUT readable boolean)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    readable := true;
+    name := current_setting('cron.database_name', true);  -- NULL: pg_cron is not loaded
+EXCEPTION WHEN insufficient_privilege THEN
+    readable := false;
+END;
+$$;
+COMMENT ON FUNCTION pystatus._cron_database() IS
+    'The database pg_cron lives in (cron.database_name; NULL when pg_cron is not loaded), and '
+    'whether this role may read that setting.';
+
+CREATE OR REPLACE FUNCTION pystatus.cron_database()
+RETURNS text
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT c.name FROM pystatus._cron_database() AS c
+    WHERE c.readable AND c.name IS DISTINCT FROM current_database()
+      AND NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron');
+$$;
+COMMENT ON FUNCTION pystatus.cron_database() IS
+    'The other database pg_cron lives in, where this database''s jobs are registered and run '
+    '(NULL when pg_cron is here, absent, or its database cannot be read): where `pystatus check` '
+    'looks for the jobs'' runs.';
+
 CREATE OR REPLACE FUNCTION pystatus.maintenance_scheduler()
 RETURNS text
 LANGUAGE sql STABLE
@@ -36,10 +69,15 @@ AS $$
     SELECT CASE
         WHEN EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron')
             THEN 'pg_cron in this database'
-        WHEN current_setting('cron.database_name', true) IS NOT NULL
-            THEN 'pg_cron in database ' || current_setting('cron.database_name', true)
+        WHEN NOT c.readable
+            THEN 'pg_cron in another database (which one, cron.database_name, only superusers and '
+                 'pg_read_all_settings may read: GRANT pg_read_all_settings TO ' || quote_ident(current_user)
+                 || ', or give --cron-dsn)'
+        WHEN c.name IS NOT NULL
+            THEN 'pg_cron in database ' || c.name
         ELSE 'none'
-    END;
+    END
+    FROM pystatus._cron_database() AS c;
 $$;
 COMMENT ON FUNCTION pystatus.maintenance_scheduler() IS
     'Where maintenance can be scheduled from: pg_cron in this database, pg_cron in another '
@@ -52,7 +90,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron')
-       AND current_setting('cron.database_name', true) = current_database() THEN
+       AND (SELECT name FROM pystatus._cron_database()) = current_database() THEN
         BEGIN
             CREATE EXTENSION pg_cron;
         EXCEPTION WHEN insufficient_privilege THEN

@@ -78,8 +78,13 @@ BEGIN
             detail := CASE WHEN v_job.active IS NULL THEN 'not scheduled: run pystatus schedule'
                            WHEN NOT v_job.active THEN 'scheduled but inactive'
                            WHEN v_job.status IS NULL THEN 'scheduled, not run yet'
-                           ELSE 'last run ' || v_job.status || ' at ' || v_job.end_time
-                                || coalesce(': ' || nullif(v_job.return_message, ''), '') END;
+                           ELSE 'last run ' || v_job.status
+                                || coalesce(' at ' || v_job.end_time, '')
+                                || coalesce(': ' || nullif(v_job.return_message, ''), '')
+                                || CASE WHEN v_job.status = 'failed'
+                                        THEN ' (see cron.job_run_details; pg_cron connects as the job''s '
+                                             'user: that login needs a password in .pgpass or trust in '
+                                             'pg_hba.conf for cron.host)' ELSE '' END END;
             RETURN NEXT;
         END LOOP;
     ELSE
@@ -150,9 +155,9 @@ BEGIN
                  WHERE job_name NOT IN (SELECT jobname FROM cron.job)' INTO v_missing;
         value := value || ': ' || coalesce('missing ' || v_missing, 'jobs scheduled (' || v_jobs || ')');
         todo := CASE WHEN v_missing IS NOT NULL THEN 'run: pystatus schedule' END;
-    ELSIF v_scheduler LIKE 'pg_cron in database %' THEN
+    ELSIF v_scheduler LIKE 'pg_cron in %database%' THEN
         todo := format('register the jobs there: pystatus schedule --cron-dsn "dbname=%s ..." (%s)',
-                       current_setting('cron.database_name'), v_jobs);
+                       coalesce((SELECT name FROM pystatus._cron_database()), '<pg_cron''s database>'), v_jobs);
     ELSE
         todo := format('no pg_cron: run `pystatus maintain` every minute from another scheduler (%s)',
                        v_jobs);

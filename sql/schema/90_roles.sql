@@ -229,6 +229,7 @@ AS $$
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.latency_hourly(text, timestamptz, timestamptz)'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.maintenance_jobs()'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.check()'),
+    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.cron_database()'),
     -- Every role: what a status write calls with the writer's own rights, for
     -- services that still write system_status directly (granted INSERT and
     -- UPDATE by their DBA, as before pystatus): the two rules system_status's
