@@ -68,17 +68,41 @@ def _print_setup_report(conn: Conn) -> None:
         print(f"  - {todo}")
 
 
-def cmd_migrate(args: argparse.Namespace) -> None:
+def _print_plan(plan: migrations.Plan) -> int:
+    print(f"Installing pystatus as {plan.role} in database {plan.database}.")
+    missing = [item for item in plan.items if not item.ok]
+    for database in dict.fromkeys(item.database for item in missing):
+        print(f"\nFirst, a superuser runs in database {database}:")
+        for item in missing:
+            if item.database == database:
+                print(f"  -- {item.item}\n  {item.statement}")
+    if not missing:
+        print("\nThis role can do everything itself.")
+    print(f"\nThen, as {plan.role}:")
+    print("  pystatus migrate")
+    if plan.cron_database and plan.cron_database != plan.database:
+        print(f'  pystatus schedule --cron-dsn "dbname={plan.cron_database} ..."')
+    print("  GRANT pystatus_writer TO <the logins of services>;")
+    print("  GRANT pystatus_reader TO <the logins of dashboards and monitoring>;")
+    for note in plan.notes:
+        print(f"\nNote: {note}")
+    return 0 if plan.ready else 1
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
     settings = {
         "partition_interval": args.partition_interval,
         "retention": args.retention,
         "premake": args.premake,
         "legacy_time_zone": args.legacy_time_zone,
     }
+    if args.plan:
+        return _print_plan(migrations.plan(args.dsn, args.cron_dsn))
     done = migrations.apply(args.dsn, settings, reapply=args.reapply)
     print(f"pystatus {migrations.version()}: {done}.")
     with _connect(args.dsn) as conn:
         _print_setup_report(conn)
+    return 0
 
 
 def _confirmed(question: str) -> bool:
@@ -310,6 +334,14 @@ def _parser() -> argparse.ArgumentParser:
         "migrate",
         cmd_migrate,
         "install or upgrade pystatus in the database, all steps in one transaction",
+    )
+    migrate.add_argument(
+        "--plan",
+        action="store_true",
+        help="change nothing: print what a superuser must run first; exit 1 if anything",
+    )
+    migrate.add_argument(
+        "--cron-dsn", help="with --plan: pg_cron's database, when not found from this one"
     )
     migrate.add_argument(
         "--reapply",

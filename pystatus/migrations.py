@@ -27,12 +27,15 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import psycopg.errors
+from psycopg.conninfo import make_conninfo
 from yoyo import read_migrations
 from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import parse_uri
 
 from pystatus.connection import resolve_dsn
-from pystatus.errors import PystatusError, translate, translate_errors
+from pystatus.errors import NotAllowed, NotInstalled, PystatusError, translate, translate_errors
+from pystatus.queries import QUERIES
 
 TABLES = "20_tables.sql"
 """The file of sql/schema/ that migrations build; the others are re-applied."""
@@ -154,6 +157,17 @@ def _backend(dsn: str | None, settings: Mapping[str, str | None]) -> Iterator[An
         backend = _Backend.for_dsn(resolve_dsn(dsn), settings)
     try:
         with translate_errors():
+            # yoyo's records live in the first schema of search_path; without the
+            # right to create them there, yoyo fails with a confusing message.
+            role, schema, able = backend.connection.execute(
+                "SELECT current_user, current_schema(), to_regclass('_yoyo_migration') IS NOT NULL"
+                " OR has_schema_privilege(current_schema(), 'CREATE')"
+            ).fetchone()
+            if not able:
+                raise PystatusError(
+                    f"{role} may not create pystatus's migration records in schema {schema}: "
+                    f"`pystatus migrate --plan` prints what a superuser must grant first"
+                )
             backend.init_database()
             backend.ensure_internal_schema_updated()
         yield backend
@@ -196,9 +210,14 @@ class _Steps:
 
     def failed(self, exc: PystatusError | psycopg.Error, command: str) -> PystatusError:
         error: PystatusError = translate(exc) if isinstance(exc, psycopg.Error) else exc
+        remedy = (
+            ". `pystatus migrate --plan` prints what a superuser must grant first"
+            if isinstance(error, NotAllowed | NotInstalled)  # a right or an extension missing
+            else ""
+        )
         return type(error)(
             f"{command} stopped at {self.current} and changed nothing (all its steps run in "
-            f"one transaction, which was rolled back): {error}"
+            f"one transaction, which was rolled back): {error}{remedy}"
         )
 
 
@@ -301,3 +320,95 @@ def applied(dsn: str | None = None) -> list[str]:
     """Ids of the applied migrations, oldest first."""
     with _backend(dsn, {}) as backend:
         return [m.id for m in reversed(backend.to_rollback(Sources().migrations()))]
+
+
+# --- Before installing: what a superuser must do first -------------------------
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    """One thing the migrating role needs: whether it has it, and what a superuser
+    runs (in ``database``) when it has not."""
+
+    item: str
+    ok: bool
+    statement: str
+    database: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    role: str
+    database: str
+    cron_database: str | None  # None: pg_cron's database is unknown (see ``notes``)
+    items: list[PlanItem]
+    notes: list[str]
+
+    @property
+    def ready(self) -> bool:
+        return all(item.ok for item in self.items)
+
+
+def _fetch_rows(
+    conn: psycopg.Connection[Any], name: str, params: dict[str, Any] | None = None
+) -> list[tuple[Any, ...]]:
+    with translate_errors():
+        return conn.execute(QUERIES[name], params).fetchall()
+
+
+def _fetch_one_tuple(conn: psycopg.Connection[Any], query: str) -> tuple[Any, ...]:
+    row = conn.execute(query).fetchone()
+    if row is None:
+        raise PystatusError(f"no row from {query}")
+    return tuple(row)
+
+
+def _cron_database_name(conn: psycopg.Connection[Any]) -> tuple[str | None, bool]:
+    """cron.database_name, and whether this role may read it (superusers and
+    pg_read_all_settings only, even with missing_ok)."""
+    try:
+        row = conn.execute("SELECT current_setting('cron.database_name', true)").fetchone()
+    except psycopg.errors.InsufficientPrivilege:
+        return None, False
+    return (None if row is None else row[0]), True
+
+
+def plan(dsn: str | None = None, cron_dsn: str | None = None) -> Plan:
+    """What the role ``dsn`` connects as needs before ``apply`` can install pystatus
+    and ``pystatus schedule`` register its jobs: read from the catalogs, changing
+    nothing. ``cron_dsn`` reaches pg_cron's database (found from cron.database_name
+    with the same login when not given)."""
+    with translate_errors(), psycopg.connect(resolve_dsn(dsn), autocommit=True) as conn:
+        role, database = _fetch_one_tuple(conn, "SELECT current_user, current_database()")
+        items = [
+            PlanItem(item, bool(ok), statement, database)
+            for item, ok, statement in _fetch_rows(conn, "install_plan")
+        ]
+        cron_name, readable = _cron_database_name(conn)
+    notes = []
+    if cron_dsn is None and cron_name and cron_name != database:
+        cron_dsn = make_conninfo(resolve_dsn(dsn), dbname=cron_name)
+    elif cron_dsn is None and not readable:
+        notes.append(
+            f"pg_cron's database (cron.database_name) is not readable by {role}: give --cron-dsn "
+            f"to plan its part, or have a superuser run: GRANT pg_read_all_settings TO {role};"
+        )
+    if cron_dsn is not None:
+        with translate_errors(), psycopg.connect(cron_dsn, autocommit=True) as cron:
+            cron_name = str(_fetch_one_tuple(cron, "SELECT current_database()")[0])
+            items += [
+                PlanItem(item, bool(ok), statement, cron_name)
+                for item, ok, statement in _fetch_rows(
+                    cron, "install_plan_cron", {"database": database}
+                )
+            ]
+        notes.append(
+            f"pg_cron runs the jobs by connecting to {database} as {role}, from the server itself "
+            f"(cron.host, default localhost): that login needs a password in the PostgreSQL "
+            f"server's ~/.pgpass, or a trust line for it in pg_hba.conf."
+        )
+    elif cron_name is None and readable:
+        notes.append(
+            "pg_cron is not loaded: run `pystatus maintain` every minute from another scheduler."
+        )
+    return Plan(role, database, cron_name, items, notes)
