@@ -325,9 +325,12 @@ BEGIN
             RETURN NEXT;
         END LOOP;
     ELSE
-        item := 'jobs'; ok := true;
+        -- Not verified from here: `pystatus check` reads them where pg_cron lives.
+        item := 'jobs'; ok := pystatus.maintenance_scheduler() = 'none';
         detail := pystatus.maintenance_scheduler()
-                  || ': check them there (pystatus check --cron-dsn ...) or in your scheduler';
+                  || CASE WHEN ok THEN ': run `pystatus maintain` every minute from another scheduler'
+                          ELSE ': their runs are not visible from this database: pystatus check '
+                               '--cron-dsn <pg_cron''s database> reads them there' END;
         RETURN NEXT;
     END IF;
 END;
