@@ -464,12 +464,16 @@ BEGIN
     -- The rules of 10_rules.sql are the table's constraints; what they cannot
     -- say (the clock, who may write stale) is held here, for every writer.
     -- Each test is one comparison on the path every heartbeat takes.
+    -- Only a new time is checked: a write that keeps the row's time (the
+    -- sweeper's, a status change alone) is not a heartbeat from a clock.
     -- (OPERATOR() forms share one precedence: the parentheses are needed.)
-    IF NOT (NEW.last_heartbeat OPERATOR(pg_catalog.<=)
-                (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) pystatus._clock_tolerance()))
-       OR (NEW.last_heartbeat OPERATOR(pg_catalog.<)
-               (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) pystatus._recent_window())
-           AND NOT pystatus._backfilling()) THEN
+    IF (TG_OP OPERATOR(pg_catalog.=) 'INSERT'
+        OR NEW.last_heartbeat OPERATOR(pg_catalog.<>) OLD.last_heartbeat)
+       AND (NOT (NEW.last_heartbeat OPERATOR(pg_catalog.<=)
+                     (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) pystatus._clock_tolerance()))
+            OR (NEW.last_heartbeat OPERATOR(pg_catalog.<)
+                    (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) pystatus._recent_window())
+                AND NOT pystatus._backfilling())) THEN
         RAISE EXCEPTION 'invalid last_heartbeat % for service %: must be within % before and % after the '
                         'server''s clock (%)', NEW.last_heartbeat, pg_catalog.quote_literal(NEW.service_name),
                         pystatus._recent_window(), pystatus._clock_tolerance(), pg_catalog.clock_timestamp()
@@ -2133,18 +2137,31 @@ BEGIN
     END IF;
     -- The freshness test is on the target row (s), which PostgreSQL re-checks
     -- if a heartbeat updates it concurrently: a service that just spoke is
-    -- never marked. The history row is dated at the deadline, not now.
-    WITH silent AS (
+    -- never marked. Rows another transaction holds (a service writing inside a
+    -- long transaction) are skipped, not waited for: a waiting sweep would keep
+    -- the rows it already marked locked, and their services' heartbeats waiting.
+    -- The history row is dated at the deadline, but never before the oldest
+    -- partition: a service adopted long dead would otherwise get a row that
+    -- maintenance moves into a partition it creates and drops at once.
+    WITH candidates AS (
+        SELECT s.service_name
+        FROM public.system_status AS s JOIN pystatus.live_status AS l ON l.service_name = s.service_name
+        WHERE pystatus.goes_stale(s.status) AND s.last_heartbeat + l.expected_interval + l.grace < now()
+        FOR UPDATE OF s SKIP LOCKED
+    ), silent AS (
         UPDATE public.system_status AS s
         SET status = 'stale', updated_at = clock_timestamp()
-        FROM pystatus.live_status AS l
-        WHERE l.service_name = s.service_name
+        FROM candidates AS c, pystatus.live_status AS l
+        WHERE s.service_name = c.service_name AND l.service_name = s.service_name
           AND pystatus.goes_stale(s.status)
           AND s.last_heartbeat + l.expected_interval + l.grace < now()
         RETURNING s.service_name, s.last_heartbeat + l.expected_interval + l.grace AS deadline
     ), written AS (
         INSERT INTO public.system_status_history (heartbeat_timestamp, service_name, status)
-        SELECT deadline, service_name, 'stale' FROM silent
+        SELECT greatest(deadline, (SELECT min(p.starts) FROM pystatus.history_partitions AS p
+                                   WHERE NOT p.is_default)),
+               service_name, 'stale'
+        FROM silent
         RETURNING 1
     )
     SELECT count(*) INTO v_marked FROM written;
@@ -2353,6 +2370,7 @@ CREATE TABLE public.system_status (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     latency_ms double precision,
     CONSTRAINT system_status_current_task_size CHECK ((octet_length(current_task) <= 4096)),
+    CONSTRAINT system_status_last_heartbeat_finite CHECK (isfinite(last_heartbeat)),
     CONSTRAINT system_status_latency_ms_valid CHECK (((latency_ms >= (0)::double precision) AND (latency_ms < 'Infinity'::double precision))),
     CONSTRAINT system_status_service_name_valid CHECK (pystatus.is_valid_service_name((service_name)::text)),
     CONSTRAINT system_status_status_valid CHECK (pystatus.is_status((status)::text))
@@ -2508,7 +2526,7 @@ CREATE VIEW pystatus.live_status AS
         END)::character varying(16) AS effective_status,
     s.status AS reported_status,
     s.last_heartbeat,
-    (EXTRACT(epoch FROM (now() - s.last_heartbeat)))::double precision AS seconds_since,
+    ((EXTRACT(epoch FROM now()) - EXTRACT(epoch FROM s.last_heartbeat)))::double precision AS seconds_since,
     s.current_task,
     s.latency_ms,
     d.expected_interval,

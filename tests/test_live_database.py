@@ -16,7 +16,9 @@ import psycopg
 import pytest
 
 import pystatus
+from pystatus import migrations
 from tests.helpers import one
+from tests.test_migrations import SEED_TABLE
 
 Conn = psycopg.Connection[Any]
 PATIENT_WRITER = "options='-c statement_timeout=1000'"
@@ -164,3 +166,46 @@ def test_two_sweeps_at_once_mark_each_service_once(db: Conn, dsn: str) -> None:
         marked = list(pool.map(sweep, [barrier] * 2))
     assert sum(marked) == 3
     assert one(db, "SELECT count(*) FROM system_status_history WHERE status = 'stale'") == 3
+
+
+def test_the_sweeper_skips_a_row_another_transaction_holds(db: Conn, dsn: str) -> None:
+    an_hour_ago = one(db, "SELECT now() - interval '1 hour'")
+    for name in ("held", "free"):
+        pystatus.record_heartbeat(db, name, "ok", None, an_hour_ago)
+    with psycopg.connect(dsn) as holder:
+        holder.execute("SELECT FROM system_status WHERE service_name = 'held' FOR UPDATE")
+        db.execute("SET statement_timeout = '10s'")  # a sweep that waited fails the test
+        assert one(db, "SELECT pystatus.sweep()") == 1
+        holder.rollback()
+    assert one(db, "SELECT status FROM system_status WHERE service_name = 'free'") == "stale"
+    assert one(db, "SELECT pystatus.sweep()") == 1  # the next run marks it
+    assert one(db, "SELECT status FROM system_status WHERE service_name = 'held'") == "stale"
+
+
+def test_a_service_adopted_long_dead_keeps_its_stale_row(empty_dsn: str) -> None:
+    with psycopg.connect(empty_dsn, autocommit=True) as db:
+        db.execute(SEED_TABLE)
+        db.execute("UPDATE system_status SET last_heartbeat = now() - interval '200 days'")
+    migrations.apply(empty_dsn)
+    with psycopg.connect(empty_dsn, autocommit=True) as db:
+        assert one(db, "SELECT pystatus.sweep()") == 2
+        assert one(db, "SELECT pystatus.history_default_rows()") == 0
+        result = one(db, "SELECT pystatus.maintain()")
+        assert result["created"] == [] and result["dropped"] == []
+        assert one(db, "SELECT count(*) FROM system_status_history WHERE status = 'stale'") == 2
+
+
+def test_a_seed_table_with_a_time_that_is_not_finite_is_refused_as_it_is(empty_dsn: str) -> None:
+    with psycopg.connect(empty_dsn, autocommit=True) as db:
+        db.execute(SEED_TABLE)
+        db.execute(
+            "UPDATE system_status SET last_heartbeat = 'infinity' WHERE service_name = 'librarian'"
+        )
+    with pytest.raises(pystatus.InvalidTime, match="not finite: 'librarian' \\(infinity\\)"):
+        migrations.apply(empty_dsn)
+    with psycopg.connect(empty_dsn, autocommit=True) as db:
+        assert one(db, "SELECT to_regnamespace('pystatus')") is None  # nothing changed
+        db.execute(
+            "UPDATE system_status SET last_heartbeat = now() WHERE NOT isfinite(last_heartbeat)"
+        )
+    assert migrations.apply(empty_dsn).migrations == ["0001_baseline", "0002_finite_times"]

@@ -27,7 +27,10 @@ CREATE TABLE public.system_status (
         CONSTRAINT system_status_status_valid CHECK (pystatus.is_status(status)),
     current_task text
         CONSTRAINT system_status_current_task_size CHECK (octet_length(current_task) <= 4096),
-    last_heartbeat timestamptz NOT NULL,
+    last_heartbeat timestamptz NOT NULL
+        -- The window around the server's clock is the copy trigger's (30_write.sql):
+        -- a constraint cannot depend on the clock.
+        CONSTRAINT system_status_last_heartbeat_finite CHECK (isfinite(last_heartbeat)),
     updated_at timestamptz NOT NULL DEFAULT now(),
     latency_ms double precision
         CONSTRAINT system_status_latency_ms_valid CHECK (latency_ms >= 0 AND latency_ms < 'Infinity')

@@ -67,12 +67,16 @@ BEGIN
     -- The rules of 10_rules.sql are the table's constraints; what they cannot
     -- say (the clock, who may write stale) is held here, for every writer.
     -- Each test is one comparison on the path every heartbeat takes.
+    -- Only a new time is checked: a write that keeps the row's time (the
+    -- sweeper's, a status change alone) is not a heartbeat from a clock.
     -- (OPERATOR() forms share one precedence: the parentheses are needed.)
-    IF NOT (NEW.last_heartbeat OPERATOR(pg_catalog.<=)
-                (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) pystatus._clock_tolerance()))
-       OR (NEW.last_heartbeat OPERATOR(pg_catalog.<)
-               (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) pystatus._recent_window())
-           AND NOT pystatus._backfilling()) THEN
+    IF (TG_OP OPERATOR(pg_catalog.=) 'INSERT'
+        OR NEW.last_heartbeat OPERATOR(pg_catalog.<>) OLD.last_heartbeat)
+       AND (NOT (NEW.last_heartbeat OPERATOR(pg_catalog.<=)
+                     (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) pystatus._clock_tolerance()))
+            OR (NEW.last_heartbeat OPERATOR(pg_catalog.<)
+                    (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) pystatus._recent_window())
+                AND NOT pystatus._backfilling())) THEN
         RAISE EXCEPTION 'invalid last_heartbeat % for service %: must be within % before and % after the '
                         'server''s clock (%)', NEW.last_heartbeat, pg_catalog.quote_literal(NEW.service_name),
                         pystatus._recent_window(), pystatus._clock_tolerance(), pg_catalog.clock_timestamp()

@@ -72,7 +72,9 @@ SELECT
          THEN 'stale' ELSE s.status END::varchar(16) AS effective_status,
     s.status AS reported_status,
     s.last_heartbeat,
-    extract(epoch FROM now() - s.last_heartbeat)::double precision AS seconds_since,
+    -- Epochs, not an interval: a time that is not finite (kept from a table adopted
+    -- as it was) gives an infinite age rather than an error for every reader.
+    (extract(epoch FROM now()) - extract(epoch FROM s.last_heartbeat))::double precision AS seconds_since,
     s.current_task,
     s.latency_ms,
     d.expected_interval,
@@ -103,18 +105,31 @@ BEGIN
     END IF;
     -- The freshness test is on the target row (s), which PostgreSQL re-checks
     -- if a heartbeat updates it concurrently: a service that just spoke is
-    -- never marked. The history row is dated at the deadline, not now.
-    WITH silent AS (
+    -- never marked. Rows another transaction holds (a service writing inside a
+    -- long transaction) are skipped, not waited for: a waiting sweep would keep
+    -- the rows it already marked locked, and their services' heartbeats waiting.
+    -- The history row is dated at the deadline, but never before the oldest
+    -- partition: a service adopted long dead would otherwise get a row that
+    -- maintenance moves into a partition it creates and drops at once.
+    WITH candidates AS (
+        SELECT s.service_name
+        FROM public.system_status AS s JOIN pystatus.live_status AS l ON l.service_name = s.service_name
+        WHERE pystatus.goes_stale(s.status) AND s.last_heartbeat + l.expected_interval + l.grace < now()
+        FOR UPDATE OF s SKIP LOCKED
+    ), silent AS (
         UPDATE public.system_status AS s
         SET status = 'stale', updated_at = clock_timestamp()
-        FROM pystatus.live_status AS l
-        WHERE l.service_name = s.service_name
+        FROM candidates AS c, pystatus.live_status AS l
+        WHERE s.service_name = c.service_name AND l.service_name = s.service_name
           AND pystatus.goes_stale(s.status)
           AND s.last_heartbeat + l.expected_interval + l.grace < now()
         RETURNING s.service_name, s.last_heartbeat + l.expected_interval + l.grace AS deadline
     ), written AS (
         INSERT INTO public.system_status_history (heartbeat_timestamp, service_name, status)
-        SELECT deadline, service_name, 'stale' FROM silent
+        SELECT greatest(deadline, (SELECT min(p.starts) FROM pystatus.history_partitions AS p
+                                   WHERE NOT p.is_default)),
+               service_name, 'stale'
+        FROM silent
         RETURNING 1
     )
     SELECT count(*) INTO v_marked FROM written;
