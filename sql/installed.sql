@@ -559,6 +559,28 @@ $$;
 COMMENT ON FUNCTION pystatus._history_partition_names() IS 'The history partitions'' names, for maintain() to report what it created and dropped.';
 
 --
+-- Name: _service_name_pattern(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._service_name_pattern() RETURNS text
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $_$
+BEGIN
+    -- 1 to 64 characters, none a control or invisible character, the first and
+    -- last not white space (so not blank).
+    RETURN pg_catalog.format('^[^%1$s%2$s%3$s]([^%1$s%2$s]{0,62}[^%1$s%2$s%3$s])?$',
+                  pystatus._name_characters('control'), pystatus._name_characters('invisible'),
+                  pystatus._name_characters('white space'));
+END;
+$_$;
+
+--
+-- Name: FUNCTION _service_name_pattern(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._service_name_pattern() IS 'The naming rule as one regular expression, for is_valid_service_name().';
+
+--
 -- Name: is_status(text); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -578,7 +600,7 @@ COMMENT ON FUNCTION pystatus.is_status(status text) IS 'The status vocabulary: w
 
 CREATE FUNCTION pystatus.is_valid_service_name(service_name text) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN (service_name ~ '^[^\u0001-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u3164\ufeff\uffa0\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0001-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u3164\ufeff\uffa0]{0,62}[^\u0001-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u3164\ufeff\uffa0\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?$'::text);
+    RETURN (service_name ~ pystatus._service_name_pattern());
 
 --
 -- Name: FUNCTION is_valid_service_name(service_name text); Type: COMMENT; Schema: pystatus; Owner: -
@@ -777,6 +799,28 @@ $_$;
 COMMENT ON FUNCTION pystatus._missing_history_partitions(since timestamp with time zone, until timestamp with time zone) IS 'Starts of the history partitions missing in [since, until), aligned with the existing ones; NULL when none is missing.';
 
 --
+-- Name: _name_characters(text); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._name_characters(kind text) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$
+BEGIN
+    RETURN CASE
+        WHEN kind OPERATOR(pg_catalog.=) 'white space' THEN '\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000'
+        WHEN kind OPERATOR(pg_catalog.=) 'control' THEN '\u0001-\u001f\u007f-\u009f'
+        WHEN kind OPERATOR(pg_catalog.=) 'invisible' THEN '\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u3164\ufeff\uffa0'
+    END;
+END;
+$$;
+
+--
+-- Name: FUNCTION _name_characters(kind text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._name_characters(kind text) IS 'The characters of one kind (white space, control, invisible) that the naming rule names, as the inside of a regular expression''s bracket.';
+
+--
 -- Name: _partman_schema(); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -874,12 +918,14 @@ CREATE FUNCTION pystatus._role_rights() RETURNS TABLE(grantee name, privilege te
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.cron_database()'),
     -- Every role: what a status write calls with the writer's own rights, for
     -- services that still write system_status directly (granted INSERT and
-    -- UPDATE by their DBA, as before pystatus): the two rules system_status's
-    -- constraints call, the two the copy trigger calls, and the constant the
-    -- history's late-rows trigger compares with. None reads or writes anything
+    -- UPDATE by their DBA, as before pystatus): the rules system_status's
+    -- constraints call (with the naming rule's pattern), the two the copy
+    -- trigger calls, and the constant the history's late-rows trigger compares with. None reads or writes anything
     -- the caller could not; looking their names up needs the schema's USAGE.
     ('public', 'USAGE', 'SCHEMA pystatus'),
     ('public', 'EXECUTE', 'FUNCTION pystatus.is_valid_service_name(text)'),
+    ('public', 'EXECUTE', 'FUNCTION pystatus._service_name_pattern()'),
+    ('public', 'EXECUTE', 'FUNCTION pystatus._name_characters(text)'),
     ('public', 'EXECUTE', 'FUNCTION pystatus.is_status(text)'),
     ('public', 'EXECUTE', 'FUNCTION pystatus._logins_restricted()'),
     ('public', 'EXECUTE', 'FUNCTION pystatus._may_report(text)'),
@@ -1929,7 +1975,7 @@ COMMENT ON FUNCTION pystatus.segments(service_name text, since timestamp with ti
 
 CREATE FUNCTION pystatus.service_name_problem(service_name text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN CASE WHEN (service_name IS NULL) THEN 'must not be null'::text WHEN (service_name = ''::text) THEN 'must not be empty'::text WHEN (char_length(service_name) > 64) THEN (('must be at most 64 characters (it has '::text || char_length(service_name)) || ')'::text) WHEN (service_name !~ '[^\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]'::text) THEN 'must not be blank'::text WHEN (service_name ~ '[\u0001-\u001f\u007f-\u009f]'::text) THEN 'must not contain control characters'::text WHEN (service_name ~ '[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u3164\ufeff\uffa0]'::text) THEN (('must not contain invisible or direction-changing characters (it has U+'::text || lpad(upper(to_hex(ascii("substring"(service_name, '[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u3164\ufeff\uffa0]'::text)))), 4, '0'::text)) || ')'::text) WHEN (service_name ~ '^[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]|[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$'::text) THEN 'must not start or end with white space'::text ELSE NULL::text END;
+    RETURN CASE WHEN (service_name IS NULL) THEN 'must not be null'::text WHEN (service_name = ''::text) THEN 'must not be empty'::text WHEN (char_length(service_name) > 64) THEN (('must be at most 64 characters (it has '::text || char_length(service_name)) || ')'::text) WHEN (service_name !~ (('[^'::text || pystatus._name_characters('white space'::text)) || ']'::text)) THEN 'must not be blank'::text WHEN (service_name ~ (('['::text || pystatus._name_characters('control'::text)) || ']'::text)) THEN 'must not contain control characters'::text WHEN (service_name ~ (('['::text || pystatus._name_characters('invisible'::text)) || ']'::text)) THEN (('must not contain invisible or direction-changing characters (it has U+'::text || lpad(upper(to_hex(ascii("substring"(service_name, (('['::text || pystatus._name_characters('invisible'::text)) || ']'::text))))), 4, '0'::text)) || ')'::text) WHEN (service_name ~ (((('^['::text || pystatus._name_characters('white space'::text)) || ']|['::text) || pystatus._name_characters('white space'::text)) || ']$'::text)) THEN 'must not start or end with white space'::text ELSE NULL::text END;
 
 --
 -- Name: FUNCTION service_name_problem(service_name text); Type: COMMENT; Schema: pystatus; Owner: -

@@ -232,12 +232,14 @@ AS $$
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.cron_database()'),
     -- Every role: what a status write calls with the writer's own rights, for
     -- services that still write system_status directly (granted INSERT and
-    -- UPDATE by their DBA, as before pystatus): the two rules system_status's
-    -- constraints call, the two the copy trigger calls, and the constant the
-    -- history's late-rows trigger compares with. None reads or writes anything
+    -- UPDATE by their DBA, as before pystatus): the rules system_status's
+    -- constraints call (with the naming rule's pattern), the two the copy
+    -- trigger calls, and the constant the history's late-rows trigger compares with. None reads or writes anything
     -- the caller could not; looking their names up needs the schema's USAGE.
     ('public', 'USAGE', 'SCHEMA pystatus'),
     ('public', 'EXECUTE', 'FUNCTION pystatus.is_valid_service_name(text)'),
+    ('public', 'EXECUTE', 'FUNCTION pystatus._service_name_pattern()'),
+    ('public', 'EXECUTE', 'FUNCTION pystatus._name_characters(text)'),
     ('public', 'EXECUTE', 'FUNCTION pystatus.is_status(text)'),
     ('public', 'EXECUTE', 'FUNCTION pystatus._logins_restricted()'),
     ('public', 'EXECUTE', 'FUNCTION pystatus._may_report(text)'),
