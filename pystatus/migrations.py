@@ -43,6 +43,9 @@ TABLES = "20_tables.sql"
 # One migrate or rollback at a time per database; a second one waits, then
 # finds nothing left to do.
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext('pystatus.migrate'))"
+# Every heartbeat queues behind a lock request that waits: migrate's DDL waits
+# at most this long for one, then gives up, changing nothing.
+_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', '500ms', true)"
 _UNPINNED = re.compile(r"^-- search_path: not pinned, because (?P<why>.*)", re.MULTILINE)
 _FUNCTION = re.compile(r"^CREATE OR REPLACE FUNCTION pystatus\.(?P<name>\w+)\(", re.MULTILINE)
 
@@ -210,11 +213,15 @@ class _Steps:
 
     def failed(self, exc: PystatusError | psycopg.Error, command: str) -> PystatusError:
         error: PystatusError = translate(exc) if isinstance(exc, psycopg.Error) else exc
-        remedy = (
-            ". `pystatus migrate --plan` prints what a superuser must grant first"
-            if isinstance(error, NotAllowed | NotInstalled)  # a right or an extension missing
-            else ""
-        )
+        if isinstance(error, NotAllowed | NotInstalled):  # a right or an extension missing
+            remedy = ". `pystatus migrate --plan` prints what a superuser must grant first"
+        elif isinstance(exc, psycopg.errors.LockNotAvailable):
+            remedy = (
+                ". Other transactions held a table it changes for more than 0.5 s (it does not "
+                "wait longer, so that heartbeats never queue behind it): run it again"
+            )
+        else:
+            remedy = ""
         return type(error)(
             f"{command} stopped at {self.current} and changed nothing (all its steps run in "
             f"one transaction, which was rolled back): {error}{remedy}"
@@ -258,6 +265,7 @@ def _one_transaction(
         try:
             with backend.transaction():
                 backend.execute(_LOCK)
+                backend.execute(_LOCK_TIMEOUT)
                 yield backend, steps, migrations
         except (PystatusError, psycopg.Error) as exc:
             raise steps.failed(exc, command) from exc
