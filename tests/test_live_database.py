@@ -216,7 +216,7 @@ def test_migrate_gives_up_rather_than_queue_heartbeats_behind_it(db: Conn, dsn: 
         pystatus.heartbeat(service, "long-transaction")  # holds system_status until rollback
         # Applying the definitions again replaces the copy trigger, which needs a
         # lock the open transaction holds against it.
-        with pytest.raises(pystatus.PystatusError, match="changed nothing.*run it again"):
+        with pytest.raises(pystatus.PystatusError, match=r"changed nothing.*run it again"):
             migrations.apply(dsn, reapply=True)
         service.rollback()
     assert failures == []
