@@ -67,7 +67,9 @@ WHERE extract(hour FROM at AT TIME ZONE 'UTC') NOT BETWEEN 22 AND 23
    OR (extract(hour FROM at AT TIME ZONE 'UTC') = 22 AND extract(minute FROM at) = 0);
 
 -- The newest beat of each service becomes its current row (the trigger writes
--- its history row); the others go straight to history.
+-- its history row); the others go straight to history. A backfill, as
+-- pystatus.record_heartbeat() announces its own: times older than a day pass.
+SELECT set_config('pystatus.backfilling', 'on', true);
 INSERT INTO public.system_status (service_name, status, current_task, latency_ms, last_heartbeat, updated_at)
 SELECT DISTINCT ON (service) service, status, task, latency, at, now()
 FROM demo_beats ORDER BY service, at DESC;
