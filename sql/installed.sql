@@ -2572,7 +2572,7 @@ CREATE VIEW pystatus.live_status AS
         END)::character varying(16) AS effective_status,
     s.status AS reported_status,
     s.last_heartbeat,
-    ((EXTRACT(epoch FROM now()) - EXTRACT(epoch FROM s.last_heartbeat)))::double precision AS seconds_since,
+    (EXTRACT(epoch FROM (now() - s.last_heartbeat)))::double precision AS seconds_since,
     s.current_task,
     s.latency_ms,
     d.expected_interval,

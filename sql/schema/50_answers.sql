@@ -72,9 +72,9 @@ SELECT
          THEN 'stale' ELSE s.status END::varchar(16) AS effective_status,
     s.status AS reported_status,
     s.last_heartbeat,
-    -- Epochs, not an interval: a time that is not finite (kept from a table adopted
-    -- as it was) gives an infinite age rather than an error for every reader.
-    (extract(epoch FROM now()) - extract(epoch FROM s.last_heartbeat))::double precision AS seconds_since,
+    -- last_heartbeat is finite (a constraint since 0002_finite_times), so the
+    -- interval is too.
+    extract(epoch FROM now() - s.last_heartbeat)::double precision AS seconds_since,
     s.current_task,
     s.latency_ms,
     d.expected_interval,
