@@ -149,3 +149,24 @@ def test_pg_partman_missing_is_a_clear_error(
 ) -> None:
     assert cli.main(["check", "--dsn", empty_dsn]) == 1
     assert "pystatus: error:" in capsys.readouterr().err
+
+
+def test_names_stored_before_the_naming_rule_changed_are_reported(
+    db: Conn, capsys: pytest.CaptureFixture[str], dsn: str
+) -> None:
+    pystatus.heartbeat(db, "api")
+    _, items = check(capsys, "--dsn", dsn)
+    assert items["service names"]["ok"]
+    # As if written under an earlier rule: the constraint is not re-checked.
+    db.execute("ALTER TABLE system_status DROP CONSTRAINT system_status_service_name_valid")
+    db.execute("UPDATE system_status SET service_name = E'api\\u200b'")
+    db.execute(
+        "ALTER TABLE system_status ADD CONSTRAINT system_status_service_name_valid"
+        " CHECK (pystatus.is_valid_service_name(service_name)) NOT VALID"
+    )
+    code, items = check(capsys, "--dsn", dsn)
+    assert code == 1 and not items["service names"]["ok"]
+    assert (
+        "invisible or direction-changing characters (it has U+200B)"
+        in items["service names"]["detail"]
+    )

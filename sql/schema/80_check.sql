@@ -19,6 +19,7 @@ DECLARE
     v_unswept bigint;
     v_job record;
     v_overdue record;
+    v_bad_names text;
 BEGIN
     v_schema := pystatus._partman_schema();  -- raises PS010 when pg_partman is missing
     item := 'pg_partman'; ok := true;
@@ -61,6 +62,17 @@ BEGIN
     item := 'sweeper'; ok := v_unswept = 0;
     detail := CASE WHEN ok THEN 'no silent service left unmarked'
                    ELSE v_unswept || ' silent services not marked stale for 5 minutes: is the sweep job running?' END;
+    RETURN NEXT;
+
+    -- Names stored before the naming rule last changed are not re-checked by
+    -- the table's constraint: a name with invisible characters can pass for another.
+    SELECT string_agg(format('%L (%s)', service_name, pystatus.service_name_problem(service_name)), ', ')
+    INTO v_bad_names
+    FROM public.system_status WHERE NOT pystatus.is_valid_service_name(service_name);
+    item := 'service names'; ok := v_bad_names IS NULL;
+    detail := CASE WHEN ok THEN 'every name keeps the naming rule'
+                   ELSE 'names that break the naming rule: ' || v_bad_names
+                        || ': rename them (UPDATE system_status SET service_name = ...)' END;
     RETURN NEXT;
 
     IF EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
