@@ -35,7 +35,7 @@ from yoyo.connections import parse_uri
 
 from pystatus.connection import resolve_dsn
 from pystatus.errors import NotAllowed, NotInstalled, PystatusError, translate, translate_errors
-from pystatus.queries import QUERIES
+from pystatus.queries import fetch_all
 
 TABLES = "20_tables.sql"
 """The file of sql/schema/ that migrations build; the others are re-applied."""
@@ -357,20 +357,6 @@ class Plan:
         return all(item.ok for item in self.items)
 
 
-def _fetch_rows(
-    conn: psycopg.Connection[Any], name: str, params: dict[str, Any] | None = None
-) -> list[tuple[Any, ...]]:
-    with translate_errors():
-        return conn.execute(QUERIES[name], params).fetchall()
-
-
-def _fetch_one_tuple(conn: psycopg.Connection[Any], query: str) -> tuple[Any, ...]:
-    row = conn.execute(query).fetchone()
-    if row is None:
-        raise PystatusError(f"no row from {query}")
-    return tuple(row)
-
-
 def _cron_database_name(conn: psycopg.Connection[Any]) -> tuple[str | None, bool]:
     """cron.database_name, and whether this role may read it (superusers and
     pg_read_all_settings only, even with missing_ok)."""
@@ -387,11 +373,8 @@ def plan(dsn: str | None = None, cron_dsn: str | None = None) -> Plan:
     nothing. ``cron_dsn`` reaches pg_cron's database (found from cron.database_name
     with the same login when not given)."""
     with translate_errors(), psycopg.connect(resolve_dsn(dsn), autocommit=True) as conn:
-        role, database = _fetch_one_tuple(conn, "SELECT current_user, current_database()")
-        items = [
-            PlanItem(item, bool(ok), statement, database)
-            for item, ok, statement in _fetch_rows(conn, "install_plan")
-        ]
+        role, database = conn.info.user, conn.info.dbname
+        items = fetch_all(conn, PlanItem, "install_plan")
         cron_name, readable = _cron_database_name(conn)
     notes = []
     if cron_dsn is None and cron_name and cron_name != database:
@@ -403,13 +386,8 @@ def plan(dsn: str | None = None, cron_dsn: str | None = None) -> Plan:
         )
     if cron_dsn is not None:
         with translate_errors(), psycopg.connect(cron_dsn, autocommit=True) as cron:
-            cron_name = str(_fetch_one_tuple(cron, "SELECT current_database()")[0])
-            items += [
-                PlanItem(item, bool(ok), statement, cron_name)
-                for item, ok, statement in _fetch_rows(
-                    cron, "install_plan_cron", {"database": database}
-                )
-            ]
+            cron_name = cron.info.dbname
+            items += fetch_all(cron, PlanItem, "install_plan_cron", {"database": database})
         notes.append(
             f"pg_cron runs the jobs by connecting to {database} as {role}, from the server itself "
             f"(cron.host, default localhost): that login needs a password in the PostgreSQL "

@@ -164,19 +164,19 @@ partman AS (SELECT extnamespace::regnamespace::text AS schema FROM pg_extension 
 SELECT 'create the pystatus schema' AS item,
        me.rolsuper OR has_database_privilege(current_database(), 'CREATE')
            OR EXISTS (SELECT FROM pg_namespace WHERE nspname = 'pystatus' AND nspowner = to_regrole(current_user)) AS ok,
-       format('GRANT CREATE ON DATABASE %I TO %I;', current_database(), me.rolname) AS statement
+       format('GRANT CREATE ON DATABASE %I TO %I;', current_database(), me.rolname) AS statement, current_database() AS database
 FROM me
 UNION ALL
 SELECT 'create the status tables and the migration records in schema public',
        me.rolsuper OR has_schema_privilege('public', 'CREATE'),
-       format('GRANT CREATE ON SCHEMA public TO %I;', me.rolname)
+       format('GRANT CREATE ON SCHEMA public TO %I;', me.rolname), current_database()
 FROM me
 UNION ALL
 SELECT 'own the existing public.system_status (its triggers run as its owner)',
        me.rolsuper OR to_regclass('public.system_status') IS NULL
            OR (SELECT relowner = to_regrole(current_user) OR (SELECT rolsuper FROM pg_roles WHERE oid = relowner)
                FROM pg_class WHERE oid = to_regclass('public.system_status')),
-       format('ALTER TABLE public.system_status OWNER TO %I;', me.rolname)
+       format('ALTER TABLE public.system_status OWNER TO %I;', me.rolname), current_database()
 FROM me
 UNION ALL
 SELECT 'pg_partman installed, usable by this role',
@@ -184,11 +184,11 @@ SELECT 'pg_partman installed, usable by this role',
                                AND has_table_privilege(partman.schema || '.part_config', 'SELECT, INSERT, UPDATE, DELETE'), false),
        CASE WHEN partman.schema IS NULL THEN 'CREATE SCHEMA partman; CREATE EXTENSION pg_partman SCHEMA partman; ' ELSE '' END
        || format('GRANT USAGE, CREATE ON SCHEMA %1$I TO %2$I; GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %1$I TO %2$I;',
-                 coalesce(partman.schema, 'partman'), me.rolname)
+                 coalesce(partman.schema, 'partman'), me.rolname), current_database()
 FROM me LEFT JOIN partman ON true
 UNION ALL
 SELECT 'role ' || r.name, me.rolsuper OR me.rolcreaterole OR to_regrole(r.name) IS NOT NULL,
-       format('CREATE ROLE %I NOLOGIN;', r.name)
+       format('CREATE ROLE %I NOLOGIN;', r.name), current_database()
 FROM me, (VALUES ('pystatus_writer'), ('pystatus_reader')) AS r(name)
 
 -- install_plan_cron --
@@ -196,17 +196,17 @@ FROM me, (VALUES ('pystatus_writer'), ('pystatus_reader')) AS r(name)
 WITH me AS (SELECT rolname, rolsuper FROM pg_roles WHERE rolname = current_user)
 SELECT 'pg_cron installed in database ' || current_database() AS item,
        EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') AS ok,
-       'CREATE EXTENSION pg_cron;' AS statement
+       'CREATE EXTENSION pg_cron;' AS statement, current_database() AS database
 FROM me
 UNION ALL
 SELECT 'register jobs with cron.schedule_in_database',
        me.rolsuper OR coalesce(has_schema_privilege(to_regnamespace('cron')::oid, 'USAGE')
            AND has_function_privilege(
                    to_regprocedure('cron.schedule_in_database(text,text,text,text,text,boolean)')::oid, 'EXECUTE'), false),
-       format('GRANT USAGE ON SCHEMA cron TO %%1$I; GRANT EXECUTE ON FUNCTION cron.schedule_in_database(text, text, text, text, text, boolean) TO %%1$I;', me.rolname)
+       format('GRANT USAGE ON SCHEMA cron TO %%1$I; GRANT EXECUTE ON FUNCTION cron.schedule_in_database(text, text, text, text, text, boolean) TO %%1$I;', me.rolname), current_database()
 FROM me
 UNION ALL
 SELECT format('pg_cron''s jobs connect to database %%s as this role', %(database)s::text),
        has_database_privilege(%(database)s::text, 'CONNECT'),
-       format('GRANT CONNECT ON DATABASE %%I TO %%I;', %(database)s::text, me.rolname)
+       format('GRANT CONNECT ON DATABASE %%I TO %%I;', %(database)s::text, me.rolname), current_database()
 FROM me
