@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+import pystatus
 from pystatus.cluster import Cluster
 
 
@@ -62,3 +64,62 @@ def empty_databases(cluster: Cluster, *names: str) -> Iterator[list[str]]:
     with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
         for name in names:
             drop(admin, name)
+
+
+# The seed's table, as a seed install has it.
+SEED_TABLE = """
+CREATE TABLE system_status (
+    service_name VARCHAR(64) PRIMARY KEY,
+    status VARCHAR(16) NOT NULL,
+    current_task TEXT,
+    last_heartbeat TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP DEFAULT NOW()
+);
+INSERT INTO system_status VALUES
+    ('librarian', 'ok', 'indexing', '2026-11-29 10:00:00', '2026-11-29 10:00:01'),
+    ('scheduler', 'down', NULL, '2026-11-28 23:30:00', NULL);
+"""
+
+
+PATIENT_WRITER = "options='-c statement_timeout=1000'"
+
+
+@contextmanager
+def heartbeats_flowing(dsn: str) -> Iterator[list[BaseException]]:
+    """Services heartbeating as fast as they can until the block ends; yields the
+    failures, which the caller reads after the block."""
+    failures: list[BaseException] = []
+    done = threading.Event()
+    beats = [0]
+
+    def beat() -> None:
+        with psycopg.connect(f"{dsn} {PATIENT_WRITER}", autocommit=True) as conn:
+            while not done.is_set():
+                try:
+                    pystatus.heartbeat(conn, f"svc-{beats[0] % 10}")
+                    beats[0] += 1
+                except pystatus.PystatusError as error:
+                    failures.append(error)
+
+    threads = [threading.Thread(target=beat) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield failures
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join()
+    assert beats[0] > 0
+
+
+def make_maintenance_due(db: psycopg.Connection[Any]) -> None:
+    """Expired partitions to drop (retention one day) and a missing one to create."""
+    db.execute("SELECT pystatus.set_history_retention('1 day')")
+    future = one(
+        db,
+        "SELECT partition::text FROM pystatus.history_partitions"
+        " WHERE starts > now() ORDER BY starts LIMIT 1",
+    )
+    db.execute(f"DROP TABLE {future}")
+    assert one(db, "SELECT pystatus._maintenance_due()") != {}

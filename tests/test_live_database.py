@@ -7,9 +7,8 @@ longer on pystatus's locks would fail, and the tests count failures."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -17,54 +16,9 @@ import pytest
 
 import pystatus
 from pystatus import migrations
-from tests.helpers import one
-from tests.test_migrations import SEED_TABLE
+from tests.helpers import SEED_TABLE, heartbeats_flowing, make_maintenance_due, one
 
 Conn = psycopg.Connection[Any]
-PATIENT_WRITER = "options='-c statement_timeout=1000'"
-
-
-@contextmanager
-def heartbeats_flowing(dsn: str) -> Iterator[list[BaseException]]:
-    """Services heartbeating as fast as they can until the block ends; yields the
-    failures, which the caller reads after the block."""
-    failures: list[BaseException] = []
-    done = threading.Event()
-    beats = [0]
-
-    def beat() -> None:
-        with psycopg.connect(f"{dsn} {PATIENT_WRITER}", autocommit=True) as conn:
-            while not done.is_set():
-                try:
-                    pystatus.heartbeat(conn, f"svc-{beats[0] % 10}")
-                    beats[0] += 1
-                except pystatus.PystatusError as error:
-                    failures.append(error)
-
-    threads = [threading.Thread(target=beat) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    try:
-        yield failures
-    finally:
-        done.set()
-        for thread in threads:
-            thread.join()
-    assert beats[0] > 0
-
-
-def make_maintenance_due(db: Conn) -> None:
-    """Expired partitions to drop (retention one day) and a missing one to create."""
-    db.execute("SELECT pystatus.set_history_retention('1 day')")
-    future = one(
-        db,
-        "SELECT partition::text FROM pystatus.history_partitions"
-        " WHERE starts > now() ORDER BY starts LIMIT 1",
-    )
-    db.execute(f"DROP TABLE {future}")
-    assert one(db, "SELECT pystatus._maintenance_due()") != {}
-
-
 # Transactions that hold system_status_history while maintenance must drop and
 # create partitions: each is opened, does its work, and stays open.
 HOLDERS: dict[str, Callable[[Conn], None]] = {

@@ -17,24 +17,10 @@ import pystatus
 from pystatus import migrations
 from pystatus.cluster import Cluster
 from tests.catalog import describe
-from tests.helpers import one
+from tests.helpers import SEED_TABLE, one
 from tests.schema_snapshot import SNAPSHOT, dump_schema
 
 ALL = ["0001_baseline", "0002_finite_times"]
-
-# The seed's table, as a seed install has it.
-SEED_TABLE = """
-CREATE TABLE system_status (
-    service_name VARCHAR(64) PRIMARY KEY,
-    status VARCHAR(16) NOT NULL,
-    current_task TEXT,
-    last_heartbeat TIMESTAMP NOT NULL,
-    updated_at TIMESTAMP DEFAULT NOW()
-);
-INSERT INTO system_status VALUES
-    ('librarian', 'ok', 'indexing', '2026-11-29 10:00:00', '2026-11-29 10:00:01'),
-    ('scheduler', 'down', NULL, '2026-11-28 23:30:00', NULL);
-"""
 
 
 def assert_same_schema(actual: str, expected: str) -> None:

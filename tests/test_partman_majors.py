@@ -17,9 +17,13 @@ import pytest
 import pystatus
 from pystatus import migrations
 from pystatus.cluster import Cluster
-from tests.helpers import empty_databases, one
-from tests.test_live_database import heartbeats_flowing, make_maintenance_due
-from tests.test_migrations import SEED_TABLE
+from tests.helpers import (
+    SEED_TABLE,
+    empty_databases,
+    heartbeats_flowing,
+    make_maintenance_due,
+    one,
+)
 
 Conn = psycopg.Connection[Any]
 VENDOR = Path(__file__).resolve().parent.parent.parent / "shared" / "vendor" / "pg_partman-5.1.0"

@@ -21,9 +21,8 @@ import pystatus
 from pystatus import cli, migrations
 from pystatus.client import Heartbeat
 from pystatus.cluster import Cluster
-from tests.helpers import empty_databases, one
+from tests.helpers import empty_databases, one, wait_for
 from tests.serving import dashboard, get_json
-from tests.test_client import wait_for
 
 Conn = psycopg.Connection[Any]
 Login = Callable[..., str]
