@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -487,6 +488,100 @@ class Bench:
             server.should_exit = True
             thread.join(30)
 
+    def alerts(self) -> None:
+        print("7. Alerts", flush=True)
+        s = self.sizes
+        # The heartbeat path with the status-change triggers, against the same
+        # path with them disabled, interleaved: a heartbeat repeating its status.
+        script = (
+            f"\\set n random(1, {s.services})\nSELECT pystatus.heartbeat('svc-' || :n, 'ok');\n"
+        )
+        triggers = "system_status_status_changed, system_status_first_status"
+        self.reset_writes()
+        self.sql("SELECT pystatus.add_alert_channel('bench', 'webhook', 'http://127.0.0.1:9/')")
+        self.sql("SELECT pystatus.add_alert_rule('*', 'bench')")
+        clients = 4
+        tps: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(max(s.runs, 3)):
+            for installed in (True, False):
+                for trigger in triggers.split(", "):
+                    action = "ENABLE" if installed else "DISABLE"
+                    self.sql(f"ALTER TABLE system_status {action} TRIGGER {trigger}")
+                tps[installed].append(self.pgbench(script, clients, s.seconds)["tps"])
+        for trigger in triggers.split(", "):
+            self.sql(f"ALTER TABLE system_status ENABLE TRIGGER {trigger}")
+        ratio = statistics.median(tps[True]) / statistics.median(tps[False])
+        self.results.add(
+            "7. alerts",
+            f"heartbeat, status unchanged, alerting installed / not, {clients} clients",
+            f"{ratio:.2f}× ({spread(tps[True])} / {spread(tps[False])} tps)",
+            f"≥ 0.98×: {verdict(ratio >= 0.98)}",
+        )
+        self.sql("DELETE FROM pystatus.alert_channels")
+        self.alert_latency()
+
+    def alert_latency(self) -> None:
+        """From each silent service's deadline to its alert reaching a webhook."""
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from pystatus import alerts
+
+        arrived: dict[str, float] = {}
+
+        class Receiver(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                import json
+
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                arrived.setdefault(body["service"], time.time())
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        services = 20
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.reset_writes()
+        self.sql(
+            "SELECT pystatus.add_alert_channel('bench', 'webhook', %s)",
+            (f"http://127.0.0.1:{server.server_port}/",),
+        )
+        self.sql("SELECT pystatus.add_alert_rule('late-*', 'bench')")
+        worker = alerts.Worker(self.dsn)  # default settings: a 5 s poll
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        try:
+            with self.conn() as conn:
+                for n in range(services):  # deadlines spread over a few seconds
+                    pystatus.set_expectations(
+                        conn, f"late-{n}", timedelta(seconds=2 + n % 7 * 0.7), timedelta(0)
+                    )
+                    pystatus.heartbeat(conn, f"late-{n}", "ok")
+                    time.sleep(0.13)
+            deadline = time.monotonic() + 60
+            while len(arrived) < services and time.monotonic() < deadline:
+                time.sleep(0.1)
+            deadlines = dict(
+                self.sql(
+                    "SELECT service_name, extract(epoch FROM stale_after)::float8"
+                    " FROM pystatus.live_status WHERE service_name LIKE 'late-%'"
+                )
+            )
+        finally:
+            worker.stop()
+            thread.join(15)
+            server.shutdown()
+        late = [arrived[name] - deadlines[name] for name in arrived]
+        self.results.add(
+            "7. alerts",
+            f"a silent service's alert, after its deadline, {services} services (s)",
+            f"median {statistics.median(late):.2f}, max {max(late):.2f}"
+            f" ({len(arrived)} of {services} arrived)",
+            f"max < 5 s: {verdict(len(arrived) == services and max(late) < 5)}",
+        )
+
     def retention(self) -> None:
         print("6. Retention", flush=True)
         s = self.sizes
@@ -676,6 +771,7 @@ def main() -> None:
             bench.dashboard_read,
             bench.history_answers,
             bench.retention,
+            bench.alerts,
         ):
             scenario()
         if args.output:

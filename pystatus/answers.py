@@ -25,6 +25,7 @@ class LiveStatus:
     expected_interval: timedelta
     grace: timedelta
     stale_after: datetime
+    maintenance_until: datetime | None  # inside a maintenance window until then
 
 
 @dataclass(frozen=True)

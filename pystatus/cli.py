@@ -5,18 +5,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import shlex
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from pystatus import admin, answers, migrations
+from pystatus import admin, alerts, answers, migrations
 from pystatus.client import heartbeat
 from pystatus.cluster import Cluster, ClusterError
 from pystatus.connection import resolve_dsn
@@ -84,6 +86,7 @@ def _print_plan(plan: migrations.Plan) -> int:
         print(f'  pystatus schedule --cron-dsn "dbname={plan.cron_database} ..."')
     print("  GRANT pystatus_writer TO <the logins of services>;")
     print("  GRANT pystatus_reader TO <the logins of dashboards and monitoring>;")
+    print("  GRANT pystatus_alerter TO <the login of the alert worker>;  -- if you use alerts")
     for note in plan.notes:
         print(f"\nNote: {note}")
     return 0 if plan.ready else 1
@@ -169,12 +172,39 @@ def cmd_schedule(args: argparse.Namespace) -> None:
             )
 
 
-def cmd_status(args: argparse.Namespace) -> None:
+# Nagios plugin convention: 0 OK, 1 WARNING, 2 CRITICAL.
+EXIT_OK, EXIT_DEGRADED, EXIT_DOWN = 0, 1, 2
+
+
+def status_exit_code(services: Sequence[answers.LiveStatus]) -> tuple[int, str]:
+    """The exit code and one-line summary of ``status --exit-code``: 2 when any
+    service is down or stale, 1 when any is degraded, else 0."""
+    down = [s.service_name for s in services if s.effective_status in ("down", "stale")]
+    degraded = [s.service_name for s in services if s.effective_status == "degraded"]
+    if down:
+        code, word = EXIT_DOWN, "CRITICAL"
+    elif degraded:
+        code, word = EXIT_DEGRADED, "WARNING"
+    else:
+        code, word = EXIT_OK, "OK"
+    parts = [f"{len(services)} services"]
+    if down:
+        parts.append(f"{len(down)} down or stale: {', '.join(down)}")
+    if degraded:
+        parts.append(f"{len(degraded)} degraded: {', '.join(degraded)}")
+    return code, f"{word} - " + "; ".join(parts)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
     with _connect(args.dsn) as conn:
         services = answers.live_status(conn)
+    code, summary = status_exit_code(services)
+    if args.exit_code and args.format == "table":
+        print(summary)
+        return code
     if args.format != "table":
         write_rows(answers.LiveStatus, services, args.format)
-        return
+        return code if args.exit_code else 0
     lines = [
         StatusLine(
             s.service_name,
@@ -187,6 +217,7 @@ def cmd_status(args: argparse.Namespace) -> None:
     ]
     alarming = {"stale", "down"}
     write_rows(StatusLine, lines, "table", emphasize=lambda line: line.status in alarming)
+    return 0
 
 
 def cmd_history(args: argparse.Namespace) -> None:
@@ -284,6 +315,135 @@ def cmd_heartbeat(args: argparse.Namespace) -> None:
     print(recorded_at.isoformat())
 
 
+def _options(pairs: Sequence[str]) -> dict[str, Any]:
+    """--option key=value pairs; values that read as JSON (numbers, true) are taken as such."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise PystatusError(f"invalid --option {pair!r}: write key=value")
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    return options
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    if args.action == "run":
+        return _run_alert_worker(args)
+    with _connect(args.dsn) as conn:
+        if args.action == "channels":
+            write_rows(alerts.Channel, alerts.channels(conn), args.format)
+        elif args.action == "add-channel":
+            alerts.add_channel(conn, args.name, args.kind, args.target, _options(args.option))
+            print(f"Channel {args.name} ({args.kind}) saved.")
+        elif args.action == "remove-channel":
+            if not alerts.remove_channel(conn, args.name):
+                raise PystatusError(f"no channel {args.name!r}")
+            print(f"Channel {args.name} removed, with its rules.")
+        elif args.action == "rules":
+            write_rows(alerts.Rule, alerts.rules(conn), args.format)
+        elif args.action == "add-rule":
+            rule_id = alerts.add_rule(
+                conn,
+                args.service_pattern,
+                args.channel,
+                down_for=args.down_for,
+                down_reports=args.down_reports,
+                up_for=args.up_for,
+                remind_every=args.remind_every,
+            )
+            print(f"Rule {rule_id}: {args.service_pattern} -> {args.channel}.")
+        elif args.action == "remove-rule":
+            if not alerts.remove_rule(conn, args.rule_id):
+                raise PystatusError(f"no rule {args.rule_id}")
+            print(f"Rule {args.rule_id} removed.")
+        elif args.action == "log":
+            write_rows(
+                alerts.LogEntry,
+                alerts.message_log(conn, answers.ago(conn, args.since)),
+                args.format,
+            )
+        elif args.action == "test":
+            return _send_test_alert(conn, args.channel)
+    return 0
+
+
+def _send_test_alert(conn: Conn, channel: str) -> int:
+    """A test message through the real channel, now, by this process (a running
+    worker may take it first: then its outcome is read from the log)."""
+    message_id = alerts.send_test(conn, channel)
+    name, lease = f"pystatus alerts test ({channel})", timedelta(minutes=1)
+    for message in alerts.claim(conn, name, 1, lease, message_id=message_id):
+        error = alerts.attempt(message, lease.total_seconds() / 2)
+        alerts.finish(conn, message, error)
+        if error:
+            print(f"Test message {message_id} via {channel} failed: {error}")
+            return 1
+        print(f"Test message {message_id} sent via {channel}.")
+        return 0
+    print(
+        f"Test message {message_id} queued; a running worker is sending it (pystatus alerts log)."
+    )
+    return 0
+
+
+def _run_alert_worker(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    worker = alerts.Worker(
+        args.dsn,
+        name=args.name,
+        poll_interval=args.poll_interval,
+        lease=timedelta(seconds=args.lease),
+    )
+    # SIGTERM (docker stop, systemd) and Ctrl-C: finish what is in hand, then exit 0.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: worker.stop())
+    worker.run()
+    print(
+        f"alert worker {worker.name} stopped: "
+        f"{worker.delivered} sent, {worker.failed} failed attempts"
+    )
+    return 0
+
+
+def cmd_maintenance(args: argparse.Namespace) -> None:
+    with _connect(args.dsn) as conn:
+        if args.action == "add":
+            # Times without an offset are read in --time-zone, as the window repeats there.
+            with translate_errors():
+                conn.execute("SELECT set_config('TimeZone', %s, false)", (args.time_zone,))
+            window_id = alerts.add_maintenance(
+                conn,
+                args.service_pattern,
+                args.starts,
+                args.ends,
+                every=args.every,
+                time_zone=args.time_zone,
+                repeat_until=args.repeat_until,
+                reason=args.reason,
+            )
+            print(f"Maintenance window {window_id} planned for {args.service_pattern}.")
+        elif args.action == "remove":
+            if not alerts.remove_maintenance(conn, args.window_id):
+                raise PystatusError(f"no maintenance window {args.window_id}")
+            print(f"Maintenance window {args.window_id} removed.")
+        else:
+            since = answers.ago(conn, "0 seconds")
+            write_rows(
+                alerts.Window,
+                alerts.windows(conn, since, since + timedelta(days=args.days)),
+                args.format,
+            )
+
+
+def cmd_snooze(args: argparse.Namespace) -> None:
+    with _connect(args.dsn) as conn:
+        window_id = alerts.snooze(conn, args.service_pattern, args.duration, args.reason)
+    print(f"Alerts of {args.service_pattern} muted for {args.duration} (snooze {window_id}).")
+
+
 def cmd_db(args: argparse.Namespace) -> None:
     cluster = Cluster(datadir=Path(args.datadir), port=args.port)
     try:
@@ -378,7 +538,12 @@ def _parser() -> argparse.ArgumentParser:
     schedule.add_argument("--cron-dsn", help="the database pg_cron lives in, when not this one")
     schedule.add_argument("--remove", action="store_true", help="remove the jobs instead")
 
-    command("status", cmd_status, "live status of every service (stale in red)", data=True)
+    status = command("status", cmd_status, "live status of every service (stale in red)", data=True)
+    status.add_argument(
+        "--exit-code",
+        action="store_true",
+        help="print a one-line summary; exit 0 all up, 1 some degraded, 2 some down or stale",
+    )
 
     def windowed(name: str, handler: Any, help: str, days: int, every: bool = True) -> None:
         sub = command(name, handler, help, data=True)
@@ -432,6 +597,101 @@ def _parser() -> argparse.ArgumentParser:
     beat.add_argument("service_name", metavar="service")
     beat.add_argument("--status", default="ok")
     beat.add_argument("--current-task", "--task", help="what the service is doing now")
+
+    alerting = commands.add_parser(
+        "alerts", help="alert channels, rules, the delivery log and the worker"
+    )
+    actions = alerting.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def alert_action(name: str, help: str, data: bool = False) -> argparse.ArgumentParser:
+        sub = actions.add_parser(name, help=help, description=help)
+        sub.set_defaults(handler=cmd_alerts)
+        sub.add_argument(
+            "--dsn", help="libpq DSN or URL (default: $DATABASE_URL, then PG* variables)"
+        )
+        if data:
+            sub.add_argument("--format", choices=FORMATS, default="table")
+        return sub
+
+    run = alert_action("run", "deliver alerts until SIGTERM (any number may run)")
+    run.add_argument("--name", help="this worker's name in the delivery log (default host:pid)")
+    run.add_argument("--poll-interval", type=float, default=5.0, help="seconds (default 5)")
+    run.add_argument(
+        "--lease",
+        type=float,
+        default=180.0,
+        help="seconds a message is held while sending, after which another worker resends it "
+        "(default 180)",
+    )
+    alert_action("channels", "the channels (secrets masked)", data=True)
+    add_channel = alert_action("add-channel", "add or replace a channel")
+    add_channel.add_argument("name")
+    add_channel.add_argument("kind", choices=["webhook", "email", "apprise"])
+    add_channel.add_argument("target", help="webhook: URL; email: addresses; apprise: URL(s)")
+    add_channel.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="webhook: secret, timeout; email: host, port, starttls, ssl, username, password, "
+        "sender, timeout; apprise: timeout",
+    )
+    alert_action("remove-channel", "remove a channel and its rules").add_argument("name")
+    alert_action("rules", "which services alert which channels", data=True)
+    add_rule = alert_action("add-rule", "alert a channel about services (replaces the same pair)")
+    add_rule.add_argument(
+        "service_pattern", metavar="pattern", help="a service name; * for any characters"
+    )
+    add_rule.add_argument("channel")
+    add_rule.add_argument(
+        "--down-for", default="0", help="down at least this long first, e.g. 2min"
+    )
+    add_rule.add_argument("--down-reports", type=int, default=1, help="and this many down reports")
+    add_rule.add_argument("--up-for", default="0", help="up this long before the recovery is sent")
+    add_rule.add_argument("--remind-every", help="remind while still down, e.g. 1h")
+    alert_action("remove-rule", "remove a rule").add_argument("rule_id", type=int)
+    alert_log = alert_action("log", "the messages and their delivery", data=True)
+    alert_log.add_argument("--since", default="1 day", help="an interval (default 1 day)")
+    alert_action("test", "send a test message through a channel now").add_argument("channel")
+
+    maintenance = commands.add_parser("maintenance", help="plan maintenance windows")
+    maintenance_actions = maintenance.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, help in (
+        ("add", "plan a window: down time inside counts as maintenance, alerts are muted"),
+        ("list", "the windows and snoozes of the coming days"),
+        ("remove", "remove a window (all its repeats)"),
+    ):
+        sub = maintenance_actions.add_parser(name, help=help, description=help)
+        sub.set_defaults(handler=cmd_maintenance)
+        sub.add_argument(
+            "--dsn", help="libpq DSN or URL (default: $DATABASE_URL, then PG* variables)"
+        )
+        if name == "add":
+            sub.add_argument(
+                "service_pattern", metavar="pattern", help="a service name; * for any characters"
+            )
+            sub.add_argument(
+                "--from", dest="starts", required=True, help="start, e.g. '2026-12-06 02:00'"
+            )
+            sub.add_argument(
+                "--until", dest="ends", required=True, help="end, e.g. '2026-12-06 04:00'"
+            )
+            sub.add_argument("--every", help="repeat, e.g. '1 week' or '1 day'")
+            sub.add_argument("--time-zone", default="UTC", help="of --from/--until and the repeats")
+            sub.add_argument("--repeat-until", help="last repeat starts before this")
+            sub.add_argument("--reason")
+        elif name == "list":
+            sub.add_argument("--days", type=int, default=7, help="how far ahead (default 7)")
+            sub.add_argument("--format", choices=FORMATS, default="table")
+        else:
+            sub.add_argument("window_id", type=int, metavar="id")
+
+    snooze = command("snooze", cmd_snooze, "mute a service's alerts for a while")
+    snooze.add_argument(
+        "service_pattern", metavar="pattern", help="a service name; * for any characters"
+    )
+    snooze.add_argument("--for", dest="duration", required=True, help="e.g. 2h or '30 minutes'")
+    snooze.add_argument("--reason")
 
     board = command("dashboard", cmd_dashboard, "serve the read-only dashboard and JSON API")
     board.add_argument("--host", default="127.0.0.1")

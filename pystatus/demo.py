@@ -1,20 +1,24 @@
 """`pystatus demo`: a private PostgreSQL with pg_partman and pg_cron, migrated,
 30 days of history for eight services, live services heartbeating through the
-real client (one of them crashes a minute in and goes stale), and the
-dashboard on http://127.0.0.1:8000. Ctrl-C stops everything it started."""
+real client (one of them crashes a minute in and goes stale), the alert worker
+with a local webhook receiver that prints each alert, and the dashboard on
+http://127.0.0.1:8000. Ctrl-C stops everything it started."""
 
 from __future__ import annotations
 
 import importlib.resources
+import json
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from pystatus import admin, answers, migrations
+from pystatus import admin, alerts, answers, migrations
 from pystatus.client import Heartbeat
 from pystatus.cluster import Cluster
 from pystatus.errors import DatabaseUnavailable
@@ -56,15 +60,65 @@ def prepare(dsn: str, cluster: Cluster | None) -> None:
             print("pg_cron runs: " + ", ".join(job.command for job in jobs))
 
 
-def _logins(dsn: str) -> tuple[str, str]:
-    """In its own cluster, the demo's services heartbeat as a pystatus_writer login
-    and its dashboard reads as a pystatus_reader login, as in production."""
+def _logins(dsn: str) -> tuple[str, str, str]:
+    """In its own cluster, the demo's services heartbeat as a pystatus_writer login,
+    its dashboard reads as a pystatus_reader login and its alert worker runs as a
+    pystatus_alerter login, as in production."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("CREATE ROLE demo_service LOGIN IN ROLE pystatus_writer")
         conn.execute("CREATE ROLE demo_dashboard LOGIN IN ROLE pystatus_reader")
+        conn.execute("CREATE ROLE demo_alerter LOGIN IN ROLE pystatus_alerter")
     print("Services heartbeat as demo_service (pystatus_writer),")
-    print("the dashboard reads as demo_dashboard (pystatus_reader)")
-    return make_conninfo(dsn, user="demo_service"), make_conninfo(dsn, user="demo_dashboard")
+    print("the dashboard reads as demo_dashboard (pystatus_reader),")
+    print("alerts are sent by demo_alerter (pystatus_alerter)")
+    return (
+        make_conninfo(dsn, user="demo_service"),
+        make_conninfo(dsn, user="demo_dashboard"),
+        make_conninfo(dsn, user="demo_alerter"),
+    )
+
+
+class _PrintAlerts(BaseHTTPRequestHandler):
+    """The demo's webhook receiver: prints what the alert worker sends."""
+
+    def do_POST(self) -> None:
+        body: dict[str, Any] = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        print(
+            f"ALERT via webhook: {body.get('text')}  (key {body.get('idempotency_key')})",
+            flush=True,
+        )
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def _alerting(dsn: str, worker_dsn: str) -> Iterator[None]:
+    """A webhook receiver on 127.0.0.1 that prints, a channel to it, a rule for
+    every service, and the alert worker."""
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _PrintAlerts)
+    url = f"http://127.0.0.1:{receiver.server_port}/alerts"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        alerts.add_channel(conn, "demo-webhook", "webhook", url, {"secret": "demo"})
+        alerts.add_rule(conn, "*", "demo-webhook")
+    worker = alerts.Worker(worker_dsn, name="demo", poll_interval=2.0)
+    threads = [
+        threading.Thread(target=receiver.serve_forever, daemon=True),
+        threading.Thread(target=worker.run, daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    print(f"Alerts: every service -> webhook {url} (printed here)")
+    try:
+        yield
+    finally:
+        worker.stop()
+        receiver.shutdown()
+        for thread in threads:
+            thread.join(10)
+        receiver.server_close()
 
 
 def _refresh_rollups(dsn: str) -> None:
@@ -83,7 +137,7 @@ def run(dsn: str | None = None, port: int = 8000, duration: float | None = None)
 
     with _database(dsn) as (url, cluster):
         prepare(url, cluster)
-        writer, reader = _logins(url) if cluster is not None else (url, url)
+        writer, reader, alerter = _logins(url) if cluster is not None else (url, url, url)
         beats = {
             name: Heartbeat(writer, name, interval=10, current_task="serving") for name in LIVE
         }
@@ -94,7 +148,9 @@ def run(dsn: str | None = None, port: int = 8000, duration: float | None = None)
             uvicorn.Config(create_app(reader), host="127.0.0.1", port=port, log_level="warning")
         )
         stopper = threading.Timer(duration or 0, lambda: setattr(server, "should_exit", True))
+        stack = ExitStack()
         try:
+            stack.enter_context(_alerting(url, alerter))
             for beat in beats.values():
                 beat.start()
             crash.start()
@@ -112,4 +168,5 @@ def run(dsn: str | None = None, port: int = 8000, duration: float | None = None)
             stopper.cancel()
             for beat in beats.values():
                 beat.stop()
+            stack.close()
             print("Demo stopped.")

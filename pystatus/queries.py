@@ -1,6 +1,6 @@
 """The named queries of sql/queries.sql, loaded once, and the few ways they are run.
 
-Only the client (writes), answers (reads) and admin (operations) name queries.
+Only the client (writes), answers (reads), admin (operations) and alerts name queries.
 """
 
 from __future__ import annotations

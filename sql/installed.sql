@@ -61,6 +61,76 @@ CREATE TYPE pystatus.uptime_report AS (
 COMMENT ON TYPE pystatus.uptime_report IS 'Uptime over [since, until): seconds up, down, in maintenance and without data (they add up to the window), and uptime = up / (up + down), NULL when the service was never up or down.';
 
 --
+-- Name: _alert_body(text, text, bigint, text, text, text, timestamp with time zone, timestamp with time zone, integer); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._alert_body(kind text, channel text, rule_id bigint, service_pattern text, service_name text, status text, down_since timestamp with time zone, up_since timestamp with time zone, reminders integer) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT jsonb_build_object(
+        'version', 1,
+        'kind', _alert_body.kind,
+        'service', _alert_body.service_name,
+        'status', _alert_body.status,
+        'down_since', _alert_body.down_since,
+        'up_since', _alert_body.up_since,
+        'down_seconds', round(extract(epoch FROM coalesce(_alert_body.up_since, now()) - _alert_body.down_since), 3),
+        'reminder', _alert_body.reminders,
+        'current_task', s.current_task,
+        'last_heartbeat', s.last_heartbeat,
+        'rule', jsonb_build_object('id', _alert_body.rule_id, 'service_pattern', _alert_body.service_pattern),
+        'channel', _alert_body.channel,
+        'database', current_database(),
+        'created_at', now(),
+        'text', CASE _alert_body.kind
+            WHEN 'recovered' THEN format('%s recovered (%s) after %s down', _alert_body.service_name,
+                                         _alert_body.status, date_trunc('second', _alert_body.up_since - _alert_body.down_since))
+            WHEN 'reminder' THEN format('%s is still %s, for %s (reminder %s)', _alert_body.service_name,
+                                        _alert_body.status, date_trunc('second', now() - _alert_body.down_since),
+                                        _alert_body.reminders)
+            ELSE format('%s is %s since %s', _alert_body.service_name,
+                        CASE _alert_body.status WHEN 'stale' THEN 'stale (silent)' ELSE _alert_body.status END,
+                        to_char(_alert_body.down_since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"')) END)
+    FROM (SELECT) AS one
+    LEFT JOIN public.system_status AS s ON s.service_name = _alert_body.service_name;
+$$;
+
+--
+-- Name: FUNCTION _alert_body(kind text, channel text, rule_id bigint, service_pattern text, service_name text, status text, down_since timestamp with time zone, up_since timestamp with time zone, reminders integer); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._alert_body(kind text, channel text, rule_id bigint, service_pattern text, service_name text, status text, down_since timestamp with time zone, up_since timestamp with time zone, reminders integer) IS 'An alert message as every channel receives it (README, "Alerts": the format).';
+
+--
+-- Name: _alert_give_up_after(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._alert_give_up_after() RETURNS interval
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN '24:00:00'::interval;
+
+--
+-- Name: FUNCTION _alert_give_up_after(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._alert_give_up_after() IS 'How long a message is retried before it is marked failed.';
+
+--
+-- Name: _alerts_channel(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._alerts_channel() RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN 'pystatus_alerts'::text;
+
+--
+-- Name: FUNCTION _alerts_channel(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._alerts_channel() IS 'The LISTEN/NOTIFY channel that wakes alert workers when a status changes.';
+
+--
 -- Name: _backfilling(); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -88,6 +158,20 @@ CREATE FUNCTION pystatus._bucket_origin() RETURNS timestamp with time zone
 --
 
 COMMENT ON FUNCTION pystatus._bucket_origin() IS 'Where the rollups'' hours and days start counting (date_bin''s origin): UTC midnight, so hourly and daily buckets are UTC hours and days.';
+
+--
+-- Name: _channel_options(text); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._channel_options(kind text) RETURNS text[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN CASE kind WHEN 'webhook'::text THEN ARRAY['secret'::text, 'timeout'::text] WHEN 'email'::text THEN ARRAY['host'::text, 'port'::text, 'starttls'::text, 'ssl'::text, 'username'::text, 'password'::text, 'sender'::text, 'timeout'::text] WHEN 'apprise'::text THEN ARRAY['timeout'::text] ELSE NULL::text[] END;
+
+--
+-- Name: FUNCTION _channel_options(kind text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._channel_options(kind text) IS 'The options each kind of channel takes.';
 
 --
 -- Name: _check_heartbeat(text, text, text, double precision); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -182,7 +266,8 @@ CREATE FUNCTION pystatus._check_roles() RETURNS TABLE(item text, ok boolean, det
                r.summary
         FROM (VALUES
             ('pystatus_writer', 'may heartbeat, nothing else'),
-            ('pystatus_reader', 'may read status and the answers from history')
+            ('pystatus_reader', 'may read status and the answers from history'),
+            ('pystatus_alerter', 'may run the alert worker')
         ) AS r(name, summary)
     )
     SELECT 'role ' || name, cardinality(problems) = 0,
@@ -236,7 +321,7 @@ $$;
 -- Name: FUNCTION _check_roles(); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus._check_roles() IS 'The roles'' health: pystatus_writer and pystatus_reader exist and hold what pystatus._role_rights() grants them, cannot change any table, and no function is callable by every role but those it lists; allowances name existing logins.';
+COMMENT ON FUNCTION pystatus._check_roles() IS 'The roles'' health: pystatus_writer, pystatus_reader and pystatus_alerter exist and hold what pystatus._role_rights() grants them, cannot change any table, and no function is callable by every role but those it lists; allowances name existing logins.';
 
 --
 -- Name: _check_storage(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -257,6 +342,7 @@ DECLARE
     v_job record;
     v_overdue record;
     v_bad_names text;
+    v_alerts record;
 BEGIN
     v_schema := pystatus._partman_schema();  -- raises PS010 when pg_partman is missing
     item := 'pg_partman'; ok := true;
@@ -312,6 +398,29 @@ BEGIN
                         || ': rename them (UPDATE system_status SET service_name = ...)' END;
     RETURN NEXT;
 
+    -- Alerts, once a rule exists: a message still pending a minute after it
+    -- was due means no worker is running (or its channel is failing).
+    IF EXISTS (SELECT FROM pystatus.alert_rules) THEN
+        SELECT count(*) FILTER (WHERE m.state = 'pending' AND m.created_at < now() - interval '1 minute'
+                                  AND m.attempts = 0) AS waiting,
+               count(*) FILTER (WHERE m.state = 'pending' AND m.attempts > 0) AS retrying,
+               count(*) FILTER (WHERE m.state = 'failed' AND m.created_at > now() - interval '1 day') AS failed,
+               (SELECT a.error FROM pystatus.alert_attempts AS a WHERE a.outcome = 'failed'
+                ORDER BY a.started_at DESC LIMIT 1) AS last_error
+        INTO v_alerts
+        FROM pystatus.alert_messages AS m WHERE m.state <> 'sent';
+        item := 'alerts'; ok := v_alerts.waiting = 0 AND v_alerts.retrying = 0 AND v_alerts.failed = 0;
+        detail := CASE WHEN ok THEN 'every message delivered'
+                       ELSE concat_ws('; ',
+                           CASE WHEN v_alerts.waiting > 0 THEN v_alerts.waiting
+                                || ' messages waiting for more than a minute: is `pystatus alerts run` running?' END,
+                           CASE WHEN v_alerts.retrying > 0 THEN v_alerts.retrying || ' being retried' END,
+                           CASE WHEN v_alerts.failed > 0 THEN v_alerts.failed || ' failed in the last day' END,
+                           'last error: ' || v_alerts.last_error,
+                           'see pystatus alerts log') END;
+        RETURN NEXT;
+    END IF;
+
     IF EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
         FOR v_job IN EXECUTE $q$
             SELECT m.job_name, j.active, d.status, d.end_time, d.return_message
@@ -352,7 +461,7 @@ $_$;
 -- Name: FUNCTION _check_storage(); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus._check_storage() IS 'pystatus.check() without the roles: pg_partman, partitions premade ahead, default partition empty, retention, rollups and sweeper keeping up, pg_cron jobs scheduled and their last runs.';
+COMMENT ON FUNCTION pystatus._check_storage() IS 'pystatus.check() without the roles: pg_partman, partitions premade ahead, default partition empty, retention, rollups and sweeper keeping up, alerts delivered, pg_cron jobs scheduled and their last runs.';
 
 --
 -- Name: _clock_tolerance(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -552,6 +661,33 @@ $$;
 COMMENT ON FUNCTION pystatus._cron_database(OUT name text, OUT readable boolean) IS 'The database pg_cron lives in (cron.database_name; NULL when pg_cron is not loaded), and whether this role may read that setting.';
 
 --
+-- Name: _expire_alerts(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._expire_alerts() RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_until timestamptz := now() - pystatus.history_retention();
+    v_events integer;
+    v_messages integer;
+BEGIN
+    DELETE FROM pystatus.status_events WHERE recorded_at < v_until;
+    GET DIAGNOSTICS v_events = ROW_COUNT;
+    DELETE FROM pystatus.alert_messages WHERE created_at < v_until AND state <> 'pending';
+    GET DIAGNOSTICS v_messages = ROW_COUNT;
+    RETURN v_events + v_messages;
+END;
+$$;
+
+--
+-- Name: FUNCTION _expire_alerts(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._expire_alerts() IS 'Deletes events and delivered or failed messages older than history''s retention (maintain() runs it).';
+
+--
 -- Name: _history_partition_names(); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -569,6 +705,28 @@ $$;
 --
 
 COMMENT ON FUNCTION pystatus._history_partition_names() IS 'The history partitions'' names, for maintain() to report what it created and dropped.';
+
+--
+-- Name: _is_time_zone(text); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._is_time_zone(time_zone text) RETURNS boolean
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM timestamp '2000-01-01' AT TIME ZONE time_zone;
+    RETURN true;
+EXCEPTION WHEN invalid_parameter_value THEN
+    RETURN false;
+END;
+$$;
+
+--
+-- Name: FUNCTION _is_time_zone(time_zone text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._is_time_zone(time_zone text) IS 'Whether PostgreSQL knows this time zone (a name such as Europe/Berlin, or an abbreviation).';
 
 --
 -- Name: _service_name_pattern(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -635,6 +793,27 @@ CREATE FUNCTION pystatus._is_valid_heartbeat(service_name text, status text, cur
 COMMENT ON FUNCTION pystatus._is_valid_heartbeat(service_name text, status text, current_task text, latency_ms double precision) IS 'Whether a heartbeat keeps every rule, in one expression the heartbeat functions evaluate inline; only when it does not do they call _check_heartbeat() for the precise error.';
 
 --
+-- Name: _last_crossing(text, boolean); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._last_crossing(service_name text, into_down boolean) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT e.at FROM pystatus.status_events AS e
+    WHERE e.service_name = _last_crossing.service_name
+      AND (pystatus.status_category(e.to_status) = 'down') = _last_crossing.into_down
+      AND (e.from_status IS NULL OR (pystatus.status_category(e.from_status) = 'down') <> _last_crossing.into_down)
+    ORDER BY e.id DESC LIMIT 1;
+$$;
+
+--
+-- Name: FUNCTION _last_crossing(service_name text, into_down boolean); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._last_crossing(service_name text, into_down boolean) IS 'When the service last went down (into_down) or last came out of down, from its events.';
+
+--
 -- Name: _logins_restricted(); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -676,6 +855,25 @@ $$;
 --
 
 COMMENT ON FUNCTION pystatus._maintenance_due() IS 'What maintain() has to do now: partitions past retention, partition starts missing up to the premake horizon, rows in the default partition. Empty when nothing is due.';
+
+--
+-- Name: _maintenance_ranges(text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._maintenance_ranges(service_name text, since timestamp with time zone, until timestamp with time zone) RETURNS tstzmultirange
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT range_agg(tstzrange(o.starts, o.ends))
+    FROM pystatus.maintenance_occurrences(_maintenance_ranges.since, _maintenance_ranges.until) AS o
+    WHERE o.kind = 'maintenance' AND _maintenance_ranges.service_name LIKE o.like_pattern;
+$$;
+
+--
+-- Name: FUNCTION _maintenance_ranges(service_name text, since timestamp with time zone, until timestamp with time zone); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._maintenance_ranges(service_name text, since timestamp with time zone, until timestamp with time zone) IS 'The times in [since, until) that a maintenance window covers for this service (NULL: none).';
 
 --
 -- Name: _maintenance_report(text[], bigint); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -721,6 +919,28 @@ $$;
 COMMENT ON FUNCTION pystatus._mark_rollups_dirty() IS 'Trigger function: records that a late history row needs its rollups recomputed.';
 
 --
+-- Name: _mask_secrets(text, text, jsonb); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._mask_secrets(kind text, target text, options jsonb, OUT target text, OUT options jsonb) RETURNS record
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+    SELECT CASE WHEN _mask_secrets.kind = 'email' THEN _mask_secrets.target
+                -- scheme://host/... : paths and query strings often hold tokens
+                ELSE regexp_replace(_mask_secrets.target, '^([a-z0-9+]+://)(?:[^@/]*@)?([^/?#]*).*$', '\1\2/...') END,
+           (SELECT coalesce(jsonb_object_agg(o.key, CASE WHEN o.key IN ('secret', 'password') THEN '"***"'::jsonb
+                                                         ELSE o.value END), '{}'::jsonb)
+            FROM jsonb_each(_mask_secrets.options) AS o);
+$_$;
+
+--
+-- Name: FUNCTION _mask_secrets(kind text, target text, options jsonb, OUT target text, OUT options jsonb); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._mask_secrets(kind text, target text, options jsonb, OUT target text, OUT options jsonb) IS 'A channel''s target and options as lists show them: URLs cut after the host, secret and password hidden.';
+
+--
 -- Name: _may_report(text); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -749,14 +969,18 @@ CREATE FUNCTION pystatus._may_write_stale() RETURNS boolean
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    SELECT pg_has_role(session_user, (SELECT nspowner FROM pg_namespace WHERE nspname = 'pystatus'), 'MEMBER');
+    -- The alert worker (pystatus_alerter) sweeps too, through evaluate_alerts(),
+    -- so that a silent service is marked within seconds of its deadline.
+    SELECT pg_has_role(session_user, (SELECT nspowner FROM pg_namespace WHERE nspname = 'pystatus'), 'MEMBER')
+        OR coalesce((SELECT pg_has_role(session_user, r.oid, 'MEMBER') FROM pg_roles AS r
+                     WHERE r.rolname = 'pystatus_alerter'), false);
 $$;
 
 --
 -- Name: FUNCTION _may_write_stale(); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus._may_write_stale() IS 'Whether the connected login may write the status stale: pystatus''s owner (the sweeper''s pg_cron job, a DBA) and the roles that are members of it; no service.';
+COMMENT ON FUNCTION pystatus._may_write_stale() IS 'Whether the connected login may write the status stale: pystatus''s owner (the sweeper''s pg_cron job, a DBA) and the roles that are members of it, and the alert worker''s login (pystatus_alerter); no service.';
 
 --
 -- Name: _microseconds(interval); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -898,6 +1122,38 @@ CREATE FUNCTION pystatus._recent_window() RETURNS interval
 COMMENT ON FUNCTION pystatus._recent_window() IS 'How far behind the server''s clock a status write''s last_heartbeat may be, except in a backfill by pystatus.record_heartbeat(), which checks its times against the partitions.';
 
 --
+-- Name: _record_status_event(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._record_status_event() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_silence boolean := NEW.status = 'stale' AND TG_OP = 'UPDATE' AND NEW.last_heartbeat = OLD.last_heartbeat;
+BEGIN
+    INSERT INTO pystatus.status_events (service_name, at, from_status, to_status, cause)
+    SELECT NEW.service_name,
+           CASE WHEN v_silence THEN l.stale_after ELSE NEW.last_heartbeat END,
+           CASE WHEN TG_OP = 'UPDATE' THEN OLD.status END,
+           NEW.status,
+           CASE WHEN v_silence THEN 'silence' ELSE 'reported' END
+    FROM (SELECT NEW.last_heartbeat + coalesce(e.expected_interval, interval '60 seconds')
+                 + coalesce(e.grace, interval '60 seconds') AS stale_after
+          FROM (SELECT) AS one
+          LEFT JOIN pystatus.service_expectations AS e ON e.service_name = NEW.service_name) AS l;
+    PERFORM pg_notify(pystatus._alerts_channel(), '');  -- one notification per transaction
+    RETURN NULL;
+END;
+$$;
+
+--
+-- Name: FUNCTION _record_status_event(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._record_status_event() IS 'Trigger function: records a status change in pystatus.status_events (stale written by the sweeper is dated at the deadline) and wakes the alert workers.';
+
+--
 -- Name: _role_rights(); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -915,7 +1171,10 @@ CREATE FUNCTION pystatus._role_rights() RETURNS TABLE(grantee name, privilege te
     ('pystatus_reader', 'USAGE', 'SCHEMA pystatus'),
     ('pystatus_reader', 'SELECT', 'TABLE public.system_status'),
     ('pystatus_reader', 'SELECT', 'TABLE pystatus.live_status'),
-    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.goes_stale(text)'),  -- live_status calls it with the reader's rights
+    -- live_status calls these three with the reader's rights.
+    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.goes_stale(text)'),
+    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.status_category(text)'),
+    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.maintenance_occurrences(timestamptz, timestamptz)'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.history(text, timestamptz, timestamptz)'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.transitions(text, timestamptz, timestamptz)'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.incidents(text, timestamptz, timestamptz)'),
@@ -928,6 +1187,11 @@ CREATE FUNCTION pystatus._role_rights() RETURNS TABLE(grantee name, privilege te
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.maintenance_jobs()'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.check()'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.cron_database()'),
+    -- The alert worker: decide, claim, report (each runs as its owner).
+    ('pystatus_alerter', 'USAGE', 'SCHEMA pystatus'),
+    ('pystatus_alerter', 'EXECUTE', 'FUNCTION pystatus.evaluate_alerts()'),
+    ('pystatus_alerter', 'EXECUTE', 'FUNCTION pystatus.claim_alert_messages(text, integer, interval, bigint)'),
+    ('pystatus_alerter', 'EXECUTE', 'FUNCTION pystatus.finish_alert_attempt(bigint, integer, text)'),
     -- Every role: what a status write calls with the writer's own rights, for
     -- services that still write system_status directly (granted INSERT and
     -- UPDATE by their DBA, as before pystatus): the rules system_status's
@@ -1117,6 +1381,29 @@ CREATE FUNCTION pystatus._rollup_delay() RETURNS interval
 COMMENT ON FUNCTION pystatus._rollup_delay() IS 'How long after an hour ends it is rolled up, so that its heartbeats have committed; a history row dated further back than this when written is late and marks its rollups dirty.';
 
 --
+-- Name: _rollups_recomputable_from(text); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._rollups_recomputable_from(service_name text) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT CASE WHEN EXISTS (SELECT FROM pystatus.rollup_hourly AS r
+                             WHERE r.service_name = _rollups_recomputable_from.service_name AND r.bucket < o.hour)
+                THEN o.hour + interval '1 hour' ELSE o.hour END
+    FROM (SELECT date_bin('1 hour', min(h.heartbeat_timestamp), pystatus._bucket_origin()) AS hour
+          FROM public.system_status_history AS h
+          WHERE h.service_name = _rollups_recomputable_from.service_name) AS o
+    WHERE o.hour IS NOT NULL;
+$$;
+
+--
+-- Name: FUNCTION _rollups_recomputable_from(service_name text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._rollups_recomputable_from(service_name text) IS 'The first hour whose rollups can be recomputed from the service''s raw history (NULL: it has none).';
+
+--
 -- Name: _service_logins_changed(); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -1163,6 +1450,244 @@ $$;
 --
 
 COMMENT ON FUNCTION pystatus._sync_logins_restricted() IS 'Makes pystatus._logins_restricted() return whether pystatus.service_logins has rows.';
+
+--
+-- Name: _windows_changed(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._windows_changed() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    INSERT INTO pystatus.rollup_dirty (service_name, since)
+    SELECT s.service_name, greatest(w.starts, f.since)
+    FROM (SELECT OLD.starts, OLD.like_pattern, OLD.kind WHERE TG_OP <> 'INSERT'
+          UNION ALL
+          SELECT NEW.starts, NEW.like_pattern, NEW.kind WHERE TG_OP <> 'DELETE') AS w(starts, like_pattern, kind)
+    JOIN public.system_status AS s ON s.service_name LIKE w.like_pattern
+    CROSS JOIN LATERAL (SELECT pystatus._rollups_recomputable_from(s.service_name)) AS f(since)
+    WHERE w.kind = 'maintenance' AND w.starts < now() AND f.since IS NOT NULL;
+    RETURN NULL;
+END;
+$$;
+
+--
+-- Name: FUNCTION _windows_changed(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._windows_changed() IS 'Trigger function: marks the rollups of the services a changed maintenance window matches for recomputation from the window''s start (never before their oldest raw history row).';
+
+--
+-- Name: add_alert_channel(text, text, text, jsonb); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.add_alert_channel(name text, kind text, target text, options jsonb DEFAULT '{}'::jsonb) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    v_unknown text;
+BEGIN
+    IF add_alert_channel.name IS NULL OR add_alert_channel.name !~ '^[a-z0-9][a-z0-9_.-]{0,63}$' THEN
+        RAISE EXCEPTION 'invalid channel name %: lower-case letters, digits, _ . - (at most 64)',
+            quote_nullable(add_alert_channel.name) USING ERRCODE = 'PS005';
+    END IF;
+    IF add_alert_channel.kind IS NULL OR pystatus._channel_options(add_alert_channel.kind) IS NULL THEN
+        RAISE EXCEPTION 'invalid channel kind %: webhook, email or apprise', quote_nullable(add_alert_channel.kind)
+            USING ERRCODE = 'PS005';
+    END IF;
+    IF add_alert_channel.target IS NULL OR add_alert_channel.target = ''
+       OR (add_alert_channel.kind = 'webhook' AND add_alert_channel.target !~ '^https?://[^/\s]+')
+       OR (add_alert_channel.kind = 'email' AND add_alert_channel.target !~ '^[^@\s,]+@[^@\s,]+(\s*,\s*[^@\s,]+@[^@\s,]+)*$')
+       OR (add_alert_channel.kind = 'apprise' AND add_alert_channel.target !~ '^[a-z0-9+]+://') THEN
+        RAISE EXCEPTION 'invalid target for a % channel: %', add_alert_channel.kind, CASE add_alert_channel.kind
+            WHEN 'webhook' THEN 'an http:// or https:// URL'
+            WHEN 'email' THEN 'one or more addresses, separated by commas'
+            ELSE 'an Apprise URL (slack://..., mailto://..., json://...)' END
+            USING ERRCODE = 'PS005';
+    END IF;
+    IF add_alert_channel.options IS NULL OR jsonb_typeof(add_alert_channel.options) <> 'object' THEN
+        RAISE EXCEPTION 'invalid options: a JSON object' USING ERRCODE = 'PS005';
+    END IF;
+    SELECT string_agg(k, ', ') INTO v_unknown
+    FROM jsonb_object_keys(add_alert_channel.options) AS k
+    WHERE k <> ALL (pystatus._channel_options(add_alert_channel.kind));
+    IF v_unknown IS NOT NULL THEN
+        RAISE EXCEPTION 'invalid options for a % channel: % (it takes %)', add_alert_channel.kind, v_unknown,
+            array_to_string(pystatus._channel_options(add_alert_channel.kind), ', ')
+            USING ERRCODE = 'PS005';
+    END IF;
+    IF add_alert_channel.options ? 'timeout'
+       AND (jsonb_typeof(add_alert_channel.options -> 'timeout') <> 'number'
+            OR (add_alert_channel.options ->> 'timeout')::numeric NOT BETWEEN 1 AND 120) THEN
+        RAISE EXCEPTION 'invalid timeout %: seconds, from 1 to 120', add_alert_channel.options -> 'timeout'
+            USING ERRCODE = 'PS005';
+    END IF;
+    INSERT INTO pystatus.alert_channels AS c (name, kind, target, options)
+    VALUES (add_alert_channel.name, add_alert_channel.kind, add_alert_channel.target, add_alert_channel.options)
+    ON CONFLICT ON CONSTRAINT alert_channels_pkey DO UPDATE
+        SET kind = EXCLUDED.kind, target = EXCLUDED.target, options = EXCLUDED.options;
+END;
+$_$;
+
+--
+-- Name: FUNCTION add_alert_channel(name text, kind text, target text, options jsonb); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.add_alert_channel(name text, kind text, target text, options jsonb) IS 'Adds (or replaces) a channel: webhook (target: URL; options: secret, timeout), email (target: addresses; options: host, port, starttls, ssl, username, password, sender, timeout) or apprise (target: Apprise URLs; options: timeout). PS005 on bad input.';
+
+--
+-- Name: add_alert_rule(text, text, interval, integer, interval, interval); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.add_alert_rule(service_pattern text, channel text, down_for interval DEFAULT '00:00:00'::interval, down_reports integer DEFAULT 1, up_for interval DEFAULT '00:00:00'::interval, remind_every interval DEFAULT NULL::interval) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    IF add_alert_rule.service_pattern IS NULL OR add_alert_rule.service_pattern = ''
+       OR NOT pystatus.is_valid_service_name(replace(add_alert_rule.service_pattern, '*', 'x')) THEN
+        RAISE EXCEPTION 'invalid service pattern %: a service name, where * stands for any characters',
+            quote_nullable(add_alert_rule.service_pattern) USING ERRCODE = 'PS001';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pystatus.alert_channels AS c WHERE c.name = add_alert_rule.channel) THEN
+        RAISE EXCEPTION 'unknown channel %', quote_nullable(add_alert_rule.channel)
+            USING ERRCODE = 'PS005', HINT = 'Add it first: pystatus alerts channels add ...';
+    END IF;
+    IF add_alert_rule.down_for IS NULL OR add_alert_rule.down_for < interval '0'
+       OR add_alert_rule.up_for IS NULL OR add_alert_rule.up_for < interval '0' THEN
+        RAISE EXCEPTION 'invalid down_for % / up_for %: 0 or more', add_alert_rule.down_for, add_alert_rule.up_for
+            USING ERRCODE = 'PS005';
+    END IF;
+    IF add_alert_rule.down_reports IS NULL OR add_alert_rule.down_reports < 1 THEN
+        RAISE EXCEPTION 'invalid down_reports %: 1 or more', add_alert_rule.down_reports USING ERRCODE = 'PS005';
+    END IF;
+    IF add_alert_rule.remind_every < interval '1 minute' THEN
+        RAISE EXCEPTION 'invalid remind_every %: at least 1 minute (or none)', add_alert_rule.remind_every
+            USING ERRCODE = 'PS005';
+    END IF;
+    INSERT INTO pystatus.alert_rules AS r (service_pattern, channel, down_for, down_reports, up_for, remind_every)
+    VALUES (add_alert_rule.service_pattern, add_alert_rule.channel, add_alert_rule.down_for,
+            add_alert_rule.down_reports, add_alert_rule.up_for, add_alert_rule.remind_every)
+    ON CONFLICT ON CONSTRAINT alert_rules_service_pattern_channel_key DO UPDATE
+        SET down_for = EXCLUDED.down_for, down_reports = EXCLUDED.down_reports,
+            up_for = EXCLUDED.up_for, remind_every = EXCLUDED.remind_every
+    RETURNING r.id INTO v_id;
+    RETURN v_id;
+END;
+$$;
+
+--
+-- Name: FUNCTION add_alert_rule(service_pattern text, channel text, down_for interval, down_reports integer, up_for interval, remind_every interval); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.add_alert_rule(service_pattern text, channel text, down_for interval, down_reports integer, up_for interval, remind_every interval) IS 'Alerts channel when a service matching service_pattern (* for any characters) is down or stale for down_for and down_reports consecutive reports; sends the recovery once it has been out of down for up_for; reminds every remind_every while still down (NULL: never). Replaces the rule of the same pattern and channel. Returns its id.';
+
+--
+-- Name: add_maintenance(text, timestamp with time zone, timestamp with time zone, interval, text, timestamp with time zone, text, text); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.add_maintenance(service_pattern text, starts timestamp with time zone, ends timestamp with time zone, every interval DEFAULT NULL::interval, time_zone text DEFAULT 'UTC'::text, repeat_until timestamp with time zone DEFAULT NULL::timestamp with time zone, reason text DEFAULT NULL::text, kind text DEFAULT 'maintenance'::text) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    IF add_maintenance.service_pattern IS NULL OR add_maintenance.service_pattern = ''
+       OR NOT pystatus.is_valid_service_name(replace(add_maintenance.service_pattern, '*', 'x')) THEN
+        RAISE EXCEPTION 'invalid service pattern %: a service name, where * stands for any characters',
+            quote_nullable(add_maintenance.service_pattern) USING ERRCODE = 'PS001';
+    END IF;
+    IF add_maintenance.starts IS NULL OR add_maintenance.ends IS NULL
+       OR NOT isfinite(add_maintenance.starts) OR NOT isfinite(add_maintenance.ends)
+       OR add_maintenance.ends <= add_maintenance.starts THEN
+        RAISE EXCEPTION 'invalid window % to %: both finite, and the end after the start',
+            add_maintenance.starts, add_maintenance.ends USING ERRCODE = 'PS005';
+    END IF;
+    IF add_maintenance.every IS NOT NULL AND (
+           add_maintenance.every < interval '1 hour'
+           OR extract(month FROM add_maintenance.every) <> 0 OR extract(year FROM add_maintenance.every) <> 0
+           OR add_maintenance.ends - add_maintenance.starts > add_maintenance.every) THEN
+        RAISE EXCEPTION 'invalid repeat every %: hours, days or weeks, at least 1 hour and at least the window''s '
+                        'length (%)', add_maintenance.every, add_maintenance.ends - add_maintenance.starts
+            USING ERRCODE = 'PS005';
+    END IF;
+    IF add_maintenance.repeat_until IS NOT NULL AND add_maintenance.every IS NULL THEN
+        RAISE EXCEPTION 'invalid repeat_until %: only a recurring window (every) has one', add_maintenance.repeat_until
+            USING ERRCODE = 'PS005';
+    END IF;
+    IF add_maintenance.time_zone IS NULL OR NOT pystatus._is_time_zone(add_maintenance.time_zone) THEN
+        RAISE EXCEPTION 'invalid time zone %', quote_nullable(add_maintenance.time_zone) USING ERRCODE = 'PS005';
+    END IF;
+    IF add_maintenance.kind IS NULL OR add_maintenance.kind NOT IN ('maintenance', 'snooze') THEN
+        RAISE EXCEPTION 'invalid kind %: maintenance or snooze', quote_nullable(add_maintenance.kind)
+            USING ERRCODE = 'PS005';
+    END IF;
+    IF octet_length(add_maintenance.reason) > 1024 THEN
+        RAISE EXCEPTION 'invalid reason: longer than 1024 bytes' USING ERRCODE = 'PS005';
+    END IF;
+    INSERT INTO pystatus.maintenance_windows
+        (service_pattern, kind, starts, ends, every, repeat_until, time_zone, reason)
+    VALUES (add_maintenance.service_pattern, add_maintenance.kind, add_maintenance.starts, add_maintenance.ends,
+            add_maintenance.every, add_maintenance.repeat_until, add_maintenance.time_zone, add_maintenance.reason)
+    RETURNING id INTO v_id;
+    RETURN v_id;
+END;
+$$;
+
+--
+-- Name: FUNCTION add_maintenance(service_pattern text, starts timestamp with time zone, ends timestamp with time zone, every interval, time_zone text, repeat_until timestamp with time zone, reason text, kind text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.add_maintenance(service_pattern text, starts timestamp with time zone, ends timestamp with time zone, every interval, time_zone text, repeat_until timestamp with time zone, reason text, kind text) IS 'Plans a maintenance window (or, kind snooze, a time when alerts are muted) for the services matching service_pattern (* for any characters), from starts to ends, repeating every that long (hours, days or weeks) in time_zone''s wall clock when every is given. Returns its id; PS001/PS005 on bad input.';
+
+--
+-- Name: alert_channel_list(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.alert_channel_list() RETURNS TABLE(name text, kind text, target text, options jsonb, rules bigint)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT c.name, c.kind, m.target, m.options,
+           (SELECT count(*) FROM pystatus.alert_rules AS r WHERE r.channel = c.name)
+    FROM pystatus.alert_channels AS c
+    CROSS JOIN LATERAL pystatus._mask_secrets(c.kind, c.target, c.options) AS m
+    ORDER BY c.name;
+$$;
+
+--
+-- Name: FUNCTION alert_channel_list(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.alert_channel_list() IS 'The channels, with secrets masked, and how many rules use each.';
+
+--
+-- Name: alert_log(timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.alert_log(since timestamp with time zone DEFAULT (now() - '1 day'::interval)) RETURNS TABLE(message_id bigint, created_at timestamp with time zone, channel text, service_name text, kind text, state text, attempts integer, sent_at timestamp with time zone, last_error text, idempotency_key uuid, body_text text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT m.id, m.created_at, m.channel, m.service_name, m.kind, m.state, m.attempts, m.sent_at,
+           (SELECT a.error FROM pystatus.alert_attempts AS a WHERE a.message_id = m.id AND a.error IS NOT NULL
+            ORDER BY a.attempt DESC LIMIT 1),
+           m.idempotency_key, m.body ->> 'text'
+    FROM pystatus.alert_messages AS m
+    WHERE m.created_at >= alert_log.since
+    ORDER BY m.id DESC;
+$$;
+
+--
+-- Name: FUNCTION alert_log(since timestamp with time zone); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.alert_log(since timestamp with time zone) IS 'The messages written since then, newest first: channel, service, kind, state, attempts and the last error (the attempts themselves are in pystatus.alert_attempts).';
 
 --
 -- Name: allow_service(name, text); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -1217,6 +1742,49 @@ $$;
 --
 
 COMMENT ON FUNCTION pystatus."check"() IS 'The installation''s health: pg_partman, partitions premade ahead, default partition empty, retention, rollups and sweeper keeping up, pg_cron jobs scheduled and their last runs, roles. ok is false for each problem, with what to do in detail.';
+
+--
+-- Name: claim_alert_messages(text, integer, interval, bigint); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.claim_alert_messages(worker text, max_messages integer DEFAULT 10, lease interval DEFAULT '00:03:00'::interval, message_id bigint DEFAULT NULL::bigint) RETURNS TABLE(message_id bigint, attempt integer, idempotency_key uuid, channel text, kind text, target text, options jsonb, body jsonb)
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    WITH due AS (
+        -- SKIP LOCKED: two workers never take the same message; a message
+        -- another worker holds (claimed_until ahead) is left to it; after the
+        -- lease (that worker died) it is sent again, with the same key.
+        -- A channel's messages about one service go in order.
+        SELECT m.id FROM pystatus.alert_messages AS m
+        WHERE m.state = 'pending' AND m.next_attempt_at <= now()
+          AND (m.claimed_until IS NULL OR m.claimed_until < now())
+          AND (claim_alert_messages.message_id IS NULL OR m.id = claim_alert_messages.message_id)
+          AND NOT EXISTS (SELECT FROM pystatus.alert_messages AS p
+                          WHERE p.state = 'pending' AND p.channel = m.channel
+                            AND p.service_name IS NOT DISTINCT FROM m.service_name AND p.id < m.id)
+        ORDER BY m.next_attempt_at, m.id
+        LIMIT claim_alert_messages.max_messages
+        FOR UPDATE SKIP LOCKED
+    ), claimed AS (
+        UPDATE pystatus.alert_messages AS m
+        SET attempts = m.attempts + 1, claimed_until = now() + claim_alert_messages.lease
+        FROM due WHERE m.id = due.id
+        RETURNING m.*
+    ), logged AS (
+        INSERT INTO pystatus.alert_attempts (message_id, attempt, started_at, worker)
+        SELECT c.id, c.attempts, now(), claim_alert_messages.worker FROM claimed AS c
+    )
+    SELECT c.id, c.attempts, c.idempotency_key, c.channel, ch.kind, ch.target, ch.options, c.body
+    FROM claimed AS c JOIN pystatus.alert_channels AS ch ON ch.name = c.channel
+    ORDER BY c.id;
+$$;
+
+--
+-- Name: FUNCTION claim_alert_messages(worker text, max_messages integer, lease interval, message_id bigint); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.claim_alert_messages(worker text, max_messages integer, lease interval, message_id bigint) IS 'Takes up to max_messages due messages (or only message_id) for this worker for lease (longer than a channel''s timeout), logging the attempt; returns each with its channel. Report each outcome with pystatus.finish_alert_attempt().';
 
 --
 -- Name: create_history_partitions(timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -1341,6 +1909,187 @@ $$;
 --
 
 COMMENT ON FUNCTION pystatus.disallow_service(login name, service_pattern text) IS 'Removes one allowance; true if there was one. Removing the last one lifts the restriction.';
+
+--
+-- Name: evaluate_alerts(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.evaluate_alerts(OUT messages integer, OUT next_check timestamp with time zone) RETURNS record
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_from timestamptz;
+    v_pair record;
+    v_ready timestamptz;
+BEGIN
+    messages := 0;
+    -- One evaluation at a time (several workers): the others come back soon.
+    IF NOT pg_try_advisory_xact_lock(hashtext('pystatus.evaluate_alerts')) THEN
+        next_check := now() + interval '1 second';
+        RETURN;
+    END IF;
+    -- Deadlines passed since the sweeper's last minute: mark them now, so that
+    -- a silent service's alert leaves within seconds of its deadline.
+    PERFORM pystatus.sweep();
+
+    -- The edges of maintenance windows since the last evaluation, for the
+    -- services whose effective status they change (down or stale inside).
+    SELECT p.evaluated_until INTO v_from FROM pystatus.alerts_progress AS p FOR UPDATE;
+    INSERT INTO pystatus.status_events (service_name, at, from_status, to_status, cause)
+    SELECT s.service_name, edge.at,
+           CASE WHEN edge.opening THEN s.status ELSE 'maintenance' END,
+           CASE WHEN edge.opening THEN 'maintenance' ELSE s.status END,
+           CASE WHEN edge.opening THEN 'window started' ELSE 'window ended' END
+    FROM pystatus.maintenance_occurrences(v_from, now()) AS o
+    CROSS JOIN LATERAL (VALUES (o.starts, true), (o.ends, false)) AS edge(at, opening)
+    JOIN public.system_status AS s ON s.service_name LIKE o.like_pattern
+    WHERE o.kind = 'maintenance' AND edge.at > v_from AND edge.at <= now()
+      AND s.status IN ('down', 'stale')
+      -- an edge inside another window of the same service changes nothing
+      AND NOT EXISTS (SELECT FROM pystatus.maintenance_occurrences(edge.at, edge.at + interval '1 microsecond') AS x
+                      WHERE x.kind = 'maintenance' AND s.service_name LIKE x.like_pattern
+                        AND x.window_id <> o.window_id AND x.starts < edge.at AND x.ends > edge.at);
+    UPDATE pystatus.alerts_progress SET evaluated_until = now();
+
+    next_check := now() + interval '1 hour';
+    -- The pairs to look at: services down now with a rule, and the open alerts.
+    FOR v_pair IN
+        SELECT r.id AS rule_id, r.service_pattern, r.channel, r.down_for, r.down_reports, r.up_for, r.remind_every,
+               l.service_name, l.effective_status, l.maintenance_until, st.down_since AS alerted_since, st.alerted_at, st.reminded_at,
+               st.reminders,
+               EXISTS (SELECT FROM pystatus.maintenance_occurrences(now(), now() + interval '1 microsecond') AS o
+                       WHERE o.kind = 'snooze' AND l.service_name LIKE o.like_pattern) AS snoozed
+        FROM pystatus.live_status AS l
+        JOIN pystatus.alert_rules AS r ON l.service_name LIKE r.like_pattern
+        LEFT JOIN pystatus.alert_state AS st ON st.rule_id = r.id AND st.service_name = l.service_name
+        WHERE st.rule_id IS NOT NULL OR l.effective_status IN ('down', 'stale')
+        ORDER BY l.service_name, r.id
+    LOOP
+        IF v_pair.maintenance_until IS NOT NULL AND v_pair.effective_status = 'maintenance' THEN
+            -- Down inside a maintenance window: muted, neither alerted nor recovered.
+            CONTINUE;
+        ELSIF v_pair.effective_status IN ('down', 'stale') THEN
+            IF v_pair.alerted_at IS NULL THEN
+                -- Not alerted yet: once down long enough and for enough reports.
+                v_ready := coalesce(pystatus._last_crossing(v_pair.service_name, true), now()) + v_pair.down_for;
+                IF v_pair.snoozed THEN
+                    CONTINUE;
+                ELSIF v_ready > now() THEN
+                    next_check := least(next_check, v_ready);
+                ELSIF v_pair.effective_status = 'stale' OR v_pair.down_reports = 1
+                      OR (SELECT count(*) FROM (
+                              SELECT FROM public.system_status_history AS h
+                              WHERE h.service_name = v_pair.service_name AND h.status = 'down'
+                                AND h.heartbeat_timestamp >= v_ready - v_pair.down_for
+                              LIMIT v_pair.down_reports) AS d) >= v_pair.down_reports THEN
+                    INSERT INTO pystatus.alert_state (rule_id, service_name, down_since, alerted_at)
+                    VALUES (v_pair.rule_id, v_pair.service_name, v_ready - v_pair.down_for, now());
+                    INSERT INTO pystatus.alert_messages (idempotency_key, channel, rule_id, service_name, kind, body)
+                    SELECT k.key, v_pair.channel, v_pair.rule_id, v_pair.service_name, 'down',
+                           pystatus._alert_body('down', v_pair.channel, v_pair.rule_id, v_pair.service_pattern,
+                                                v_pair.service_name, v_pair.effective_status,
+                                                v_ready - v_pair.down_for, NULL, 0)
+                                  || jsonb_build_object('idempotency_key', k.key)
+                    FROM (SELECT gen_random_uuid() AS key) AS k;
+                    messages := messages + 1;
+                END IF;
+            ELSIF v_pair.remind_every IS NOT NULL THEN
+                -- Alerted: a reminder every remind_every (not while snoozed).
+                v_ready := coalesce(v_pair.reminded_at, v_pair.alerted_at) + v_pair.remind_every;
+                IF v_ready > now() THEN
+                    next_check := least(next_check, v_ready);
+                ELSIF NOT v_pair.snoozed THEN
+                    UPDATE pystatus.alert_state SET reminded_at = now(), reminders = reminders + 1
+                    WHERE rule_id = v_pair.rule_id AND service_name = v_pair.service_name;
+                    INSERT INTO pystatus.alert_messages (idempotency_key, channel, rule_id, service_name, kind, body)
+                    SELECT k.key, v_pair.channel, v_pair.rule_id, v_pair.service_name, 'reminder',
+                           pystatus._alert_body('reminder', v_pair.channel, v_pair.rule_id, v_pair.service_pattern,
+                                                v_pair.service_name, v_pair.effective_status,
+                                                v_pair.alerted_since, NULL, v_pair.reminders + 1)
+                                  || jsonb_build_object('idempotency_key', k.key)
+                    FROM (SELECT gen_random_uuid() AS key) AS k;
+                    messages := messages + 1;
+                    next_check := least(next_check, now() + v_pair.remind_every);
+                END IF;
+            END IF;
+        ELSIF v_pair.alerted_at IS NOT NULL THEN
+            -- Alerted, and out of down: the recovery once it has held for up_for.
+            v_ready := coalesce(pystatus._last_crossing(v_pair.service_name, false), now()) + v_pair.up_for;
+            IF v_ready > now() THEN
+                next_check := least(next_check, v_ready);
+            ELSE
+                DELETE FROM pystatus.alert_state WHERE rule_id = v_pair.rule_id AND service_name = v_pair.service_name;
+                INSERT INTO pystatus.alert_messages (idempotency_key, channel, rule_id, service_name, kind, body)
+                SELECT k.key, v_pair.channel, v_pair.rule_id, v_pair.service_name, 'recovered',
+                       pystatus._alert_body('recovered', v_pair.channel, v_pair.rule_id, v_pair.service_pattern,
+                                            v_pair.service_name, v_pair.effective_status,
+                                            v_pair.alerted_since, v_ready - v_pair.up_for, v_pair.reminders)
+                              || jsonb_build_object('idempotency_key', k.key)
+                FROM (SELECT gen_random_uuid() AS key) AS k;
+                messages := messages + 1;
+            END IF;
+        END IF;
+    END LOOP;
+
+    -- The next deadline of a service that may fall silent, and the next edge
+    -- of a maintenance window.
+    next_check := least(next_check,
+        (SELECT min(l.stale_after) FROM pystatus.live_status AS l
+         WHERE pystatus.goes_stale(l.reported_status) AND l.stale_after > now()),
+        (SELECT min(CASE WHEN o.starts > now() THEN o.starts ELSE o.ends END)
+         FROM pystatus.maintenance_occurrences(now(), now() + interval '1 day') AS o));
+    IF messages > 0 THEN
+        PERFORM pg_notify(pystatus._alerts_channel(), '');
+    END IF;
+END;
+$$;
+
+--
+-- Name: FUNCTION evaluate_alerts(OUT messages integer, OUT next_check timestamp with time zone); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.evaluate_alerts(OUT messages integer, OUT next_check timestamp with time zone) IS 'Turns status changes into alert messages by the rules: marks services past their deadline stale (pystatus.sweep()), records the edges of maintenance windows as events, then writes the down, reminder and recovery messages that are due. Returns how many it wrote and when it should run next (a deadline, a rule''s wait, a window''s edge). One evaluation at a time.';
+
+--
+-- Name: finish_alert_attempt(bigint, integer, text); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.finish_alert_attempt(message_id bigint, attempt integer, error text DEFAULT NULL::text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_state text;
+BEGIN
+    UPDATE pystatus.alert_attempts AS a
+    SET finished_at = clock_timestamp(), outcome = CASE WHEN finish_alert_attempt.error IS NULL THEN 'sent' ELSE 'failed' END,
+        error = left(finish_alert_attempt.error, 2000)
+    WHERE a.message_id = finish_alert_attempt.message_id AND a.attempt = finish_alert_attempt.attempt;
+    UPDATE pystatus.alert_messages AS m
+    SET state = CASE WHEN finish_alert_attempt.error IS NULL THEN 'sent'
+                     WHEN m.state = 'sent' THEN 'sent'  -- another attempt got through
+                     WHEN m.kind = 'test' THEN 'failed'  -- a test says what happened once
+                     WHEN m.created_at < now() - pystatus._alert_give_up_after() THEN 'failed'
+                     ELSE 'pending' END,
+        sent_at = CASE WHEN finish_alert_attempt.error IS NULL THEN coalesce(m.sent_at, clock_timestamp()) ELSE m.sent_at END,
+        claimed_until = NULL,
+        -- Retries back off: 5 s, 10 s, 20 s ... at most 10 minutes apart.
+        next_attempt_at = CASE WHEN finish_alert_attempt.error IS NULL THEN m.next_attempt_at
+                               ELSE clock_timestamp() + least(interval '10 minutes',
+                                        interval '5 seconds' * power(2, least(finish_alert_attempt.attempt, 12) - 1)) END
+    WHERE m.id = finish_alert_attempt.message_id
+    RETURNING m.state INTO v_state;
+    RETURN v_state;
+END;
+$$;
+
+--
+-- Name: FUNCTION finish_alert_attempt(message_id bigint, attempt integer, error text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.finish_alert_attempt(message_id bigint, attempt integer, error text) IS 'Records how an attempt ended (error NULL: delivered). A failed message is retried with exponential backoff (5 s doubling, at most 10 minutes apart) until it is sent or 24 hours old (failed); a test message is not retried. Returns the message''s state.';
 
 --
 -- Name: goes_stale(text); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -1650,6 +2399,9 @@ BEGIN
         RETURN pg_catalog.jsonb_build_object('skipped', 'another maintenance is running');
     END IF;
     v_before := pystatus._history_partition_names();
+    -- Events and alert messages expire with history (plain deletes: no lock a
+    -- status write waits for).
+    PERFORM pystatus._expire_alerts();
     v_due := pystatus._maintenance_due();
     IF v_due OPERATOR(pg_catalog.=) '{}'::pg_catalog.jsonb THEN
         RETURN pystatus._maintenance_report(v_before, 0);
@@ -1716,6 +2468,41 @@ $$;
 --
 
 COMMENT ON FUNCTION pystatus.maintenance_jobs() IS 'The pg_cron jobs that keep this database''s history in shape: name, schedule, command and the database each runs in.';
+
+--
+-- Name: maintenance_occurrences(timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.maintenance_occurrences(since timestamp with time zone, until timestamp with time zone) RETURNS TABLE(window_id bigint, service_pattern text, like_pattern text, kind text, starts timestamp with time zone, ends timestamp with time zone, reason text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT w.id, w.service_pattern, w.like_pattern, w.kind, o.starts, o.ends, w.reason
+    FROM pystatus.maintenance_windows AS w
+    CROSS JOIN LATERAL (
+        SELECT w.starts, w.ends WHERE w.every IS NULL
+        UNION ALL
+        -- Repeats keep the wall-clock time in the window's zone. Every is a whole
+        -- number of hours, days or weeks, so the n-th repeat is within an hour
+        -- (a daylight saving shift) of starts + n * every: one more on each side.
+        SELECT ((w.starts AT TIME ZONE w.time_zone) + n * w.every) AT TIME ZONE w.time_zone,
+               ((w.ends AT TIME ZONE w.time_zone) + n * w.every) AT TIME ZONE w.time_zone
+        FROM generate_series(
+            greatest(0, floor(extract(epoch FROM maintenance_occurrences.since - w.ends)
+                              / extract(epoch FROM w.every))::bigint - 1),
+            ceil(extract(epoch FROM maintenance_occurrences.until - w.starts)
+                 / extract(epoch FROM w.every))::bigint + 1) AS n
+        WHERE w.every IS NOT NULL
+    ) AS o
+    WHERE o.starts < maintenance_occurrences.until AND o.ends > maintenance_occurrences.since
+      AND (w.repeat_until IS NULL OR o.starts < w.repeat_until);
+$$;
+
+--
+-- Name: FUNCTION maintenance_occurrences(since timestamp with time zone, until timestamp with time zone); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.maintenance_occurrences(since timestamp with time zone, until timestamp with time zone) IS 'Every occurrence of the maintenance windows and snoozes that overlaps [since, until), recurring windows expanded in their time zone.';
 
 --
 -- Name: maintenance_scheduler(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -1883,6 +2670,157 @@ $$;
 COMMENT ON FUNCTION pystatus.refresh_rollups() IS 'Brings the rollups up to date: recomputes services with late rows, adds the hours that ended, drops rollups past their retention. Run every minute (pg_cron job pystatus-rollups).';
 
 --
+-- Name: alert_channels; Type: TABLE; Schema: pystatus; Owner: -
+--
+
+CREATE TABLE pystatus.alert_channels (
+    name character varying(64) NOT NULL,
+    kind text NOT NULL,
+    target text NOT NULL,
+    options jsonb DEFAULT '{}'::jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT alert_channels_kind_check CHECK ((kind = ANY (ARRAY['webhook'::text, 'email'::text, 'apprise'::text]))),
+    CONSTRAINT alert_channels_name_valid CHECK (((name)::text ~ '^[a-z0-9][a-z0-9_.-]{0,63}$'::text)),
+    CONSTRAINT alert_channels_options_check CHECK ((jsonb_typeof(options) = 'object'::text)),
+    CONSTRAINT alert_channels_target_check CHECK ((target <> ''::text))
+);
+
+--
+-- Name: TABLE alert_channels; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON TABLE pystatus.alert_channels IS 'Where alerts go. webhook: target is the URL, options secret (HMAC key) and timeout; email: target is the recipients, options the SMTP server (host, port, starttls, ssl, username, password, sender); apprise: target is one or more Apprise URLs. target and options may hold secrets: only the owner and pystatus_alerter read them (pystatus.alert_channel_list() shows them masked).';
+
+--
+-- Name: remove_alert_channel(text); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.remove_alert_channel(name text) RETURNS boolean
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    BEGIN ATOMIC
+ WITH gone AS (
+          DELETE FROM pystatus.alert_channels AS c
+           WHERE ((c.name)::text = remove_alert_channel.name)
+           RETURNING 1 AS "?column?"
+         )
+  SELECT (count(*) > 0)
+    FROM gone;
+END;
+
+--
+-- Name: FUNCTION remove_alert_channel(name text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.remove_alert_channel(name text) IS 'Removes a channel, its rules and its messages; false if there was none.';
+
+--
+-- Name: alert_rules; Type: TABLE; Schema: pystatus; Owner: -
+--
+
+CREATE TABLE pystatus.alert_rules (
+    id bigint NOT NULL,
+    service_pattern text NOT NULL,
+    like_pattern text GENERATED ALWAYS AS (replace(replace(replace(replace(service_pattern, '\'::text, '\\'::text), '%'::text, '\%'::text), '_'::text, '\_'::text), '*'::text, '%'::text)) STORED NOT NULL,
+    channel character varying(64) NOT NULL,
+    down_for interval DEFAULT '00:00:00'::interval NOT NULL,
+    down_reports integer DEFAULT 1 NOT NULL,
+    up_for interval DEFAULT '00:00:00'::interval NOT NULL,
+    remind_every interval,
+    CONSTRAINT alert_rules_down_for_check CHECK ((down_for >= '00:00:00'::interval)),
+    CONSTRAINT alert_rules_down_reports_check CHECK ((down_reports >= 1)),
+    CONSTRAINT alert_rules_remind_every_check CHECK ((remind_every >= '00:01:00'::interval)),
+    CONSTRAINT alert_rules_service_pattern_check CHECK ((service_pattern <> ''::text)),
+    CONSTRAINT alert_rules_up_for_check CHECK ((up_for >= '00:00:00'::interval))
+);
+
+--
+-- Name: TABLE alert_rules; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON TABLE pystatus.alert_rules IS 'Which services (a name, or a pattern where * stands for any characters) alert which channel, and when: down (or stale) for at least down_for and for down_reports consecutive reports (silence counts as enough), recovered once out of down for up_for, reminders every remind_every while still down (NULL: none).';
+
+--
+-- Name: remove_alert_rule(bigint); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.remove_alert_rule(rule_id bigint) RETURNS boolean
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    BEGIN ATOMIC
+ WITH gone AS (
+          DELETE FROM pystatus.alert_rules AS r
+           WHERE (r.id = remove_alert_rule.rule_id)
+           RETURNING 1 AS "?column?"
+         )
+  SELECT (count(*) > 0)
+    FROM gone;
+END;
+
+--
+-- Name: FUNCTION remove_alert_rule(rule_id bigint); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.remove_alert_rule(rule_id bigint) IS 'Removes a rule (its open alerts end without a recovery message); false if there was none.';
+
+--
+-- Name: maintenance_windows; Type: TABLE; Schema: pystatus; Owner: -
+--
+
+CREATE TABLE pystatus.maintenance_windows (
+    id bigint NOT NULL,
+    service_pattern text NOT NULL,
+    like_pattern text GENERATED ALWAYS AS (replace(replace(replace(replace(service_pattern, '\'::text, '\\'::text), '%'::text, '\%'::text), '_'::text, '\_'::text), '*'::text, '%'::text)) STORED NOT NULL,
+    kind text DEFAULT 'maintenance'::text NOT NULL,
+    starts timestamp with time zone NOT NULL,
+    ends timestamp with time zone NOT NULL,
+    every interval,
+    repeat_until timestamp with time zone,
+    time_zone text DEFAULT 'UTC'::text NOT NULL,
+    reason text,
+    created_by name DEFAULT SESSION_USER NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT maintenance_windows_check CHECK ((ends > starts)),
+    CONSTRAINT maintenance_windows_check1 CHECK (((every IS NULL) OR ((ends - starts) <= every))),
+    CONSTRAINT maintenance_windows_check2 CHECK (((every IS NOT NULL) OR (repeat_until IS NULL))),
+    CONSTRAINT maintenance_windows_ends_check CHECK (isfinite(ends)),
+    CONSTRAINT maintenance_windows_every_check CHECK ((every > '00:00:00'::interval)),
+    CONSTRAINT maintenance_windows_kind_check CHECK ((kind = ANY (ARRAY['maintenance'::text, 'snooze'::text]))),
+    CONSTRAINT maintenance_windows_reason_check CHECK ((octet_length(reason) <= 1024)),
+    CONSTRAINT maintenance_windows_service_pattern_check CHECK ((service_pattern <> ''::text)),
+    CONSTRAINT maintenance_windows_starts_check CHECK (isfinite(starts))
+);
+
+--
+-- Name: TABLE maintenance_windows; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON TABLE pystatus.maintenance_windows IS 'Planned quiet times. maintenance: inside a window a service''s down time (reported down or silence) counts as maintenance in every answer, and its alerts are muted. snooze: alerts muted only. Recurring when every is set: the window repeats every that long in time_zone''s wall clock (a 02:00 window stays at 02:00 across daylight saving), until repeat_until (NULL: forever).';
+
+--
+-- Name: remove_maintenance(bigint); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.remove_maintenance(window_id bigint) RETURNS boolean
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    BEGIN ATOMIC
+ WITH gone AS (
+          DELETE FROM pystatus.maintenance_windows AS w
+           WHERE (w.id = remove_maintenance.window_id)
+           RETURNING 1 AS "?column?"
+         )
+  SELECT (count(*) > 0)
+    FROM gone;
+END;
+
+--
+-- Name: FUNCTION remove_maintenance(window_id bigint); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.remove_maintenance(window_id bigint) IS 'Removes a maintenance window or snooze (all its repeats); false if there was none with that id. Past hours it covered count as they were reported again.';
+
+--
 -- Name: schedule_maintenance(); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -1968,18 +2906,77 @@ CREATE FUNCTION pystatus.segments(service_name text, since timestamp with time z
         SELECT o.service_name, 'stale', o.at + o.patience, o.next_at
         FROM ordered AS o
         WHERE pystatus.goes_stale(o.status) AND o.at + o.patience < o.next_at
+    ), clipped AS (
+        SELECT p.service_name, p.status, greatest(p.starts, b.since) AS starts, least(p.ends, b.until) AS ends,
+               p.starts < b.since AS continued
+        FROM pieces AS p CROSS JOIN bounds AS b
+        WHERE least(p.ends, b.until) > greatest(p.starts, b.since)
+    ), windows AS (
+        -- What maintenance windows cover, per service (usually nothing): down
+        -- time inside them reads as maintenance.
+        SELECT sv.service_name, range_agg(tstzrange(o.starts, o.ends)) AS covered
+        FROM bounds AS b
+        CROSS JOIN LATERAL pystatus.maintenance_occurrences(b.since, b.until) AS o
+        JOIN services AS sv ON sv.service_name LIKE o.like_pattern
+        WHERE o.kind = 'maintenance'
+        GROUP BY sv.service_name
+    ), marked AS (
+        SELECT c.*, w.covered,
+               w.covered IS NOT NULL AND pystatus.status_category(c.status) = 'down'
+                   AND tstzrange(c.starts, c.ends) && w.covered AS in_window
+        FROM clipped AS c LEFT JOIN windows AS w ON w.service_name = c.service_name
     )
-    SELECT p.service_name, p.status, greatest(p.starts, b.since), least(p.ends, b.until),
-           p.starts < b.since
-    FROM pieces AS p CROSS JOIN bounds AS b
-    WHERE least(p.ends, b.until) > greatest(p.starts, b.since);
+    SELECT m.service_name, m.status, m.starts, m.ends, m.continued
+    FROM marked AS m WHERE NOT m.in_window
+    UNION ALL
+    SELECT m.service_name, CASE WHEN part.inside THEN 'maintenance' ELSE m.status END,
+           lower(part.span), upper(part.span), m.continued AND lower(part.span) = m.starts
+    FROM marked AS m
+    CROSS JOIN LATERAL (
+        SELECT r.span, false FROM unnest(tstzmultirange(tstzrange(m.starts, m.ends)) - m.covered) AS r(span)
+        UNION ALL
+        SELECT r.span, true FROM unnest(tstzmultirange(tstzrange(m.starts, m.ends)) * m.covered) AS r(span)
+    ) AS part(span, inside)
+    WHERE m.in_window;
 $$;
 
 --
 -- Name: FUNCTION segments(service_name text, since timestamp with time zone, until timestamp with time zone); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus.segments(service_name text, since timestamp with time zone, until timestamp with time zone) IS 'History as time-weighted segments within [since, least(until, now())): each row''s status until the next row, and stale from the deadline on when the service fell silent. continued marks a segment that began before since. service_name NULL: every service.';
+COMMENT ON FUNCTION pystatus.segments(service_name text, since timestamp with time zone, until timestamp with time zone) IS 'History as time-weighted segments within [since, least(until, now())): each row''s status until the next row, and stale from the deadline on when the service fell silent; down time inside a maintenance window reads as maintenance. continued marks a segment that began before since. service_name NULL: every service.';
+
+--
+-- Name: send_test_alert(text); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.send_test_alert(channel text) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_id bigint;
+    v_key uuid := gen_random_uuid();
+BEGIN
+    IF NOT EXISTS (SELECT FROM pystatus.alert_channels AS c WHERE c.name = send_test_alert.channel) THEN
+        RAISE EXCEPTION 'unknown channel %', quote_nullable(send_test_alert.channel) USING ERRCODE = 'PS005';
+    END IF;
+    INSERT INTO pystatus.alert_messages (idempotency_key, channel, kind, body)
+    VALUES (v_key, send_test_alert.channel, 'test', jsonb_build_object(
+        'version', 1, 'kind', 'test', 'idempotency_key', v_key, 'channel', send_test_alert.channel,
+        'database', current_database(), 'created_at', now(),
+        'text', format('pystatus test message for channel %s', send_test_alert.channel)))
+    RETURNING id INTO v_id;
+    PERFORM pg_notify(pystatus._alerts_channel(), '');
+    RETURN v_id;
+END;
+$$;
+
+--
+-- Name: FUNCTION send_test_alert(channel text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.send_test_alert(channel text) IS 'Queues a test message for a channel (delivered by the running worker); returns its id.';
 
 --
 -- Name: service_name_problem(text); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -2004,9 +3001,6 @@ CREATE FUNCTION pystatus.set_expectations(service_name text, expected_interval i
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 #variable_conflict use_column
-DECLARE
-    v_oldest timestamptz;
-    v_from timestamptz;
 BEGIN
     PERFORM pystatus._check_heartbeat(set_expectations.service_name, 'ok', NULL, NULL);
     IF set_expectations.expected_interval IS NULL OR set_expectations.expected_interval <= interval '0' THEN
@@ -2021,21 +3015,12 @@ BEGIN
     VALUES (set_expectations.service_name, set_expectations.expected_interval, set_expectations.grace)
     ON CONFLICT (service_name) DO UPDATE
         SET expected_interval = EXCLUDED.expected_interval, grace = EXCLUDED.grace;
-    -- Silence in past history is judged by the new expectations too: recompute its
-    -- rollups, from the service's oldest raw row on. Before it, history has expired
-    -- (or never was): the rollups are all that is left there and are kept as they
-    -- are, the hour of that row too when an older hour was rolled up (its start
-    -- carried in a status whose row has expired).
-    SELECT min(h.heartbeat_timestamp) INTO v_oldest
-    FROM public.system_status_history AS h WHERE h.service_name = set_expectations.service_name;
-    IF v_oldest IS NOT NULL THEN
-        v_from := date_bin('1 hour', v_oldest, pystatus._bucket_origin());
-        IF EXISTS (SELECT FROM pystatus.rollup_hourly AS r
-                   WHERE r.service_name = set_expectations.service_name AND r.bucket < v_from) THEN
-            v_from := v_from + interval '1 hour';
-        END IF;
-        INSERT INTO pystatus.rollup_dirty (service_name, since) VALUES (set_expectations.service_name, v_from);
-    END IF;
+    -- Silence in past history is judged by the new expectations too: its
+    -- rollups are recomputed, where raw history is still kept.
+    INSERT INTO pystatus.rollup_dirty (service_name, since)
+    SELECT set_expectations.service_name, f.since
+    FROM (SELECT pystatus._rollups_recomputable_from(set_expectations.service_name)) AS f(since)
+    WHERE f.since IS NOT NULL;
 END;
 $$;
 
@@ -2152,6 +3137,7 @@ BEGIN
                 THEN format('grant %s to the logins of %s: GRANT %1$s TO <login>',
                             substr(r.item, 6),
                             CASE r.item WHEN 'role pystatus_writer' THEN 'services'
+                                        WHEN 'role pystatus_alerter' THEN 'the alert worker, if you use alerts'
                                         ELSE 'dashboards and monitoring' END) END
     FROM pystatus._check_roles() AS r
     WHERE r.item LIKE 'role %';
@@ -2163,6 +3149,30 @@ $_$;
 --
 
 COMMENT ON FUNCTION pystatus.setup_report(OUT item text, OUT value text, OUT todo text) IS 'The installation at a glance (pg_partman, partitions, retention, default partition, maintenance scheduler, roles), with what is left for the DBA to do in todo.';
+
+--
+-- Name: snooze(text, interval, text); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.snooze(service_pattern text, duration interval, reason text DEFAULT NULL::text) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF snooze.duration IS NULL OR snooze.duration <= interval '0' OR snooze.duration > interval '366 days' THEN
+        RAISE EXCEPTION 'invalid duration %: more than 0 and at most 366 days', snooze.duration
+            USING ERRCODE = 'PS005';
+    END IF;
+    RETURN pystatus.add_maintenance(snooze.service_pattern, now(), now() + snooze.duration,
+                                    reason => snooze.reason, kind => 'snooze');
+END;
+$$;
+
+--
+-- Name: FUNCTION snooze(service_pattern text, duration interval, reason text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.snooze(service_pattern text, duration interval, reason text) IS 'Mutes the alerts of the services matching service_pattern for duration, from now; the answers are unchanged (a snoozed service that is down is still down). Returns the snooze''s id.';
 
 --
 -- Name: status_category(text); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -2517,6 +3527,116 @@ ALTER TABLE public.system_status_history ALTER COLUMN id ADD GENERATED BY DEFAUL
 );
 
 --
+-- Name: alert_attempts; Type: TABLE; Schema: pystatus; Owner: -
+--
+
+CREATE TABLE pystatus.alert_attempts (
+    message_id bigint NOT NULL,
+    attempt integer NOT NULL,
+    started_at timestamp with time zone NOT NULL,
+    finished_at timestamp with time zone,
+    worker text NOT NULL,
+    outcome text,
+    error text,
+    CONSTRAINT alert_attempts_outcome_check CHECK ((outcome = ANY (ARRAY['sent'::text, 'failed'::text])))
+);
+
+--
+-- Name: TABLE alert_attempts; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON TABLE pystatus.alert_attempts IS 'The delivery log: every attempt to send a message, with its worker, outcome and error. An attempt with no outcome was cut short (its worker died).';
+
+--
+-- Name: alert_messages; Type: TABLE; Schema: pystatus; Owner: -
+--
+
+CREATE TABLE pystatus.alert_messages (
+    id bigint NOT NULL,
+    idempotency_key uuid NOT NULL,
+    channel character varying(64) NOT NULL,
+    rule_id bigint,
+    service_name character varying(64),
+    kind text NOT NULL,
+    body jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    state text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    claimed_until timestamp with time zone,
+    sent_at timestamp with time zone,
+    CONSTRAINT alert_messages_kind_check CHECK ((kind = ANY (ARRAY['down'::text, 'reminder'::text, 'recovered'::text, 'test'::text]))),
+    CONSTRAINT alert_messages_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'sent'::text, 'failed'::text])))
+);
+
+--
+-- Name: TABLE alert_messages; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON TABLE pystatus.alert_messages IS 'Messages to deliver, at least once, each with its idempotency key (sent in every copy): pending until a worker delivers it (sent) or gives up (failed). A worker holds a message it is sending until claimed_until; after that (the worker died) another sends it again.';
+
+--
+-- Name: alert_messages_id_seq; Type: SEQUENCE; Schema: pystatus; Owner: -
+--
+
+ALTER TABLE pystatus.alert_messages ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME pystatus.alert_messages_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: alert_rules_id_seq; Type: SEQUENCE; Schema: pystatus; Owner: -
+--
+
+ALTER TABLE pystatus.alert_rules ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME pystatus.alert_rules_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: alert_state; Type: TABLE; Schema: pystatus; Owner: -
+--
+
+CREATE TABLE pystatus.alert_state (
+    rule_id bigint NOT NULL,
+    service_name character varying(64) NOT NULL,
+    down_since timestamp with time zone NOT NULL,
+    alerted_at timestamp with time zone NOT NULL,
+    reminded_at timestamp with time zone,
+    reminders integer DEFAULT 0 NOT NULL
+);
+
+--
+-- Name: TABLE alert_state; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON TABLE pystatus.alert_state IS 'The open alerts: a row from the down message of a rule and service until its recovery message.';
+
+--
+-- Name: alerts_progress; Type: TABLE; Schema: pystatus; Owner: -
+--
+
+CREATE TABLE pystatus.alerts_progress (
+    singleton boolean DEFAULT true NOT NULL,
+    evaluated_until timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT alerts_progress_singleton_check CHECK (singleton)
+);
+
+--
+-- Name: TABLE alerts_progress; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON TABLE pystatus.alerts_progress IS 'Until when pystatus.evaluate_alerts() has recorded the edges of maintenance windows.';
+
+--
 -- Name: definitions_applied; Type: TABLE; Schema: pystatus; Owner: -
 --
 
@@ -2576,11 +3696,17 @@ COMMENT ON TABLE pystatus.service_expectations IS 'How often each service promis
 --
 
 CREATE VIEW pystatus.live_status AS
+ WITH windows_now AS MATERIALIZED (
+         SELECT o.like_pattern,
+            o.ends
+           FROM pystatus.maintenance_occurrences(now(), (now() + '00:00:00.000001'::interval)) o(window_id, service_pattern, like_pattern, kind, starts, ends, reason)
+          WHERE (o.kind = 'maintenance'::text)
+        )
  SELECT s.service_name,
     (
         CASE
-            WHEN (pystatus.goes_stale((s.status)::text) AND (now() > x.stale_after)) THEN 'stale'::character varying
-            ELSE s.status
+            WHEN ((m.until IS NOT NULL) AND (pystatus.status_category(r.status) = 'down'::text)) THEN 'maintenance'::text
+            ELSE r.status
         END)::character varying(16) AS effective_status,
     s.status AS reported_status,
     s.last_heartbeat,
@@ -2589,18 +3715,40 @@ CREATE VIEW pystatus.live_status AS
     s.latency_ms,
     d.expected_interval,
     d.grace,
-    x.stale_after
-   FROM (((public.system_status s
+    x.stale_after,
+    m.until AS maintenance_until
+   FROM (((((public.system_status s
      LEFT JOIN pystatus.service_expectations e ON (((e.service_name)::text = (s.service_name)::text)))
      CROSS JOIN LATERAL ( SELECT COALESCE(e.expected_interval, '00:01:00'::interval) AS expected_interval,
             COALESCE(e.grace, '00:01:00'::interval) AS grace) d)
-     CROSS JOIN LATERAL ( SELECT ((s.last_heartbeat + d.expected_interval) + d.grace) AS stale_after) x);
+     CROSS JOIN LATERAL ( SELECT ((s.last_heartbeat + d.expected_interval) + d.grace) AS stale_after) x)
+     CROSS JOIN LATERAL ( SELECT
+                CASE
+                    WHEN (pystatus.goes_stale((s.status)::text) AND (now() > x.stale_after)) THEN 'stale'::text
+                    ELSE (s.status)::text
+                END AS status) r)
+     LEFT JOIN LATERAL ( SELECT max(w.ends) AS until
+           FROM windows_now w
+          WHERE ((s.service_name)::text ~~ w.like_pattern)) m ON (true));
 
 --
 -- Name: VIEW live_status; Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON VIEW pystatus.live_status IS 'Every service as a dashboard should show it: effective_status is stale once the service has been silent past stale_after (last_heartbeat + expected_interval + grace), even if it never said so. Reads system_status only: as fast as the dashboard''s own query.';
+COMMENT ON VIEW pystatus.live_status IS 'Every service as a dashboard should show it: effective_status is stale once the service has been silent past stale_after (last_heartbeat + expected_interval + grace), even if it never said so, and maintenance instead of down or stale inside a maintenance window (open until maintenance_until). Reads system_status and the windows open now only.';
+
+--
+-- Name: maintenance_windows_id_seq; Type: SEQUENCE; Schema: pystatus; Owner: -
+--
+
+ALTER TABLE pystatus.maintenance_windows ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME pystatus.maintenance_windows_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
 
 --
 -- Name: rollup_daily; Type: TABLE; Schema: pystatus; Owner: -
@@ -2683,6 +3831,40 @@ COMMENT ON TABLE pystatus.service_logins IS 'Which services each login may heart
 COMMENT ON COLUMN pystatus.service_logins.like_pattern IS 'service_pattern as a LIKE pattern: * becomes %, and \, % and _ match themselves.';
 
 --
+-- Name: status_events; Type: TABLE; Schema: pystatus; Owner: -
+--
+
+CREATE TABLE pystatus.status_events (
+    id bigint NOT NULL,
+    service_name character varying(64) NOT NULL,
+    at timestamp with time zone NOT NULL,
+    from_status character varying(16),
+    to_status character varying(16) NOT NULL,
+    cause text NOT NULL,
+    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT status_events_cause_check CHECK ((cause = ANY (ARRAY['reported'::text, 'silence'::text, 'window started'::text, 'window ended'::text])))
+);
+
+--
+-- Name: TABLE status_events; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON TABLE pystatus.status_events IS 'Every change of a service''s effective status, written in the same transaction as the change: a reported status that differs from the previous one (cause reported; from_status NULL for a service''s first heartbeat), stale written by the sweeper (silence, at the deadline), and the edges of maintenance windows (window started/ended). The alerts'' outbox; kept as long as history.';
+
+--
+-- Name: status_events_id_seq; Type: SEQUENCE; Schema: pystatus; Owner: -
+--
+
+ALTER TABLE pystatus.status_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME pystatus.status_events_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
 -- Name: system_status_history_default; Type: TABLE ATTACH; Schema: public; Owner: -
 --
 
@@ -2694,6 +3876,69 @@ ALTER TABLE ONLY public.system_status_history ATTACH PARTITION public.system_sta
 
 ALTER TABLE ONLY public.system_status
     ADD CONSTRAINT system_status_pkey PRIMARY KEY (service_name);
+
+--
+-- Name: alert_attempts alert_attempts_pkey; Type: CONSTRAINT; Schema: pystatus; Owner: -
+--
+
+ALTER TABLE ONLY pystatus.alert_attempts
+    ADD CONSTRAINT alert_attempts_pkey PRIMARY KEY (message_id, attempt);
+
+--
+-- Name: alert_channels alert_channels_pkey; Type: CONSTRAINT; Schema: pystatus; Owner: -
+--
+
+ALTER TABLE ONLY pystatus.alert_channels
+    ADD CONSTRAINT alert_channels_pkey PRIMARY KEY (name);
+
+--
+-- Name: alert_messages alert_messages_idempotency_key_key; Type: CONSTRAINT; Schema: pystatus; Owner: -
+--
+
+ALTER TABLE ONLY pystatus.alert_messages
+    ADD CONSTRAINT alert_messages_idempotency_key_key UNIQUE (idempotency_key);
+
+--
+-- Name: alert_messages alert_messages_pkey; Type: CONSTRAINT; Schema: pystatus; Owner: -
+--
+
+ALTER TABLE ONLY pystatus.alert_messages
+    ADD CONSTRAINT alert_messages_pkey PRIMARY KEY (id);
+
+--
+-- Name: alert_rules alert_rules_pkey; Type: CONSTRAINT; Schema: pystatus; Owner: -
+--
+
+ALTER TABLE ONLY pystatus.alert_rules
+    ADD CONSTRAINT alert_rules_pkey PRIMARY KEY (id);
+
+--
+-- Name: alert_rules alert_rules_service_pattern_channel_key; Type: CONSTRAINT; Schema: pystatus; Owner: -
+--
+
+ALTER TABLE ONLY pystatus.alert_rules
+    ADD CONSTRAINT alert_rules_service_pattern_channel_key UNIQUE (service_pattern, channel);
+
+--
+-- Name: alert_state alert_state_pkey; Type: CONSTRAINT; Schema: pystatus; Owner: -
+--
+
+ALTER TABLE ONLY pystatus.alert_state
+    ADD CONSTRAINT alert_state_pkey PRIMARY KEY (rule_id, service_name);
+
+--
+-- Name: alerts_progress alerts_progress_pkey; Type: CONSTRAINT; Schema: pystatus; Owner: -
+--
+
+ALTER TABLE ONLY pystatus.alerts_progress
+    ADD CONSTRAINT alerts_progress_pkey PRIMARY KEY (singleton);
+
+--
+-- Name: maintenance_windows maintenance_windows_pkey; Type: CONSTRAINT; Schema: pystatus; Owner: -
+--
+
+ALTER TABLE ONLY pystatus.maintenance_windows
+    ADD CONSTRAINT maintenance_windows_pkey PRIMARY KEY (id);
 
 --
 -- Name: rollup_daily rollup_daily_pkey; Type: CONSTRAINT; Schema: pystatus; Owner: -
@@ -2731,6 +3976,13 @@ ALTER TABLE ONLY pystatus.service_logins
     ADD CONSTRAINT service_logins_pkey PRIMARY KEY (login, service_pattern);
 
 --
+-- Name: status_events status_events_pkey; Type: CONSTRAINT; Schema: pystatus; Owner: -
+--
+
+ALTER TABLE ONLY pystatus.status_events
+    ADD CONSTRAINT status_events_pkey PRIMARY KEY (id);
+
+--
 -- Name: system_status_history_service_time; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -2743,6 +3995,18 @@ CREATE INDEX system_status_history_service_time ON ONLY public.system_status_his
 CREATE INDEX system_status_history_default_service_name_heartbeat_timest_idx ON public.system_status_history_default USING btree (service_name, heartbeat_timestamp DESC);
 
 --
+-- Name: alert_messages_created; Type: INDEX; Schema: pystatus; Owner: -
+--
+
+CREATE INDEX alert_messages_created ON pystatus.alert_messages USING btree (created_at);
+
+--
+-- Name: alert_messages_due; Type: INDEX; Schema: pystatus; Owner: -
+--
+
+CREATE INDEX alert_messages_due ON pystatus.alert_messages USING btree (next_attempt_at) WHERE (state = 'pending'::text);
+
+--
 -- Name: rollup_daily_bucket_idx; Type: INDEX; Schema: pystatus; Owner: -
 --
 
@@ -2753,6 +4017,18 @@ CREATE INDEX rollup_daily_bucket_idx ON pystatus.rollup_daily USING btree (bucke
 --
 
 CREATE INDEX rollup_hourly_bucket ON pystatus.rollup_hourly USING btree (bucket);
+
+--
+-- Name: status_events_recorded; Type: INDEX; Schema: pystatus; Owner: -
+--
+
+CREATE INDEX status_events_recorded ON pystatus.status_events USING btree (recorded_at);
+
+--
+-- Name: status_events_service; Type: INDEX; Schema: pystatus; Owner: -
+--
+
+CREATE INDEX status_events_service ON pystatus.status_events USING btree (service_name, id);
 
 --
 -- Name: system_status_history_default_service_name_heartbeat_timest_idx; Type: INDEX ATTACH; Schema: public; Owner: -
@@ -2773,6 +4049,18 @@ CREATE TRIGGER system_status_copy_to_history AFTER INSERT OR UPDATE ON public.sy
 COMMENT ON TRIGGER system_status_copy_to_history ON public.system_status IS 'Copies every write into system_status_history in the same transaction: if the history insert fails, the status write fails with it.';
 
 --
+-- Name: system_status system_status_first_status; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER system_status_first_status AFTER INSERT ON public.system_status FOR EACH ROW EXECUTE FUNCTION pystatus._record_status_event();
+
+--
+-- Name: TRIGGER system_status_first_status ON system_status; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER system_status_first_status ON public.system_status IS 'A new service''s first status is an event.';
+
+--
 -- Name: system_status_history system_status_history_late_rows; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -2783,6 +4071,30 @@ CREATE TRIGGER system_status_history_late_rows AFTER INSERT ON public.system_sta
 --
 
 COMMENT ON TRIGGER system_status_history_late_rows ON public.system_status_history IS 'Rows dated further back than _rollup_delay() when written (backfills) mark rollups dirty.';
+
+--
+-- Name: system_status system_status_status_changed; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER system_status_status_changed AFTER UPDATE ON public.system_status FOR EACH ROW WHEN (((old.status)::text IS DISTINCT FROM (new.status)::text)) EXECUTE FUNCTION pystatus._record_status_event();
+
+--
+-- Name: TRIGGER system_status_status_changed ON system_status; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER system_status_status_changed ON public.system_status IS 'A write that changes a service''s status is an event, in the same transaction.';
+
+--
+-- Name: maintenance_windows maintenance_windows_changed; Type: TRIGGER; Schema: pystatus; Owner: -
+--
+
+CREATE TRIGGER maintenance_windows_changed AFTER INSERT OR DELETE OR UPDATE ON pystatus.maintenance_windows FOR EACH ROW EXECUTE FUNCTION pystatus._windows_changed();
+
+--
+-- Name: TRIGGER maintenance_windows_changed ON maintenance_windows; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON TRIGGER maintenance_windows_changed ON pystatus.maintenance_windows IS 'Past hours read differently once a window covers them: their rollups are recomputed.';
 
 --
 -- Name: service_logins service_logins_restrict; Type: TRIGGER; Schema: pystatus; Owner: -
@@ -2797,12 +4109,66 @@ CREATE TRIGGER service_logins_restrict AFTER INSERT OR DELETE OR TRUNCATE ON pys
 COMMENT ON TRIGGER service_logins_restrict ON pystatus.service_logins IS 'Turns the restriction on with the first allowance and off with the last.';
 
 --
+-- Name: alert_attempts alert_attempts_message_id_fkey; Type: FK CONSTRAINT; Schema: pystatus; Owner: -
+--
+
+ALTER TABLE ONLY pystatus.alert_attempts
+    ADD CONSTRAINT alert_attempts_message_id_fkey FOREIGN KEY (message_id) REFERENCES pystatus.alert_messages(id) ON DELETE CASCADE;
+
+--
+-- Name: alert_messages alert_messages_channel_fkey; Type: FK CONSTRAINT; Schema: pystatus; Owner: -
+--
+
+ALTER TABLE ONLY pystatus.alert_messages
+    ADD CONSTRAINT alert_messages_channel_fkey FOREIGN KEY (channel) REFERENCES pystatus.alert_channels(name) ON DELETE CASCADE;
+
+--
+-- Name: alert_messages alert_messages_rule_id_fkey; Type: FK CONSTRAINT; Schema: pystatus; Owner: -
+--
+
+ALTER TABLE ONLY pystatus.alert_messages
+    ADD CONSTRAINT alert_messages_rule_id_fkey FOREIGN KEY (rule_id) REFERENCES pystatus.alert_rules(id) ON DELETE SET NULL;
+
+--
+-- Name: alert_rules alert_rules_channel_fkey; Type: FK CONSTRAINT; Schema: pystatus; Owner: -
+--
+
+ALTER TABLE ONLY pystatus.alert_rules
+    ADD CONSTRAINT alert_rules_channel_fkey FOREIGN KEY (channel) REFERENCES pystatus.alert_channels(name) ON DELETE CASCADE;
+
+--
+-- Name: alert_state alert_state_rule_id_fkey; Type: FK CONSTRAINT; Schema: pystatus; Owner: -
+--
+
+ALTER TABLE ONLY pystatus.alert_state
+    ADD CONSTRAINT alert_state_rule_id_fkey FOREIGN KEY (rule_id) REFERENCES pystatus.alert_rules(id) ON DELETE CASCADE;
+
+--
 -- Name: SCHEMA pystatus; Type: ACL; Schema: -; Owner: -
 --
 
 GRANT USAGE ON SCHEMA pystatus TO pystatus_writer;
 GRANT USAGE ON SCHEMA pystatus TO pystatus_reader;
+GRANT USAGE ON SCHEMA pystatus TO pystatus_alerter;
 GRANT USAGE ON SCHEMA pystatus TO PUBLIC;
+
+--
+-- Name: FUNCTION _alert_body(kind text, channel text, rule_id bigint, service_pattern text, service_name text, status text, down_since timestamp with time zone, up_since timestamp with time zone, reminders integer); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._alert_body(kind text, channel text, rule_id bigint, service_pattern text, service_name text, status text, down_since timestamp with time zone, up_since timestamp with time zone, reminders integer) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _alert_give_up_after(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._alert_give_up_after() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _alerts_channel(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._alerts_channel() FROM PUBLIC;
 
 --
 -- Name: FUNCTION _backfilling(); Type: ACL; Schema: pystatus; Owner: -
@@ -2815,6 +4181,12 @@ REVOKE ALL ON FUNCTION pystatus._backfilling() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION pystatus._bucket_origin() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _channel_options(kind text); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._channel_options(kind text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _check_heartbeat(service_name text, status text, current_task text, latency_ms double precision); Type: ACL; Schema: pystatus; Owner: -
@@ -2859,10 +4231,22 @@ REVOKE ALL ON FUNCTION pystatus._copy_status_to_history() FROM PUBLIC;
 REVOKE ALL ON FUNCTION pystatus._cron_database(OUT name text, OUT readable boolean) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _expire_alerts(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._expire_alerts() FROM PUBLIC;
+
+--
 -- Name: FUNCTION _history_partition_names(); Type: ACL; Schema: pystatus; Owner: -
 --
 
 REVOKE ALL ON FUNCTION pystatus._history_partition_names() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _is_time_zone(time_zone text); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._is_time_zone(time_zone text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _is_valid_heartbeat(service_name text, status text, current_task text, latency_ms double precision); Type: ACL; Schema: pystatus; Owner: -
@@ -2871,10 +4255,22 @@ REVOKE ALL ON FUNCTION pystatus._history_partition_names() FROM PUBLIC;
 REVOKE ALL ON FUNCTION pystatus._is_valid_heartbeat(service_name text, status text, current_task text, latency_ms double precision) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _last_crossing(service_name text, into_down boolean); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._last_crossing(service_name text, into_down boolean) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _maintenance_due(); Type: ACL; Schema: pystatus; Owner: -
 --
 
 REVOKE ALL ON FUNCTION pystatus._maintenance_due() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _maintenance_ranges(service_name text, since timestamp with time zone, until timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._maintenance_ranges(service_name text, since timestamp with time zone, until timestamp with time zone) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _maintenance_report(partitions_before text[], rows_moved bigint); Type: ACL; Schema: pystatus; Owner: -
@@ -2887,6 +4283,12 @@ REVOKE ALL ON FUNCTION pystatus._maintenance_report(partitions_before text[], ro
 --
 
 REVOKE ALL ON FUNCTION pystatus._mark_rollups_dirty() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _mask_secrets(kind text, target text, options jsonb, OUT target text, OUT options jsonb); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._mask_secrets(kind text, target text, options jsonb, OUT target text, OUT options jsonb) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _may_write_stale(); Type: ACL; Schema: pystatus; Owner: -
@@ -2925,6 +4327,12 @@ REVOKE ALL ON FUNCTION pystatus._premade_range(OUT oldest timestamp with time zo
 REVOKE ALL ON FUNCTION pystatus._recent_window() FROM PUBLIC;
 
 --
+-- Name: FUNCTION _record_status_event(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._record_status_event() FROM PUBLIC;
+
+--
 -- Name: FUNCTION _role_rights(); Type: ACL; Schema: pystatus; Owner: -
 --
 
@@ -2943,6 +4351,12 @@ REVOKE ALL ON FUNCTION pystatus._roll_up(service_name text, since timestamp with
 REVOKE ALL ON FUNCTION pystatus._rollup_buckets(service_name text, since timestamp with time zone, until timestamp with time zone, width interval) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _rollups_recomputable_from(service_name text); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._rollups_recomputable_from(service_name text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _service_logins_changed(); Type: ACL; Schema: pystatus; Owner: -
 --
 
@@ -2953,6 +4367,42 @@ REVOKE ALL ON FUNCTION pystatus._service_logins_changed() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION pystatus._sync_logins_restricted() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _windows_changed(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._windows_changed() FROM PUBLIC;
+
+--
+-- Name: FUNCTION add_alert_channel(name text, kind text, target text, options jsonb); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.add_alert_channel(name text, kind text, target text, options jsonb) FROM PUBLIC;
+
+--
+-- Name: FUNCTION add_alert_rule(service_pattern text, channel text, down_for interval, down_reports integer, up_for interval, remind_every interval); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.add_alert_rule(service_pattern text, channel text, down_for interval, down_reports integer, up_for interval, remind_every interval) FROM PUBLIC;
+
+--
+-- Name: FUNCTION add_maintenance(service_pattern text, starts timestamp with time zone, ends timestamp with time zone, every interval, time_zone text, repeat_until timestamp with time zone, reason text, kind text); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.add_maintenance(service_pattern text, starts timestamp with time zone, ends timestamp with time zone, every interval, time_zone text, repeat_until timestamp with time zone, reason text, kind text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION alert_channel_list(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.alert_channel_list() FROM PUBLIC;
+
+--
+-- Name: FUNCTION alert_log(since timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.alert_log(since timestamp with time zone) FROM PUBLIC;
 
 --
 -- Name: FUNCTION allow_service(login name, service_pattern text); Type: ACL; Schema: pystatus; Owner: -
@@ -2966,6 +4416,13 @@ REVOKE ALL ON FUNCTION pystatus.allow_service(login name, service_pattern text) 
 
 REVOKE ALL ON FUNCTION pystatus."check"() FROM PUBLIC;
 GRANT ALL ON FUNCTION pystatus."check"() TO pystatus_reader;
+
+--
+-- Name: FUNCTION claim_alert_messages(worker text, max_messages integer, lease interval, message_id bigint); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.claim_alert_messages(worker text, max_messages integer, lease interval, message_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus.claim_alert_messages(worker text, max_messages integer, lease interval, message_id bigint) TO pystatus_alerter;
 
 --
 -- Name: FUNCTION create_history_partitions(since timestamp with time zone, until timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
@@ -2992,6 +4449,20 @@ GRANT ALL ON FUNCTION pystatus.daily_uptime(service_name text, days integer) TO 
 --
 
 REVOKE ALL ON FUNCTION pystatus.disallow_service(login name, service_pattern text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION evaluate_alerts(OUT messages integer, OUT next_check timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.evaluate_alerts(OUT messages integer, OUT next_check timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus.evaluate_alerts(OUT messages integer, OUT next_check timestamp with time zone) TO pystatus_alerter;
+
+--
+-- Name: FUNCTION finish_alert_attempt(message_id bigint, attempt integer, error text); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.finish_alert_attempt(message_id bigint, attempt integer, error text) FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus.finish_alert_attempt(message_id bigint, attempt integer, error text) TO pystatus_alerter;
 
 --
 -- Name: FUNCTION goes_stale(status text); Type: ACL; Schema: pystatus; Owner: -
@@ -3061,6 +4532,13 @@ REVOKE ALL ON FUNCTION pystatus.maintenance_jobs() FROM PUBLIC;
 GRANT ALL ON FUNCTION pystatus.maintenance_jobs() TO pystatus_reader;
 
 --
+-- Name: FUNCTION maintenance_occurrences(since timestamp with time zone, until timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.maintenance_occurrences(since timestamp with time zone, until timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus.maintenance_occurrences(since timestamp with time zone, until timestamp with time zone) TO pystatus_reader;
+
+--
 -- Name: FUNCTION maintenance_scheduler(); Type: ACL; Schema: pystatus; Owner: -
 --
 
@@ -3085,6 +4563,24 @@ REVOKE ALL ON FUNCTION pystatus.record_heartbeat(service_name text, status text,
 REVOKE ALL ON FUNCTION pystatus.refresh_rollups() FROM PUBLIC;
 
 --
+-- Name: FUNCTION remove_alert_channel(name text); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.remove_alert_channel(name text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION remove_alert_rule(rule_id bigint); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.remove_alert_rule(rule_id bigint) FROM PUBLIC;
+
+--
+-- Name: FUNCTION remove_maintenance(window_id bigint); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.remove_maintenance(window_id bigint) FROM PUBLIC;
+
+--
 -- Name: FUNCTION schedule_maintenance(); Type: ACL; Schema: pystatus; Owner: -
 --
 
@@ -3095,6 +4591,12 @@ REVOKE ALL ON FUNCTION pystatus.schedule_maintenance() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION pystatus.segments(service_name text, since timestamp with time zone, until timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION send_test_alert(channel text); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.send_test_alert(channel text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION service_name_problem(service_name text); Type: ACL; Schema: pystatus; Owner: -
@@ -3127,10 +4629,17 @@ REVOKE ALL ON FUNCTION pystatus.set_rollup_retention(retention interval) FROM PU
 REVOKE ALL ON FUNCTION pystatus.setup_report(OUT item text, OUT value text, OUT todo text) FROM PUBLIC;
 
 --
+-- Name: FUNCTION snooze(service_pattern text, duration interval, reason text); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.snooze(service_pattern text, duration interval, reason text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION status_category(status text); Type: ACL; Schema: pystatus; Owner: -
 --
 
 REVOKE ALL ON FUNCTION pystatus.status_category(status text) FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus.status_category(status text) TO pystatus_reader;
 
 --
 -- Name: FUNCTION sweep(); Type: ACL; Schema: pystatus; Owner: -

@@ -59,7 +59,7 @@ SELECT now() - %(interval)s::interval
 -- live_status --
 -- Every service with its effective status (stale once silent past its deadline).
 SELECT service_name, effective_status, reported_status, last_heartbeat, seconds_since,
-       current_task, latency_ms, expected_interval, grace, stale_after
+       current_task, latency_ms, expected_interval, grace, stale_after, maintenance_until
 FROM pystatus.live_status ORDER BY service_name
 
 -- set_expectations --
@@ -189,7 +189,7 @@ FROM me LEFT JOIN partman ON true
 UNION ALL
 SELECT 'role ' || r.name, me.rolsuper OR me.rolcreaterole OR to_regrole(r.name) IS NOT NULL,
        format('CREATE ROLE %I NOLOGIN;', r.name), current_database()
-FROM me, (VALUES ('pystatus_writer'), ('pystatus_reader')) AS r(name)
+FROM me, (VALUES ('pystatus_writer'), ('pystatus_reader'), ('pystatus_alerter')) AS r(name)
 
 -- install_plan_cron --
 -- Run in pg_cron's database before installing: what the role needs there to register the jobs of %(database)s.
@@ -210,3 +210,68 @@ SELECT format('pg_cron''s jobs connect to database %%s as this role', %(database
        has_database_privilege(%(database)s::text, 'CONNECT'),
        format('GRANT CONNECT ON DATABASE %%I TO %%I;', %(database)s::text, me.rolname), current_database()
 FROM me
+
+-- add_alert_channel --
+-- Adds or replaces an alert channel.
+SELECT pystatus.add_alert_channel(%(name)s::text, %(kind)s::text, %(target)s::text, %(options)s::jsonb)
+
+-- remove_alert_channel --
+-- Removes a channel with its rules and messages; false if there was none.
+SELECT pystatus.remove_alert_channel(%(name)s::text)
+
+-- alert_channels --
+-- The channels, secrets masked.
+SELECT name, kind, target, options, rules FROM pystatus.alert_channel_list()
+
+-- add_alert_rule --
+-- Adds or replaces the rule of a pattern and channel; returns its id.
+SELECT pystatus.add_alert_rule(%(service_pattern)s::text, %(channel)s::text, %(down_for)s::interval, %(down_reports)s::integer, %(up_for)s::interval, %(remind_every)s::interval)
+
+-- remove_alert_rule --
+-- Removes a rule; false if there was none.
+SELECT pystatus.remove_alert_rule(%(rule_id)s::bigint)
+
+-- alert_rules --
+-- The rules, by pattern.
+SELECT id, service_pattern, channel, down_for, down_reports, up_for, remind_every
+FROM pystatus.alert_rules ORDER BY service_pattern, channel
+
+-- add_maintenance --
+-- Plans a maintenance window; returns its id.
+SELECT pystatus.add_maintenance(%(service_pattern)s::text, %(starts)s::timestamptz, %(ends)s::timestamptz, %(every)s::interval, %(time_zone)s::text, %(repeat_until)s::timestamptz, %(reason)s::text)
+
+-- snooze --
+-- Mutes the alerts of matching services for a while; returns the snooze's id.
+SELECT pystatus.snooze(%(service_pattern)s::text, %(duration)s::interval, %(reason)s::text)
+
+-- remove_maintenance --
+-- Removes a maintenance window or snooze; false if there was none.
+SELECT pystatus.remove_maintenance(%(window_id)s::bigint)
+
+-- maintenance_occurrences --
+-- The occurrences of windows and snoozes overlapping a span, in time order.
+SELECT window_id, service_pattern, kind, starts, ends, reason
+FROM pystatus.maintenance_occurrences(%(since)s::timestamptz, %(until)s::timestamptz)
+ORDER BY starts, window_id
+
+-- send_test_alert --
+-- Queues a test message for a channel; returns its id.
+SELECT pystatus.send_test_alert(%(channel)s::text)
+
+-- alert_log --
+-- The alert messages written since a time, newest first.
+SELECT message_id, created_at, channel, service_name, kind, state, attempts, sent_at, last_error, idempotency_key, body_text
+FROM pystatus.alert_log(%(since)s::timestamptz)
+
+-- evaluate_alerts --
+-- Writes the alert messages that are due; says when to evaluate next.
+SELECT messages, next_check FROM pystatus.evaluate_alerts()
+
+-- claim_alert_messages --
+-- Takes due messages for this worker for a lease.
+SELECT message_id, attempt, idempotency_key, channel, kind, target, options, body
+FROM pystatus.claim_alert_messages(%(worker)s::text, %(max_messages)s::integer, %(lease)s::interval, %(message_id)s::bigint)
+
+-- finish_alert_attempt --
+-- Records how a delivery attempt ended; returns the message's state.
+SELECT pystatus.finish_alert_attempt(%(message_id)s::bigint, %(attempt)s::integer, %(error)s::text)

@@ -20,7 +20,7 @@ from tests.catalog import describe
 from tests.helpers import SEED_TABLE, one
 from tests.schema_snapshot import SNAPSHOT, dump_schema
 
-ALL = ["0001_baseline", "0002_finite_times"]
+ALL = ["0001_baseline", "0002_finite_times", "0003_alerts"]
 
 
 def assert_same_schema(actual: str, expected: str) -> None:
@@ -237,9 +237,8 @@ def test_a_failure_in_the_last_step_of_an_upgrade_leaves_the_database_as_it_was(
     before = installation(empty_dsn)
     # The next version: a new migration, a changed function, and a failing last step.
     sources = copy_sources(tmp_path)
-    (sources.root / "migrations" / "0003_next.sql").write_text(
-        "-- depends: 0002_finite_times\n"
-        "ALTER TABLE pystatus.service_expectations ADD COLUMN note text;\n"
+    (sources.root / "migrations" / "0004_next.sql").write_text(
+        "-- depends: 0003_alerts\nALTER TABLE pystatus.service_expectations ADD COLUMN note text;\n"
     )
     answers = sources.root / "schema" / "50_answers.sql"
     answers.write_text(answers.read_text().replace("stale once the service", "stale when it"))

@@ -626,7 +626,7 @@ def test_the_roles_serve_every_database_of_the_cluster(two_databases: list[str])
     with psycopg.connect(as_login(a, "shared_writer"), autocommit=True) as conn:
         pystatus.heartbeat(conn, "api")
     with psycopg.connect(b) as conn:
-        assert one(conn, "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'pystatus\\_%%'") == 2
+        assert one(conn, "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'pystatus\\_%%'") == 3
 
     # Migrating b again reuses the roles; rolling a back entirely leaves b's
     # grants in place.
@@ -690,7 +690,14 @@ def test_the_setup_report_says_what_is_left_to_grant(db: Conn, login: Login) -> 
         "GRANT pystatus_writer TO <login>",
         "role pystatus_reader": "grant pystatus_reader to the logins of dashboards and monitoring: "
         "GRANT pystatus_reader TO <login>",
+        "role pystatus_alerter": "grant pystatus_alerter to the logins of the alert worker, if you "
+        "use alerts: GRANT pystatus_alerter TO <login>",
     }
     login("pystatus_writer")
     login("pystatus_reader")
-    assert todos() == {"role pystatus_writer": None, "role pystatus_reader": None}
+    login("pystatus_alerter")
+    assert todos() == {
+        "role pystatus_writer": None,
+        "role pystatus_reader": None,
+        "role pystatus_alerter": None,
+    }

@@ -1,6 +1,7 @@
 """Property: uptime from rollups equals uptime from raw history, on random
 histories with silences, flapping, maintenance, planned stops, out-of-order
-backfills and month boundaries, for random windows."""
+backfills, month boundaries and maintenance windows (one-off or daily, added
+before or after the hours were rolled up), for random windows."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pystatus
+from pystatus import alerts
 from tests.helpers import one
 
 Conn = psycopg.Connection[Any]
@@ -36,12 +38,19 @@ service_histories = st.lists(
     min_size=1,
     max_size=3,
 )
+# A maintenance window: start (seconds after the history starts), length, for
+# every service or service-0 only, daily or once.
+maintenance_windows = st.lists(
+    st.tuples(st.integers(0, 3 * 86400), st.integers(60, 6 * 3600), st.booleans(), st.booleans()),
+    max_size=3,
+)
 
 
 def reset(db: Conn, rolled_until: datetime) -> None:
     db.execute(
         "TRUNCATE system_status, system_status_history, pystatus.rollup_hourly,"
-        " pystatus.rollup_daily, pystatus.rollup_dirty, pystatus.service_expectations"
+        " pystatus.rollup_daily, pystatus.rollup_dirty, pystatus.service_expectations,"
+        " pystatus.maintenance_windows"
     )
     db.execute("UPDATE pystatus.rollup_state SET rolled_until = %s", (rolled_until,))
 
@@ -57,6 +66,8 @@ def reset(db: Conn, rolled_until: datetime) -> None:
     rolled_from_the_start=st.booleans(),
     shuffle_seed=st.integers(0, 2**16),
     windows=st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), min_size=1, max_size=4),
+    maintenance=maintenance_windows,
+    maintenance_planned_late=st.booleans(),
 )
 def test_rollups_equal_raw_history(
     db: Conn,
@@ -65,6 +76,8 @@ def test_rollups_equal_raw_history(
     rolled_from_the_start: bool,
     shuffle_seed: int,
     windows: list[tuple[float, float]],
+    maintenance: list[tuple[int, int, bool, bool]],
+    maintenance_planned_late: bool,
 ) -> None:
     now = one(db, "SELECT now()")
     if start_at_month_boundary:  # history straddles the start of a month (and a partition)
@@ -88,9 +101,26 @@ def test_rollups_equal_raw_history(
             rows.append((service, status, at))
     rows = [r for r in rows if r[2] < now - timedelta(minutes=10)]
     random.Random(shuffle_seed).shuffle(rows)  # out-of-order backfills
+
+    def plan_maintenance() -> None:
+        for offset, length, everyone, daily in maintenance:
+            begins = start + timedelta(seconds=offset)
+            alerts.add_maintenance(
+                db,
+                "service-*" if everyone else "service-0",
+                begins,
+                begins + timedelta(seconds=length),
+                every="1 day" if daily else None,
+            )
+
+    if not maintenance_planned_late:
+        plan_maintenance()
     for service, status, at in rows:
         pystatus.record_heartbeat(db, service, status, None, at)
     db.execute("SELECT pystatus.refresh_rollups()")
+    if maintenance_planned_late:  # after the hours were rolled up: they are recomputed
+        plan_maintenance()
+        db.execute("SELECT pystatus.refresh_rollups()")
 
     span = (now - timedelta(minutes=10)) - (start - timedelta(hours=1))
     for a, b in windows:

@@ -45,11 +45,16 @@ RETURNS boolean
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_has_role(session_user, (SELECT nspowner FROM pg_namespace WHERE nspname = 'pystatus'), 'MEMBER');
+    -- The alert worker (pystatus_alerter) sweeps too, through evaluate_alerts(),
+    -- so that a silent service is marked within seconds of its deadline.
+    SELECT pg_has_role(session_user, (SELECT nspowner FROM pg_namespace WHERE nspname = 'pystatus'), 'MEMBER')
+        OR coalesce((SELECT pg_has_role(session_user, r.oid, 'MEMBER') FROM pg_roles AS r
+                     WHERE r.rolname = 'pystatus_alerter'), false);
 $$;
 COMMENT ON FUNCTION pystatus._may_write_stale() IS
     'Whether the connected login may write the status stale: pystatus''s owner (the sweeper''s '
-    'pg_cron job, a DBA) and the roles that are members of it; no service.';
+    'pg_cron job, a DBA) and the roles that are members of it, and the alert worker''s login '
+    '(pystatus_alerter); no service.';
 
 -- It runs as its owner (SECURITY DEFINER): a service that writes system_status
 -- directly, with the table rights it had before pystatus, needs no right on

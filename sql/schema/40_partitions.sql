@@ -289,6 +289,9 @@ BEGIN
         RETURN pg_catalog.jsonb_build_object('skipped', 'another maintenance is running');
     END IF;
     v_before := pystatus._history_partition_names();
+    -- Events and alert messages expire with history (plain deletes: no lock a
+    -- status write waits for).
+    PERFORM pystatus._expire_alerts();
     v_due := pystatus._maintenance_due();
     IF v_due OPERATOR(pg_catalog.=) '{}'::pg_catalog.jsonb THEN
         RETURN pystatus._maintenance_report(v_before, 0);

@@ -22,9 +22,6 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
-DECLARE
-    v_oldest timestamptz;
-    v_from timestamptz;
 BEGIN
     PERFORM pystatus._check_heartbeat(set_expectations.service_name, 'ok', NULL, NULL);
     IF set_expectations.expected_interval IS NULL OR set_expectations.expected_interval <= interval '0' THEN
@@ -39,21 +36,12 @@ BEGIN
     VALUES (set_expectations.service_name, set_expectations.expected_interval, set_expectations.grace)
     ON CONFLICT (service_name) DO UPDATE
         SET expected_interval = EXCLUDED.expected_interval, grace = EXCLUDED.grace;
-    -- Silence in past history is judged by the new expectations too: recompute its
-    -- rollups, from the service's oldest raw row on. Before it, history has expired
-    -- (or never was): the rollups are all that is left there and are kept as they
-    -- are, the hour of that row too when an older hour was rolled up (its start
-    -- carried in a status whose row has expired).
-    SELECT min(h.heartbeat_timestamp) INTO v_oldest
-    FROM public.system_status_history AS h WHERE h.service_name = set_expectations.service_name;
-    IF v_oldest IS NOT NULL THEN
-        v_from := date_bin('1 hour', v_oldest, pystatus._bucket_origin());
-        IF EXISTS (SELECT FROM pystatus.rollup_hourly AS r
-                   WHERE r.service_name = set_expectations.service_name AND r.bucket < v_from) THEN
-            v_from := v_from + interval '1 hour';
-        END IF;
-        INSERT INTO pystatus.rollup_dirty (service_name, since) VALUES (set_expectations.service_name, v_from);
-    END IF;
+    -- Silence in past history is judged by the new expectations too: its
+    -- rollups are recomputed, where raw history is still kept.
+    INSERT INTO pystatus.rollup_dirty (service_name, since)
+    SELECT set_expectations.service_name, f.since
+    FROM (SELECT pystatus._rollups_recomputable_from(set_expectations.service_name)) AS f(since)
+    WHERE f.since IS NOT NULL;
 END;
 $$;
 COMMENT ON FUNCTION pystatus.set_expectations(text, interval, interval) IS
@@ -66,10 +54,16 @@ COMMENT ON FUNCTION pystatus.set_expectations(text, interval, interval) IS
 ------------------------------------------------------------------------------
 
 CREATE OR REPLACE VIEW pystatus.live_status AS
+-- The maintenance windows open now, read once (usually none).
+WITH windows_now AS MATERIALIZED (
+    SELECT o.like_pattern, o.ends
+    FROM pystatus.maintenance_occurrences(now(), now() + interval '1 microsecond') AS o
+    WHERE o.kind = 'maintenance'
+)
 SELECT
     s.service_name,
-    CASE WHEN pystatus.goes_stale(s.status) AND now() > x.stale_after
-         THEN 'stale' ELSE s.status END::varchar(16) AS effective_status,
+    CASE WHEN m.until IS NOT NULL AND pystatus.status_category(r.status) = 'down'
+         THEN 'maintenance' ELSE r.status END::varchar(16) AS effective_status,
     s.status AS reported_status,
     s.last_heartbeat,
     -- last_heartbeat is finite (a constraint since 0002_finite_times), so the
@@ -79,17 +73,23 @@ SELECT
     s.latency_ms,
     d.expected_interval,
     d.grace,
-    x.stale_after
+    x.stale_after,
+    m.until AS maintenance_until
 FROM public.system_status AS s
 LEFT JOIN pystatus.service_expectations AS e ON e.service_name = s.service_name
 -- The defaults for services without expectations, written once.
 CROSS JOIN LATERAL (SELECT coalesce(e.expected_interval, interval '60 seconds') AS expected_interval,
                            coalesce(e.grace, interval '60 seconds') AS grace) AS d
-CROSS JOIN LATERAL (SELECT s.last_heartbeat + d.expected_interval + d.grace AS stale_after) AS x;
+CROSS JOIN LATERAL (SELECT s.last_heartbeat + d.expected_interval + d.grace AS stale_after) AS x
+CROSS JOIN LATERAL (SELECT CASE WHEN pystatus.goes_stale(s.status) AND now() > x.stale_after
+                                THEN 'stale' ELSE s.status::text END AS status) AS r
+LEFT JOIN LATERAL (SELECT max(w.ends) AS until FROM windows_now AS w
+                   WHERE s.service_name LIKE w.like_pattern) AS m ON true;
 COMMENT ON VIEW pystatus.live_status IS
     'Every service as a dashboard should show it: effective_status is stale once the service '
     'has been silent past stale_after (last_heartbeat + expected_interval + grace), even if it '
-    'never said so. Reads system_status only: as fast as the dashboard''s own query.';
+    'never said so, and maintenance instead of down or stale inside a maintenance window (open '
+    'until maintenance_until). Reads system_status and the windows open now only.';
 
 CREATE OR REPLACE FUNCTION pystatus.sweep()
 RETURNS integer
@@ -214,15 +214,43 @@ AS $$
         SELECT o.service_name, 'stale', o.at + o.patience, o.next_at
         FROM ordered AS o
         WHERE pystatus.goes_stale(o.status) AND o.at + o.patience < o.next_at
+    ), clipped AS (
+        SELECT p.service_name, p.status, greatest(p.starts, b.since) AS starts, least(p.ends, b.until) AS ends,
+               p.starts < b.since AS continued
+        FROM pieces AS p CROSS JOIN bounds AS b
+        WHERE least(p.ends, b.until) > greatest(p.starts, b.since)
+    ), windows AS (
+        -- What maintenance windows cover, per service (usually nothing): down
+        -- time inside them reads as maintenance.
+        SELECT sv.service_name, range_agg(tstzrange(o.starts, o.ends)) AS covered
+        FROM bounds AS b
+        CROSS JOIN LATERAL pystatus.maintenance_occurrences(b.since, b.until) AS o
+        JOIN services AS sv ON sv.service_name LIKE o.like_pattern
+        WHERE o.kind = 'maintenance'
+        GROUP BY sv.service_name
+    ), marked AS (
+        SELECT c.*, w.covered,
+               w.covered IS NOT NULL AND pystatus.status_category(c.status) = 'down'
+                   AND tstzrange(c.starts, c.ends) && w.covered AS in_window
+        FROM clipped AS c LEFT JOIN windows AS w ON w.service_name = c.service_name
     )
-    SELECT p.service_name, p.status, greatest(p.starts, b.since), least(p.ends, b.until),
-           p.starts < b.since
-    FROM pieces AS p CROSS JOIN bounds AS b
-    WHERE least(p.ends, b.until) > greatest(p.starts, b.since);
+    SELECT m.service_name, m.status, m.starts, m.ends, m.continued
+    FROM marked AS m WHERE NOT m.in_window
+    UNION ALL
+    SELECT m.service_name, CASE WHEN part.inside THEN 'maintenance' ELSE m.status END,
+           lower(part.span), upper(part.span), m.continued AND lower(part.span) = m.starts
+    FROM marked AS m
+    CROSS JOIN LATERAL (
+        SELECT r.span, false FROM unnest(tstzmultirange(tstzrange(m.starts, m.ends)) - m.covered) AS r(span)
+        UNION ALL
+        SELECT r.span, true FROM unnest(tstzmultirange(tstzrange(m.starts, m.ends)) * m.covered) AS r(span)
+    ) AS part(span, inside)
+    WHERE m.in_window;
 $$;
 COMMENT ON FUNCTION pystatus.segments(text, timestamptz, timestamptz) IS
     'History as time-weighted segments within [since, least(until, now())): each row''s status '
-    'until the next row, and stale from the deadline on when the service fell silent. '
+    'until the next row, and stale from the deadline on when the service fell silent; down time '
+    'inside a maintenance window reads as maintenance. '
     'continued marks a segment that began before since. service_name NULL: every service.';
 
 CREATE OR REPLACE FUNCTION pystatus.transitions(

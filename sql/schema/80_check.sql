@@ -20,6 +20,7 @@ DECLARE
     v_job record;
     v_overdue record;
     v_bad_names text;
+    v_alerts record;
 BEGIN
     v_schema := pystatus._partman_schema();  -- raises PS010 when pg_partman is missing
     item := 'pg_partman'; ok := true;
@@ -75,6 +76,29 @@ BEGIN
                         || ': rename them (UPDATE system_status SET service_name = ...)' END;
     RETURN NEXT;
 
+    -- Alerts, once a rule exists: a message still pending a minute after it
+    -- was due means no worker is running (or its channel is failing).
+    IF EXISTS (SELECT FROM pystatus.alert_rules) THEN
+        SELECT count(*) FILTER (WHERE m.state = 'pending' AND m.created_at < now() - interval '1 minute'
+                                  AND m.attempts = 0) AS waiting,
+               count(*) FILTER (WHERE m.state = 'pending' AND m.attempts > 0) AS retrying,
+               count(*) FILTER (WHERE m.state = 'failed' AND m.created_at > now() - interval '1 day') AS failed,
+               (SELECT a.error FROM pystatus.alert_attempts AS a WHERE a.outcome = 'failed'
+                ORDER BY a.started_at DESC LIMIT 1) AS last_error
+        INTO v_alerts
+        FROM pystatus.alert_messages AS m WHERE m.state <> 'sent';
+        item := 'alerts'; ok := v_alerts.waiting = 0 AND v_alerts.retrying = 0 AND v_alerts.failed = 0;
+        detail := CASE WHEN ok THEN 'every message delivered'
+                       ELSE concat_ws('; ',
+                           CASE WHEN v_alerts.waiting > 0 THEN v_alerts.waiting
+                                || ' messages waiting for more than a minute: is `pystatus alerts run` running?' END,
+                           CASE WHEN v_alerts.retrying > 0 THEN v_alerts.retrying || ' being retried' END,
+                           CASE WHEN v_alerts.failed > 0 THEN v_alerts.failed || ' failed in the last day' END,
+                           'last error: ' || v_alerts.last_error,
+                           'see pystatus alerts log') END;
+        RETURN NEXT;
+    END IF;
+
     IF EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
         FOR v_job IN EXECUTE $q$
             SELECT m.job_name, j.active, d.status, d.end_time, d.return_message
@@ -112,7 +136,8 @@ END;
 $$;
 COMMENT ON FUNCTION pystatus._check_storage() IS
     'pystatus.check() without the roles: pg_partman, partitions premade ahead, default partition '
-    'empty, retention, rollups and sweeper keeping up, pg_cron jobs scheduled and their last runs.';
+    'empty, retention, rollups and sweeper keeping up, alerts delivered, pg_cron jobs scheduled and '
+    'their last runs.';
 
 CREATE OR REPLACE FUNCTION pystatus.check()
 RETURNS TABLE (item text, ok boolean, detail text)
@@ -187,6 +212,7 @@ BEGIN
                 THEN format('grant %s to the logins of %s: GRANT %1$s TO <login>',
                             substr(r.item, 6),
                             CASE r.item WHEN 'role pystatus_writer' THEN 'services'
+                                        WHEN 'role pystatus_alerter' THEN 'the alert worker, if you use alerts'
                                         ELSE 'dashboards and monitoring' END) END
     FROM pystatus._check_roles() AS r
     WHERE r.item LIKE 'role %';

@@ -1,5 +1,6 @@
 -- Roles and rights: pystatus_writer may only heartbeat, pystatus_reader may
--- only read what dashboards and the CLI read; the owner (the role that
+-- only read what dashboards and the CLI read, pystatus_alerter may only run
+-- the alert worker's three calls; the owner (the role that
 -- migrates) keeps the rest. Optionally, each login may heartbeat only for its
 -- own service names. Last of the files, because it grants rights on what the
 -- others define.
@@ -16,13 +17,16 @@ DO $$
 DECLARE
     v_role text;
 BEGIN
-    FOREACH v_role IN ARRAY ARRAY['pystatus_writer', 'pystatus_reader'] LOOP
+    FOREACH v_role IN ARRAY ARRAY['pystatus_writer', 'pystatus_reader', 'pystatus_alerter'] LOOP
         IF to_regrole(v_role) IS NULL THEN
             EXECUTE format('CREATE ROLE %I NOLOGIN', v_role);
             EXECUTE format('COMMENT ON ROLE %I IS %L', v_role, CASE v_role
                 WHEN 'pystatus_writer' THEN
                     'pystatus: may record heartbeats (pystatus.heartbeat, pystatus.heartbeat_many), nothing else. '
                     'Grant it to the logins services use.'
+                WHEN 'pystatus_alerter' THEN
+                    'pystatus: may run the alert worker (evaluate alerts, claim messages, report deliveries; '
+                    'marks silent services stale), nothing else. Grant it to the login of `pystatus alerts run`.'
                 ELSE
                     'pystatus: may read current status and the answers from history (the functions dashboards '
                     'and the CLI call), nothing else. Grant it to dashboards and monitoring.' END);
@@ -32,7 +36,8 @@ EXCEPTION WHEN insufficient_privilege THEN
     RAISE EXCEPTION 'role % does not exist and % cannot create it: %', v_role, current_user, SQLERRM
         USING ERRCODE = 'PS010',
               HINT = 'As a superuser (or a role with CREATEROLE): '
-                     'CREATE ROLE pystatus_writer NOLOGIN; CREATE ROLE pystatus_reader NOLOGIN; then migrate again.';
+                     'CREATE ROLE pystatus_writer NOLOGIN; CREATE ROLE pystatus_reader NOLOGIN; '
+                     'CREATE ROLE pystatus_alerter NOLOGIN; then migrate again.';
 END;
 $$;
 
@@ -217,7 +222,10 @@ AS $$
     ('pystatus_reader', 'USAGE', 'SCHEMA pystatus'),
     ('pystatus_reader', 'SELECT', 'TABLE public.system_status'),
     ('pystatus_reader', 'SELECT', 'TABLE pystatus.live_status'),
-    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.goes_stale(text)'),  -- live_status calls it with the reader's rights
+    -- live_status calls these three with the reader's rights.
+    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.goes_stale(text)'),
+    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.status_category(text)'),
+    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.maintenance_occurrences(timestamptz, timestamptz)'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.history(text, timestamptz, timestamptz)'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.transitions(text, timestamptz, timestamptz)'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.incidents(text, timestamptz, timestamptz)'),
@@ -230,6 +238,11 @@ AS $$
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.maintenance_jobs()'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.check()'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.cron_database()'),
+    -- The alert worker: decide, claim, report (each runs as its owner).
+    ('pystatus_alerter', 'USAGE', 'SCHEMA pystatus'),
+    ('pystatus_alerter', 'EXECUTE', 'FUNCTION pystatus.evaluate_alerts()'),
+    ('pystatus_alerter', 'EXECUTE', 'FUNCTION pystatus.claim_alert_messages(text, integer, interval, bigint)'),
+    ('pystatus_alerter', 'EXECUTE', 'FUNCTION pystatus.finish_alert_attempt(bigint, integer, text)'),
     -- Every role: what a status write calls with the writer's own rights, for
     -- services that still write system_status directly (granted INSERT and
     -- UPDATE by their DBA, as before pystatus): the rules system_status's
@@ -296,7 +309,8 @@ AS $$
                r.summary
         FROM (VALUES
             ('pystatus_writer', 'may heartbeat, nothing else'),
-            ('pystatus_reader', 'may read status and the answers from history')
+            ('pystatus_reader', 'may read status and the answers from history'),
+            ('pystatus_alerter', 'may run the alert worker')
         ) AS r(name, summary)
     )
     SELECT 'role ' || name, cardinality(problems) = 0,
@@ -346,7 +360,7 @@ AS $$
          (SELECT pystatus._logins_restricted() AS restricting) AS r;
 $$;
 COMMENT ON FUNCTION pystatus._check_roles() IS
-    'The roles'' health: pystatus_writer and pystatus_reader exist and hold what pystatus._role_rights() '
+    'The roles'' health: pystatus_writer, pystatus_reader and pystatus_alerter exist and hold what pystatus._role_rights() '
     'grants them, cannot change any table, and no function is callable by every role but those it lists; '
     'allowances name existing logins.';
 
@@ -362,10 +376,11 @@ DO $$
 DECLARE
     v_right record;
 BEGIN
-    REVOKE ALL ON SCHEMA pystatus FROM PUBLIC, pystatus_writer, pystatus_reader;
-    REVOKE ALL ON ALL FUNCTIONS IN SCHEMA pystatus FROM PUBLIC, pystatus_writer, pystatus_reader;
-    REVOKE ALL ON ALL TABLES IN SCHEMA pystatus FROM PUBLIC, pystatus_writer, pystatus_reader;
-    REVOKE ALL ON public.system_status, public.system_status_history FROM pystatus_writer, pystatus_reader;
+    REVOKE ALL ON SCHEMA pystatus FROM PUBLIC, pystatus_writer, pystatus_reader, pystatus_alerter;
+    REVOKE ALL ON ALL FUNCTIONS IN SCHEMA pystatus FROM PUBLIC, pystatus_writer, pystatus_reader, pystatus_alerter;
+    REVOKE ALL ON ALL TABLES IN SCHEMA pystatus FROM PUBLIC, pystatus_writer, pystatus_reader, pystatus_alerter;
+    REVOKE ALL ON public.system_status, public.system_status_history
+        FROM pystatus_writer, pystatus_reader, pystatus_alerter;
     FOR v_right IN SELECT * FROM pystatus._role_rights() LOOP
         EXECUTE format('GRANT %s ON %s TO %s', v_right.privilege, v_right.object,
                        CASE v_right.grantee WHEN 'public' THEN 'PUBLIC' ELSE quote_ident(v_right.grantee) END);

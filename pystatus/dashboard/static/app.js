@@ -46,6 +46,13 @@ async function refreshStatus() {
       badge.textContent = s.effective_status;
       const status = document.createElement("td");
       status.append(badge);
+      if (s.maintenance_until) {  // inside a planned maintenance window
+        const until = new Date(s.maintenance_until);
+        const note = document.createElement("span");
+        note.className = "window";
+        note.textContent = ` window until ${until.toLocaleString()}`;
+        status.append(note);
+      }
       row.append(cell(s.service_name, "name"), status,
                  cell(`${seconds(s.seconds_since)} ago`, "age"), cell(s.current_task || "", "task"));
       return row;

@@ -1,0 +1,111 @@
+"""Real receivers on 127.0.0.1 for the alert tests: an HTTP server that records
+what it is sent (and can answer errors or hang), and an SMTP server (aiosmtpd)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    raw: bytes
+
+    @property
+    def body(self) -> Any:
+        return json.loads(self.raw)
+
+
+@dataclass
+class HttpReceiver:
+    """Records every POST. ``answers`` are the status codes of the next requests
+    (then 200); ``hang`` seconds are waited before answering the next ones."""
+
+    url: str = ""
+    received: list[Received] = field(default_factory=list)
+    answers: list[int] = field(default_factory=list)
+    hang: list[float] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def bodies(self, kind: str | None = None) -> list[Any]:
+        with self.lock:
+            bodies = [r.body for r in self.received]
+        return [b for b in bodies if kind is None or b.get("kind") == kind]
+
+
+@contextmanager
+def http_receiver() -> Iterator[HttpReceiver]:
+    receiver = HttpReceiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            with receiver.lock:
+                receiver.received.append(Received(self.path, dict(self.headers), raw))
+                code = receiver.answers.pop(0) if receiver.answers else 200
+                delay = receiver.hang.pop(0) if receiver.hang else 0.0
+            time.sleep(delay)
+            try:
+                self.send_response(code)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the sender gave up waiting (a timeout test)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    receiver.url = f"http://127.0.0.1:{server.server_port}/hook"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@dataclass
+class SmtpReceiver:
+    host: str = "127.0.0.1"
+    port: int = 0
+    messages: list[Message] = field(default_factory=list)
+    envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
+
+
+@contextmanager
+def smtp_receiver() -> Iterator[SmtpReceiver]:
+    receiver = SmtpReceiver()
+
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            receiver.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+            receiver.messages.append(message_from_bytes(envelope.content))
+            return "250 Message accepted for delivery"
+
+    # aiosmtpd checks that it is up by connecting to its port: give it a free one.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        receiver.port = probe.getsockname()[1]
+    controller = Controller(Handler(), hostname="127.0.0.1", port=receiver.port)
+    controller.start()
+    try:
+        yield receiver
+    finally:
+        controller.stop()
