@@ -758,13 +758,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the harness works")
     parser.add_argument("--output", action="store_true", help="write docs/benchmarks.md")
+    parser.add_argument(
+        "--only", metavar="SCENARIO", help="run one scenario (a method of Bench, e.g. alerts)"
+    )
     args = parser.parse_args()
     sizes = QUICK if args.quick else Sizes()
     started = time.time()
     with bench_cluster() as cluster:
         bench = Bench(cluster, sizes)
         bench.setup()
-        for scenario in (
+        scenarios = (
             bench.single_row_heartbeats,
             bench.batched_heartbeats,
             bench.python_overhead,
@@ -772,9 +775,11 @@ def main() -> None:
             bench.history_answers,
             bench.retention,
             bench.alerts,
-        ):
-            scenario()
-        if args.output:
+        )
+        for scenario in scenarios:
+            if args.only is None or scenario.__name__ == args.only:
+                scenario()
+        if args.output and args.only is None:
             write_doc(
                 bench, sizes, "python -m bench.run" + (" --quick" if args.quick else ""), started
             )

@@ -249,6 +249,25 @@ def signature(secret: str, payload: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), payload, hashlib.sha256).hexdigest()
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirected POST would arrive as a GET without its body: refuse it, so
+    the attempt fails and says where the channel should point."""
+
+    def redirect_request(
+        self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> None:
+        raise urllib.error.HTTPError(
+            req.full_url,
+            code,
+            f"{msg}: redirected to {newurl}, set the channel's URL to it",
+            headers,
+            fp,
+        )
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def send_webhook(message: Message, timeout: float) -> None:
     payload = json.dumps(message.body, sort_keys=True).encode()
     request = urllib.request.Request(message.target, data=payload, method="POST")
@@ -258,7 +277,7 @@ def send_webhook(message: Message, timeout: float) -> None:
     if secret := message.options.get("secret"):
         request.add_header(SIGNATURE_HEADER, signature(str(secret), payload))
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with _OPENER.open(request, timeout=timeout) as response:
             response.read(65536)
     except urllib.error.HTTPError as exc:
         raise DeliveryFailed(f"HTTP {exc.code} {exc.reason}") from exc

@@ -60,6 +60,8 @@ def http_receiver() -> Iterator[HttpReceiver]:
             time.sleep(delay)
             try:
                 self.send_response(code)
+                if 300 <= code < 400:
+                    self.send_header("Location", "/moved")
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")

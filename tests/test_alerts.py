@@ -434,6 +434,46 @@ def test_a_channel_that_times_out_is_a_failed_attempt(db: Conn, hooked: HttpRece
     assert one(db, "SELECT state FROM pystatus.alert_messages") == "pending"
 
 
+def test_a_redirected_webhook_is_a_failed_attempt_not_a_lost_message(
+    db: Conn, hooked: HttpReceiver
+) -> None:
+    hooked.answers[:] = [302]
+    pystatus.heartbeat(db, "billing", "down")
+    deliver_all(db)
+    assert [r.path for r in hooked.received] == ["/hook"]  # not followed as a GET
+    assert "redirected to" in one(db, "SELECT error FROM pystatus.alert_attempts")
+    assert one(db, "SELECT state FROM pystatus.alert_messages") == "pending"
+
+
+def test_check_turns_red_while_messages_wait_for_a_worker(db: Conn, hooked: HttpReceiver) -> None:
+    def alerts_item() -> tuple[bool, str]:
+        (item,) = [i for i in admin.check(db) if i.item == "alerts"]
+        return item.ok, item.detail
+
+    assert alerts_item() == (True, "every message delivered")
+    pystatus.heartbeat(db, "billing", "down")
+    alerts.evaluate(db)
+    db.execute("UPDATE pystatus.alert_messages SET created_at = now() - interval '2 minutes'")
+    ok, detail = alerts_item()
+    assert not ok and "is `pystatus alerts run` running?" in detail
+    deliver_all(db)
+    assert alerts_item() == (True, "every message delivered")
+
+
+def test_events_and_messages_expire_with_history(db: Conn, hooked: HttpReceiver) -> None:
+    pystatus.heartbeat(db, "billing", "down")
+    deliver_all(db)
+    pystatus.heartbeat(db, "billing", "ok")
+    db.execute(
+        "UPDATE pystatus.status_events SET recorded_at = now() - interval '61 days'"
+        " WHERE to_status = 'down'"
+    )
+    db.execute("UPDATE pystatus.alert_messages SET created_at = now() - interval '61 days'")
+    admin.maintain(db)
+    assert events(db, "billing") == [("down", "ok", "reported")]
+    assert one(db, "SELECT count(*) FROM pystatus.alert_messages") == 0
+
+
 def test_a_message_past_the_retry_period_is_failed(db: Conn, hooked: HttpReceiver) -> None:
     hooked.answers[:] = [500]
     pystatus.heartbeat(db, "billing", "down")

@@ -1,5 +1,6 @@
-"""`pystatus demo` starts a cluster, loads history, serves the dashboard, and
-stops cleanly on Ctrl-C, leaving no server behind."""
+"""`pystatus demo` starts a cluster, loads history, serves the dashboard, sends
+an alert through its webhook receiver, and stops cleanly on Ctrl-C, leaving no
+server behind."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 from pystatus.cluster import free_port
@@ -45,13 +47,21 @@ def test_demo_serves_the_dashboard_and_ctrl_c_leaves_nothing_running() -> None:
         assert {s["service_name"]: s["effective_status"] for s in status}["mailer"] == "stale"
         days = get_json(f"http://127.0.0.1:{web}/api/services/search/days?days=30")
         assert len(days) == 30
+        give_up = threading.Timer(60, demo.kill)  # if the alert never came
+        give_up.start()
+        for line in demo.stdout:  # mailer, silent since yesterday, is alerted at once
+            lines.append(line)
+            if line.startswith("ALERT via webhook: mailer is stale (silent)"):
+                break
+        give_up.cancel()
         demo.send_signal(signal.SIGINT)
         rest, _ = demo.communicate(timeout=60)
     except BaseException:
         demo.kill()
         raise
-    output += rest
+    output = "".join(lines) + rest
     assert demo.returncode == 0, output
+    assert "ALERT via webhook: mailer is stale (silent)" in output
     assert "Loaded 30 days of history" in output and "Demo stopped." in output
     assert not port_is_open(web) and not port_is_open(database)
 
