@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 
 @dataclass
@@ -92,8 +93,14 @@ class SmtpReceiver:
 
 
 @contextmanager
-def smtp_receiver() -> Iterator[SmtpReceiver]:
+def smtp_receiver(login: tuple[str, str] | None = None) -> Iterator[SmtpReceiver]:
+    """An SMTP server; with ``login``, it requires AUTH with that user and password
+    (over plain text, as this test server has no certificate)."""
     receiver = SmtpReceiver()
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
+        given = (data.login.decode(), data.password.decode())
+        return AuthResult(success=given == login, handled=False)  # aiosmtpd answers 235 or 535
 
     class Handler:
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
@@ -105,7 +112,10 @@ def smtp_receiver() -> Iterator[SmtpReceiver]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         receiver.port = probe.getsockname()[1]
-    controller = Controller(Handler(), hostname="127.0.0.1", port=receiver.port)
+    auth: dict[str, Any] = {}
+    if login:
+        auth = {"authenticator": authenticator, "auth_required": True, "auth_require_tls": False}
+    controller = Controller(Handler(), hostname="127.0.0.1", port=receiver.port, **auth)
     controller.start()
     try:
         yield receiver

@@ -504,6 +504,26 @@ def test_email_through_a_real_smtp_server(db: Conn) -> None:
         ]
 
 
+def test_email_with_smtp_auth_and_a_wrong_password(db: Conn) -> None:
+    with smtp_receiver(login=("pystatus", "right")) as smtp:
+        options = {
+            "host": smtp.host,
+            "port": smtp.port,
+            "username": "pystatus",
+            "password": "wrong",
+        }
+        alerts.add_channel(db, "mail", "email", "ops@example.com", options)
+        alerts.add_rule(db, "billing", "mail")
+        pystatus.heartbeat(db, "billing", "down")
+        deliver_all(db)
+        assert smtp.messages == []
+        assert "SMTPAuthenticationError" in one(db, "SELECT error FROM pystatus.alert_attempts")
+        alerts.add_channel(db, "mail", "email", "ops@example.com", options | {"password": "right"})
+        db.execute("UPDATE pystatus.alert_messages SET next_attempt_at = now()")
+        deliver_all(db)
+        assert len(smtp.messages) == 1
+
+
 def test_apprise_json_url_to_a_real_receiver(db: Conn, receiver: HttpReceiver) -> None:
     alerts.add_channel(db, "apprise", "apprise", receiver.url.replace("http://", "json://"))
     alerts.add_rule(db, "billing", "apprise")
