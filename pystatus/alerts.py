@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import random
+import re
 import smtplib
 import socket
 import ssl
@@ -209,6 +210,11 @@ def message_log(conn: Conn, since: datetime) -> list[LogEntry]:
     return fetch_all(conn, LogEntry, "alert_log", {"since": since})
 
 
+def sweep(conn: Conn) -> int:
+    """Marks services silent past their deadline stale (as pystatus_alerter may)."""
+    return int(fetch_value(conn, "alert_sweep"))
+
+
 def evaluate(conn: Conn) -> Evaluation:
     """Writes the alert messages that are due; says when to evaluate next."""
     return fetch_one(conn, Evaluation, "evaluate_alerts")
@@ -335,12 +341,8 @@ def send_apprise(message: Message, timeout: float) -> None:
     notify_type = {"down": "failure", "reminder": "warning", "recovered": "success"}.get(
         str(kind), "info"
     )
-    socket_timeout = socket.getdefaulttimeout()
-    try:
-        socket.setdefaulttimeout(timeout)
-        sent = notifier.notify(title=subject(message.body), body=body, notify_type=notify_type)
-    finally:
-        socket.setdefaulttimeout(socket_timeout)
+    # Its timeouts are the URLs' own (?cto=, ?rto=; 4 s by default).
+    sent = notifier.notify(title=subject(message.body), body=body, notify_type=notify_type)
     if not sent:
         raise DeliveryFailed("Apprise could not notify every URL (its log says why)")
 
@@ -360,11 +362,13 @@ def deliver(message: Message, max_timeout: float) -> None:
 class Worker:
     """``pystatus alerts run``: evaluates the rules and delivers the messages.
 
-    It wakes on NOTIFY (a status changed), at the next deadline or rule wait
-    that ``evaluate_alerts()`` reports, and every ``poll_interval`` seconds in
-    any case (notifications are lost while it is disconnected, and do not pass
-    transaction-pooling PgBouncer). Any number of workers may run: the database
-    gives each message to one of them at a time.
+    Each round it marks silent services stale, evaluates the rules and sends
+    what is due. It runs a round every ``poll_interval`` seconds, at the next
+    deadline or rule wait that ``evaluate_alerts()`` reports, and when notified
+    (a test message). Status writes do not notify (that would make services'
+    two-phase commits fail), hence the short poll. Any number of workers may
+    run: the database gives each message to one of them at a time, and a send
+    never outlives the lease it holds the message for.
     """
 
     def __init__(
@@ -372,7 +376,7 @@ class Worker:
         dsn: str | None = None,
         *,
         name: str | None = None,
-        poll_interval: float = 5.0,
+        poll_interval: float = 1.0,
         lease: timedelta = timedelta(minutes=3),
         batch: int = 10,
         concurrency: int = 4,
@@ -426,11 +430,15 @@ class Worker:
     def run_once(self, conn: Conn) -> float:
         """One round: evaluate, then deliver everything due. Returns the seconds
         until the next evaluation is needed."""
+        sweep(conn)
         evaluation = evaluate(conn)
-        max_timeout = self.lease.total_seconds() / 2  # a send never outlives its lease
+        # A socket timeout bounds each network operation, not the whole send:
+        # a quarter of the lease leaves room for connect, send and answer.
+        max_timeout = self.lease.total_seconds() / 4
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="pystatus-alert") as pool:
             while not self.stopping:
-                messages = claim(conn, self.name, self.batch, self.lease)
+                # No more than can be sent at once: each send starts as its lease does.
+                messages = claim(conn, self.name, min(self.batch, self.concurrency), self.lease)
                 if not messages:
                     break
                 outcomes = pool.map(lambda m: (m, attempt(m, max_timeout)), messages)
@@ -472,11 +480,20 @@ def attempt(message: Message, max_timeout: float) -> str | None:
     try:
         deliver(message, max_timeout)
     except DeliveryFailed as exc:
-        return str(exc)
+        return without_secrets(str(exc))
     except Exception as exc:  # a bug in a sender must not stop the worker
         log.exception("sending message %s", message.message_id)
-        return f"{type(exc).__name__}: {exc}"
+        return without_secrets(f"{type(exc).__name__}: {exc}")
     return None
+
+
+_URL = re.compile(r"\b([a-z][a-z0-9+.-]*://)\S+", re.IGNORECASE)
+
+
+def without_secrets(error: str) -> str:
+    """An error as it is logged and stored: URLs (which may carry tokens) cut to their
+    scheme, as ``pystatus check`` shows the last error to readers."""
+    return _URL.sub(r"\1...", error)
 
 
 def jitter(seconds: float) -> float:

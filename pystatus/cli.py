@@ -615,7 +615,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = alert_action("run", "deliver alerts until SIGTERM (any number may run)")
     run.add_argument("--name", help="this worker's name in the delivery log (default host:pid)")
-    run.add_argument("--poll-interval", type=float, default=5.0, help="seconds (default 5)")
+    run.add_argument("--poll-interval", type=float, default=1.0, help="seconds (default 1)")
     run.add_argument(
         "--lease",
         type=float,

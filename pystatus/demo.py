@@ -103,7 +103,7 @@ def _alerting(dsn: str, worker_dsn: str) -> Iterator[None]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         alerts.add_channel(conn, "demo-webhook", "webhook", url, {"secret": "demo"})
         alerts.add_rule(conn, "*", "demo-webhook")
-    worker = alerts.Worker(worker_dsn, name="demo", poll_interval=2.0)
+    worker = alerts.Worker(worker_dsn, name="demo")
     threads = [
         threading.Thread(target=receiver.serve_forever, daemon=True),
         threading.Thread(target=worker.run, daemon=True),

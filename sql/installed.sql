@@ -165,7 +165,7 @@ COMMENT ON FUNCTION pystatus._bucket_origin() IS 'Where the rollups'' hours and 
 
 CREATE FUNCTION pystatus._channel_options(kind text) RETURNS text[]
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN CASE kind WHEN 'webhook'::text THEN ARRAY['secret'::text, 'timeout'::text] WHEN 'email'::text THEN ARRAY['host'::text, 'port'::text, 'starttls'::text, 'ssl'::text, 'username'::text, 'password'::text, 'sender'::text, 'timeout'::text] WHEN 'apprise'::text THEN ARRAY['timeout'::text] ELSE NULL::text[] END;
+    RETURN CASE kind WHEN 'webhook'::text THEN ARRAY['secret'::text, 'timeout'::text] WHEN 'email'::text THEN ARRAY['host'::text, 'port'::text, 'starttls'::text, 'ssl'::text, 'username'::text, 'password'::text, 'sender'::text, 'timeout'::text] WHEN 'apprise'::text THEN ARRAY[]::text[] ELSE NULL::text[] END;
 
 --
 -- Name: FUNCTION _channel_options(kind text); Type: COMMENT; Schema: pystatus; Owner: -
@@ -793,27 +793,6 @@ CREATE FUNCTION pystatus._is_valid_heartbeat(service_name text, status text, cur
 COMMENT ON FUNCTION pystatus._is_valid_heartbeat(service_name text, status text, current_task text, latency_ms double precision) IS 'Whether a heartbeat keeps every rule, in one expression the heartbeat functions evaluate inline; only when it does not do they call _check_heartbeat() for the precise error.';
 
 --
--- Name: _last_crossing(text, boolean); Type: FUNCTION; Schema: pystatus; Owner: -
---
-
-CREATE FUNCTION pystatus._last_crossing(service_name text, into_down boolean) RETURNS timestamp with time zone
-    LANGUAGE sql STABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    SELECT e.at FROM pystatus.status_events AS e
-    WHERE e.service_name = _last_crossing.service_name
-      AND (pystatus.status_category(e.to_status) = 'down') = _last_crossing.into_down
-      AND (e.from_status IS NULL OR (pystatus.status_category(e.from_status) = 'down') <> _last_crossing.into_down)
-    ORDER BY e.id DESC LIMIT 1;
-$$;
-
---
--- Name: FUNCTION _last_crossing(service_name text, into_down boolean); Type: COMMENT; Schema: pystatus; Owner: -
---
-
-COMMENT ON FUNCTION pystatus._last_crossing(service_name text, into_down boolean) IS 'When the service last went down (into_down) or last came out of down, from its events.';
-
---
 -- Name: _logins_restricted(); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -926,8 +905,11 @@ CREATE FUNCTION pystatus._mask_secrets(kind text, target text, options jsonb, OU
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
-    SELECT CASE WHEN _mask_secrets.kind = 'email' THEN _mask_secrets.target
-                -- scheme://host/... : paths and query strings often hold tokens
+    SELECT CASE _mask_secrets.kind
+                WHEN 'email' THEN _mask_secrets.target
+                -- Apprise URLs carry their tokens anywhere, the host part included.
+                WHEN 'apprise' THEN regexp_replace(_mask_secrets.target, '(^|\s)([a-z0-9+]+://)\S*', '\1\2...', 'g')
+                -- A webhook's host is kept; its path and query often hold a token.
                 ELSE regexp_replace(_mask_secrets.target, '^([a-z0-9+]+://)(?:[^@/]*@)?([^/?#]*).*$', '\1\2/...') END,
            (SELECT coalesce(jsonb_object_agg(o.key, CASE WHEN o.key IN ('secret', 'password') THEN '"***"'::jsonb
                                                          ELSE o.value END), '{}'::jsonb)
@@ -1108,6 +1090,30 @@ $_$;
 COMMENT ON FUNCTION pystatus._premade_range(OUT oldest timestamp with time zone, OUT premade_until timestamp with time zone) IS 'From the oldest partition to the horizon pg_partman premakes to (now + premake partitions): where maintain() fills holes.';
 
 --
+-- Name: _raw_status_at(text, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._raw_status_at(service_name text, at timestamp with time zone) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT CASE WHEN pystatus.goes_stale(h.status)
+                     AND h.heartbeat_timestamp + coalesce(e.expected_interval, interval '60 seconds')
+                         + coalesce(e.grace, interval '60 seconds') < _raw_status_at.at
+                THEN 'stale' ELSE h.status::text END
+    FROM (SELECT h1.status, h1.heartbeat_timestamp FROM public.system_status_history AS h1
+          WHERE h1.service_name = _raw_status_at.service_name AND h1.heartbeat_timestamp <= _raw_status_at.at
+          ORDER BY h1.heartbeat_timestamp DESC, h1.id DESC LIMIT 1) AS h
+    LEFT JOIN pystatus.service_expectations AS e ON e.service_name = _raw_status_at.service_name;
+$$;
+
+--
+-- Name: FUNCTION _raw_status_at(service_name text, at timestamp with time zone); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._raw_status_at(service_name text, at timestamp with time zone) IS 'A service''s status at a time from its raw history (stale once silent past its deadline), maintenance windows not applied; NULL before its first row.';
+
+--
 -- Name: _recent_window(); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -1142,7 +1148,6 @@ BEGIN
                  + coalesce(e.grace, interval '60 seconds') AS stale_after
           FROM (SELECT) AS one
           LEFT JOIN pystatus.service_expectations AS e ON e.service_name = NEW.service_name) AS l;
-    PERFORM pg_notify(pystatus._alerts_channel(), '');  -- one notification per transaction
     RETURN NULL;
 END;
 $$;
@@ -1151,7 +1156,7 @@ $$;
 -- Name: FUNCTION _record_status_event(); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus._record_status_event() IS 'Trigger function: records a status change in pystatus.status_events (stale written by the sweeper is dated at the deadline) and wakes the alert workers.';
+COMMENT ON FUNCTION pystatus._record_status_event() IS 'Trigger function: records a status change in pystatus.status_events (stale written by the sweeper is dated at the deadline).';
 
 --
 -- Name: _role_rights(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -1189,6 +1194,7 @@ CREATE FUNCTION pystatus._role_rights() RETURNS TABLE(grantee name, privilege te
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.cron_database()'),
     -- The alert worker: decide, claim, report (each runs as its owner).
     ('pystatus_alerter', 'USAGE', 'SCHEMA pystatus'),
+    ('pystatus_alerter', 'EXECUTE', 'FUNCTION pystatus.alert_sweep()'),
     ('pystatus_alerter', 'EXECUTE', 'FUNCTION pystatus.evaluate_alerts()'),
     ('pystatus_alerter', 'EXECUTE', 'FUNCTION pystatus.claim_alert_messages(text, integer, interval, bigint)'),
     ('pystatus_alerter', 'EXECUTE', 'FUNCTION pystatus.finish_alert_attempt(bigint, integer, text)'),
@@ -1424,6 +1430,44 @@ $$;
 COMMENT ON FUNCTION pystatus._service_logins_changed() IS 'Trigger function: keeps pystatus._logins_restricted() in step with pystatus.service_logins.';
 
 --
+-- Name: _spell_began(text, boolean); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._spell_began(service_name text, into_down boolean) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT CASE
+        WHEN _spell_began.into_down AND l.reported_status NOT IN ('down', 'stale') THEN l.stale_after
+        ELSE coalesce(
+            (SELECT CASE WHEN (pystatus.status_category(e.to_status) = 'down') = _spell_began.into_down
+                         THEN e.at END
+             FROM pystatus.status_events AS e
+             WHERE e.service_name = _spell_began.service_name
+               AND (pystatus.status_category(e.to_status) = 'down')
+                   <> coalesce(pystatus.status_category(e.from_status) = 'down', false)
+             ORDER BY e.at DESC, e.id DESC LIMIT 1),
+            -- The first row of the current spell in raw history.
+            (SELECT min(h.heartbeat_timestamp) FROM public.system_status_history AS h
+             WHERE h.service_name = _spell_began.service_name
+               AND h.heartbeat_timestamp > coalesce(
+                   (SELECT max(h2.heartbeat_timestamp) FROM public.system_status_history AS h2
+                    WHERE h2.service_name = _spell_began.service_name
+                      AND (h2.status IN ('down', 'stale')) <> _spell_began.into_down),
+                   '-infinity')),
+            l.last_heartbeat)
+        END
+    FROM pystatus.live_status AS l
+    WHERE l.service_name = _spell_began.service_name;
+$$;
+
+--
+-- Name: FUNCTION _spell_began(service_name text, into_down boolean); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._spell_began(service_name text, into_down boolean) IS 'When the service went down (into_down) or came back up this time: from its events, else its raw history; the deadline for a service silent past it but not marked stale yet.';
+
+--
 -- Name: _sync_logins_restricted(); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -1515,7 +1559,7 @@ BEGIN
     WHERE k <> ALL (pystatus._channel_options(add_alert_channel.kind));
     IF v_unknown IS NOT NULL THEN
         RAISE EXCEPTION 'invalid options for a % channel: % (it takes %)', add_alert_channel.kind, v_unknown,
-            array_to_string(pystatus._channel_options(add_alert_channel.kind), ', ')
+            coalesce(nullif(array_to_string(pystatus._channel_options(add_alert_channel.kind), ', '), ''), 'none')
             USING ERRCODE = 'PS005';
     END IF;
     IF add_alert_channel.options ? 'timeout'
@@ -1535,7 +1579,7 @@ $_$;
 -- Name: FUNCTION add_alert_channel(name text, kind text, target text, options jsonb); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus.add_alert_channel(name text, kind text, target text, options jsonb) IS 'Adds (or replaces) a channel: webhook (target: URL; options: secret, timeout), email (target: addresses; options: host, port, starttls, ssl, username, password, sender, timeout) or apprise (target: Apprise URLs; options: timeout). PS005 on bad input.';
+COMMENT ON FUNCTION pystatus.add_alert_channel(name text, kind text, target text, options jsonb) IS 'Adds (or replaces) a channel: webhook (target: URL; options: secret, timeout), email (target: addresses; options: host, port, starttls, ssl, username, password, sender, timeout) or apprise (target: Apprise URLs, with their own timeout parameters; no options). PS005 on bad input.';
 
 --
 -- Name: add_alert_rule(text, text, interval, integer, interval, interval); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -1688,6 +1732,21 @@ $$;
 --
 
 COMMENT ON FUNCTION pystatus.alert_log(since timestamp with time zone) IS 'The messages written since then, newest first: channel, service, kind, state, attempts and the last error (the attempts themselves are in pystatus.alert_attempts).';
+
+--
+-- Name: alert_sweep(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.alert_sweep() RETURNS integer
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT pystatus.sweep() $$;
+
+--
+-- Name: FUNCTION alert_sweep(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.alert_sweep() IS 'pystatus.sweep() for the alert worker (pystatus_alerter), which calls it before each evaluation, in a transaction of its own, so that a silent service is marked stale within a second of its deadline rather than at the sweep job''s next minute.';
 
 --
 -- Name: allow_service(name, text); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -1917,6 +1976,7 @@ COMMENT ON FUNCTION pystatus.disallow_service(login name, service_pattern text) 
 CREATE FUNCTION pystatus.evaluate_alerts(OUT messages integer, OUT next_check timestamp with time zone) RETURNS record
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
     AS $$
 DECLARE
     v_from timestamptz;
@@ -1929,28 +1989,29 @@ BEGIN
         next_check := now() + interval '1 second';
         RETURN;
     END IF;
-    -- Deadlines passed since the sweeper's last minute: mark them now, so that
-    -- a silent service's alert leaves within seconds of its deadline.
-    PERFORM pystatus.sweep();
-
     -- The edges of maintenance windows since the last evaluation, for the
     -- services whose effective status they change (down or stale inside).
     SELECT p.evaluated_until INTO v_from FROM pystatus.alerts_progress AS p FOR UPDATE;
     INSERT INTO pystatus.status_events (service_name, at, from_status, to_status, cause)
     SELECT s.service_name, edge.at,
-           CASE WHEN edge.opening THEN s.status ELSE 'maintenance' END,
-           CASE WHEN edge.opening THEN 'maintenance' ELSE s.status END,
+           CASE WHEN edge.opening THEN r.status ELSE 'maintenance' END,
+           CASE WHEN edge.opening THEN 'maintenance' ELSE r.status END,
            CASE WHEN edge.opening THEN 'window started' ELSE 'window ended' END
     FROM pystatus.maintenance_occurrences(v_from, now()) AS o
     CROSS JOIN LATERAL (VALUES (o.starts, true), (o.ends, false)) AS edge(at, opening)
     JOIN public.system_status AS s ON s.service_name LIKE o.like_pattern
+    CROSS JOIN LATERAL (SELECT pystatus._raw_status_at(s.service_name, edge.at) AS status) AS r
     WHERE o.kind = 'maintenance' AND edge.at > v_from AND edge.at <= now()
-      AND s.status IN ('down', 'stale')
+      AND r.status IN ('down', 'stale')
       -- an edge inside another window of the same service changes nothing
       AND NOT EXISTS (SELECT FROM pystatus.maintenance_occurrences(edge.at, edge.at + interval '1 microsecond') AS x
                       WHERE x.kind = 'maintenance' AND s.service_name LIKE x.like_pattern
                         AND x.window_id <> o.window_id AND x.starts < edge.at AND x.ends > edge.at);
     UPDATE pystatus.alerts_progress SET evaluated_until = now();
+
+    -- A service deleted from system_status while alerted: its alerts end.
+    DELETE FROM pystatus.alert_state AS st
+    WHERE NOT EXISTS (SELECT FROM public.system_status AS s WHERE s.service_name = st.service_name);
 
     next_check := now() + interval '1 hour';
     -- The pairs to look at: services down now with a rule, and the open alerts.
@@ -1972,7 +2033,7 @@ BEGIN
         ELSIF v_pair.effective_status IN ('down', 'stale') THEN
             IF v_pair.alerted_at IS NULL THEN
                 -- Not alerted yet: once down long enough and for enough reports.
-                v_ready := coalesce(pystatus._last_crossing(v_pair.service_name, true), now()) + v_pair.down_for;
+                v_ready := pystatus._spell_began(v_pair.service_name, true) + v_pair.down_for;
                 IF v_pair.snoozed THEN
                     CONTINUE;
                 ELSIF v_ready > now() THEN
@@ -2015,7 +2076,7 @@ BEGIN
             END IF;
         ELSIF v_pair.alerted_at IS NOT NULL THEN
             -- Alerted, and out of down: the recovery once it has held for up_for.
-            v_ready := coalesce(pystatus._last_crossing(v_pair.service_name, false), now()) + v_pair.up_for;
+            v_ready := coalesce(pystatus._spell_began(v_pair.service_name, false), now()) + v_pair.up_for;
             IF v_ready > now() THEN
                 next_check := least(next_check, v_ready);
             ELSE
@@ -2039,9 +2100,6 @@ BEGIN
          WHERE pystatus.goes_stale(l.reported_status) AND l.stale_after > now()),
         (SELECT min(CASE WHEN o.starts > now() THEN o.starts ELSE o.ends END)
          FROM pystatus.maintenance_occurrences(now(), now() + interval '1 day') AS o));
-    IF messages > 0 THEN
-        PERFORM pg_notify(pystatus._alerts_channel(), '');
-    END IF;
 END;
 $$;
 
@@ -2049,7 +2107,7 @@ $$;
 -- Name: FUNCTION evaluate_alerts(OUT messages integer, OUT next_check timestamp with time zone); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus.evaluate_alerts(OUT messages integer, OUT next_check timestamp with time zone) IS 'Turns status changes into alert messages by the rules: marks services past their deadline stale (pystatus.sweep()), records the edges of maintenance windows as events, then writes the down, reminder and recovery messages that are due. Returns how many it wrote and when it should run next (a deadline, a rule''s wait, a window''s edge). One evaluation at a time.';
+COMMENT ON FUNCTION pystatus.evaluate_alerts(OUT messages integer, OUT next_check timestamp with time zone) IS 'Turns status changes into alert messages by the rules: records the edges of maintenance windows as events, then writes the down, reminder and recovery messages that are due. Returns how many it wrote and when it should run next (a deadline, a rule''s wait, a window''s edge). One evaluation at a time.';
 
 --
 -- Name: finish_alert_attempt(bigint, integer, text); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -2067,16 +2125,19 @@ BEGIN
     SET finished_at = clock_timestamp(), outcome = CASE WHEN finish_alert_attempt.error IS NULL THEN 'sent' ELSE 'failed' END,
         error = left(finish_alert_attempt.error, 2000)
     WHERE a.message_id = finish_alert_attempt.message_id AND a.attempt = finish_alert_attempt.attempt;
+    -- An attempt whose lease ran out (the message was claimed again since) only
+    -- says whether it got through: the newer attempt owns the message.
     UPDATE pystatus.alert_messages AS m
     SET state = CASE WHEN finish_alert_attempt.error IS NULL THEN 'sent'
-                     WHEN m.state = 'sent' THEN 'sent'  -- another attempt got through
+                     WHEN m.state = 'sent' OR m.attempts <> finish_alert_attempt.attempt THEN m.state
                      WHEN m.kind = 'test' THEN 'failed'  -- a test says what happened once
                      WHEN m.created_at < now() - pystatus._alert_give_up_after() THEN 'failed'
                      ELSE 'pending' END,
         sent_at = CASE WHEN finish_alert_attempt.error IS NULL THEN coalesce(m.sent_at, clock_timestamp()) ELSE m.sent_at END,
-        claimed_until = NULL,
+        claimed_until = CASE WHEN m.attempts = finish_alert_attempt.attempt THEN NULL ELSE m.claimed_until END,
         -- Retries back off: 5 s, 10 s, 20 s ... at most 10 minutes apart.
-        next_attempt_at = CASE WHEN finish_alert_attempt.error IS NULL THEN m.next_attempt_at
+        next_attempt_at = CASE WHEN finish_alert_attempt.error IS NULL OR m.attempts <> finish_alert_attempt.attempt
+                               THEN m.next_attempt_at
                                ELSE clock_timestamp() + least(interval '10 minutes',
                                         interval '5 seconds' * power(2, least(finish_alert_attempt.attempt, 12) - 1)) END
     WHERE m.id = finish_alert_attempt.message_id
@@ -2482,16 +2543,20 @@ CREATE FUNCTION pystatus.maintenance_occurrences(since timestamp with time zone,
     CROSS JOIN LATERAL (
         SELECT w.starts, w.ends WHERE w.every IS NULL
         UNION ALL
-        -- Repeats keep the wall-clock time in the window's zone. Every is a whole
-        -- number of hours, days or weeks, so the n-th repeat is within an hour
-        -- (a daylight saving shift) of starts + n * every: one more on each side.
-        SELECT ((w.starts AT TIME ZONE w.time_zone) + n * w.every) AT TIME ZONE w.time_zone,
-               ((w.ends AT TIME ZONE w.time_zone) + n * w.every) AT TIME ZONE w.time_zone
+        -- Repeats start at the same wall-clock time in the window's zone and last
+        -- as long as the first (a start that falls in a daylight saving gap moves
+        -- forward with the clock). Every is a whole number of hours, days or
+        -- weeks, so the n-th repeat is within an hour of starts + n * every: one
+        -- more on each side.
+        SELECT r.starts, r.starts + make_interval(secs => extract(epoch FROM w.ends - w.starts))
         FROM generate_series(
             greatest(0, floor(extract(epoch FROM maintenance_occurrences.since - w.ends)
                               / extract(epoch FROM w.every))::bigint - 1),
             ceil(extract(epoch FROM maintenance_occurrences.until - w.starts)
                  / extract(epoch FROM w.every))::bigint + 1) AS n
+        CROSS JOIN LATERAL (
+            SELECT ((w.starts AT TIME ZONE w.time_zone) + n * w.every) AT TIME ZONE w.time_zone AS starts
+        ) AS r
         WHERE w.every IS NOT NULL
     ) AS o
     WHERE o.starts < maintenance_occurrences.until AND o.ends > maintenance_occurrences.since
@@ -4255,12 +4320,6 @@ REVOKE ALL ON FUNCTION pystatus._is_time_zone(time_zone text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pystatus._is_valid_heartbeat(service_name text, status text, current_task text, latency_ms double precision) FROM PUBLIC;
 
 --
--- Name: FUNCTION _last_crossing(service_name text, into_down boolean); Type: ACL; Schema: pystatus; Owner: -
---
-
-REVOKE ALL ON FUNCTION pystatus._last_crossing(service_name text, into_down boolean) FROM PUBLIC;
-
---
 -- Name: FUNCTION _maintenance_due(); Type: ACL; Schema: pystatus; Owner: -
 --
 
@@ -4321,6 +4380,12 @@ REVOKE ALL ON FUNCTION pystatus._partman_schema() FROM PUBLIC;
 REVOKE ALL ON FUNCTION pystatus._premade_range(OUT oldest timestamp with time zone, OUT premade_until timestamp with time zone) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _raw_status_at(service_name text, at timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._raw_status_at(service_name text, at timestamp with time zone) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _recent_window(); Type: ACL; Schema: pystatus; Owner: -
 --
 
@@ -4363,6 +4428,12 @@ REVOKE ALL ON FUNCTION pystatus._rollups_recomputable_from(service_name text) FR
 REVOKE ALL ON FUNCTION pystatus._service_logins_changed() FROM PUBLIC;
 
 --
+-- Name: FUNCTION _spell_began(service_name text, into_down boolean); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._spell_began(service_name text, into_down boolean) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _sync_logins_restricted(); Type: ACL; Schema: pystatus; Owner: -
 --
 
@@ -4403,6 +4474,13 @@ REVOKE ALL ON FUNCTION pystatus.alert_channel_list() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION pystatus.alert_log(since timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION alert_sweep(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.alert_sweep() FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus.alert_sweep() TO pystatus_alerter;
 
 --
 -- Name: FUNCTION allow_service(login name, service_pattern text); Type: ACL; Schema: pystatus; Owner: -

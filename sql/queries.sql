@@ -263,6 +263,10 @@ SELECT pystatus.send_test_alert(%(channel)s::text)
 SELECT message_id, created_at, channel, service_name, kind, state, attempts, sent_at, last_error, idempotency_key, body_text
 FROM pystatus.alert_log(%(since)s::timestamptz)
 
+-- alert_sweep --
+-- Marks services silent past their deadline stale (the alert worker's sweep, in its own transaction).
+SELECT pystatus.alert_sweep()
+
 -- evaluate_alerts --
 -- Writes the alert messages that are due; says when to evaluate next.
 SELECT messages, next_check FROM pystatus.evaluate_alerts()

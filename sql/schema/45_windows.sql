@@ -34,16 +34,20 @@ AS $$
     CROSS JOIN LATERAL (
         SELECT w.starts, w.ends WHERE w.every IS NULL
         UNION ALL
-        -- Repeats keep the wall-clock time in the window's zone. Every is a whole
-        -- number of hours, days or weeks, so the n-th repeat is within an hour
-        -- (a daylight saving shift) of starts + n * every: one more on each side.
-        SELECT ((w.starts AT TIME ZONE w.time_zone) + n * w.every) AT TIME ZONE w.time_zone,
-               ((w.ends AT TIME ZONE w.time_zone) + n * w.every) AT TIME ZONE w.time_zone
+        -- Repeats start at the same wall-clock time in the window's zone and last
+        -- as long as the first (a start that falls in a daylight saving gap moves
+        -- forward with the clock). Every is a whole number of hours, days or
+        -- weeks, so the n-th repeat is within an hour of starts + n * every: one
+        -- more on each side.
+        SELECT r.starts, r.starts + make_interval(secs => extract(epoch FROM w.ends - w.starts))
         FROM generate_series(
             greatest(0, floor(extract(epoch FROM maintenance_occurrences.since - w.ends)
                               / extract(epoch FROM w.every))::bigint - 1),
             ceil(extract(epoch FROM maintenance_occurrences.until - w.starts)
                  / extract(epoch FROM w.every))::bigint + 1) AS n
+        CROSS JOIN LATERAL (
+            SELECT ((w.starts AT TIME ZONE w.time_zone) + n * w.every) AT TIME ZONE w.time_zone AS starts
+        ) AS r
         WHERE w.every IS NOT NULL
     ) AS o
     WHERE o.starts < maintenance_occurrences.until AND o.ends > maintenance_occurrences.since

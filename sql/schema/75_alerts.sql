@@ -11,9 +11,10 @@ SET LOCAL search_path = pg_catalog, pg_temp;
 -- Events: the outbox, written by triggers on system_status
 ------------------------------------------------------------------------------
 
--- The channel `pystatus alerts run` listens on. A notification is only a hint
--- (lost while no one listens, and not passed by transaction-pooling
--- PgBouncer): the worker also polls.
+-- The channel `pystatus alerts run` listens on, for test messages. Status
+-- writes do not notify: a NOTIFY in a service's transaction would make its
+-- PREPARE TRANSACTION fail (two-phase commit) and serialize its commit on the
+-- notification queue's lock; the worker polls every second instead.
 CREATE OR REPLACE FUNCTION pystatus._alerts_channel()
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -24,6 +25,7 @@ COMMENT ON FUNCTION pystatus._alerts_channel() IS
 -- Runs as its owner, like the copy trigger: writers need no right on events.
 -- It runs only when a status changes (the triggers' WHEN clause and INSERT),
 -- never for a heartbeat that repeats the status, so its search_path is pinned.
+-- It inserts one row, and takes no lock a status write could wait for.
 CREATE OR REPLACE FUNCTION pystatus._record_status_event()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -43,13 +45,12 @@ BEGIN
                  + coalesce(e.grace, interval '60 seconds') AS stale_after
           FROM (SELECT) AS one
           LEFT JOIN pystatus.service_expectations AS e ON e.service_name = NEW.service_name) AS l;
-    PERFORM pg_notify(pystatus._alerts_channel(), '');  -- one notification per transaction
     RETURN NULL;
 END;
 $$;
 COMMENT ON FUNCTION pystatus._record_status_event() IS
     'Trigger function: records a status change in pystatus.status_events (stale written by the '
-    'sweeper is dated at the deadline) and wakes the alert workers.';
+    'sweeper is dated at the deadline).';
 
 CREATE OR REPLACE TRIGGER system_status_first_status
     AFTER INSERT ON public.system_status
@@ -76,7 +77,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN CASE kind
     WHEN 'webhook' THEN ARRAY['secret', 'timeout']
     WHEN 'email' THEN ARRAY['host', 'port', 'starttls', 'ssl', 'username', 'password', 'sender', 'timeout']
-    WHEN 'apprise' THEN ARRAY['timeout']
+    WHEN 'apprise' THEN ARRAY[]::text[]  -- Apprise URLs take their own (?cto=, ?rto= for timeouts)
 END;
 COMMENT ON FUNCTION pystatus._channel_options(text) IS
     'The options each kind of channel takes.';
@@ -116,7 +117,7 @@ BEGIN
     WHERE k <> ALL (pystatus._channel_options(add_alert_channel.kind));
     IF v_unknown IS NOT NULL THEN
         RAISE EXCEPTION 'invalid options for a % channel: % (it takes %)', add_alert_channel.kind, v_unknown,
-            array_to_string(pystatus._channel_options(add_alert_channel.kind), ', ')
+            coalesce(nullif(array_to_string(pystatus._channel_options(add_alert_channel.kind), ', '), ''), 'none')
             USING ERRCODE = 'PS005';
     END IF;
     IF add_alert_channel.options ? 'timeout'
@@ -134,7 +135,7 @@ $$;
 COMMENT ON FUNCTION pystatus.add_alert_channel(text, text, text, jsonb) IS
     'Adds (or replaces) a channel: webhook (target: URL; options: secret, timeout), email (target: '
     'addresses; options: host, port, starttls, ssl, username, password, sender, timeout) or apprise '
-    '(target: Apprise URLs; options: timeout). PS005 on bad input.';
+    '(target: Apprise URLs, with their own timeout parameters; no options). PS005 on bad input.';
 
 CREATE OR REPLACE FUNCTION pystatus.remove_alert_channel(name text)
 RETURNS boolean
@@ -152,8 +153,11 @@ CREATE OR REPLACE FUNCTION pystatus._mask_secrets(kind text, target text, option
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT CASE WHEN _mask_secrets.kind = 'email' THEN _mask_secrets.target
-                -- scheme://host/... : paths and query strings often hold tokens
+    SELECT CASE _mask_secrets.kind
+                WHEN 'email' THEN _mask_secrets.target
+                -- Apprise URLs carry their tokens anywhere, the host part included.
+                WHEN 'apprise' THEN regexp_replace(_mask_secrets.target, '(^|\s)([a-z0-9+]+://)\S*', '\1\2...', 'g')
+                -- A webhook's host is kept; its path and query often hold a token.
                 ELSE regexp_replace(_mask_secrets.target, '^([a-z0-9+]+://)(?:[^@/]*@)?([^/?#]*).*$', '\1\2/...') END,
            (SELECT coalesce(jsonb_object_agg(o.key, CASE WHEN o.key IN ('secret', 'password') THEN '"***"'::jsonb
                                                          ELSE o.value END), '{}'::jsonb)
@@ -280,26 +284,72 @@ $$;
 COMMENT ON FUNCTION pystatus._alert_body(text, text, bigint, text, text, text, timestamptz, timestamptz, integer) IS
     'An alert message as every channel receives it (README, "Alerts": the format).';
 
--- The last time a service entered (into_down) or left the down category: from
--- its events, newest first.
-CREATE OR REPLACE FUNCTION pystatus._last_crossing(service_name text, into_down boolean)
+-- The status a service's raw history gives at a time (stale once silent past
+-- its deadline), before any maintenance window: what a window's edge changes.
+CREATE OR REPLACE FUNCTION pystatus._raw_status_at(service_name text, at timestamptz)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN pystatus.goes_stale(h.status)
+                     AND h.heartbeat_timestamp + coalesce(e.expected_interval, interval '60 seconds')
+                         + coalesce(e.grace, interval '60 seconds') < _raw_status_at.at
+                THEN 'stale' ELSE h.status::text END
+    FROM (SELECT h1.status, h1.heartbeat_timestamp FROM public.system_status_history AS h1
+          WHERE h1.service_name = _raw_status_at.service_name AND h1.heartbeat_timestamp <= _raw_status_at.at
+          ORDER BY h1.heartbeat_timestamp DESC, h1.id DESC LIMIT 1) AS h
+    LEFT JOIN pystatus.service_expectations AS e ON e.service_name = _raw_status_at.service_name;
+$$;
+COMMENT ON FUNCTION pystatus._raw_status_at(text, timestamptz) IS
+    'A service''s status at a time from its raw history (stale once silent past its deadline), '
+    'maintenance windows not applied; NULL before its first row.';
+
+-- When the service's current down (into_down) or up spell began. From its
+-- newest event that crossed between down and not down, when that crossing
+-- goes the right way; otherwise (events missing: written before alerts were
+-- installed, or expired during a long outage) from raw history; a service
+-- still reported up but silent past its deadline is down from the deadline.
+CREATE OR REPLACE FUNCTION pystatus._spell_began(service_name text, into_down boolean)
 RETURNS timestamptz
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT e.at FROM pystatus.status_events AS e
-    WHERE e.service_name = _last_crossing.service_name
-      AND (pystatus.status_category(e.to_status) = 'down') = _last_crossing.into_down
-      AND (e.from_status IS NULL OR (pystatus.status_category(e.from_status) = 'down') <> _last_crossing.into_down)
-    ORDER BY e.id DESC LIMIT 1;
+    SELECT CASE
+        WHEN _spell_began.into_down AND l.reported_status NOT IN ('down', 'stale') THEN l.stale_after
+        ELSE coalesce(
+            (SELECT CASE WHEN (pystatus.status_category(e.to_status) = 'down') = _spell_began.into_down
+                         THEN e.at END
+             FROM pystatus.status_events AS e
+             WHERE e.service_name = _spell_began.service_name
+               AND (pystatus.status_category(e.to_status) = 'down')
+                   <> coalesce(pystatus.status_category(e.from_status) = 'down', false)
+             ORDER BY e.at DESC, e.id DESC LIMIT 1),
+            -- The first row of the current spell in raw history.
+            (SELECT min(h.heartbeat_timestamp) FROM public.system_status_history AS h
+             WHERE h.service_name = _spell_began.service_name
+               AND h.heartbeat_timestamp > coalesce(
+                   (SELECT max(h2.heartbeat_timestamp) FROM public.system_status_history AS h2
+                    WHERE h2.service_name = _spell_began.service_name
+                      AND (h2.status IN ('down', 'stale')) <> _spell_began.into_down),
+                   '-infinity')),
+            l.last_heartbeat)
+        END
+    FROM pystatus.live_status AS l
+    WHERE l.service_name = _spell_began.service_name;
 $$;
-COMMENT ON FUNCTION pystatus._last_crossing(text, boolean) IS
-    'When the service last went down (into_down) or last came out of down, from its events.';
+COMMENT ON FUNCTION pystatus._spell_began(text, boolean) IS
+    'When the service went down (into_down) or came back up this time: from its events, else its raw '
+    'history; the deadline for a service silent past it but not marked stale yet.';
 
+-- It writes only alert tables and events, and marks nothing stale itself (the
+-- worker calls alert_sweep() first, in a transaction of its own): no status
+-- write ever waits for it. Its own waits are bounded too, e.g. behind a DBA
+-- removing a rule in an open transaction: it fails, and the next round retries.
 CREATE OR REPLACE FUNCTION pystatus.evaluate_alerts(OUT messages integer, OUT next_check timestamptz)
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET lock_timeout = '2s'
 AS $$
 DECLARE
     v_from timestamptz;
@@ -312,28 +362,29 @@ BEGIN
         next_check := now() + interval '1 second';
         RETURN;
     END IF;
-    -- Deadlines passed since the sweeper's last minute: mark them now, so that
-    -- a silent service's alert leaves within seconds of its deadline.
-    PERFORM pystatus.sweep();
-
     -- The edges of maintenance windows since the last evaluation, for the
     -- services whose effective status they change (down or stale inside).
     SELECT p.evaluated_until INTO v_from FROM pystatus.alerts_progress AS p FOR UPDATE;
     INSERT INTO pystatus.status_events (service_name, at, from_status, to_status, cause)
     SELECT s.service_name, edge.at,
-           CASE WHEN edge.opening THEN s.status ELSE 'maintenance' END,
-           CASE WHEN edge.opening THEN 'maintenance' ELSE s.status END,
+           CASE WHEN edge.opening THEN r.status ELSE 'maintenance' END,
+           CASE WHEN edge.opening THEN 'maintenance' ELSE r.status END,
            CASE WHEN edge.opening THEN 'window started' ELSE 'window ended' END
     FROM pystatus.maintenance_occurrences(v_from, now()) AS o
     CROSS JOIN LATERAL (VALUES (o.starts, true), (o.ends, false)) AS edge(at, opening)
     JOIN public.system_status AS s ON s.service_name LIKE o.like_pattern
+    CROSS JOIN LATERAL (SELECT pystatus._raw_status_at(s.service_name, edge.at) AS status) AS r
     WHERE o.kind = 'maintenance' AND edge.at > v_from AND edge.at <= now()
-      AND s.status IN ('down', 'stale')
+      AND r.status IN ('down', 'stale')
       -- an edge inside another window of the same service changes nothing
       AND NOT EXISTS (SELECT FROM pystatus.maintenance_occurrences(edge.at, edge.at + interval '1 microsecond') AS x
                       WHERE x.kind = 'maintenance' AND s.service_name LIKE x.like_pattern
                         AND x.window_id <> o.window_id AND x.starts < edge.at AND x.ends > edge.at);
     UPDATE pystatus.alerts_progress SET evaluated_until = now();
+
+    -- A service deleted from system_status while alerted: its alerts end.
+    DELETE FROM pystatus.alert_state AS st
+    WHERE NOT EXISTS (SELECT FROM public.system_status AS s WHERE s.service_name = st.service_name);
 
     next_check := now() + interval '1 hour';
     -- The pairs to look at: services down now with a rule, and the open alerts.
@@ -355,7 +406,7 @@ BEGIN
         ELSIF v_pair.effective_status IN ('down', 'stale') THEN
             IF v_pair.alerted_at IS NULL THEN
                 -- Not alerted yet: once down long enough and for enough reports.
-                v_ready := coalesce(pystatus._last_crossing(v_pair.service_name, true), now()) + v_pair.down_for;
+                v_ready := pystatus._spell_began(v_pair.service_name, true) + v_pair.down_for;
                 IF v_pair.snoozed THEN
                     CONTINUE;
                 ELSIF v_ready > now() THEN
@@ -398,7 +449,7 @@ BEGIN
             END IF;
         ELSIF v_pair.alerted_at IS NOT NULL THEN
             -- Alerted, and out of down: the recovery once it has held for up_for.
-            v_ready := coalesce(pystatus._last_crossing(v_pair.service_name, false), now()) + v_pair.up_for;
+            v_ready := coalesce(pystatus._spell_began(v_pair.service_name, false), now()) + v_pair.up_for;
             IF v_ready > now() THEN
                 next_check := least(next_check, v_ready);
             ELSE
@@ -422,16 +473,24 @@ BEGIN
          WHERE pystatus.goes_stale(l.reported_status) AND l.stale_after > now()),
         (SELECT min(CASE WHEN o.starts > now() THEN o.starts ELSE o.ends END)
          FROM pystatus.maintenance_occurrences(now(), now() + interval '1 day') AS o));
-    IF messages > 0 THEN
-        PERFORM pg_notify(pystatus._alerts_channel(), '');
-    END IF;
 END;
 $$;
 COMMENT ON FUNCTION pystatus.evaluate_alerts() IS
-    'Turns status changes into alert messages by the rules: marks services past their deadline '
-    'stale (pystatus.sweep()), records the edges of maintenance windows as events, then writes the '
+    'Turns status changes into alert messages by the rules: records the edges of maintenance '
+    'windows as events, then writes the '
     'down, reminder and recovery messages that are due. Returns how many it wrote and when it '
     'should run next (a deadline, a rule''s wait, a window''s edge). One evaluation at a time.';
+
+CREATE OR REPLACE FUNCTION pystatus.alert_sweep()
+RETURNS integer
+LANGUAGE sql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pystatus.sweep() $$;
+COMMENT ON FUNCTION pystatus.alert_sweep() IS
+    'pystatus.sweep() for the alert worker (pystatus_alerter), which calls it before each '
+    'evaluation, in a transaction of its own, so that a silent service is marked stale within a '
+    'second of its deadline rather than at the sweep job''s next minute.';
 
 ------------------------------------------------------------------------------
 -- Delivering: claim, then report the outcome (pystatus/alerts.py)
@@ -500,16 +559,19 @@ BEGIN
     SET finished_at = clock_timestamp(), outcome = CASE WHEN finish_alert_attempt.error IS NULL THEN 'sent' ELSE 'failed' END,
         error = left(finish_alert_attempt.error, 2000)
     WHERE a.message_id = finish_alert_attempt.message_id AND a.attempt = finish_alert_attempt.attempt;
+    -- An attempt whose lease ran out (the message was claimed again since) only
+    -- says whether it got through: the newer attempt owns the message.
     UPDATE pystatus.alert_messages AS m
     SET state = CASE WHEN finish_alert_attempt.error IS NULL THEN 'sent'
-                     WHEN m.state = 'sent' THEN 'sent'  -- another attempt got through
+                     WHEN m.state = 'sent' OR m.attempts <> finish_alert_attempt.attempt THEN m.state
                      WHEN m.kind = 'test' THEN 'failed'  -- a test says what happened once
                      WHEN m.created_at < now() - pystatus._alert_give_up_after() THEN 'failed'
                      ELSE 'pending' END,
         sent_at = CASE WHEN finish_alert_attempt.error IS NULL THEN coalesce(m.sent_at, clock_timestamp()) ELSE m.sent_at END,
-        claimed_until = NULL,
+        claimed_until = CASE WHEN m.attempts = finish_alert_attempt.attempt THEN NULL ELSE m.claimed_until END,
         -- Retries back off: 5 s, 10 s, 20 s ... at most 10 minutes apart.
-        next_attempt_at = CASE WHEN finish_alert_attempt.error IS NULL THEN m.next_attempt_at
+        next_attempt_at = CASE WHEN finish_alert_attempt.error IS NULL OR m.attempts <> finish_alert_attempt.attempt
+                               THEN m.next_attempt_at
                                ELSE clock_timestamp() + least(interval '10 minutes',
                                         interval '5 seconds' * power(2, least(finish_alert_attempt.attempt, 12) - 1)) END
     WHERE m.id = finish_alert_attempt.message_id

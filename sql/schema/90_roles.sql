@@ -240,6 +240,7 @@ AS $$
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.cron_database()'),
     -- The alert worker: decide, claim, report (each runs as its owner).
     ('pystatus_alerter', 'USAGE', 'SCHEMA pystatus'),
+    ('pystatus_alerter', 'EXECUTE', 'FUNCTION pystatus.alert_sweep()'),
     ('pystatus_alerter', 'EXECUTE', 'FUNCTION pystatus.evaluate_alerts()'),
     ('pystatus_alerter', 'EXECUTE', 'FUNCTION pystatus.claim_alert_messages(text, integer, interval, bigint)'),
     ('pystatus_alerter', 'EXECUTE', 'FUNCTION pystatus.finish_alert_attempt(bigint, integer, text)'),
