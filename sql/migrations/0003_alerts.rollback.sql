@@ -1,13 +1,11 @@
 -- Undo 0003_alerts: the alert tables and maintenance windows, with their
--- triggers and functions. live_status is dropped too (it gained a column the
+-- functions. live_status is dropped too (it gained a column the
 -- version before cannot remove): run `pystatus migrate` of the version you
 -- return to, which re-applies its definitions (the record of applied
 -- definitions is cleared for that).
 
 SET LOCAL search_path = pg_catalog, pg_temp;
 
-DROP TRIGGER IF EXISTS system_status_first_status ON public.system_status;
-DROP TRIGGER IF EXISTS system_status_status_changed ON public.system_status;
 DROP VIEW IF EXISTS pystatus.live_status;
 DO $$
 DECLARE

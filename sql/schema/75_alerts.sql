@@ -22,50 +22,30 @@ RETURN 'pystatus_alerts';
 COMMENT ON FUNCTION pystatus._alerts_channel() IS
     'The LISTEN/NOTIFY channel that wakes alert workers when a status changes.';
 
--- Runs as its owner, like the copy trigger: writers need no right on events.
--- It runs only when a status changes (the triggers' WHEN clause and INSERT),
--- never for a heartbeat that repeats the status, so its search_path is pinned.
--- It inserts one row, and takes no lock a status write could wait for.
-CREATE OR REPLACE FUNCTION pystatus._record_status_event()
-RETURNS trigger
-LANGUAGE plpgsql
-SECURITY DEFINER
+-- Called by the copy trigger (30_write.sql), which runs as its owner, for a
+-- write that changes a status: writers need no right on events. It inserts
+-- one row and takes no lock a status write could wait for.
+CREATE OR REPLACE FUNCTION pystatus._record_status_event(
+    service_name text, from_status text, to_status text, last_heartbeat timestamptz, silence boolean)
+RETURNS void
+LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    v_silence boolean := NEW.status = 'stale' AND TG_OP = 'UPDATE' AND NEW.last_heartbeat = OLD.last_heartbeat;
-BEGIN
     INSERT INTO pystatus.status_events (service_name, at, from_status, to_status, cause)
-    SELECT NEW.service_name,
-           CASE WHEN v_silence THEN l.stale_after ELSE NEW.last_heartbeat END,
-           CASE WHEN TG_OP = 'UPDATE' THEN OLD.status END,
-           NEW.status,
-           CASE WHEN v_silence THEN 'silence' ELSE 'reported' END
-    FROM (SELECT NEW.last_heartbeat + coalesce(e.expected_interval, interval '60 seconds')
-                 + coalesce(e.grace, interval '60 seconds') AS stale_after
-          FROM (SELECT) AS one
-          LEFT JOIN pystatus.service_expectations AS e ON e.service_name = NEW.service_name) AS l;
-    RETURN NULL;
-END;
+    SELECT _record_status_event.service_name,
+           -- Stale written by the sweeper: dated at the deadline.
+           CASE WHEN _record_status_event.silence
+                THEN _record_status_event.last_heartbeat + coalesce(e.expected_interval, interval '60 seconds')
+                     + coalesce(e.grace, interval '60 seconds')
+                ELSE _record_status_event.last_heartbeat END,
+           _record_status_event.from_status, _record_status_event.to_status,
+           CASE WHEN _record_status_event.silence THEN 'silence' ELSE 'reported' END
+    FROM (SELECT) AS one
+    LEFT JOIN pystatus.service_expectations AS e ON e.service_name = _record_status_event.service_name;
 $$;
-COMMENT ON FUNCTION pystatus._record_status_event() IS
-    'Trigger function: records a status change in pystatus.status_events (stale written by the '
-    'sweeper is dated at the deadline).';
-
-CREATE OR REPLACE TRIGGER system_status_first_status
-    AFTER INSERT ON public.system_status
-    FOR EACH ROW EXECUTE FUNCTION pystatus._record_status_event();
-COMMENT ON TRIGGER system_status_first_status ON public.system_status IS
-    'A new service''s first status is an event.';
-
--- The WHEN clause is evaluated in the executor, without a function call: a
--- heartbeat that repeats its status costs one comparison.
-CREATE OR REPLACE TRIGGER system_status_status_changed
-    AFTER UPDATE ON public.system_status
-    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
-    EXECUTE FUNCTION pystatus._record_status_event();
-COMMENT ON TRIGGER system_status_status_changed ON public.system_status IS
-    'A write that changes a service''s status is an event, in the same transaction.';
+COMMENT ON FUNCTION pystatus._record_status_event(text, text, text, timestamptz, boolean) IS
+    'Records a status change in pystatus.status_events (from_status NULL: the service''s first '
+    'status; silence: stale written by the sweeper, dated at the deadline).';
 
 ------------------------------------------------------------------------------
 -- Channels and rules
