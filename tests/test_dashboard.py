@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 import pystatus
+from pystatus import alerts
 from pystatus.dashboard import create_app
 from tests.helpers import one
 from tests.serving import dashboard, get_json
@@ -180,3 +181,15 @@ def test_its_sessions_are_read_only(url: str, dsn: str) -> None:
         pytest.raises(pystatus.PystatusError, match="read-only transaction"),
     ):
         pystatus.heartbeat(conn, "intruder")
+
+
+def test_a_service_in_a_maintenance_window_shows_the_window(url: str, db: Conn) -> None:
+    pystatus.heartbeat(db, "indexer", "down")
+    ends = one(db, "SELECT date_trunc('minute', now()) + interval '2 hours'")
+    alerts.add_maintenance(db, "indexer", one(db, "SELECT now()"), ends, reason="reindex")
+    (indexer,) = [s for s in get_json(f"{url}/api/status") if s["service_name"] == "indexer"]
+    assert indexer["effective_status"] == "maintenance"
+    assert datetime.fromisoformat(indexer["maintenance_until"]) == ends
+    with urllib.request.urlopen(f"{url}/") as response:
+        page = response.read().decode()
+    assert f'window until {ends.isoformat(timespec="minutes")}' in page
