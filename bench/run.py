@@ -596,6 +596,33 @@ class Bench:
             f"max < 5 s: {verdict(len(arrived) == services and max(late) < 5)}",
         )
 
+    def metrics_scrape(self) -> None:
+        n = max(self.sizes.dashboard_services)
+        print(f"8. Prometheus scrape, {n:,} services", flush=True)
+        self.reset_writes()
+        self.sql("TRUNCATE pystatus.rollup_hourly, pystatus.rollup_daily")
+        self.sql(
+            f"SELECT pystatus.heartbeat_many(array_agg('svc-' || i), array_fill('ok'::text, ARRAY[{n}]))"
+            f" FROM generate_series(1, {n}) AS i"
+        )
+        # Rollups as a month of history leaves them: 24 hours and 30 days a service.
+        for table, unit, count in (("rollup_hourly", "hour", 24), ("rollup_daily", "day", 30)):
+            self.sql(
+                f"INSERT INTO pystatus.{table} SELECT 'svc-' || i,"
+                f" date_trunc('{unit}', (SELECT rolled_until FROM pystatus.rollup_state))"
+                f" - k * interval '1 {unit}', 3500000000, 100000000, 0, 60, 60, 12, 11, 20, 30"
+                f" FROM generate_series(1, {n}) AS i, generate_series(1, {count}) AS k"
+            )
+        self.sql("ANALYZE pystatus.rollup_hourly; ANALYZE pystatus.rollup_daily")
+        samples = self.sql("SELECT count(*) FROM pystatus.metrics()")[0][0]
+        inside = [self.execution_ms("SELECT * FROM pystatus.metrics()") for _ in range(5)]
+        self.results.add(
+            "8. Prometheus scrape",
+            f"pystatus.metrics(), {n:,} services, {samples:,} samples, in the database (ms)",
+            spread(inside, "{:.1f}"),
+            f"< 100 ms: {verdict(statistics.median(inside) < 100)}" if n >= 10000 else "",
+        )
+
     def retention(self) -> None:
         print("6. Retention", flush=True)
         s = self.sizes
@@ -789,6 +816,7 @@ def main() -> None:
             bench.history_answers,
             bench.retention,
             bench.alerts,
+            bench.metrics_scrape,
         )
         for scenario in scenarios:
             if args.only is None or scenario.__name__ == args.only:

@@ -9,6 +9,7 @@ import logging
 import shlex
 import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -457,6 +458,16 @@ def cmd_db(args: argparse.Namespace) -> None:
         raise PystatusError(str(exc)) from exc
 
 
+def cmd_exporter(args: argparse.Namespace) -> None:
+    from pystatus import metrics
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    print(f"Prometheus metrics on http://{args.host}:{args.port}/metrics", flush=True)
+    metrics.serve(args.dsn, args.host, args.port, stop)
+
+
 def cmd_dashboard(args: argparse.Namespace) -> None:
     try:
         from pystatus import dashboard
@@ -692,6 +703,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     snooze.add_argument("--for", dest="duration", required=True, help="e.g. 2h or '30 minutes'")
     snooze.add_argument("--reason")
+
+    exporter = command("exporter", cmd_exporter, "serve Prometheus metrics (as a reader login)")
+    exporter.add_argument("--host", default="127.0.0.1")
+    exporter.add_argument("--port", type=int, default=9187, help="default 9187")
 
     board = command("dashboard", cmd_dashboard, "serve the read-only dashboard and JSON API")
     board.add_argument("--host", default="127.0.0.1")

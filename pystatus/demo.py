@@ -159,6 +159,7 @@ def run(dsn: str | None = None, port: int = 8000, duration: float | None = None)
             if duration:
                 stopper.start()
             print(f"Dashboard: http://127.0.0.1:{port}/", flush=True)
+            print(f"Prometheus metrics: http://127.0.0.1:{port}/metrics", flush=True)
             print(f"({CRASHES} crashes after {CRASH_AFTER:.0f} s; Ctrl-C to stop)", flush=True)
             server.run()
         except KeyboardInterrupt:

@@ -279,3 +279,7 @@ FROM pystatus.claim_alert_messages(%(worker)s::text, %(max_messages)s::integer, 
 -- finish_alert_attempt --
 -- Records how a delivery attempt ended; returns the message's state.
 SELECT pystatus.finish_alert_attempt(%(message_id)s::bigint, %(attempt)s::integer, %(error)s::text)
+
+-- metrics --
+-- Every Prometheus sample of a scrape: metric, labels (NULL where none), value.
+SELECT metric, service, status, time_window, quantile, value FROM pystatus.metrics()

@@ -192,4 +192,4 @@ def test_a_service_in_a_maintenance_window_shows_the_window(url: str, db: Conn) 
     assert datetime.fromisoformat(indexer["maintenance_until"]) == ends
     with urllib.request.urlopen(f"{url}/") as response:
         page = response.read().decode()
-    assert f'window until {ends.isoformat(timespec="minutes")}' in page
+    assert f"window until {ends.isoformat(timespec='minutes')}" in page

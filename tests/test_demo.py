@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 from pystatus.cluster import free_port
 from tests.serving import get_json
@@ -47,6 +48,11 @@ def test_demo_serves_the_dashboard_and_ctrl_c_leaves_nothing_running() -> None:
         assert {s["service_name"]: s["effective_status"] for s in status}["mailer"] == "stale"
         days = get_json(f"http://127.0.0.1:{web}/api/services/search/days?days=30")
         assert len(days) == 30
+        with urllib.request.urlopen(f"http://127.0.0.1:{web}/metrics") as response:
+            assert (
+                'pystatus_service_up{service="mailer",status="stale"} 0.0'
+                in response.read().decode()
+            )
         give_up = threading.Timer(60, demo.kill)  # if the alert never came
         give_up.start()
         for line in demo.stdout:  # mailer, silent since yesterday, is alerted at once

@@ -16,12 +16,13 @@ from typing import Annotated, Any
 import jinja2
 import psycopg
 from fastapi import FastAPI, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg_pool import ConnectionPool
 
-from pystatus import answers
+from pystatus import answers, metrics
 from pystatus.connection import resolve_dsn
 from pystatus.errors import InvalidInput, PystatusError, translate_errors
 
@@ -79,6 +80,12 @@ def create_app(dsn: str | None = None) -> FastAPI:
     def connection() -> Iterator[psycopg.Connection[Any]]:
         with translate_errors(), pool.connection() as conn:
             yield conn
+
+    scraped = metrics.registry(connect=connection)
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
+    def prometheus_metrics() -> Response:
+        return Response(generate_latest(scraped), media_type=CONTENT_TYPE_LATEST)
 
     @app.exception_handler(PystatusError)
     async def pystatus_error(request: Request, exc: PystatusError) -> JSONResponse:

@@ -238,6 +238,7 @@ AS $$
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.maintenance_jobs()'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.check()'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.cron_database()'),
+    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.metrics()'),  -- Prometheus scrapes
     -- The alert worker: decide, claim, report (each runs as its owner).
     ('pystatus_alerter', 'USAGE', 'SCHEMA pystatus'),
     ('pystatus_alerter', 'EXECUTE', 'FUNCTION pystatus.alert_sweep()'),

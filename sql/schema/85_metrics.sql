@@ -1,0 +1,80 @@
+-- Prometheus metrics: everything a scrape exposes, in one query
+-- (pystatus/metrics.py turns the rows into metric families). Base units, a
+-- pystatus_ prefix, and bounded labels: service (the fleet), status (the
+-- seven statuses), window (1d, 7d, 30d), quantile (0.5, 0.95).
+
+SET LOCAL search_path = pg_catalog, pg_temp;
+
+-- Runs as its owner: a pystatus_reader login scrapes, and reads history only
+-- through this function.
+CREATE OR REPLACE FUNCTION pystatus.metrics()
+RETURNS TABLE (metric text, service text, status text, time_window text, quantile text,
+               value double precision)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH live AS MATERIALIZED (
+        SELECT l.service_name::text AS service, l.effective_status::text AS status, l.seconds_since,
+               l.reported_status, l.stale_after
+        FROM pystatus.live_status AS l
+    ), state AS (
+        SELECT s.rolled_until, date_bin('1 day', s.rolled_until, pystatus._bucket_origin()) AS rolled_days
+        FROM pystatus.rollup_state AS s
+    ), windows AS (
+        -- Uptime over the last 24 rolled-up hours, and the last 7 and 30 whole
+        -- rolled-up days: read from the rollups, so a scrape stays cheap.
+        SELECT r.service_name::text AS service, '1d' AS time_window, sum(r.up_us) AS up, sum(r.down_us) AS down
+        FROM state CROSS JOIN pystatus.rollup_hourly AS r
+        WHERE r.bucket >= state.rolled_until - interval '24 hours' AND r.bucket < state.rolled_until
+        GROUP BY r.service_name
+        UNION ALL
+        SELECT r.service_name::text, w.name, sum(r.up_us), sum(r.down_us)
+        FROM state
+        CROSS JOIN (VALUES ('7d', 7), ('30d', 30)) AS w(name, days)
+        JOIN pystatus.rollup_daily AS r
+          ON r.bucket >= state.rolled_days - w.days * interval '1 day' AND r.bucket < state.rolled_days
+        GROUP BY r.service_name, w.name
+    )
+    SELECT 'pystatus_service_up', l.service, l.status, NULL, NULL,
+           (pystatus.status_category(l.status) = 'up')::int::double precision
+    FROM live AS l
+    UNION ALL
+    SELECT 'pystatus_service_heartbeat_age_seconds', l.service, NULL, NULL, NULL, l.seconds_since
+    FROM live AS l
+    UNION ALL
+    SELECT 'pystatus_service_uptime_ratio', w.service, NULL, w.time_window, NULL,
+           w.up::double precision / (w.up + w.down)
+    FROM windows AS w WHERE w.up + w.down > 0
+    UNION ALL
+    -- The latency measure over the last rolled-up hour, in seconds.
+    SELECT 'pystatus_service_latency_seconds', r.service_name, NULL, NULL, q.quantile, q.ms / 1000
+    FROM state
+    JOIN pystatus.rollup_hourly AS r ON r.bucket = state.rolled_until - interval '1 hour'
+    CROSS JOIN LATERAL (VALUES ('0.5', r.latency_p50), ('0.95', r.latency_p95)) AS q(quantile, ms)
+    WHERE q.ms IS NOT NULL
+    UNION ALL
+    SELECT 'pystatus_services', NULL, s.status, NULL, NULL,
+           (SELECT count(*) FROM live AS l WHERE l.status = s.status)
+    FROM unnest(ARRAY['ok', 'degraded', 'down', 'stale', 'starting', 'stopping', 'maintenance']) AS s(status)
+    UNION ALL
+    -- The installation's health, the cheap figures of check(): the whole of it
+    -- validates every name and reads pg_cron's runs, too slow for every scrape.
+    SELECT 'pystatus_sweeper_behind_services', NULL, NULL, NULL, NULL,
+           (SELECT count(*) FROM live AS l
+            WHERE l.status = 'stale' AND l.reported_status <> 'stale'
+              AND l.stale_after < now() - interval '5 minutes')
+    UNION ALL
+    SELECT 'pystatus_rollup_lag_seconds', NULL, NULL, NULL, NULL,
+           extract(epoch FROM now() - state.rolled_until) FROM state
+    UNION ALL
+    SELECT 'pystatus_partitions_ahead_seconds', NULL, NULL, NULL, NULL,
+           extract(epoch FROM max(p.ends) - now())
+    FROM pystatus.history_partitions AS p WHERE NOT p.is_default
+    UNION ALL
+    SELECT 'pystatus_default_partition_rows', NULL, NULL, NULL, NULL, pystatus.history_default_rows();
+$$;
+COMMENT ON FUNCTION pystatus.metrics() IS
+    'Every Prometheus metric of a scrape, one row per sample: metric name, its labels (service, '
+    'status, time_window, quantile: NULL where the metric has none) and value (README, '
+    '"Prometheus").';
