@@ -1168,6 +1168,127 @@ $$;
 
 COMMENT ON FUNCTION pystatus._record_status_event(service_name text, from_status text, to_status text, last_heartbeat timestamp with time zone, silence boolean) IS 'Records a status change in pystatus.status_events (from_status NULL: the service''s first status; silence: stale written by the sweeper, dated at the deadline).';
 
+SET default_tablespace = '';
+
+SET default_table_access_method = heap;
+
+--
+-- Name: rollup_daily; Type: TABLE; Schema: pystatus; Owner: -
+--
+
+CREATE TABLE pystatus.rollup_daily (
+    service_name character varying(64) NOT NULL,
+    bucket timestamp with time zone NOT NULL,
+    up_us bigint NOT NULL,
+    down_us bigint NOT NULL,
+    maintenance_us bigint NOT NULL,
+    heartbeats integer NOT NULL,
+    latency_count integer NOT NULL,
+    latency_avg double precision,
+    latency_p50 double precision,
+    latency_p95 double precision,
+    latency_max double precision
+);
+
+--
+-- Name: TABLE rollup_daily; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON TABLE pystatus.rollup_daily IS 'pystatus.rollup_hourly per UTC day (percentiles computed over the day''s raw rows).';
+
+--
+-- Name: rollup_hourly; Type: TABLE; Schema: pystatus; Owner: -
+--
+
+CREATE TABLE pystatus.rollup_hourly (
+    service_name character varying(64) NOT NULL,
+    bucket timestamp with time zone NOT NULL,
+    up_us bigint NOT NULL,
+    down_us bigint NOT NULL,
+    maintenance_us bigint NOT NULL,
+    heartbeats integer NOT NULL,
+    latency_count integer NOT NULL,
+    latency_avg double precision,
+    latency_p50 double precision,
+    latency_p95 double precision,
+    latency_max double precision
+);
+
+--
+-- Name: TABLE rollup_hourly; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON TABLE pystatus.rollup_hourly IS 'Per service per UTC hour: microseconds up, down and in maintenance (the rest of the hour is no data), heartbeats received, and the latency measure''s count/avg/p50/p95/max. Maintained by pystatus.refresh_rollups(); equal to the same figures computed from raw history.';
+
+--
+-- Name: rollup_state; Type: TABLE; Schema: pystatus; Owner: -
+--
+
+CREATE TABLE pystatus.rollup_state (
+    singleton boolean DEFAULT true NOT NULL,
+    rolled_until timestamp with time zone NOT NULL,
+    retention interval DEFAULT '400 days'::interval NOT NULL,
+    CONSTRAINT rollup_state_retention_check CHECK ((retention > '00:00:00'::interval)),
+    CONSTRAINT rollup_state_singleton_check CHECK (singleton)
+);
+
+--
+-- Name: TABLE rollup_state; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON TABLE pystatus.rollup_state IS 'rolled_until: rollups hold every hour before it (an hour is rolled up 5 minutes after it ends); retention: how long rollups are kept (default 400 days, longer than raw history).';
+
+--
+-- Name: uptime_windows; Type: TABLE; Schema: pystatus; Owner: -
+--
+
+CREATE TABLE pystatus.uptime_windows (
+    service_name character varying(64) NOT NULL,
+    time_window text NOT NULL,
+    up_us bigint NOT NULL,
+    down_us bigint NOT NULL,
+    CONSTRAINT uptime_windows_time_window_check CHECK ((time_window = ANY (ARRAY['1d'::text, '7d'::text, '30d'::text])))
+);
+
+--
+-- Name: TABLE uptime_windows; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON TABLE pystatus.uptime_windows IS 'Per service, microseconds up and down over the last 24 rolled-up hours (1d) and the last 7 and 30 whole rolled-up days: what a Prometheus scrape reads (pystatus.metrics()), recomputed by pystatus.refresh_rollups() whenever the rollups change.';
+
+--
+-- Name: _refresh_uptime_windows(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._refresh_uptime_windows() RETURNS void
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    BEGIN ATOMIC
+ DELETE FROM pystatus.uptime_windows;
+ INSERT INTO pystatus.uptime_windows (service_name, time_window, up_us, down_us)  SELECT r.service_name,
+             '1d'::text,
+             sum(r.up_us) AS sum,
+             sum(r.down_us) AS sum
+            FROM (pystatus.rollup_state s
+              JOIN pystatus.rollup_hourly r ON (((r.bucket >= (s.rolled_until - '24:00:00'::interval)) AND (r.bucket < s.rolled_until))))
+           GROUP BY r.service_name
+         UNION ALL
+          SELECT r.service_name,
+             w.name,
+             sum(r.up_us) AS sum,
+             sum(r.down_us) AS sum
+            FROM ((pystatus.rollup_state s
+              CROSS JOIN ( VALUES ('7d'::text,7), ('30d'::text,30)) w(name, days))
+              JOIN pystatus.rollup_daily r ON (((r.bucket >= (date_bin('1 day'::interval, s.rolled_until, pystatus._bucket_origin()) - ((w.days)::double precision * '1 day'::interval))) AND (r.bucket < date_bin('1 day'::interval, s.rolled_until, pystatus._bucket_origin())))))
+           GROUP BY r.service_name, w.name;
+END;
+
+--
+-- Name: FUNCTION _refresh_uptime_windows(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._refresh_uptime_windows() IS 'Recomputes pystatus.uptime_windows from the rollups (refresh_rollups() runs it when they change).';
+
 --
 -- Name: _role_rights(); Type: FUNCTION; Schema: pystatus; Owner: -
 --
@@ -1297,34 +1418,6 @@ $$;
 --
 
 COMMENT ON FUNCTION pystatus._roll_up(service_name text, since timestamp with time zone, until timestamp with time zone) IS 'Recomputes the hourly rollups in [since, until) and the daily ones of the days that ended in it, for one service or (NULL) all. Returns the hourly rows written.';
-
-SET default_tablespace = '';
-
-SET default_table_access_method = heap;
-
---
--- Name: rollup_hourly; Type: TABLE; Schema: pystatus; Owner: -
---
-
-CREATE TABLE pystatus.rollup_hourly (
-    service_name character varying(64) NOT NULL,
-    bucket timestamp with time zone NOT NULL,
-    up_us bigint NOT NULL,
-    down_us bigint NOT NULL,
-    maintenance_us bigint NOT NULL,
-    heartbeats integer NOT NULL,
-    latency_count integer NOT NULL,
-    latency_avg double precision,
-    latency_p50 double precision,
-    latency_p95 double precision,
-    latency_max double precision
-);
-
---
--- Name: TABLE rollup_hourly; Type: COMMENT; Schema: pystatus; Owner: -
---
-
-COMMENT ON TABLE pystatus.rollup_hourly IS 'Per service per UTC hour: microseconds up, down and in maintenance (the rest of the hour is no data), heartbeats received, and the latency measure''s count/avg/p50/p95/max. Maintained by pystatus.refresh_rollups(); equal to the same figures computed from raw history.';
 
 --
 -- Name: _rollup_buckets(text, timestamp with time zone, timestamp with time zone, interval); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -2621,22 +2714,7 @@ CREATE FUNCTION pystatus.metrics() RETURNS TABLE(metric text, service text, stat
                l.reported_status, l.stale_after
         FROM pystatus.live_status AS l
     ), state AS (
-        SELECT s.rolled_until, date_bin('1 day', s.rolled_until, pystatus._bucket_origin()) AS rolled_days
-        FROM pystatus.rollup_state AS s
-    ), windows AS (
-        -- Uptime over the last 24 rolled-up hours, and the last 7 and 30 whole
-        -- rolled-up days: read from the rollups, so a scrape stays cheap.
-        SELECT r.service_name::text AS service, '1d' AS time_window, sum(r.up_us) AS up, sum(r.down_us) AS down
-        FROM state CROSS JOIN pystatus.rollup_hourly AS r
-        WHERE r.bucket >= state.rolled_until - interval '24 hours' AND r.bucket < state.rolled_until
-        GROUP BY r.service_name
-        UNION ALL
-        SELECT r.service_name::text, w.name, sum(r.up_us), sum(r.down_us)
-        FROM state
-        CROSS JOIN (VALUES ('7d', 7), ('30d', 30)) AS w(name, days)
-        JOIN pystatus.rollup_daily AS r
-          ON r.bucket >= state.rolled_days - w.days * interval '1 day' AND r.bucket < state.rolled_days
-        GROUP BY r.service_name, w.name
+        SELECT s.rolled_until FROM pystatus.rollup_state AS s
     )
     SELECT 'pystatus_service_up', l.service, l.status, NULL, NULL,
            (pystatus.status_category(l.status) = 'up')::int::double precision
@@ -2645,9 +2723,10 @@ CREATE FUNCTION pystatus.metrics() RETURNS TABLE(metric text, service text, stat
     SELECT 'pystatus_service_heartbeat_age_seconds', l.service, NULL, NULL, NULL, l.seconds_since
     FROM live AS l
     UNION ALL
-    SELECT 'pystatus_service_uptime_ratio', w.service, NULL, w.time_window, NULL,
-           w.up::double precision / (w.up + w.down)
-    FROM windows AS w WHERE w.up + w.down > 0
+    -- Kept by refresh_rollups(): a scrape reads three rows a service.
+    SELECT 'pystatus_service_uptime_ratio', w.service_name, NULL, w.time_window, NULL,
+           w.up_us::double precision / (w.up_us + w.down_us)
+    FROM pystatus.uptime_windows AS w WHERE w.up_us + w.down_us > 0
     UNION ALL
     -- The latency measure over the last rolled-up hour, in seconds.
     SELECT 'pystatus_service_latency_seconds', r.service_name, NULL, NULL, q.quantile, q.ms / 1000
@@ -2808,6 +2887,11 @@ BEGIN
         UPDATE pystatus.rollup_state SET rolled_until = v_to;
         DELETE FROM pystatus.rollup_hourly WHERE bucket < now() - v_state.retention;
         DELETE FROM pystatus.rollup_daily WHERE bucket < now() - v_state.retention;
+    END IF;
+    -- What a Prometheus scrape reads: recomputed here, once, rather than at
+    -- every scrape (hundreds of thousands of rollup rows at 10,000 services).
+    IF v_new > 0 OR v_recomputed > 0 THEN
+        PERFORM pystatus._refresh_uptime_windows();
     END IF;
     RETURN jsonb_build_object('hours_added', v_new, 'hours_recomputed', v_recomputed,
                               'rolled_until', greatest(v_to, v_state.rolled_until));
@@ -3902,30 +3986,6 @@ ALTER TABLE pystatus.maintenance_windows ALTER COLUMN id ADD GENERATED ALWAYS AS
 );
 
 --
--- Name: rollup_daily; Type: TABLE; Schema: pystatus; Owner: -
---
-
-CREATE TABLE pystatus.rollup_daily (
-    service_name character varying(64) NOT NULL,
-    bucket timestamp with time zone NOT NULL,
-    up_us bigint NOT NULL,
-    down_us bigint NOT NULL,
-    maintenance_us bigint NOT NULL,
-    heartbeats integer NOT NULL,
-    latency_count integer NOT NULL,
-    latency_avg double precision,
-    latency_p50 double precision,
-    latency_p95 double precision,
-    latency_max double precision
-);
-
---
--- Name: TABLE rollup_daily; Type: COMMENT; Schema: pystatus; Owner: -
---
-
-COMMENT ON TABLE pystatus.rollup_daily IS 'pystatus.rollup_hourly per UTC day (percentiles computed over the day''s raw rows).';
-
---
 -- Name: rollup_dirty; Type: TABLE; Schema: pystatus; Owner: -
 --
 
@@ -3939,24 +3999,6 @@ CREATE TABLE pystatus.rollup_dirty (
 --
 
 COMMENT ON TABLE pystatus.rollup_dirty IS 'Services whose rollups must be recomputed from since: history rows written late (backfills) or changed expectations. Emptied by pystatus.refresh_rollups().';
-
---
--- Name: rollup_state; Type: TABLE; Schema: pystatus; Owner: -
---
-
-CREATE TABLE pystatus.rollup_state (
-    singleton boolean DEFAULT true NOT NULL,
-    rolled_until timestamp with time zone NOT NULL,
-    retention interval DEFAULT '400 days'::interval NOT NULL,
-    CONSTRAINT rollup_state_retention_check CHECK ((retention > '00:00:00'::interval)),
-    CONSTRAINT rollup_state_singleton_check CHECK (singleton)
-);
-
---
--- Name: TABLE rollup_state; Type: COMMENT; Schema: pystatus; Owner: -
---
-
-COMMENT ON TABLE pystatus.rollup_state IS 'rolled_until: rollups hold every hour before it (an hour is rolled up 5 minutes after it ends); retention: how long rollups are kept (default 400 days, longer than raw history).';
 
 --
 -- Name: service_logins; Type: TABLE; Schema: pystatus; Owner: -
@@ -4132,6 +4174,13 @@ ALTER TABLE ONLY pystatus.service_logins
 
 ALTER TABLE ONLY pystatus.status_events
     ADD CONSTRAINT status_events_pkey PRIMARY KEY (id);
+
+--
+-- Name: uptime_windows uptime_windows_pkey; Type: CONSTRAINT; Schema: pystatus; Owner: -
+--
+
+ALTER TABLE ONLY pystatus.uptime_windows
+    ADD CONSTRAINT uptime_windows_pkey PRIMARY KEY (service_name, time_window);
 
 --
 -- Name: system_status_history_service_time; Type: INDEX; Schema: public; Owner: -
@@ -4458,6 +4507,12 @@ REVOKE ALL ON FUNCTION pystatus._recent_window() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION pystatus._record_status_event(service_name text, from_status text, to_status text, last_heartbeat timestamp with time zone, silence boolean) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _refresh_uptime_windows(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._refresh_uptime_windows() FROM PUBLIC;
 
 --
 -- Name: FUNCTION _role_rights(); Type: ACL; Schema: pystatus; Owner: -

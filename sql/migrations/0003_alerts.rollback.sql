@@ -19,7 +19,7 @@ BEGIN
                             'remove_maintenance', '_alerts_channel', '_record_status_event', '_channel_options',
                             'add_alert_channel', 'remove_alert_channel', '_mask_secrets', 'alert_channel_list',
                             'add_alert_rule', 'remove_alert_rule', '_alert_body', '_raw_status_at', '_spell_began',
-                            'alert_sweep',
+                            'alert_sweep', 'metrics', '_refresh_uptime_windows',
                             'evaluate_alerts', '_alert_give_up_after', 'claim_alert_messages',
                             'finish_alert_attempt', 'send_test_alert', 'alert_log', '_expire_alerts')
     LOOP
@@ -29,7 +29,7 @@ BEGIN
 END;
 $$;
 
-DROP TABLE pystatus.alerts_progress, pystatus.maintenance_windows, pystatus.alert_attempts,
+DROP TABLE pystatus.uptime_windows, pystatus.alerts_progress, pystatus.maintenance_windows, pystatus.alert_attempts,
     pystatus.alert_messages, pystatus.alert_state, pystatus.alert_rules, pystatus.alert_channels,
     pystatus.status_events;
 

@@ -1,6 +1,7 @@
 -- Alerts (0.3.0): status events written in the same transaction as the
 -- change, alert channels, rules, their open alerts, the messages to deliver
--- and the delivery log, and maintenance windows.
+-- and the delivery log, maintenance windows, and the uptime windows that
+-- Prometheus scrapes read.
 -- depends: 0002_finite_times
 
 SET LOCAL search_path = pg_catalog, pg_temp;
@@ -129,6 +130,18 @@ COMMENT ON TABLE pystatus.maintenance_windows IS
     'silence) counts as maintenance in every answer, and its alerts are muted. snooze: alerts muted '
     'only. Recurring when every is set: the window repeats every that long in time_zone''s wall '
     'clock (a 02:00 window stays at 02:00 across daylight saving), until repeat_until (NULL: forever).';
+
+CREATE TABLE pystatus.uptime_windows (
+    service_name varchar(64) NOT NULL,
+    time_window text NOT NULL CHECK (time_window IN ('1d', '7d', '30d')),
+    up_us bigint NOT NULL,
+    down_us bigint NOT NULL,
+    PRIMARY KEY (service_name, time_window)
+);
+COMMENT ON TABLE pystatus.uptime_windows IS
+    'Per service, microseconds up and down over the last 24 rolled-up hours (1d) and the last 7 and '
+    '30 whole rolled-up days: what a Prometheus scrape reads (pystatus.metrics()), recomputed by '
+    'pystatus.refresh_rollups() whenever the rollups change.';
 
 CREATE TABLE pystatus.alerts_progress (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),

@@ -143,6 +143,30 @@ COMMENT ON FUNCTION pystatus._roll_up(text, timestamptz, timestamptz) IS
     'Recomputes the hourly rollups in [since, until) and the daily ones of the days that ended in '
     'it, for one service or (NULL) all. Returns the hourly rows written.';
 
+CREATE OR REPLACE FUNCTION pystatus._refresh_uptime_windows()
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    DELETE FROM pystatus.uptime_windows;
+    INSERT INTO pystatus.uptime_windows (service_name, time_window, up_us, down_us)
+    SELECT r.service_name, '1d', sum(r.up_us), sum(r.down_us)
+    FROM pystatus.rollup_state AS s
+    JOIN pystatus.rollup_hourly AS r
+      ON r.bucket >= s.rolled_until - interval '24 hours' AND r.bucket < s.rolled_until
+    GROUP BY r.service_name
+    UNION ALL
+    SELECT r.service_name, w.name, sum(r.up_us), sum(r.down_us)
+    FROM pystatus.rollup_state AS s
+    CROSS JOIN (VALUES ('7d', 7), ('30d', 30)) AS w(name, days)
+    JOIN pystatus.rollup_daily AS r
+      ON r.bucket >= date_bin('1 day', s.rolled_until, pystatus._bucket_origin()) - w.days * interval '1 day'
+     AND r.bucket < date_bin('1 day', s.rolled_until, pystatus._bucket_origin())
+    GROUP BY r.service_name, w.name;
+END;
+COMMENT ON FUNCTION pystatus._refresh_uptime_windows() IS
+    'Recomputes pystatus.uptime_windows from the rollups (refresh_rollups() runs it when they change).';
+
 CREATE OR REPLACE FUNCTION pystatus.refresh_rollups()
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -175,6 +199,11 @@ BEGIN
         UPDATE pystatus.rollup_state SET rolled_until = v_to;
         DELETE FROM pystatus.rollup_hourly WHERE bucket < now() - v_state.retention;
         DELETE FROM pystatus.rollup_daily WHERE bucket < now() - v_state.retention;
+    END IF;
+    -- What a Prometheus scrape reads: recomputed here, once, rather than at
+    -- every scrape (hundreds of thousands of rollup rows at 10,000 services).
+    IF v_new > 0 OR v_recomputed > 0 THEN
+        PERFORM pystatus._refresh_uptime_windows();
     END IF;
     RETURN jsonb_build_object('hours_added', v_new, 'hours_recomputed', v_recomputed,
                               'rolled_until', greatest(v_to, v_state.rolled_until));

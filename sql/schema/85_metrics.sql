@@ -19,22 +19,7 @@ AS $$
                l.reported_status, l.stale_after
         FROM pystatus.live_status AS l
     ), state AS (
-        SELECT s.rolled_until, date_bin('1 day', s.rolled_until, pystatus._bucket_origin()) AS rolled_days
-        FROM pystatus.rollup_state AS s
-    ), windows AS (
-        -- Uptime over the last 24 rolled-up hours, and the last 7 and 30 whole
-        -- rolled-up days: read from the rollups, so a scrape stays cheap.
-        SELECT r.service_name::text AS service, '1d' AS time_window, sum(r.up_us) AS up, sum(r.down_us) AS down
-        FROM state CROSS JOIN pystatus.rollup_hourly AS r
-        WHERE r.bucket >= state.rolled_until - interval '24 hours' AND r.bucket < state.rolled_until
-        GROUP BY r.service_name
-        UNION ALL
-        SELECT r.service_name::text, w.name, sum(r.up_us), sum(r.down_us)
-        FROM state
-        CROSS JOIN (VALUES ('7d', 7), ('30d', 30)) AS w(name, days)
-        JOIN pystatus.rollup_daily AS r
-          ON r.bucket >= state.rolled_days - w.days * interval '1 day' AND r.bucket < state.rolled_days
-        GROUP BY r.service_name, w.name
+        SELECT s.rolled_until FROM pystatus.rollup_state AS s
     )
     SELECT 'pystatus_service_up', l.service, l.status, NULL, NULL,
            (pystatus.status_category(l.status) = 'up')::int::double precision
@@ -43,9 +28,10 @@ AS $$
     SELECT 'pystatus_service_heartbeat_age_seconds', l.service, NULL, NULL, NULL, l.seconds_since
     FROM live AS l
     UNION ALL
-    SELECT 'pystatus_service_uptime_ratio', w.service, NULL, w.time_window, NULL,
-           w.up::double precision / (w.up + w.down)
-    FROM windows AS w WHERE w.up + w.down > 0
+    -- Kept by refresh_rollups(): a scrape reads three rows a service.
+    SELECT 'pystatus_service_uptime_ratio', w.service_name, NULL, w.time_window, NULL,
+           w.up_us::double precision / (w.up_us + w.down_us)
+    FROM pystatus.uptime_windows AS w WHERE w.up_us + w.down_us > 0
     UNION ALL
     -- The latency measure over the last rolled-up hour, in seconds.
     SELECT 'pystatus_service_latency_seconds', r.service_name, NULL, NULL, q.quantile, q.ms / 1000
