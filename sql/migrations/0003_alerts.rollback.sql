@@ -18,7 +18,7 @@ BEGIN
                             '_rollups_recomputable_from', '_windows_changed', 'add_maintenance', 'snooze',
                             'remove_maintenance', '_alerts_channel', '_record_status_event', '_channel_options',
                             'add_alert_channel', 'remove_alert_channel', '_mask_secrets', 'alert_channel_list',
-                            'add_alert_rule', 'remove_alert_rule', '_alert_body', '_raw_status_at', '_spell_began',
+                            'add_alert_rule', 'remove_alert_rule', '_alert_body', '_queue_alert', '_raw_status_at', '_spell_began',
                             'alert_sweep', 'metrics', '_refresh_uptime_windows',
                             'evaluate_alerts', '_alert_give_up_after', 'claim_alert_messages',
                             'finish_alert_attempt', 'send_test_alert', 'alert_log', '_expire_alerts')

@@ -264,6 +264,24 @@ $$;
 COMMENT ON FUNCTION pystatus._alert_body(text, text, bigint, text, text, text, timestamptz, timestamptz, integer) IS
     'An alert message as every channel receives it (README, "Alerts": the format).';
 
+CREATE OR REPLACE FUNCTION pystatus._queue_alert(
+    kind text, channel text, rule_id bigint, service_pattern text, service_name text,
+    status text, down_since timestamptz, up_since timestamptz, reminders integer)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO pystatus.alert_messages (idempotency_key, channel, rule_id, service_name, kind, body)
+    SELECT k.key, _queue_alert.channel, _queue_alert.rule_id, _queue_alert.service_name, _queue_alert.kind,
+           pystatus._alert_body(_queue_alert.kind, _queue_alert.channel, _queue_alert.rule_id,
+                                _queue_alert.service_pattern, _queue_alert.service_name, _queue_alert.status,
+                                _queue_alert.down_since, _queue_alert.up_since, _queue_alert.reminders)
+           || jsonb_build_object('idempotency_key', k.key)
+    FROM (SELECT gen_random_uuid() AS key) AS k;
+$$;
+COMMENT ON FUNCTION pystatus._queue_alert(text, text, bigint, text, text, text, timestamptz, timestamptz, integer) IS
+    'Queues one alert message, with a new idempotency key, for the workers to deliver.';
+
 -- The status a service's raw history gives at a time (stale once silent past
 -- its deadline), before any maintenance window: what a window's edge changes.
 CREATE OR REPLACE FUNCTION pystatus._raw_status_at(service_name text, at timestamptz)
@@ -399,13 +417,9 @@ BEGIN
                               LIMIT v_pair.down_reports) AS d) >= v_pair.down_reports THEN
                     INSERT INTO pystatus.alert_state (rule_id, service_name, down_since, alerted_at)
                     VALUES (v_pair.rule_id, v_pair.service_name, v_ready - v_pair.down_for, now());
-                    INSERT INTO pystatus.alert_messages (idempotency_key, channel, rule_id, service_name, kind, body)
-                    SELECT k.key, v_pair.channel, v_pair.rule_id, v_pair.service_name, 'down',
-                           pystatus._alert_body('down', v_pair.channel, v_pair.rule_id, v_pair.service_pattern,
-                                                v_pair.service_name, v_pair.effective_status,
-                                                v_ready - v_pair.down_for, NULL, 0)
-                                  || jsonb_build_object('idempotency_key', k.key)
-                    FROM (SELECT gen_random_uuid() AS key) AS k;
+                    PERFORM pystatus._queue_alert('down', v_pair.channel, v_pair.rule_id, v_pair.service_pattern,
+                                                  v_pair.service_name, v_pair.effective_status,
+                                                  v_ready - v_pair.down_for, NULL, 0);
                     messages := messages + 1;
                 END IF;
             ELSIF v_pair.remind_every IS NOT NULL THEN
@@ -416,13 +430,9 @@ BEGIN
                 ELSIF NOT v_pair.snoozed THEN
                     UPDATE pystatus.alert_state SET reminded_at = now(), reminders = reminders + 1
                     WHERE rule_id = v_pair.rule_id AND service_name = v_pair.service_name;
-                    INSERT INTO pystatus.alert_messages (idempotency_key, channel, rule_id, service_name, kind, body)
-                    SELECT k.key, v_pair.channel, v_pair.rule_id, v_pair.service_name, 'reminder',
-                           pystatus._alert_body('reminder', v_pair.channel, v_pair.rule_id, v_pair.service_pattern,
-                                                v_pair.service_name, v_pair.effective_status,
-                                                v_pair.alerted_since, NULL, v_pair.reminders + 1)
-                                  || jsonb_build_object('idempotency_key', k.key)
-                    FROM (SELECT gen_random_uuid() AS key) AS k;
+                    PERFORM pystatus._queue_alert('reminder', v_pair.channel, v_pair.rule_id, v_pair.service_pattern,
+                                                  v_pair.service_name, v_pair.effective_status,
+                                                  v_pair.alerted_since, NULL, v_pair.reminders + 1);
                     messages := messages + 1;
                     next_check := least(next_check, now() + v_pair.remind_every);
                 END IF;
@@ -434,13 +444,9 @@ BEGIN
                 next_check := least(next_check, v_ready);
             ELSE
                 DELETE FROM pystatus.alert_state WHERE rule_id = v_pair.rule_id AND service_name = v_pair.service_name;
-                INSERT INTO pystatus.alert_messages (idempotency_key, channel, rule_id, service_name, kind, body)
-                SELECT k.key, v_pair.channel, v_pair.rule_id, v_pair.service_name, 'recovered',
-                       pystatus._alert_body('recovered', v_pair.channel, v_pair.rule_id, v_pair.service_pattern,
-                                            v_pair.service_name, v_pair.effective_status,
-                                            v_pair.alerted_since, v_ready - v_pair.up_for, v_pair.reminders)
-                              || jsonb_build_object('idempotency_key', k.key)
-                FROM (SELECT gen_random_uuid() AS key) AS k;
+                PERFORM pystatus._queue_alert('recovered', v_pair.channel, v_pair.rule_id, v_pair.service_pattern,
+                                              v_pair.service_name, v_pair.effective_status,
+                                              v_pair.alerted_since, v_ready - v_pair.up_for, v_pair.reminders);
                 messages := messages + 1;
             END IF;
         END IF;
