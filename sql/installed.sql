@@ -324,6 +324,29 @@ $$;
 COMMENT ON FUNCTION pystatus._check_roles() IS 'The roles'' health: pystatus_writer, pystatus_reader and pystatus_alerter exist and hold what pystatus._role_rights() grants them, cannot change any table, and no function is callable by every role but those it lists; allowances name existing logins.';
 
 --
+-- Name: _check_service_pattern(text); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._check_service_pattern(service_pattern text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF service_pattern IS NULL OR service_pattern = ''
+       OR NOT pystatus.is_valid_service_name(replace(service_pattern, '*', 'x')) THEN
+        RAISE EXCEPTION 'invalid service pattern %: a service name, where * stands for any characters',
+            quote_nullable(service_pattern) USING ERRCODE = 'PS001';
+    END IF;
+END;
+$$;
+
+--
+-- Name: FUNCTION _check_service_pattern(service_pattern text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._check_service_pattern(service_pattern text) IS 'Raises PS001 unless the pattern is a service name in which * stands for any characters.';
+
+--
 -- Name: _check_storage(); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -1719,11 +1742,7 @@ CREATE FUNCTION pystatus.add_alert_rule(service_pattern text, channel text, down
 DECLARE
     v_id bigint;
 BEGIN
-    IF add_alert_rule.service_pattern IS NULL OR add_alert_rule.service_pattern = ''
-       OR NOT pystatus.is_valid_service_name(replace(add_alert_rule.service_pattern, '*', 'x')) THEN
-        RAISE EXCEPTION 'invalid service pattern %: a service name, where * stands for any characters',
-            quote_nullable(add_alert_rule.service_pattern) USING ERRCODE = 'PS001';
-    END IF;
+    PERFORM pystatus._check_service_pattern(add_alert_rule.service_pattern);
     IF NOT EXISTS (SELECT FROM pystatus.alert_channels AS c WHERE c.name = add_alert_rule.channel) THEN
         RAISE EXCEPTION 'unknown channel %', quote_nullable(add_alert_rule.channel)
             USING ERRCODE = 'PS005', HINT = 'Add it first: pystatus alerts channels add ...';
@@ -1768,11 +1787,7 @@ CREATE FUNCTION pystatus.add_maintenance(service_pattern text, starts timestamp 
 DECLARE
     v_id bigint;
 BEGIN
-    IF add_maintenance.service_pattern IS NULL OR add_maintenance.service_pattern = ''
-       OR NOT pystatus.is_valid_service_name(replace(add_maintenance.service_pattern, '*', 'x')) THEN
-        RAISE EXCEPTION 'invalid service pattern %: a service name, where * stands for any characters',
-            quote_nullable(add_maintenance.service_pattern) USING ERRCODE = 'PS001';
-    END IF;
+    PERFORM pystatus._check_service_pattern(add_maintenance.service_pattern);
     IF add_maintenance.starts IS NULL OR add_maintenance.ends IS NULL
        OR NOT isfinite(add_maintenance.starts) OR NOT isfinite(add_maintenance.ends)
        OR add_maintenance.ends <= add_maintenance.starts THEN
@@ -4386,6 +4401,12 @@ REVOKE ALL ON FUNCTION pystatus._check_heartbeat(service_name text, status text,
 --
 
 REVOKE ALL ON FUNCTION pystatus._check_roles() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _check_service_pattern(service_pattern text); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._check_service_pattern(service_pattern text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _check_storage(); Type: ACL; Schema: pystatus; Owner: -

@@ -339,6 +339,13 @@ def test_bad_windows_are_refused_and_nothing_is_written(
     assert one(db, "SELECT count(*) FROM pystatus.maintenance_windows") == 0
 
 
+def test_windows_take_the_same_service_patterns_as_rules(db: Conn) -> None:
+    for pattern in ("", "bad\u200bname-*"):
+        with pytest.raises(InvalidServiceName, match="invalid service pattern"):
+            alerts.add_maintenance(db, pattern, "2026-01-01", "2026-01-02")
+    assert alerts.add_maintenance(db, "billing-*", "2026-01-01", "2026-01-02") > 0
+
+
 # --- Channels -------------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ BEGIN
     FOR v_function IN
         SELECT p.oid FROM pg_proc AS p
         WHERE p.pronamespace = 'pystatus'::regnamespace
-          AND p.proname IN ('_is_time_zone', 'maintenance_occurrences', '_maintenance_ranges',
+          AND p.proname IN ('_is_time_zone', '_check_service_pattern', 'maintenance_occurrences', '_maintenance_ranges',
                             '_rollups_recomputable_from', '_windows_changed', 'add_maintenance', 'snooze',
                             'remove_maintenance', '_alerts_channel', '_record_status_event', '_channel_options',
                             'add_alert_channel', 'remove_alert_channel', '_mask_secrets', 'alert_channel_list',

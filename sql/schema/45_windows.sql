@@ -21,6 +21,24 @@ $$;
 COMMENT ON FUNCTION pystatus._is_time_zone(text) IS
     'Whether PostgreSQL knows this time zone (a name such as Europe/Berlin, or an abbreviation).';
 
+-- Windows and alert rules name services by pattern, as allowances do: a
+-- service name where * stands for any characters.
+CREATE OR REPLACE FUNCTION pystatus._check_service_pattern(service_pattern text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF service_pattern IS NULL OR service_pattern = ''
+       OR NOT pystatus.is_valid_service_name(replace(service_pattern, '*', 'x')) THEN
+        RAISE EXCEPTION 'invalid service pattern %: a service name, where * stands for any characters',
+            quote_nullable(service_pattern) USING ERRCODE = 'PS001';
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION pystatus._check_service_pattern(text) IS
+    'Raises PS001 unless the pattern is a service name in which * stands for any characters.';
+
 CREATE OR REPLACE FUNCTION pystatus.maintenance_occurrences(since timestamptz, until timestamptz)
 RETURNS TABLE (window_id bigint, service_pattern text, like_pattern text, kind text,
                starts timestamptz, ends timestamptz, reason text)
@@ -134,11 +152,7 @@ AS $$
 DECLARE
     v_id bigint;
 BEGIN
-    IF add_maintenance.service_pattern IS NULL OR add_maintenance.service_pattern = ''
-       OR NOT pystatus.is_valid_service_name(replace(add_maintenance.service_pattern, '*', 'x')) THEN
-        RAISE EXCEPTION 'invalid service pattern %: a service name, where * stands for any characters',
-            quote_nullable(add_maintenance.service_pattern) USING ERRCODE = 'PS001';
-    END IF;
+    PERFORM pystatus._check_service_pattern(add_maintenance.service_pattern);
     IF add_maintenance.starts IS NULL OR add_maintenance.ends IS NULL
        OR NOT isfinite(add_maintenance.starts) OR NOT isfinite(add_maintenance.ends)
        OR add_maintenance.ends <= add_maintenance.starts THEN

@@ -175,11 +175,7 @@ AS $$
 DECLARE
     v_id bigint;
 BEGIN
-    IF add_alert_rule.service_pattern IS NULL OR add_alert_rule.service_pattern = ''
-       OR NOT pystatus.is_valid_service_name(replace(add_alert_rule.service_pattern, '*', 'x')) THEN
-        RAISE EXCEPTION 'invalid service pattern %: a service name, where * stands for any characters',
-            quote_nullable(add_alert_rule.service_pattern) USING ERRCODE = 'PS001';
-    END IF;
+    PERFORM pystatus._check_service_pattern(add_alert_rule.service_pattern);
     IF NOT EXISTS (SELECT FROM pystatus.alert_channels AS c WHERE c.name = add_alert_rule.channel) THEN
         RAISE EXCEPTION 'unknown channel %', quote_nullable(add_alert_rule.channel)
             USING ERRCODE = 'PS005', HINT = 'Add it first: pystatus alerts channels add ...';
