@@ -34,6 +34,7 @@ from pystatus.client import (
     heartbeat,
     heartbeat_async,
     heartbeat_many,
+    ping,
     record_heartbeat,
 )
 from pystatus.errors import (
@@ -48,6 +49,7 @@ from pystatus.errors import (
     NotAllowed,
     NotInstalled,
     PystatusError,
+    UnknownToken,
 )
 
 __all__ = [
@@ -73,6 +75,7 @@ __all__ = [
     "TaskRun",
     "Transition",
     "Trend",
+    "UnknownToken",
     "Uptime",
     "allow_service",
     "daily_uptime",
@@ -84,6 +87,7 @@ __all__ = [
     "incidents",
     "latency_hourly",
     "live_status",
+    "ping",
     "record_heartbeat",
     "service_logins",
     "set_expectations",

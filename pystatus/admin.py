@@ -9,7 +9,7 @@ second connection, ``cron_conn``, to it.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pystatus.errors import PystatusError
@@ -36,6 +36,15 @@ class SetupItem:
     item: str
     value: str
     todo: str | None  # None: nothing left to do
+
+
+@dataclass(frozen=True)
+class PingToken:
+    token_prefix: str  # ps_ and 8 characters: the token's name (the token itself is not kept)
+    service_name: str
+    note: str | None
+    created_by: str
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -155,3 +164,17 @@ def service_logins(conn: Conn) -> list[ServiceLogin]:
 def history_rows_estimate(conn: Conn) -> int:
     """About how many rows history holds, from the planner's statistics."""
     return int(fetch_value(conn, "history_rows_estimate"))
+
+
+def add_ping_token(conn: Conn, service_name: str, note: str | None = None) -> str:
+    """Makes a token for the HTTP ping endpoint; returns it (shown only this once)."""
+    return str(fetch_value(conn, "add_ping_token", {"service_name": service_name, "note": note}))
+
+
+def remove_ping_token(conn: Conn, token_prefix: str) -> str:
+    """Revokes a ping token, named by its prefix or given whole; returns its service."""
+    return str(fetch_value(conn, "remove_ping_token", {"token_prefix": token_prefix}))
+
+
+def ping_tokens(conn: Conn) -> list[PingToken]:
+    return fetch_all(conn, PingToken, "ping_token_list")

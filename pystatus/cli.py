@@ -458,6 +458,39 @@ def cmd_db(args: argparse.Namespace) -> None:
         raise PystatusError(str(exc)) from exc
 
 
+def cmd_tokens(args: argparse.Namespace) -> None:
+    with _connect(args.dsn) as conn:
+        if args.action == "add":
+            token = admin.add_ping_token(conn, args.service_name, args.note)
+            url = f"{args.url.rstrip('/')}/ping/{token}"
+            print(
+                f"Ping token for {args.service_name} (shown only now; keep it secret):\n{token}\n"
+            )
+            print(f"  curl -fsS -m 10 --retry 3 {url}            # ok")
+            print(f"  curl -fsS -m 10 --retry 3 {url}/start      # a run begins")
+            print(f"  curl -fsS -m 10 --retry 3 {url}/$?         # a run ended: its exit code")
+        elif args.action == "remove":
+            service = admin.remove_ping_token(conn, args.token_prefix)
+            print(f"Ping token {args.token_prefix[:11]} of {service} revoked.")
+        else:
+            write_rows(admin.PingToken, admin.ping_tokens(conn), args.format)
+
+
+def cmd_ingest(args: argparse.Namespace) -> None:
+    try:
+        from pystatus import ingest
+    except ImportError as exc:
+        raise PystatusError(
+            "the ping endpoint needs the dashboard extra: "
+            f"pip install 'pystatus[dashboard]' ({exc})"
+        ) from exc
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    print(
+        f"Ping endpoint on http://{args.host}:{args.port}/ping/<token> (Ctrl-C to stop)", flush=True
+    )
+    ingest.run(args.dsn, args.host, args.port, args.rate_limit, args.max_body)
+
+
 def cmd_exporter(args: argparse.Namespace) -> None:
     from pystatus import metrics
 
@@ -483,6 +516,16 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from pystatus import demo
 
     demo.run(args.dsn, args.port, args.duration)
+
+
+def _non_negative_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {value}")
+    return number
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -707,6 +750,51 @@ def _parser() -> argparse.ArgumentParser:
     exporter = command("exporter", cmd_exporter, "serve Prometheus metrics (as a reader login)")
     exporter.add_argument("--host", default="127.0.0.1")
     exporter.add_argument("--port", type=int, default=9187, help="default 9187")
+
+    ingest = command("ingest", cmd_ingest, "serve the HTTP ping endpoint (as a writer login)")
+    ingest.add_argument("--host", default="127.0.0.1")
+    ingest.add_argument("--port", type=int, default=8020, help="default 8020")
+    ingest.add_argument(
+        "--rate-limit",
+        type=_non_negative_int,
+        default=60,
+        metavar="N",
+        help="pings a minute per token, in bursts up to N (default 60; 0: no limit)",
+    )
+    ingest.add_argument(
+        "--max-body",
+        type=_non_negative_int,
+        default=10_000,
+        metavar="BYTES",
+        help="largest POST body accepted (default 10000)",
+    )
+
+    tokens = commands.add_parser("tokens", help="secret tokens for the HTTP ping endpoint")
+    tokens_actions = tokens.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, help in (
+        ("add", "make a token for a service and print its ping URLs"),
+        ("list", "the tokens, by prefix"),
+        ("remove", "revoke a token"),
+    ):
+        sub = tokens_actions.add_parser(name, help=help, description=help)
+        sub.set_defaults(handler=cmd_tokens)
+        sub.add_argument(
+            "--dsn", help="libpq DSN or URL (default: $DATABASE_URL, then PG* variables)"
+        )
+        if name == "add":
+            sub.add_argument("service_name", metavar="service")
+            sub.add_argument("--note", help="what the token is for, e.g. the script using it")
+            sub.add_argument(
+                "--url",
+                default="http://127.0.0.1:8020",
+                help="where pystatus ingest listens, for the printed URLs",
+            )
+        elif name == "list":
+            sub.add_argument("--format", choices=FORMATS, default="table")
+        else:
+            sub.add_argument(
+                "token_prefix", metavar="prefix", help="ps_ and 8 characters, as listed"
+            )
 
     board = command("dashboard", cmd_dashboard, "serve the read-only dashboard and JSON API")
     board.add_argument("--host", default="127.0.0.1")

@@ -63,6 +63,19 @@ def heartbeat(
     return fetch_value(conn, "heartbeat", params)  # type: ignore[no-any-return]
 
 
+def ping(
+    conn: psycopg.Connection[Any],
+    token: str,
+    status: str = "ok",
+    current_task: str | None = None,
+    latency_ms: float | None = None,
+) -> datetime:
+    """Records a heartbeat for the service a ping token belongs to (what ``pystatus ingest``
+    does for an HTTP ping); UnknownToken for a token unknown, revoked or malformed."""
+    params = {"token": token, "status": status, "current_task": current_task}
+    return fetch_value(conn, "ping", params | {"latency_ms": latency_ms})  # type: ignore[no-any-return]
+
+
 def record_heartbeat(
     conn: psycopg.Connection[Any],
     service_name: str,

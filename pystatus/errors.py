@@ -49,6 +49,10 @@ class NotAllowed(PystatusError, PermissionError):
     """The login may not do this: it lacks the role, or may not report that service."""
 
 
+class UnknownToken(PystatusError):
+    """A ping token that was never made, was revoked, or is malformed (one error for all)."""
+
+
 class DatabaseUnavailable(PystatusError):
     """The database cannot be reached, or the connection was lost."""
 
@@ -62,6 +66,7 @@ SQLSTATE_ERRORS: dict[str, type[PystatusError]] = {
     "PS005": InvalidSetting,
     "PS006": InvalidMeasure,
     "PS007": NotAllowed,
+    "PS008": UnknownToken,
     "PS010": NotInstalled,
     "3F000": NotInstalled,  # invalid_schema_name: no pystatus schema
     "42883": NotInstalled,  # undefined_function: schema older than the client

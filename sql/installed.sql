@@ -1348,6 +1348,7 @@ CREATE FUNCTION pystatus._role_rights() RETURNS TABLE(grantee name, privilege te
     ('pystatus_writer'::name, 'USAGE', 'SCHEMA pystatus'),
     ('pystatus_writer', 'EXECUTE', 'FUNCTION pystatus.heartbeat(text, text, text, double precision)'),
     ('pystatus_writer', 'EXECUTE', 'FUNCTION pystatus.heartbeat_many(text[], text[], text[], double precision[])'),
+    ('pystatus_writer', 'EXECUTE', 'FUNCTION pystatus.ping(text, text, text, double precision)'),  -- pystatus ingest
     -- Dashboards and monitoring: the seed dashboard's own query on
     -- system_status, live_status, and the answers (which run as their owner).
     ('pystatus_reader', 'USAGE', 'SCHEMA pystatus'),
@@ -1830,6 +1831,45 @@ $$;
 --
 
 COMMENT ON FUNCTION pystatus.add_maintenance(service_pattern text, starts timestamp with time zone, ends timestamp with time zone, every interval, time_zone text, repeat_until timestamp with time zone, reason text, kind text) IS 'Plans a maintenance window (or, kind snooze, a time when alerts are muted) for the services matching service_pattern (* for any characters), from starts to ends, repeating every that long (hours, days or weeks) in time_zone''s wall clock when every is given. Returns its id; PS001/PS005 on bad input.';
+
+--
+-- Name: add_ping_token(text, text); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.add_ping_token(service_name text, note text DEFAULT NULL::text) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_token text;
+BEGIN
+    PERFORM pystatus._check_heartbeat(add_ping_token.service_name, 'ok', NULL, NULL);
+    IF octet_length(add_ping_token.note) > 1024 THEN
+        RAISE EXCEPTION 'invalid note: it is % bytes, the limit is 1024 bytes', octet_length(add_ping_token.note)
+            USING ERRCODE = 'PS005';
+    END IF;
+    -- 122 random bits (a version 4 UUID's, from the server's strong random
+    -- source), as Healthchecks' ping URLs have. The prefix names the token
+    -- in lists; its 32 bits may collide, so a collision draws again.
+    LOOP
+        v_token := 'ps_' || replace(gen_random_uuid()::text, '-', '');
+        BEGIN
+            INSERT INTO pystatus.ping_tokens (token_hash, token_prefix, service_name, note)
+            VALUES (sha256(convert_to(v_token, 'UTF8')), left(v_token, 11), add_ping_token.service_name,
+                    add_ping_token.note);
+            RETURN v_token;
+        EXCEPTION WHEN unique_violation THEN
+            NULL;
+        END;
+    END LOOP;
+END;
+$$;
+
+--
+-- Name: FUNCTION add_ping_token(service_name text, note text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.add_ping_token(service_name text, note text) IS 'Makes a secret token that lets the HTTP ping endpoint report this service''s status, and returns it: the only time it is shown (only its hash is kept). A service may have several (one per script, say). PS001 for a bad service name, PS005 for a note over 1024 bytes.';
 
 --
 -- Name: alert_channel_list(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -2816,6 +2856,91 @@ $$;
 COMMENT ON FUNCTION pystatus.move_default_rows() IS 'Remedy for rows in the default partition: creates the partitions they belong to and moves them there (pg_partman''s partition_data_time). Returns the number of rows moved.';
 
 --
+-- Name: ping(text, text, text, double precision); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.ping(token text, status text DEFAULT 'ok'::text, current_task text DEFAULT NULL::text, latency_ms double precision DEFAULT NULL::double precision) RETURNS timestamp with time zone
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_service text;
+    v_latency_ms double precision := ping.latency_ms;
+    v_last record;
+BEGIN
+    SELECT t.service_name INTO v_service FROM pystatus.ping_tokens AS t
+    WHERE t.token_hash = sha256(convert_to(ping.token, 'UTF8'));
+    IF NOT FOUND THEN
+        -- The same error for a token never made, revoked, or malformed.
+        RAISE EXCEPTION 'unknown ping token' USING ERRCODE = 'PS008';
+    END IF;
+    -- A job that pinged /start and now reports its end: how long it ran is
+    -- its latency, so `trend` tells whether the job is getting slower.
+    IF v_latency_ms IS NULL AND ping.status IS DISTINCT FROM 'starting' THEN
+        SELECT s.status, s.last_heartbeat INTO v_last FROM public.system_status AS s
+        WHERE s.service_name = v_service;
+        IF v_last.status = 'starting' THEN
+            v_latency_ms := greatest(pystatus._microseconds(clock_timestamp() - v_last.last_heartbeat), 0) / 1000.0;
+        END IF;
+    END IF;
+    RETURN pystatus.heartbeat(v_service, ping.status, ping.current_task, v_latency_ms);
+END;
+$$;
+
+--
+-- Name: FUNCTION ping(token text, status text, current_task text, latency_ms double precision); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.ping(token text, status text, current_task text, latency_ms double precision) IS 'Records a heartbeat for the service a ping token belongs to (see heartbeat()). Without a latency, a ping that ends a run begun with status starting records the run''s length in milliseconds as its latency. PS008 for a token that is unknown, revoked or malformed (the same error for each); the errors of heartbeat() for bad input. Callers need only EXECUTE (pystatus_writer).';
+
+--
+-- Name: ping_tokens; Type: TABLE; Schema: pystatus; Owner: -
+--
+
+CREATE TABLE pystatus.ping_tokens (
+    token_hash bytea NOT NULL,
+    token_prefix text NOT NULL,
+    service_name character varying(64) NOT NULL,
+    note text,
+    created_by name DEFAULT SESSION_USER NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT ping_tokens_note_check CHECK ((octet_length(note) <= 1024)),
+    CONSTRAINT ping_tokens_service_name_valid CHECK (pystatus.is_valid_service_name((service_name)::text)),
+    CONSTRAINT ping_tokens_token_hash_check CHECK ((octet_length(token_hash) = 32)),
+    CONSTRAINT ping_tokens_token_prefix_check CHECK ((token_prefix ~ '^ps_[0-9a-f]{8}$'::text))
+);
+
+--
+-- Name: TABLE ping_tokens; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON TABLE pystatus.ping_tokens IS 'The secrets of the HTTP ping endpoint (pystatus ingest): each lets whoever holds it report the status of one service. Only the SHA-256 of a token is kept; token_prefix, its first characters, names it in lists. Made by add_ping_token(), removed by remove_ping_token().';
+
+--
+-- Name: ping_token_list(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.ping_token_list() RETURNS TABLE(token_prefix text, service_name text, note text, created_by name, created_at timestamp with time zone)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    BEGIN ATOMIC
+ SELECT t.token_prefix,
+     (t.service_name)::text AS service_name,
+     t.note,
+     t.created_by,
+     t.created_at
+    FROM pystatus.ping_tokens t
+   ORDER BY t.service_name, t.created_at;
+END;
+
+--
+-- Name: FUNCTION ping_token_list(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.ping_token_list() IS 'The ping tokens, by prefix (the tokens themselves are not kept).';
+
+--
 -- Name: record_heartbeat(text, text, text, timestamp with time zone, double precision); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -3080,6 +3205,33 @@ END;
 --
 
 COMMENT ON FUNCTION pystatus.remove_maintenance(window_id bigint) IS 'Removes a maintenance window or snooze (all its repeats); false if there was none with that id. Past hours it covered count as they were reported again.';
+
+--
+-- Name: remove_ping_token(text); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.remove_ping_token(token_prefix text) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_service text;
+BEGIN
+    DELETE FROM pystatus.ping_tokens AS t WHERE t.token_prefix = left(remove_ping_token.token_prefix, 11)
+    RETURNING t.service_name INTO v_service;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no ping token %', quote_nullable(left(remove_ping_token.token_prefix, 11))
+            USING ERRCODE = 'PS005', HINT = 'pystatus tokens list shows each token''s prefix, ps_ and 8 characters.';
+    END IF;
+    RETURN v_service;
+END;
+$$;
+
+--
+-- Name: FUNCTION remove_ping_token(token_prefix text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.remove_ping_token(token_prefix text) IS 'Revokes a ping token, named by its prefix (ps_ and 8 characters, as listed) or given whole; returns its service. Pings with it are refused from the next request on. PS005 if there is none.';
 
 --
 -- Name: schedule_maintenance(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -4160,6 +4312,20 @@ ALTER TABLE ONLY pystatus.maintenance_windows
     ADD CONSTRAINT maintenance_windows_pkey PRIMARY KEY (id);
 
 --
+-- Name: ping_tokens ping_tokens_pkey; Type: CONSTRAINT; Schema: pystatus; Owner: -
+--
+
+ALTER TABLE ONLY pystatus.ping_tokens
+    ADD CONSTRAINT ping_tokens_pkey PRIMARY KEY (token_hash);
+
+--
+-- Name: ping_tokens ping_tokens_token_prefix_key; Type: CONSTRAINT; Schema: pystatus; Owner: -
+--
+
+ALTER TABLE ONLY pystatus.ping_tokens
+    ADD CONSTRAINT ping_tokens_token_prefix_key UNIQUE (token_prefix);
+
+--
 -- Name: rollup_daily rollup_daily_pkey; Type: CONSTRAINT; Schema: pystatus; Owner: -
 --
 
@@ -4231,6 +4397,12 @@ CREATE INDEX alert_messages_created ON pystatus.alert_messages USING btree (crea
 --
 
 CREATE INDEX alert_messages_due ON pystatus.alert_messages USING btree (next_attempt_at) WHERE (state = 'pending'::text);
+
+--
+-- Name: ping_tokens_service; Type: INDEX; Schema: pystatus; Owner: -
+--
+
+CREATE INDEX ping_tokens_service ON pystatus.ping_tokens USING btree (service_name);
 
 --
 -- Name: rollup_daily_bucket_idx; Type: INDEX; Schema: pystatus; Owner: -
@@ -4619,6 +4791,12 @@ REVOKE ALL ON FUNCTION pystatus.add_alert_rule(service_pattern text, channel tex
 REVOKE ALL ON FUNCTION pystatus.add_maintenance(service_pattern text, starts timestamp with time zone, ends timestamp with time zone, every interval, time_zone text, repeat_until timestamp with time zone, reason text, kind text) FROM PUBLIC;
 
 --
+-- Name: FUNCTION add_ping_token(service_name text, note text); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.add_ping_token(service_name text, note text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION alert_channel_list(); Type: ACL; Schema: pystatus; Owner: -
 --
 
@@ -4791,6 +4969,19 @@ GRANT ALL ON FUNCTION pystatus.metrics() TO pystatus_reader;
 REVOKE ALL ON FUNCTION pystatus.move_default_rows() FROM PUBLIC;
 
 --
+-- Name: FUNCTION ping(token text, status text, current_task text, latency_ms double precision); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.ping(token text, status text, current_task text, latency_ms double precision) FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus.ping(token text, status text, current_task text, latency_ms double precision) TO pystatus_writer;
+
+--
+-- Name: FUNCTION ping_token_list(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.ping_token_list() FROM PUBLIC;
+
+--
 -- Name: FUNCTION record_heartbeat(service_name text, status text, current_task text, at timestamp with time zone, latency_ms double precision); Type: ACL; Schema: pystatus; Owner: -
 --
 
@@ -4819,6 +5010,12 @@ REVOKE ALL ON FUNCTION pystatus.remove_alert_rule(rule_id bigint) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION pystatus.remove_maintenance(window_id bigint) FROM PUBLIC;
+
+--
+-- Name: FUNCTION remove_ping_token(token_prefix text); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.remove_ping_token(token_prefix text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION schedule_maintenance(); Type: ACL; Schema: pystatus; Owner: -

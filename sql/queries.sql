@@ -283,3 +283,23 @@ SELECT pystatus.finish_alert_attempt(%(message_id)s::bigint, %(attempt)s::intege
 -- metrics --
 -- Every Prometheus sample of a scrape: metric, labels (NULL where none), value.
 SELECT metric, service, status, time_window, quantile, value FROM pystatus.metrics()
+
+-- ping --
+-- Records a heartbeat for the service a ping token belongs to; returns the recorded time.
+SELECT pystatus.ping(%(token)s::text, %(status)s::text, %(current_task)s::text, %(latency_ms)s::float8)
+
+-- add_ping_token --
+-- Makes a ping token for a service; returns the token, shown only this once.
+SELECT pystatus.add_ping_token(%(service_name)s::text, %(note)s::text)
+
+-- remove_ping_token --
+-- Revokes a ping token by its prefix; returns its service.
+SELECT pystatus.remove_ping_token(%(token_prefix)s::text)
+
+-- ping_token_list --
+-- The ping tokens, by prefix.
+SELECT token_prefix, service_name, note, created_by, created_at FROM pystatus.ping_token_list()
+
+-- login_owns_pystatus --
+-- Whether the connected login is a superuser or a member of pystatus's owner.
+SELECT r.rolsuper OR pg_has_role(current_user, n.nspowner, 'MEMBER') FROM pg_roles AS r, pg_namespace AS n WHERE r.rolname = current_user AND n.nspname = 'pystatus'

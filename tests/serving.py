@@ -18,15 +18,22 @@ from pystatus.dashboard import create_app
 
 @contextmanager
 def dashboard(dsn: str) -> Iterator[str]:
+    with serving(create_app(dsn)) as url:
+        yield url
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """Serves an ASGI application on a free port; yields its base URL."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(create_app(dsn), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
-        assert time.monotonic() < deadline, "the dashboard did not start"
+        assert time.monotonic() < deadline, "the server did not start"
         time.sleep(0.05)
     try:
         yield f"http://127.0.0.1:{port}"

@@ -227,8 +227,8 @@ def test_the_wheel_carries_the_sql_and_migrates_outside_the_repository(
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(str(unpacked))
     assert (
-        "applied 0001_baseline, 0002_finite_times, 0003_alerts, the definitions of sql/schema/."
-        in done.stdout
+        "applied 0001_baseline, 0002_finite_times, 0003_alerts, 0004_ping_tokens, "
+        "the definitions of sql/schema/." in done.stdout
     )
 
 
@@ -345,7 +345,11 @@ def test_rollback_that_removes_pystatus_asks_for_yes_and_prints_the_allowances(
         assert one(db, "SELECT count(*) FROM system_status_history") == 1  # nothing changed
 
         code, out, _ = run(capsys, "rollback", "--all", "--dsn", dsn, "--yes")
-        assert code == 0 and "Rolled back: 0003_alerts, 0002_finite_times, 0001_baseline" in out
+        assert (
+            code == 0
+            and "Rolled back: 0004_ping_tokens, 0003_alerts, 0002_finite_times, 0001_baseline"
+            in out
+        )
         restore = [shlex.split(line) for line in out.splitlines() if "logins --allow" in line]
         assert restore == [["pystatus", "logins", "--allow", "billing_login", "billing-*"]]
         # What it printed restores them after a new install.

@@ -20,7 +20,7 @@ from tests.catalog import describe
 from tests.helpers import SEED_TABLE, one
 from tests.schema_snapshot import SNAPSHOT, dump_schema
 
-ALL = ["0001_baseline", "0002_finite_times", "0003_alerts"]
+ALL = ["0001_baseline", "0002_finite_times", "0003_alerts", "0004_ping_tokens"]
 
 
 def assert_same_schema(actual: str, expected: str) -> None:

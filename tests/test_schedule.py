@@ -73,7 +73,12 @@ def test_pg_cron_in_this_database_the_migration_schedules_the_job(
         migrations.apply(dsn, reapply=True)
         assert pystatus_jobs(cron_db) == expected_jobs("postgres")
         rolled_back = migrations.rollback(dsn, count=None)
-        assert rolled_back == ["0003_alerts", "0002_finite_times", "0001_baseline"]
+        assert rolled_back == [
+            "0004_ping_tokens",
+            "0003_alerts",
+            "0002_finite_times",
+            "0001_baseline",
+        ]
         assert pystatus_jobs(cron_db) == []
     finally:
         migrations.rollback(dsn, count=None)

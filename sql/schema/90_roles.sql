@@ -217,6 +217,7 @@ AS $$
     ('pystatus_writer'::name, 'USAGE', 'SCHEMA pystatus'),
     ('pystatus_writer', 'EXECUTE', 'FUNCTION pystatus.heartbeat(text, text, text, double precision)'),
     ('pystatus_writer', 'EXECUTE', 'FUNCTION pystatus.heartbeat_many(text[], text[], text[], double precision[])'),
+    ('pystatus_writer', 'EXECUTE', 'FUNCTION pystatus.ping(text, text, text, double precision)'),  -- pystatus ingest
     -- Dashboards and monitoring: the seed dashboard's own query on
     -- system_status, live_status, and the answers (which run as their owner).
     ('pystatus_reader', 'USAGE', 'SCHEMA pystatus'),
