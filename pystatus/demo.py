@@ -1,14 +1,18 @@
 """`pystatus demo`: a private PostgreSQL with pg_partman and pg_cron, migrated,
 30 days of history for eight services, live services heartbeating through the
-real client (one of them crashes a minute in and goes stale), the alert worker
-with a local webhook receiver that prints each alert, and the dashboard on
-http://127.0.0.1:8000. Ctrl-C stops everything it started."""
+real client (one of them crashes a minute in and goes stale), a cron-style job
+that reports over HTTP to the ping endpoint, as a script with curl would, the
+alert worker with a local webhook receiver that prints each alert, and the
+dashboard on http://127.0.0.1:8000 (with Prometheus metrics at /metrics).
+Ctrl-C stops everything it started."""
 
 from __future__ import annotations
 
 import importlib.resources
 import json
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import timedelta
@@ -20,13 +24,16 @@ from psycopg.conninfo import make_conninfo
 
 from pystatus import admin, alerts, answers, migrations
 from pystatus.client import Heartbeat
-from pystatus.cluster import Cluster
+from pystatus.cluster import Cluster, free_port
 from pystatus.errors import DatabaseUnavailable
 
 SERVICES = ["librarian", "scheduler", "mailer", "indexer", "api", "billing", "search", "reports"]
 LIVE = [s for s in SERVICES if s != "mailer"]  # mailer died yesterday and stays dead
 CRASHES = "billing"  # stops heartbeating (no final status) a minute into the demo
 CRASH_AFTER = 60.0
+PINGED = "nightly-backup"  # a job that reports over HTTP, as a cron script with curl would
+PING_EVERY = 30.0  # seconds between its runs
+PING_RUN = 3.0  # seconds each run lasts
 
 
 @contextmanager
@@ -60,21 +67,24 @@ def prepare(dsn: str, cluster: Cluster | None) -> None:
             print("pg_cron runs: " + ", ".join(job.command for job in jobs))
 
 
-def _logins(dsn: str) -> tuple[str, str, str]:
+def _logins(dsn: str) -> tuple[str, str, str, str]:
     """In its own cluster, the demo's services heartbeat as a pystatus_writer login,
-    its dashboard reads as a pystatus_reader login and its alert worker runs as a
-    pystatus_alerter login, as in production."""
+    its dashboard reads as a pystatus_reader login, its alert worker runs as a
+    pystatus_alerter login and its ping endpoint as a second writer, as in production."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("CREATE ROLE demo_service LOGIN IN ROLE pystatus_writer")
         conn.execute("CREATE ROLE demo_dashboard LOGIN IN ROLE pystatus_reader")
         conn.execute("CREATE ROLE demo_alerter LOGIN IN ROLE pystatus_alerter")
+        conn.execute("CREATE ROLE demo_ingest LOGIN IN ROLE pystatus_writer")
     print("Services heartbeat as demo_service (pystatus_writer),")
     print("the dashboard reads as demo_dashboard (pystatus_reader),")
-    print("alerts are sent by demo_alerter (pystatus_alerter)")
+    print("alerts are sent by demo_alerter (pystatus_alerter),")
+    print("HTTP pings are recorded as demo_ingest (pystatus_writer)")
     return (
         make_conninfo(dsn, user="demo_service"),
         make_conninfo(dsn, user="demo_dashboard"),
         make_conninfo(dsn, user="demo_alerter"),
+        make_conninfo(dsn, user="demo_ingest"),
     )
 
 
@@ -121,6 +131,60 @@ def _alerting(dsn: str, worker_dsn: str) -> Iterator[None]:
         receiver.server_close()
 
 
+@contextmanager
+def _pinging(dsn: str, ingest_dsn: str) -> Iterator[None]:
+    """The ping endpoint on a free port, a token for the job, and the job: every
+    PING_EVERY seconds a run that pings /start, works, and pings its exit code."""
+    import uvicorn
+
+    from pystatus import ingest
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        token = admin.add_ping_token(conn, PINGED, note="the demo's job")
+        admin.set_expectations(conn, PINGED, timedelta(seconds=PING_EVERY), timedelta(seconds=15))
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            ingest.create_app(ingest_dsn),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+        )
+    )
+    url = f"http://127.0.0.1:{port}/ping/{token}"
+    stop = threading.Event()
+
+    def ping(path: str = "") -> None:
+        try:
+            urllib.request.urlopen(url + path, timeout=10).close()
+        except (urllib.error.URLError, OSError) as exc:
+            print(f"{PINGED}: ping not recorded ({exc})", flush=True)
+
+    def job() -> None:
+        while not server.started and not stop.wait(0.1):
+            pass
+        while not stop.is_set():
+            ping("/start")
+            if stop.wait(PING_RUN):
+                break
+            ping("/0")  # the exit code of a run that succeeded
+            stop.wait(PING_EVERY - PING_RUN)
+
+    threads = [threading.Thread(target=server.run, daemon=True), threading.Thread(target=job)]
+    for thread in threads:
+        thread.start()
+    print(f"HTTP pings: {PINGED} runs every {PING_EVERY:.0f} s and reports to {url}")
+    print(f"  try: curl {url}/fail")
+    try:
+        yield
+    finally:
+        stop.set()
+        server.should_exit = True
+        for thread in threads:
+            thread.join(10)
+
+
 def _refresh_rollups(dsn: str) -> None:
     try:
         with psycopg.connect(dsn, autocommit=True) as conn:
@@ -137,7 +201,8 @@ def run(dsn: str | None = None, port: int = 8000, duration: float | None = None)
 
     with _database(dsn) as (url, cluster):
         prepare(url, cluster)
-        writer, reader, alerter = _logins(url) if cluster is not None else (url, url, url)
+        logins = _logins(url) if cluster is not None else (url, url, url, url)
+        writer, reader, alerter, ingest_login = logins
         beats = {
             name: Heartbeat(writer, name, interval=10, current_task="serving") for name in LIVE
         }
@@ -151,6 +216,7 @@ def run(dsn: str | None = None, port: int = 8000, duration: float | None = None)
         stack = ExitStack()
         try:
             stack.enter_context(_alerting(url, alerter))
+            stack.enter_context(_pinging(url, ingest_login))
             for beat in beats.values():
                 beat.start()
             crash.start()
