@@ -16,6 +16,7 @@ import re
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -30,7 +31,7 @@ import psycopg
 
 import pystatus
 from pystatus import migrations
-from pystatus.cluster import Cluster
+from pystatus.cluster import Cluster, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -634,6 +635,172 @@ class Bench:
             f"< 100 ms: {verdict(statistics.median(inside) < 100)}" if n >= 10000 else "",
         )
 
+    def ping_endpoint(self) -> None:
+        """HTTP pings through `pystatus ingest` against pystatus.heartbeat() from Python,
+        both as writer logins, one after the other in this run."""
+        import http.client
+
+        print("9. HTTP ping endpoint", flush=True)
+        s = self.sizes
+        calls = s.python_calls
+        self.reset_writes()
+        self.sql("DROP ROLE IF EXISTS bench_ingest")
+        self.sql("CREATE ROLE bench_ingest LOGIN IN ROLE pystatus_writer")
+        self.sql("DELETE FROM pystatus.ping_tokens")
+        tokens = [
+            self.sql("SELECT pystatus.add_ping_token(%s)", (f"svc-{i}",))[0][0]
+            for i in range(s.services)
+        ]
+        port = free_port()
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pystatus.cli",
+                "ingest",
+                "--port",
+                str(port),
+                "--rate-limit",
+                "0",
+                "--dsn",
+                f"{self.dsn} user=bench_ingest",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    probe = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                    probe.request("GET", "/healthz")
+                    if probe.getresponse().status == 200:
+                        break
+                except OSError:
+                    pass
+                assert time.monotonic() < deadline, "pystatus ingest did not start"
+                time.sleep(0.1)
+
+            def pings(count: int, offset: int = 0) -> list[float]:
+                link = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                latencies = []
+                for i in range(count):
+                    start = time.perf_counter()
+                    link.request("GET", f"/ping/{tokens[(i + offset) % len(tokens)]}")
+                    answer = link.getresponse()
+                    answer.read()
+                    assert answer.status == 200, answer.status
+                    latencies.append((time.perf_counter() - start) * 1000)
+                link.close()
+                return latencies
+
+            def beats(count: int) -> list[float]:
+                with psycopg.connect(self.writer_dsn, autocommit=True) as conn:
+                    latencies = []
+                    for i in range(count):
+                        start = time.perf_counter()
+                        pystatus.heartbeat(conn, f"svc-{i % s.services}")
+                        latencies.append((time.perf_counter() - start) * 1000)
+                return latencies
+
+            pings(min(calls, 200))  # warm up: the pool's connections, prepared statements
+            beats(min(calls, 200))
+            ping_rates, beat_rates, ping_ms, beat_ms = [], [], [], []
+            for _ in range(max(s.runs, 3)):
+                for action, rates, all_ms in (
+                    (pings, ping_rates, ping_ms),
+                    (beats, beat_rates, beat_ms),
+                ):
+                    start = time.perf_counter()
+                    latencies = action(calls)
+                    rates.append(calls / (time.perf_counter() - start))
+                    all_ms.extend(latencies)
+            clients = 4
+            threaded: list[float] = []
+            for _ in range(max(s.runs, 3)):
+                workers = [
+                    threading.Thread(target=pings, args=(calls // clients, k * 7))
+                    for k in range(clients)
+                ]
+                start = time.perf_counter()
+                for worker in workers:
+                    worker.start()
+                for worker in workers:
+                    worker.join()
+                threaded.append(clients * (calls // clients) / (time.perf_counter() - start))
+        finally:
+            server.terminate()
+            server.wait(30)
+
+        # The SQL alone: ping() (token lookup, then heartbeat()) against heartbeat().
+        self.sql("CREATE TABLE IF NOT EXISTS bench.ping_tokens (n int PRIMARY KEY, token text)")
+        self.sql("TRUNCATE bench.ping_tokens")
+        with self.conn() as conn:
+            conn.cursor().executemany(
+                "INSERT INTO bench.ping_tokens VALUES (%s, %s)", list(enumerate(tokens, 1))
+            )
+        self.sql("GRANT USAGE ON SCHEMA bench TO bench_ingest")
+        self.sql("GRANT SELECT ON bench.ping_tokens TO bench_ingest")
+        pick = f"\\set n random(1, {s.services})\n"
+        sql_rates: dict[str, list[float]] = {"ping": [], "heartbeat": []}
+        for _ in range(max(s.runs, 3)):
+            sql_rates["ping"].append(
+                self.pgbench(
+                    pick
+                    + "SELECT pystatus.ping((SELECT token FROM bench.ping_tokens WHERE n = :n));\n",
+                    1,
+                    s.seconds,
+                    dsn=f"{self.dsn} user=bench_ingest",
+                )["tps"]
+            )
+            sql_rates["heartbeat"].append(
+                self.pgbench(
+                    pick + "SELECT pystatus.heartbeat('svc-' || (:n - 1));\n",
+                    1,
+                    s.seconds,
+                    dsn=self.writer_dsn,
+                )["tps"]
+            )
+        self.results.add(
+            "9. HTTP pings",
+            "in SQL, 1 pgbench client: pystatus.ping(token) / pystatus.heartbeat(name)",
+            f"{statistics.median(sql_rates['ping']) / statistics.median(sql_rates['heartbeat']):.2f}×"
+            f" ({spread(sql_rates['ping'])} / {spread(sql_rates['heartbeat'])} tps)",
+            "diagnostic: the token lookup",
+        )
+
+        def quantile(values: list[float], q: float) -> float:
+            return sorted(values)[min(len(values) - 1, int(q * len(values)))]
+
+        ratio = statistics.median(ping_rates) / statistics.median(beat_rates)
+        self.results.add(
+            "9. HTTP pings",
+            f"pystatus ingest, 1 keep-alive client, {calls} pings (pings/s)",
+            spread(ping_rates),
+        )
+        self.results.add(
+            "9. HTTP pings",
+            f"pystatus.heartbeat() from Python, 1 connection, {calls} calls (calls/s)",
+            spread(beat_rates),
+        )
+        self.results.add(
+            "9. HTTP pings",
+            "ping / direct heartbeat, 1 client (rate ratio)",
+            f"{ratio:.2f}×",
+            "diagnostic: an HTTP hop and a token lookup",
+        )
+        self.results.add(
+            "9. HTTP pings",
+            "latency p50 / p99: ping vs direct heartbeat (ms)",
+            f"{quantile(ping_ms, 0.5):.2f} / {quantile(ping_ms, 0.99):.2f} vs"
+            f" {quantile(beat_ms, 0.5):.2f} / {quantile(beat_ms, 0.99):.2f}",
+            f"ping p50 < 5 ms: {verdict(quantile(ping_ms, 0.5) < 5)}",
+        )
+        self.results.add(
+            "9. HTTP pings",
+            f"pystatus ingest, {clients} keep-alive clients (pings/s)",
+            spread(threaded),
+        )
+
     def retention(self) -> None:
         print("6. Retention", flush=True)
         s = self.sizes
@@ -828,6 +995,7 @@ def main() -> None:
             bench.retention,
             bench.alerts,
             bench.metrics_scrape,
+            bench.ping_endpoint,
         )
         for scenario in scenarios:
             if args.only is None or scenario.__name__ == args.only:

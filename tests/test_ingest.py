@@ -332,3 +332,15 @@ def test_503_while_the_database_is_down_then_recorded_once_it_is_back(own_cluste
         ).fetchall()
     # The refused ping left nothing behind: history holds the two recorded.
     assert statuses == [("ok",), ("down",)]
+
+
+def test_a_ping_on_a_killed_connection_is_sent_again_on_a_new_one(ingest: str, db: Conn) -> None:
+    token = admin.add_ping_token(db, "backup")
+    assert request(f"{ingest}/ping/{token}")[0] == 200
+    killed = db.execute(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE application_name = 'pystatus-ingest' AND datname = current_database()"
+    ).fetchone()
+    assert killed is not None and killed[0] >= 1
+    assert request(f"{ingest}/ping/{token}/fail")[:2] == (200, "OK\n")
+    assert current(db, "backup")[0] == "down"
