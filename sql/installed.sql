@@ -2774,6 +2774,7 @@ COMMENT ON FUNCTION pystatus.maintenance_scheduler() IS 'Where maintenance can b
 CREATE FUNCTION pystatus.metrics() RETURNS TABLE(metric text, service text, status text, time_window text, quantile text, value double precision)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET jit TO 'off'
     AS $$
     WITH live AS MATERIALIZED (
         SELECT l.service_name::text AS service, l.effective_status::text AS status, l.seconds_since,
@@ -2796,10 +2797,12 @@ CREATE FUNCTION pystatus.metrics() RETURNS TABLE(metric text, service text, stat
     UNION ALL
     -- The latency measure over the last rolled-up hour, in seconds.
     SELECT 'pystatus_service_latency_seconds', r.service_name, NULL, NULL, q.quantile, q.ms / 1000
-    FROM state
-    JOIN pystatus.rollup_hourly AS r ON r.bucket = state.rolled_until - interval '1 hour'
+    -- A scalar subquery, so the planner looks the hour up in the bucket index
+    -- (a join with the state row merged all of rollup_hourly: 350 ms at 10,000 services).
+    FROM pystatus.rollup_hourly AS r
     CROSS JOIN LATERAL (VALUES ('0.5', r.latency_p50), ('0.95', r.latency_p95)) AS q(quantile, ms)
-    WHERE q.ms IS NOT NULL
+    WHERE r.bucket = (SELECT s.rolled_until FROM pystatus.rollup_state AS s) - interval '1 hour'
+      AND q.ms IS NOT NULL
     UNION ALL
     SELECT 'pystatus_services', NULL, s.status, NULL, NULL,
            (SELECT count(*) FROM live AS l WHERE l.status = s.status)
