@@ -491,6 +491,27 @@ def cmd_ingest(args: argparse.Namespace) -> None:
     ingest.run(args.dsn, args.host, args.port, args.rate_limit, args.max_body)
 
 
+def cmd_collect_docker(args: argparse.Namespace) -> None:
+    try:
+        from pystatus import docker_collector
+    except ImportError as exc:
+        raise PystatusError(
+            f"the Docker collector needs its extra: pip install 'pystatus[docker]' ({exc})"
+        ) from exc
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    print(
+        f"Recording the containers of {args.socket} as heartbeats every {args.interval:g} s"
+        " (Ctrl-C to stop)",
+        flush=True,
+    )
+    docker_collector.run_collector(
+        args.dsn, args.socket, args.label, args.interval, args.label_only, stop
+    )
+
+
 def cmd_exporter(args: argparse.Namespace) -> None:
     from pystatus import metrics
 
@@ -526,6 +547,16 @@ def _non_negative_int(value: str) -> int:
     if number < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more: {value}")
     return number
+
+
+def _positive_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if not 0.1 <= seconds <= 86_400:
+        raise argparse.ArgumentTypeError(f"must be between 0.1 and 86400 seconds: {value}")
+    return seconds
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -767,6 +798,39 @@ def _parser() -> argparse.ArgumentParser:
         default=10_000,
         metavar="BYTES",
         help="largest POST body accepted (default 10000)",
+    )
+
+    collect = commands.add_parser("collect", help="record other systems' health as heartbeats")
+    sources = collect.add_subparsers(dest="source", required=True, metavar="SOURCE")
+    docker = sources.add_parser(
+        "docker",
+        help="Docker containers' state and health (as a writer login)",
+        description="Docker containers' state and health, as heartbeats (as a writer login)",
+    )
+    docker.set_defaults(handler=cmd_collect_docker)
+    docker.add_argument(
+        "--dsn", help="libpq DSN or URL (default: $DATABASE_URL, then PG* variables)"
+    )
+    docker.add_argument(
+        "--socket",
+        default="unix:///var/run/docker.sock",
+        help="the Docker Engine API (default unix:///var/run/docker.sock; tcp://host:2375 too)",
+    )
+    docker.add_argument(
+        "--label",
+        default="pystatus.service",
+        help="the container label naming its service (default pystatus.service); "
+        "without it, the container's name",
+    )
+    docker.add_argument(
+        "--label-only", action="store_true", help="only containers that carry the label"
+    )
+    docker.add_argument(
+        "--interval",
+        type=_positive_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds between full snapshots (default 10); events are recorded at once",
     )
 
     tokens = commands.add_parser("tokens", help="secret tokens for the HTTP ping endpoint")

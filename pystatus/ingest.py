@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -50,6 +49,7 @@ from pystatus.errors import (
     UnknownToken,
     translate,
 )
+from pystatus.names import clean_text
 from pystatus.queries import fetch_value, fetch_value_async
 
 log = logging.getLogger("pystatus.ingest")
@@ -74,7 +74,6 @@ CONNECTION: dict[str, Any] = {
 }
 POOL_WAIT = 2.0  # seconds a request waits for a connection before 503
 RECONNECT_WITHIN = 3.0  # seconds of failed reconnection before the pool gives up until asked
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class RateLimiter:
@@ -115,11 +114,10 @@ def token_prefix(token: str) -> str:
 
 
 def task_from_body(body: bytes) -> str | None:
-    """The last non-blank line of a script's output, cleaned to a valid current_task."""
-    lines = [line for line in body.decode("utf-8", "replace").splitlines() if line.strip()]
-    if not lines:
-        return None
-    return CONTROL.sub(" ", lines[-1]).strip()[:MAX_TASK_CHARACTERS] or None
+    """The last line of a script's output that has something to say, as a clean current_task."""
+    lines = body.decode("utf-8", "replace").splitlines()
+    cleaned = (clean_text(line, MAX_TASK_CHARACTERS) for line in reversed(lines))
+    return next((line for line in cleaned if line), None)
 
 
 def ping_status(action: str | None) -> tuple[str, str | None]:

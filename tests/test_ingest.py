@@ -251,11 +251,11 @@ def test_the_rate_limiter_refills_with_time_and_forgets_the_oldest() -> None:
 
 def test_a_body_becomes_a_clean_task() -> None:
     assert task_from_body(b"step 1\nfailed:\tdisk \x1b[31mfull\x1b[0m\n\n") == (
-        "failed: disk  [31mfull [0m"
+        "failed: disk [31mfull [0m"
     )
     assert task_from_body(b"\n \n") is None
     assert task_from_body(b"\xff\xfe broken") == "\ufffd\ufffd broken"
-    assert len(task_from_body(b"y" * 5000) or "") == 1000
+    assert task_from_body(b"y" * 5000) == "y" * 997 + "..."
 
 
 def test_concurrent_pings_are_each_recorded(ingest: str, db: Conn) -> None:
