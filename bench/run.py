@@ -801,6 +801,86 @@ class Bench:
             spread(threaded),
         )
 
+    def docker_collector(self) -> None:
+        """CPU of `pystatus collect docker` for 100 containers, 50 with a health check,
+        measured as the CPU time of its process over a minute."""
+        import resource
+
+        from tests.dockerd import IMAGE, Dockerd, import_busybox_image
+
+        print("10. Docker collector", flush=True)
+        count = 100 if self.sizes.services >= 100 else 10
+        watched = 60 if self.sizes.services >= 100 else 5  # seconds
+        interval = 10
+        daemon = Dockerd.temporary()
+        try:
+            daemon.start()
+            client = daemon.client()
+            import_busybox_image(client)
+            health = {
+                "test": ["CMD-SHELL", "true"],
+                "interval": 30 * 1_000_000_000,
+                "start_period": 1_000_000_000,
+            }
+            for i in range(count):
+                client.containers.run(
+                    IMAGE,
+                    ["sleep", "100000"],
+                    name=f"bench-{i}",
+                    detach=True,
+                    init=True,
+                    network_mode="none",
+                    **({"healthcheck": health} if i % 2 else {}),
+                )
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            collector = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "pystatus.cli",
+                    "collect",
+                    "docker",
+                    "--socket",
+                    daemon.url,
+                    "--interval",
+                    str(interval),
+                    "--dsn",
+                    self.writer_dsn,
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(3)  # started, first snapshot sent
+            with open(f"/proc/{collector.pid}/stat") as stat:
+                start_ticks = sum(int(v) for v in stat.read().rsplit(")", 1)[1].split()[11:13])
+            time.sleep(watched)
+            with open(f"/proc/{collector.pid}/stat") as stat:
+                end_ticks = sum(int(v) for v in stat.read().rsplit(")", 1)[1].split()[11:13])
+            collector.terminate()
+            collector.wait(30)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            started_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+            recorded = self.sql(
+                "SELECT count(*) FROM system_status WHERE service_name LIKE 'bench-%'"
+            )[0][0]
+            client.close()
+        finally:
+            daemon.remove()
+        steady = (end_ticks - start_ticks) / os.sysconf("SC_CLK_TCK")
+        self.results.add(
+            "10. Docker collector",
+            f"CPU of the collector, {count} containers, snapshot every {interval} s"
+            " (% of one core, steady state)",
+            f"{100 * steady / watched:.2f} % ({steady:.2f} s CPU in {watched} s;"
+            f" {recorded} of {count} recorded)",
+            "diagnostic: per 100 containers",
+        )
+        self.results.add(
+            "10. Docker collector",
+            "CPU of the collector's whole life, start-up (Python, imports) included (s)",
+            f"{started_cpu:.2f}",
+        )
+
     def retention(self) -> None:
         print("6. Retention", flush=True)
         s = self.sizes
@@ -996,6 +1076,7 @@ def main() -> None:
             bench.alerts,
             bench.metrics_scrape,
             bench.ping_endpoint,
+            bench.docker_collector,
         )
         for scenario in scenarios:
             if args.only is None or scenario.__name__ == args.only:

@@ -27,6 +27,7 @@ from pystatus.docker_collector import (
     ContainerReport,
     container_status,
     container_task,
+    listing_words,
     service_beats,
 )
 from pystatus.names import clean_text, service_name_problem
@@ -497,3 +498,16 @@ def test_the_cli_collects_until_sigterm(
         output, _ = collector.communicate(timeout=STOP_BOUND + 10)
     assert collector.returncode == 0, output
     assert "Recording the containers of" in output and "Traceback" not in output
+
+
+def test_a_listing_is_read_without_its_ages() -> None:
+    def words(state: str, status: str) -> str:
+        return listing_words({"State": state, "Status": status})
+
+    assert words("running", "Up 2 hours (healthy)") == words("running", "Up 3 days (healthy)")
+    assert words("running", "Up 2 hours (healthy)") != words("running", "Up 2 hours (unhealthy)")
+    assert words("exited", "Exited (137) About a minute ago") == "exited Exited (137)"
+    assert words("exited", "Exited (0) 5 seconds ago") != words(
+        "exited", "Exited (1) 5 seconds ago"
+    )
+    assert words("running", "Up Less than a second") == "running Up"
