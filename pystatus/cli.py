@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import json
 import logging
+import math
+import os
+import re
 import shlex
 import signal
 import sys
 import threading
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,7 +29,7 @@ from pystatus.client import heartbeat
 from pystatus.cluster import Cluster, ClusterError
 from pystatus.connection import resolve_dsn
 from pystatus.errors import PystatusError, translate_errors
-from pystatus.output import FORMATS, HEADER, write_rows
+from pystatus.output import FORMATS, HEADER, age, duration, write_rows
 
 Conn = psycopg.Connection[Any]
 
@@ -37,7 +42,12 @@ class StatusLine:
     status: str
     last_heartbeat: datetime = field(metadata={HEADER: "last heartbeat"})
     age: str
+    expected: str
     task: str | None
+
+
+MAX_WINDOW_DAYS = 3660  # ten years: longer than any history or rollup is kept
+STATUSES = ("ok", "degraded", "down", "starting", "stopping", "maintenance")
 
 
 def _connect(dsn: str | None) -> Conn:
@@ -58,7 +68,34 @@ def _connect_with_cron(dsn: str | None, cron_dsn: str | None) -> Iterator[tuple[
 
 def _since(conn: Conn, args: argparse.Namespace) -> datetime:
     """The start of the last --days days (or --since interval), by the server's clock."""
+    if args.since:
+        _check_window(conn, args.since, "--since")
     return answers.ago(conn, args.since or f"{args.days} days")
+
+
+def _check_window(conn: Conn, interval: str, option: str) -> None:
+    """PystatusError unless ``interval`` (read by the server) is positive and bounded."""
+    with translate_errors():
+        row = conn.execute(
+            "SELECT %(i)s::interval > interval '0', %(i)s::interval <= %(max)s * interval '1 day'",
+            {"i": interval, "max": MAX_WINDOW_DAYS},
+        ).fetchone()
+    if row is None or not row[0]:
+        raise PystatusError(f"{option} {interval!r}: must be a positive interval, e.g. 12h")
+    if not row[1]:
+        raise PystatusError(f"{option} {interval!r}: must be at most {MAX_WINDOW_DAYS} days")
+
+
+def _known(conn: Conn, service_name: str | None) -> None:
+    """PystatusError naming the service, and any close names, unless it has reported."""
+    if service_name is None:
+        return
+    with translate_errors():
+        names = [r[0] for r in conn.execute("SELECT service_name FROM system_status")]
+    if service_name not in names:
+        close = difflib.get_close_matches(service_name, names, n=3)
+        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+        raise PystatusError(f"no service named {service_name!r}{hint}")
 
 
 def _print_setup_report(conn: Conn) -> None:
@@ -211,53 +248,84 @@ def cmd_status(args: argparse.Namespace) -> int:
             s.service_name,
             s.effective_status,
             s.last_heartbeat,
-            f"{s.seconds_since:.0f}s ago",
+            age(s.seconds_since),
+            f"every {duration(s.expected_interval.total_seconds())}",
             s.current_task,
         )
         for s in services
     ]
-    alarming = {"stale", "down"}
-    write_rows(StatusLine, lines, "table", emphasize=lambda line: line.status in alarming)
+    write_rows(StatusLine, lines, "table")
+    print(fleet_summary(services))
     return 0
+
+
+def fleet_summary(services: Sequence[answers.LiveStatus]) -> str:
+    """One line: how many services, how many in each status, how many need attention."""
+    if not services:
+        return "No services yet: none has sent a heartbeat."
+    counts = Counter(s.effective_status for s in services)
+    by_status = ", ".join(f"{counts[status]} {status}" for status in sorted(counts, key=_severity))
+    attention = sum(counts[status] for status in ("down", "stale", "degraded"))
+    noun = "service" if len(services) == 1 else "services"
+    need = f"{attention} need{'s' if attention == 1 else ''} attention" if attention else "all well"
+    return f"{len(services)} {noun}: {by_status}; {need}."
+
+
+def _severity(status: str) -> int:
+    order = ("down", "stale", "degraded", "maintenance", "starting", "stopping", "ok")
+    return order.index(status) if status in order else len(order)
 
 
 def cmd_history(args: argparse.Namespace) -> None:
     with _connect(args.dsn) as conn:
+        _check_window(conn, args.since, "--since")
+        _known(conn, args.service_name)
         entries = answers.history(conn, args.service_name, answers.ago(conn, args.since))
     write_rows(answers.HistoryEntry, entries, args.format)
 
 
 def cmd_transitions(args: argparse.Namespace) -> None:
     with _connect(args.dsn) as conn:
-        changes = answers.transitions(conn, args.service_name, _since(conn, args))
+        since = _since(conn, args)
+        _known(conn, args.service_name)
+        changes = answers.transitions(conn, args.service_name, since)
     write_rows(answers.Transition, changes, args.format)
 
 
 def cmd_incidents(args: argparse.Namespace) -> None:
     with _connect(args.dsn) as conn:
-        incidents = answers.incidents(conn, args.service_name, _since(conn, args))
+        since = _since(conn, args)
+        _known(conn, args.service_name)
+        incidents = answers.incidents(conn, args.service_name, since)
     write_rows(answers.Incident, incidents, args.format)
 
 
 def cmd_uptime(args: argparse.Namespace) -> None:
     with _connect(args.dsn) as conn:
-        if args.month:  # YYYY-MM: the server reads the date, as it reads --since
+        since = None if args.month else _since(conn, args)
+        _known(conn, args.service_name)
+        if since is None:  # --month YYYY-MM: the server reads the date, as it reads --since
             month = f"{args.month}-01"
             reports = answers.uptime_month(conn, args.service_name, month, args.time_zone)
         else:
-            reports = answers.uptime(conn, args.service_name, _since(conn, args))
+            reports = answers.uptime(conn, args.service_name, since)
     write_rows(answers.Uptime, reports, args.format)
 
 
 def cmd_trend(args: argparse.Namespace) -> None:
     with _connect(args.dsn) as conn:
+        _check_window(conn, args.recent, "--recent")
+        _check_window(conn, args.baseline, "--baseline")
+        _known(conn, args.service_name)
         trend = answers.trend(conn, args.service_name, args.recent, args.baseline)
     write_rows(answers.Trend, [trend], args.format)
 
 
 def cmd_tasks(args: argparse.Namespace) -> None:
     with _connect(args.dsn) as conn:
-        runs = answers.task_durations(conn, args.service_name, _since(conn, args))
+        since = _since(conn, args)
+        _known(conn, args.service_name)
+        runs = answers.task_durations(conn, args.service_name, since)
     write_rows(answers.TaskRun, runs, args.format)
 
 
@@ -312,7 +380,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_heartbeat(args: argparse.Namespace) -> None:
     with _connect(args.dsn) as conn:
-        recorded_at = heartbeat(conn, args.service_name, args.status, args.current_task)
+        recorded_at = heartbeat(
+            conn, args.service_name, args.status, args.current_task, args.latency
+        )
     print(recorded_at.isoformat())
 
 
@@ -539,6 +609,42 @@ def cmd_demo(args: argparse.Namespace) -> None:
     demo.run(args.dsn, args.port, args.duration)
 
 
+def _days(value: str) -> int:
+    try:
+        days = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of days: {value!r}") from None
+    if not 1 <= days <= MAX_WINDOW_DAYS:
+        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_WINDOW_DAYS} days: {value}")
+    return days
+
+
+def _interval(value: str) -> str:
+    """An interval for the server to read, refused early when it cannot be one: a bare
+    number (``--since 12 hours`` unquoted leaves ``12``, which PostgreSQL reads as
+    seconds) or a negative one."""
+    text = value.strip()
+    if not text:
+        raise argparse.ArgumentTypeError("an empty interval: write e.g. 12h or '90 minutes'")
+    if re.fullmatch(r"[+-]?\d+(\.\d*)?", text):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} has no unit: write e.g. {text}h or '{text} hours' (quoted)"
+        )
+    if text.startswith("-"):
+        raise argparse.ArgumentTypeError(f"{value!r}: a window reaches back, write it positive")
+    return text
+
+
+def _non_negative_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not math.isfinite(number) or number < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number, 0 or more: {value}")
+    return number
+
+
 def _non_negative_int(value: str) -> int:
     try:
         number = int(value)
@@ -563,6 +669,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pystatus", description="Service heartbeats with history in PostgreSQL."
     )
+    parser.add_argument("--version", action="version", version=f"pystatus {migrations.version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, handler: Any, help: str, data: bool = False) -> argparse.ArgumentParser:
@@ -638,22 +745,30 @@ def _parser() -> argparse.ArgumentParser:
             )
         else:
             sub.add_argument("service_name", metavar="service")
-        sub.add_argument("--days", type=int, default=days, help=f"the last N days (default {days})")
-        sub.add_argument("--since", help="the last interval instead, e.g. 12h or '90 minutes'")
+        sub.add_argument(
+            "--days", type=_days, default=days, help=f"the last N days (default {days})"
+        )
+        sub.add_argument(
+            "--since", type=_interval, help="the last interval instead, e.g. 12h or '90 minutes'"
+        )
 
     windowed("transitions", cmd_transitions, "every status change", 1)
     windowed("incidents", cmd_incidents, "when services went down, for how long, why", 7)
     uptime = command("uptime", cmd_uptime, "time-weighted uptime (README defines it)", data=True)
     uptime.add_argument("service_name", nargs="?", metavar="service", help="default: every service")
     window = uptime.add_mutually_exclusive_group()
-    window.add_argument("--days", type=int, default=30, help="rolling window (default 30)")
-    window.add_argument("--since", help="the last interval instead, e.g. 12h")
+    window.add_argument("--days", type=_days, default=30, help="rolling window (default 30)")
+    window.add_argument("--since", type=_interval, help="the last interval instead, e.g. 12h")
     window.add_argument("--month", help="a calendar month, YYYY-MM")
     uptime.add_argument("--time-zone", default="UTC", help="for --month (default UTC)")
     trend = command("trend", cmd_trend, "is the service getting slower?", data=True)
     trend.add_argument("service_name", metavar="service")
-    trend.add_argument("--recent", default="1 day", help="recent window (default 1 day)")
-    trend.add_argument("--baseline", default="7 days", help="baseline before it (default 7 days)")
+    trend.add_argument(
+        "--recent", type=_interval, default="1 day", help="recent window (default 1 day)"
+    )
+    trend.add_argument(
+        "--baseline", type=_interval, default="7 days", help="baseline before it (default 7 days)"
+    )
     windowed("tasks", cmd_tasks, "how long each current_task lasted", 1, every=False)
     expect = command("expect", cmd_expect, "set a service's heartbeat interval and grace")
     expect.add_argument("service_name", metavar="service")
@@ -661,7 +776,9 @@ def _parser() -> argparse.ArgumentParser:
     expect.add_argument("--grace", default="60 seconds", help="lateness forgiven (default 60s)")
     history = command("history", cmd_history, "one service's history", data=True)
     history.add_argument("service_name", metavar="service")
-    history.add_argument("--since", default="7 days", help="an interval: 7d, 12h, '30 minutes'")
+    history.add_argument(
+        "--since", type=_interval, default="7 days", help="an interval: 7d, 12h, '30 minutes'"
+    )
 
     check = command(
         "check", cmd_check, "health of the installation; exit 1 if anything is wrong", data=True
@@ -680,8 +797,20 @@ def _parser() -> argparse.ArgumentParser:
 
     beat = command("heartbeat", cmd_heartbeat, "record one heartbeat (for scripts)")
     beat.add_argument("service_name", metavar="service")
-    beat.add_argument("--status", default="ok")
+    beat.add_argument(
+        "--status",
+        default="ok",
+        choices=STATUSES,
+        metavar="STATUS",
+        help="default ok; one of %(choices)s",
+    )
     beat.add_argument("--current-task", "--task", help="what the service is doing now")
+    beat.add_argument(
+        "--latency",
+        type=_non_negative_float,
+        metavar="MS",
+        help="a measure in milliseconds (a request's time, a job's run), for `trend`",
+    )
 
     alerting = commands.add_parser(
         "alerts", help="alert channels, rules, the delivery log and the worker"
@@ -736,7 +865,9 @@ def _parser() -> argparse.ArgumentParser:
     add_rule.add_argument("--remind-every", help="remind while still down, e.g. 1h")
     alert_action("remove-rule", "remove a rule").add_argument("rule_id", type=int)
     alert_log = alert_action("log", "the messages and their delivery", data=True)
-    alert_log.add_argument("--since", default="1 day", help="an interval (default 1 day)")
+    alert_log.add_argument(
+        "--since", type=_interval, default="1 day", help="an interval (default 1 day)"
+    )
     alert_action("test", "send a test message through a channel now").add_argument("channel")
 
     maintenance = commands.add_parser("maintenance", help="plan maintenance windows")
@@ -766,7 +897,7 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument("--repeat-until", help="last repeat starts before this")
             sub.add_argument("--reason")
         elif name == "list":
-            sub.add_argument("--days", type=int, default=7, help="how far ahead (default 7)")
+            sub.add_argument("--days", type=_days, default=7, help="how far ahead (default 7)")
             sub.add_argument("--format", choices=FORMATS, default="table")
         else:
             sub.add_argument("window_id", type=int, metavar="id")
@@ -884,6 +1015,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except PystatusError as exc:
         print(f"pystatus: error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # The reader left (`pystatus history x | head`): nothing more to say. Python
+        # would print a traceback at exit while flushing stdout; point it at nothing.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
 
 

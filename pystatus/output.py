@@ -10,8 +10,9 @@ import csv
 import json
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import fields
-from datetime import datetime
+from dataclasses import fields, is_dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from rich import box
@@ -31,16 +32,104 @@ FORMATS = ("table", "json", "csv")
 HEADER = "header"
 
 
-def _text(value: Any) -> str:
+# How a table shows statuses on a terminal (never by colour alone: the word stays).
+# Colours only, no bold: NO_COLOR then leaves no escape code at all.
+STATUS_STYLES = {
+    "ok": "green",
+    "degraded": "yellow",
+    "down": "red",
+    "stale": "red",
+    "maintenance": "blue",
+    "starting": "cyan",
+    "stopping": "cyan",
+}
+STATUS_FIELDS = {"status", "effective_status", "reported_status", "from_status", "to_status"}
+LATENCY_FIELDS = {"latency_ms", "p50", "p95", "max"}
+
+
+def duration(seconds: float) -> str:
+    """A duration for people: ``42 s``, ``5 min 3 s``, ``3 h 7 min``, ``1 d 0 h 21 min``."""
+    if seconds < 10:
+        return f"{seconds:.1f} s".replace(".0 s", " s")
+    whole = round(seconds)
+    days, rest = divmod(whole, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d" + (f" {hours} h {minutes} min" if hours or minutes else "")
+    if hours:
+        return f"{hours} h" + (f" {minutes} min" if minutes else "")
+    if minutes:
+        return f"{minutes} min" + (f" {secs} s" if secs else "")
+    return f"{secs} s"
+
+
+def age(seconds: float) -> str:
+    """How long ago, in its largest unit: ``42 s ago``, ``5 min ago``, ``20 h ago``, ``3 d ago``."""
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return f"{max(int(seconds), 0)} s ago"
+
+
+def moment(value: datetime) -> str:
+    """A time for people: ISO-like, to the second, with its zone (UTC, or the offset)."""
+    offset = value.utcoffset()
+    if offset is None:
+        return f"{value:%Y-%m-%d %H:%M:%S}"
+    minutes = int(offset.total_seconds()) // 60
+    sign = "+" if minutes >= 0 else "-"
+    zone = f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}" if minutes else "UTC"
+    return f"{value:%Y-%m-%d %H:%M:%S} {zone}"
+
+
+def human(name: str, value: Any) -> str:
+    """A table cell: ``value`` of the field ``name``, as a person reads it."""
     if value is None:
         return ""
+    if name == "uptime":
+        return f"{float(value) * 100:.2f} %"
+    if name.endswith("_change"):
+        return f"{float(value) * 100:+.2f} %"
+    if name == "seconds_since":
+        return age(float(value))
+    if isinstance(value, timedelta):
+        return duration(value.total_seconds())
+    if name.endswith("_seconds") and isinstance(value, int | float | Decimal):
+        return duration(float(value))
     if isinstance(value, datetime):
-        return value.isoformat(sep=" ", timespec="seconds")
+        return moment(value)
+    if isinstance(value, float | Decimal):
+        shown = f"{float(value):.2f}"
+        return f"{shown} ms" if name in LATENCY_FIELDS or name.endswith(("_p50", "_p95")) else shown
     return str(value)
 
 
-def _json_value(value: Any) -> str:
-    return value.isoformat() if isinstance(value, datetime) else str(value)
+def _csv_value(value: Any) -> Any:
+    """A CSV cell: the exact value, as JSON gives it (times ISO 8601, durations in seconds)."""
+    plain = jsonable(value)
+    return "" if plain is None else plain
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as JSON types, the same in the CLI's ``--format json`` and the HTTP API:
+    dataclasses as objects named by their fields, times as ISO 8601 with their offset,
+    durations as seconds, decimals as numbers."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Decimal):
+        return float(value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
 
 
 def write_rows(
@@ -56,20 +145,26 @@ def write_rows(
     columns = fields(row_type)
     values = [[getattr(row, column.name) for column in columns] for row in rows]
     if fmt == "json":
-        records = [dict(zip((c.name for c in columns), line)) for line in values]
-        json.dump(records, out, default=_json_value, indent=2)
+        json.dump(jsonable(list(rows)), out, indent=2)
         out.write("\n")
     elif fmt == "csv":
         writer = csv.writer(out)
         writer.writerow([c.name for c in columns])
-        writer.writerows([[_text(v) for v in line] for line in values])
+        writer.writerows([[_csv_value(v) for v in line] for line in values])
     else:
         table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
         for column in columns:
             table.add_column(column.metadata.get(HEADER, column.name))
         for row, line in zip(rows, values):
             # Text, not str: a service named "[red]" must not be read as rich markup.
-            table.add_row(*(Text(_text(v)) for v in line), style="red" if emphasize(row) else None)
+            cells = [
+                Text(
+                    human(c.name, v),
+                    style=STATUS_STYLES.get(v, "") if c.name in STATUS_FIELDS else "",
+                )
+                for c, v in zip(columns, line)
+            ]
+            table.add_row(*cells, style="red" if emphasize(row) else None)
         _print_table(table, out)
 
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import zipfile
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +42,12 @@ def test_status_in_each_format(db: Conn, dsn: str, capsys: pytest.CaptureFixture
     code, out, _ = run(capsys, "status", "--dsn", dsn)
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["service", "status", "last", "heartbeat", "age", "task"]
+    assert lines[0].split() == ["service", "status", "last", "heartbeat", "age", "expected", "task"]
     assert lines[2].split()[:2] == ["librarian", "ok"] and lines[2].split()[-1] == "indexing"
     assert lines[3].split()[:2] == ["scheduler", "stale"]  # silent for 10 minutes
-    assert "600s ago" in lines[3] or "601s ago" in lines[3]
+    assert "10 min ago" in lines[3] and "every 1 min" in lines[3]
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", lines[3])
+    assert lines[-1] == "2 services: 1 stale, 1 ok; 1 needs attention."
 
     code, out, _ = run(capsys, "status", "--dsn", dsn, "--format", "json")
     records = json.loads(out)
@@ -53,6 +55,10 @@ def test_status_in_each_format(db: Conn, dsn: str, capsys: pytest.CaptureFixture
         ("librarian", "ok", "ok"),
         ("scheduler", "stale", "ok"),
     ]
+    # Machine values: durations in seconds, times ISO 8601 with their offset.
+    assert records[1]["expected_interval"] == 60.0 and records[1]["grace"] == 60.0
+    assert datetime.fromisoformat(records[1]["last_heartbeat"]).utcoffset() is not None
+    assert isinstance(records[1]["seconds_since"], float) and records[1]["seconds_since"] >= 600
 
     code, out, _ = run(capsys, "status", "--dsn", dsn, "--format", "csv")
     rows = list(csv.reader(io.StringIO(out)))
@@ -60,6 +66,10 @@ def test_status_in_each_format(db: Conn, dsn: str, capsys: pytest.CaptureFixture
         "scheduler",
         "stale",
     ]
+    assert rows[2][rows[0].index("expected_interval")] == "60.0"
+    assert datetime.fromisoformat(
+        rows[2][rows[0].index("last_heartbeat")]
+    ) == datetime.fromisoformat(records[1]["last_heartbeat"])
 
 
 @dataclass(frozen=True)
@@ -68,14 +78,14 @@ class Line:
     status: str
 
 
-RED = "\x1b[31m"
+GREEN, RED = "\x1b[32m", "\x1b[31m"
 ESCAPE_CODE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def table() -> list[str]:
     out = io.StringIO()
     rows = [Line("a", "ok"), Line("b", "stale")]
-    write_rows(Line, rows, "table", out, emphasize=lambda row: row.status == "stale")
+    write_rows(Line, rows, "table", out)
     return out.getvalue().splitlines()
 
 
@@ -87,10 +97,10 @@ def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NO_COLOR", raising=False)
 
 
-def test_stale_rows_are_red_on_a_terminal(terminal: None) -> None:
+def test_statuses_are_coloured_on_a_terminal(terminal: None) -> None:
     lines = table()
-    assert lines[2] == "a        ok"
-    assert lines[3].startswith(RED) and ESCAPE_CODE.sub("", lines[3]).rstrip() == "b        stale"
+    assert GREEN in lines[2] and ESCAPE_CODE.sub("", lines[2]).rstrip() == "a        ok"
+    assert RED in lines[3] and ESCAPE_CODE.sub("", lines[3]).rstrip() == "b        stale"
 
 
 def test_piped_tables_and_no_color_have_no_escape_codes(
@@ -101,7 +111,7 @@ def test_piped_tables_and_no_color_have_no_escape_codes(
         "a        ok",
         "b        stale",
     ]
-    assert not any(RED in line for line in table())
+    assert not any(GREEN in line or RED in line for line in table())
     monkeypatch.delenv("NO_COLOR")
     monkeypatch.delenv("FORCE_COLOR")
     assert table() == ["service  status", "─" * 15, "a        ok", "b        stale"]
@@ -150,8 +160,9 @@ def test_heartbeat_command(db: Conn, dsn: str, capsys: pytest.CaptureFixture[str
         "maintenance",
         "backup",
     )
-    code, _, err = run(capsys, "heartbeat", "cron-job", "--status", "fine", "--dsn", dsn)
-    assert code == 1 and "invalid status 'fine'" in err
+    with pytest.raises(SystemExit):
+        run(capsys, "heartbeat", "cron-job", "--status", "fine", "--dsn", dsn)
+    assert "invalid choice: 'fine'" in capsys.readouterr().err
 
 
 def test_migrate_on_an_up_to_date_database_reports_and_changes_nothing(
@@ -361,3 +372,122 @@ def test_rollback_that_removes_pystatus_asks_for_yes_and_prints_the_allowances(
     finally:
         db.execute("DROP OWNED BY billing_login")
         db.execute("DROP ROLE billing_login")
+
+
+def test_tables_are_for_people_and_json_for_programs(
+    db: Conn, dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    now = _ago(db, minutes=0)
+    pystatus.set_expectations(db, "librarian", timedelta(days=1))  # no silence in between
+    pystatus.record_heartbeat(db, "librarian", "ok", None, now - timedelta(hours=30), 150.0)
+    pystatus.record_heartbeat(db, "librarian", "down", None, now - timedelta(hours=25))
+    pystatus.record_heartbeat(db, "librarian", "ok", None, now - timedelta(hours=23, minutes=38))
+    pystatus.heartbeat(db, "librarian", "ok")
+    code, out, _ = run(capsys, "incidents", "librarian", "--dsn", dsn)
+    assert code == 0 and "1 h 22 min" in out  # not "1:22:00"
+    code, out, _ = run(capsys, "uptime", "librarian", "--days", "2", "--dsn", dsn)
+    [row] = [line for line in out.splitlines() if line.startswith("librarian")]
+    assert re.search(r" \d{2}\.\d{2} %", row) and "1 d 4 h 38 min" in row  # up time, in words
+    code, out, _ = run(
+        capsys, "uptime", "librarian", "--days", "2", "--dsn", dsn, "--format", "json"
+    )
+    [report] = json.loads(out)
+    assert isinstance(report["up_seconds"], float) and 0 < report["uptime"] < 1
+    assert report["down_seconds"] == pytest.approx(82 * 60, abs=1)
+
+
+def test_windows_and_options_are_checked(
+    db: Conn, dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pystatus.heartbeat(db, "librarian")
+    refused = {
+        ("uptime", "--days", "0"): "must be 1 to",
+        ("uptime", "--days", "-3"): "must be 1 to",
+        ("incidents", "--days", "x"): "not a whole number of days",
+        ("uptime", "--since", "12", "hours"): "'12' has no unit",
+        ("uptime", "--since", "-1 day"): "write it positive",
+        ("transitions", "--since", ""): "an empty interval",
+        ("heartbeat", "x", "--status", "OK"): "invalid choice: 'OK'",
+        ("heartbeat", "x", "--latency", "-1"): "must be a finite number, 0 or more",
+        ("heartbeat", "x", "--latency", "nan"): "must be a finite number, 0 or more",
+    }
+    for argv, message in refused.items():
+        with pytest.raises(SystemExit) as exit:
+            cli.main([*argv, "--dsn", dsn])
+        assert exit.value.code == 2, argv
+        assert message in capsys.readouterr().err, argv
+    for argv, message in {
+        ("transitions", "--since", "0 seconds"): "must be a positive interval",
+        ("uptime", "--since", "20 years"): "must be at most 3660 days",
+        ("history", "librarian", "--since", "soon"): "invalid input syntax for type interval",
+        ("trend", "librarian", "--recent", "0 days"): "--recent '0 days'",
+    }.items():
+        code, _, err = run(capsys, *argv, "--dsn", dsn)
+        assert code == 1 and message in err, (argv, err)
+
+
+def test_an_unknown_service_is_named_and_fails(
+    db: Conn, dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pystatus.heartbeat(db, "librarian")
+    for command in ("history", "incidents", "transitions", "uptime", "trend", "tasks"):
+        code, out, err = run(capsys, command, "librarain", "--dsn", dsn)
+        assert code == 1 and out == "", command
+        assert err == "pystatus: error: no service named 'librarain' (did you mean 'librarian'?)\n"
+
+
+def test_heartbeat_with_a_latency_and_the_version(
+    db: Conn, dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        run(
+            capsys,
+            "heartbeat",
+            "api",
+            "--status",
+            "degraded",
+            "--latency",
+            "12.5",
+            "--task",
+            "x",
+            "--dsn",
+            dsn,
+        )[0]
+        == 0
+    )
+    assert db.execute("SELECT status, current_task, latency_ms FROM system_status").fetchone() == (
+        "degraded",
+        "x",
+        12.5,
+    )
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["--version"])
+    assert exit.value.code == 0 and re.fullmatch(
+        r"pystatus \d+\.\d+\.\d+\n", capsys.readouterr().out
+    )
+    with pytest.raises(SystemExit):
+        cli.main(["heartbeat", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "one of ok, degraded, down, starting, stopping, maintenance" in help_text
+
+
+def test_a_closed_pipe_ends_quietly(db: Conn, dsn: str) -> None:
+    for n in range(300):
+        pystatus.heartbeat(db, f"service-{n:03}")
+    done = subprocess.run(
+        f"{sys.executable} -m pystatus.cli status --dsn '{dsn}' | head -n 1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert done.stdout.split() == [
+        "service",
+        "status",
+        "last",
+        "heartbeat",
+        "age",
+        "expected",
+        "task",
+    ]
+    assert done.stderr == ""
