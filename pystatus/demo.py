@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import importlib.resources
 import json
+import socket
 import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import timedelta
+from datetime import timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -25,7 +26,7 @@ from psycopg.conninfo import make_conninfo
 from pystatus import admin, alerts, answers, migrations
 from pystatus.client import Heartbeat
 from pystatus.cluster import Cluster, free_port
-from pystatus.errors import DatabaseUnavailable
+from pystatus.errors import DatabaseUnavailable, PystatusError
 
 SERVICES = ["librarian", "scheduler", "mailer", "indexer", "api", "billing", "search", "reports"]
 LIVE = [s for s in SERVICES if s != "mailer"]  # mailer died yesterday and stays dead
@@ -45,6 +46,7 @@ def _database(dsn: str | None) -> Iterator[tuple[str, Cluster | None]]:
         with psycopg.connect(cluster.dsn(), autocommit=True) as postgres:
             postgres.execute("CREATE DATABASE pystatus_demo")
         print(f"PostgreSQL running: {cluster.url('pystatus_demo')}")
+        print(f"  to use the CLI against it: export DATABASE_URL={cluster.url('pystatus_demo')}")
         yield cluster.dsn("pystatus_demo"), cluster
 
 
@@ -60,11 +62,38 @@ def prepare(dsn: str, cluster: Cluster | None) -> None:
             history = importlib.resources.files("pystatus") / "sql" / "demo" / "history.sql"
             conn.execute(history.read_text())
             print("Loaded 30 days of history for " + ", ".join(SERVICES))
+            _plan_quiet_times(conn)
         if cluster is not None:  # pg_cron lives in the cluster's "postgres" database
             with psycopg.connect(cluster.dsn(), autocommit=True) as cron_conn:
                 cron_conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
                 jobs = admin.schedule(conn, cron_conn)
             print("pg_cron runs: " + ", ".join(job.command for job in jobs))
+
+
+def _plan_quiet_times(conn: psycopg.Connection[Any]) -> None:
+    """One of each kind of quiet time: a recurring maintenance window (search is
+    silent in it every night: maintenance, not down time) and a snooze (scheduler
+    flaps; its alerts are muted for a while). indexer shows the third way: it
+    reports status maintenance itself."""
+    midnight = (
+        answers.server_now(conn)
+        .astimezone(timezone.utc)
+        .replace(hour=0, minute=0, second=0, microsecond=0)
+    )
+    first = midnight - timedelta(days=31) + timedelta(hours=1)
+    alerts.add_maintenance(
+        conn,
+        "search",
+        first,
+        first + timedelta(minutes=30),
+        every=timedelta(days=1),
+        reason="nightly index rebuild",
+    )
+    alerts.snooze(conn, "scheduler", timedelta(hours=2), reason="flapping; being looked at")
+    print(
+        "Maintenance: search every night 01:00-01:30 UTC (a window), indexer on Sundays"
+        " 02:00-04:00 (it says so); scheduler's alerts snoozed for 2 h"
+    )
 
 
 def _logins(dsn: str) -> tuple[str, str, str, str]:
@@ -193,12 +222,25 @@ def _refresh_rollups(dsn: str) -> None:
         pass  # the demo is stopping; pg_cron would have done it within a minute anyway
 
 
+def _check_port_free(port: int) -> None:
+    """A clear error before anything starts, rather than the dashboard failing later."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise PystatusError(
+                f"port {port} is in use ({exc.strerror}): run the demo on another one, e.g. "
+                f"`make demo DEMO_ARGS='--port {port + 1}'` or `pystatus demo --port {port + 1}`"
+            ) from None
+
+
 def run(dsn: str | None = None, port: int = 8000, duration: float | None = None) -> None:
     """Runs until Ctrl-C (or ``duration`` seconds), then stops everything it started."""
     import uvicorn
 
     from pystatus.dashboard import create_app
 
+    _check_port_free(port)
     with _database(dsn) as (url, cluster):
         prepare(url, cluster)
         logins = _logins(url) if cluster is not None else (url, url, url, url)

@@ -49,6 +49,15 @@ def test_demo_serves_the_dashboard_and_ctrl_c_leaves_nothing_running() -> None:
         ping = re.search(r"reports to (http://\S+)", output).group(1)  # type: ignore[union-attr]
         with urllib.request.urlopen(f"{ping}/fail?task=demo%20test") as response:
             assert response.read() == b"OK\n"
+        # Planned quiet times are maintenance, not incidents: indexer's weekly window
+        # (it reports maintenance) and search's nightly one (a scheduled window).
+        for service in ("indexer", "search"):
+            incidents = get_json(f"http://127.0.0.1:{web}/api/services/{service}/incidents?days=30")
+            assert [i for i in incidents if i["cause"] == "silence" and i["duration"] > 1800] == []
+        assert (
+            f"export DATABASE_URL=postgresql://postgres@127.0.0.1:{database}/pystatus_demo"
+            in output
+        )
         changes = get_json(f"http://127.0.0.1:{web}/api/services/nightly-backup/transitions")
         assert "down" in [change["to_status"] for change in changes]
         days = get_json(f"http://127.0.0.1:{web}/api/services/search/days?days=30")
@@ -84,3 +93,19 @@ def test_demo_rejects_bad_arguments() -> None:
         text=True,
     )
     assert done.returncode == 2 and "invalid int value" in done.stderr
+
+
+def test_demo_says_when_its_port_is_busy() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "pystatus.cli", "demo", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1 and done.stdout == ""
+    assert f"pystatus: error: port {port} is in use" in done.stderr
+    assert f"pystatus demo --port {port + 1}" in done.stderr
