@@ -57,7 +57,7 @@ class DatabaseUnavailable(PystatusError):
     """The database cannot be reached, or the connection was lost."""
 
 
-# SQLSTATEs raised by the SQL API (sql/schema/); README lists them.
+# SQLSTATEs raised by the SQL API (sql/schema/); docs/sql-api.md lists them.
 SQLSTATE_ERRORS: dict[str, type[PystatusError]] = {
     "PS001": InvalidServiceName,
     "PS002": InvalidStatus,

@@ -169,7 +169,7 @@ def refuse_owner(conn: psycopg.Connection[Any]) -> None:
     if fetch_value(conn, "login_owns_pystatus"):
         raise NotAllowed(
             "pystatus ingest runs as a pystatus_writer login, not a superuser or the owner of "
-            "pystatus: give it a DSN with such a login (README, 'HTTP pings')"
+            "pystatus: give it a DSN with such a login (docs/integrations.md, 'HTTP pings')"
         )
 
 

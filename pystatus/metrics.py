@@ -3,7 +3,7 @@ scrape (one query, as a ``pystatus_reader`` login may), served at ``/metrics``
 on the dashboard and by ``pystatus exporter``.
 
 The metrics and their labels are defined in SQL (sql/schema/85_metrics.sql);
-README's "Prometheus" section lists them.
+docs/integrations.md, "Prometheus", lists them.
 """
 
 from __future__ import annotations
