@@ -1,7 +1,7 @@
 """Answers from history, as dataclasses: live status, history, transitions,
 incidents, uptime, trends, task durations and the dashboard's daily and hourly
 series. Each function is one call into the SQL function of the same name; the
-definitions live there (and in README)."""
+definitions live there (and in docs/answers.md)."""
 
 from __future__ import annotations
 
@@ -185,3 +185,40 @@ def latency_hourly(
 ) -> list[LatencyPoint]:
     """One service's latency per hour: samples, p50, p95 and max."""
     return fetch_all(conn, LatencyPoint, "latency_hourly", _window(service_name, since, until))
+
+
+@dataclass(frozen=True)
+class ServiceOverview:
+    """A service as the dashboard lists it (SQL: pystatus.service_overview())."""
+
+    service_name: str
+    effective_status: str
+    reported_status: str
+    last_heartbeat: datetime
+    seconds_since: float
+    current_task: str | None
+    latency_ms: float | None
+    expected_interval: timedelta
+    grace: timedelta
+    stale_after: datetime
+    maintenance_until: datetime | None
+    needs_attention: bool  # degraded, down or stale
+    uptime_24h: float | None  # over the last 24 rolled-up hours
+    observed_24h_seconds: float  # the up and down time that figure rests on
+    uptime_30d: float | None  # over the last 30 whole rolled-up days
+    observed_30d_seconds: float
+    hours_until: datetime  # the end of the 24 hours of uptime_24h and hourly_uptime
+    hourly_uptime: list[float | None]  # oldest first; None: no data
+
+
+def service_overview(conn: Conn) -> list[ServiceOverview]:
+    return fetch_all(conn, ServiceOverview, "service_overview")
+
+
+def recent_incidents(conn: Conn, days: int = 7) -> list[Incident]:
+    """Every service's incidents over the last ``days`` days, newest first."""
+    return fetch_all(conn, Incident, "recent_incidents", {"days": days})
+
+
+def service_exists(conn: Conn, service_name: str) -> bool:
+    return fetch_value(conn, "service_exists", {"service_name": service_name})  # type: ignore[no-any-return]

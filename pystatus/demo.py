@@ -85,13 +85,13 @@ def _plan_quiet_times(conn: psycopg.Connection[Any]) -> None:
         conn,
         "search",
         first,
-        first + timedelta(minutes=30),
+        first + timedelta(minutes=45),  # past the silence, whatever the seconds
         every=timedelta(days=1),
         reason="nightly index rebuild",
     )
     alerts.snooze(conn, "scheduler", timedelta(hours=2), reason="flapping; being looked at")
     print(
-        "Maintenance: search every night 01:00-01:30 UTC (a window), indexer on Sundays"
+        "Maintenance: search every night 01:00-01:45 UTC (a window), indexer on Sundays"
         " 02:00-04:00 (it says so); scheduler's alerts snoozed for 2 h"
     )
 

@@ -100,7 +100,7 @@ $$;
 -- Name: FUNCTION _alert_body(kind text, channel text, rule_id bigint, service_pattern text, service_name text, status text, down_since timestamp with time zone, up_since timestamp with time zone, reminders integer); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus._alert_body(kind text, channel text, rule_id bigint, service_pattern text, service_name text, status text, down_since timestamp with time zone, up_since timestamp with time zone, reminders integer) IS 'An alert message as every channel receives it (README, "Alerts": the format).';
+COMMENT ON FUNCTION pystatus._alert_body(kind text, channel text, rule_id bigint, service_pattern text, service_name text, status text, down_since timestamp with time zone, up_since timestamp with time zone, reminders integer) IS 'An alert message as every channel receives it (docs/alerts.md, "The message").';
 
 --
 -- Name: _alert_give_up_after(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -1371,6 +1371,8 @@ CREATE FUNCTION pystatus._role_rights() RETURNS TABLE(grantee name, privilege te
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.check()'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.cron_database()'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.metrics()'),  -- Prometheus scrapes
+    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.service_overview()'),  -- the dashboard
+    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.recent_incidents(timestamptz)'),
     -- The alert worker: decide, claim, report (each runs as its owner).
     ('pystatus_alerter', 'USAGE', 'SCHEMA pystatus'),
     ('pystatus_alerter', 'EXECUTE', 'FUNCTION pystatus.alert_sweep()'),
@@ -2829,7 +2831,7 @@ $$;
 -- Name: FUNCTION metrics(); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus.metrics() IS 'Every Prometheus metric of a scrape, one row per sample: metric name, its labels (service, status, time_window, quantile: NULL where the metric has none) and value (README, "Prometheus").';
+COMMENT ON FUNCTION pystatus.metrics() IS 'Every Prometheus metric of a scrape, one row per sample: metric name, its labels (service, status, time_window, quantile: NULL where the metric has none) and value (docs/integrations.md, "Prometheus").';
 
 --
 -- Name: move_default_rows(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -2942,6 +2944,52 @@ END;
 --
 
 COMMENT ON FUNCTION pystatus.ping_token_list() IS 'The ping tokens, by prefix (the tokens themselves are not kept).';
+
+--
+-- Name: recent_incidents(timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.recent_incidents(since timestamp with time zone) RETURNS TABLE(service_name text, started timestamp with time zone, ended timestamp with time zone, duration interval, cause text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET jit TO 'off'
+    AS $$
+    -- incidents() over raw history only for the services that had down time:
+    -- known from the rollups for the hours they hold, and for the rest from the
+    -- status changes recorded since, late rows waiting for a refresh, and now.
+    WITH candidates AS (
+        SELECT r.service_name::text AS service_name FROM pystatus.rollup_daily AS r
+        WHERE r.bucket >= date_bin('1 day', recent_incidents.since, pystatus._bucket_origin())
+          AND r.down_us > 0
+        UNION
+        SELECT r.service_name FROM pystatus.rollup_hourly AS r
+        WHERE r.bucket >= greatest(
+                  date_bin('1 hour', recent_incidents.since, pystatus._bucket_origin()),
+                  (SELECT date_bin('1 day', s.rolled_until, pystatus._bucket_origin()) - interval '1 day'
+                   FROM pystatus.rollup_state AS s))
+          AND r.down_us > 0
+        UNION
+        SELECT e.service_name FROM pystatus.status_events AS e
+        WHERE e.recorded_at >= (SELECT s.rolled_until - interval '1 hour' FROM pystatus.rollup_state AS s)
+          AND (pystatus.status_category(e.to_status) = 'down' OR pystatus.status_category(e.from_status) = 'down')
+        UNION
+        SELECT d.service_name FROM pystatus.rollup_dirty AS d
+        UNION
+        SELECT l.service_name FROM pystatus.live_status AS l
+        WHERE pystatus.status_category(l.reported_status) = 'down'
+           OR pystatus.status_category(l.effective_status) = 'down'
+    )
+    SELECT i.service_name, i.started, i.ended, i.duration, i.cause
+    FROM candidates AS c
+    CROSS JOIN LATERAL pystatus.incidents(c.service_name, recent_incidents.since) AS i
+    ORDER BY i.started DESC, i.service_name;
+$$;
+
+--
+-- Name: FUNCTION recent_incidents(since timestamp with time zone); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.recent_incidents(since timestamp with time zone) IS 'The incidents of every service since since, newest first: incidents() over raw history, read only for the services whose rollups, recent status changes or live status show down time.';
 
 --
 -- Name: record_heartbeat(text, text, text, timestamp with time zone, double precision); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -3407,6 +3455,45 @@ CREATE FUNCTION pystatus.service_name_problem(service_name text) RETURNS text
 --
 
 COMMENT ON FUNCTION pystatus.service_name_problem(service_name text) IS 'Why a service name breaks the naming rules (1-64 characters, not blank, no control or invisible characters, no white space at either end), or NULL when it is valid.';
+
+--
+-- Name: service_overview(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.service_overview() RETURNS TABLE(service_name text, effective_status text, reported_status text, last_heartbeat timestamp with time zone, seconds_since double precision, current_task text, latency_ms double precision, expected_interval interval, grace interval, stale_after timestamp with time zone, maintenance_until timestamp with time zone, needs_attention boolean, uptime_24h double precision, observed_24h_seconds double precision, uptime_30d double precision, observed_30d_seconds double precision, hours_until timestamp with time zone, hourly_uptime double precision[])
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET jit TO 'off'
+    AS $$
+    SELECT l.service_name::text, l.effective_status::text, l.reported_status::text, l.last_heartbeat,
+           l.seconds_since, l.current_task::text, l.latency_ms, l.expected_interval, l.grace,
+           l.stale_after, l.maintenance_until,
+           l.effective_status IN ('degraded', 'down', 'stale'),
+           d.up_us::double precision / nullif(d.up_us + d.down_us, 0),
+           coalesce(d.up_us + d.down_us, 0) / 1e6::double precision,
+           m.up_us::double precision / nullif(m.up_us + m.down_us, 0),
+           coalesce(m.up_us + m.down_us, 0) / 1e6::double precision,
+           st.rolled_until, strip.hourly
+    FROM pystatus.live_status AS l
+    CROSS JOIN pystatus.rollup_state AS st
+    -- Kept by refresh_rollups(), as a Prometheus scrape reads them: one row a service and window.
+    LEFT JOIN pystatus.uptime_windows AS d ON d.service_name = l.service_name AND d.time_window = '1d'
+    LEFT JOIN pystatus.uptime_windows AS m ON m.service_name = l.service_name AND m.time_window = '30d'
+    -- The same 24 hours as uptime_24h, oldest first: 24 primary-key lookups a service.
+    CROSS JOIN LATERAL (
+        SELECT array_agg(r.up_us::double precision / nullif(r.up_us + r.down_us, 0) ORDER BY g.hour)
+        FROM generate_series(st.rolled_until - interval '24 hours', st.rolled_until - interval '1 hour',
+                             interval '1 hour') AS g(hour)
+        LEFT JOIN pystatus.rollup_hourly AS r ON r.service_name = l.service_name AND r.bucket = g.hour
+    ) AS strip(hourly)
+    ORDER BY l.service_name;
+$$;
+
+--
+-- Name: FUNCTION service_overview(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.service_overview() IS 'Every service as the dashboard lists it: live_status''s columns; needs_attention (effective status degraded, down or stale); uptime over the last 24 rolled-up hours and the last 30 whole days (from uptime_windows) with the seconds of up or down time each rests on (observed: the rest of the window is no data or maintenance); and hourly_uptime, the uptime of each of the 24 hours before hours_until (rollup_state.rolled_until), oldest first, NULL where no data.';
 
 --
 -- Name: set_expectations(text, interval, interval); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -4985,6 +5072,13 @@ GRANT ALL ON FUNCTION pystatus.ping(token text, status text, current_task text, 
 REVOKE ALL ON FUNCTION pystatus.ping_token_list() FROM PUBLIC;
 
 --
+-- Name: FUNCTION recent_incidents(since timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.recent_incidents(since timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus.recent_incidents(since timestamp with time zone) TO pystatus_reader;
+
+--
 -- Name: FUNCTION record_heartbeat(service_name text, status text, current_task text, at timestamp with time zone, latency_ms double precision); Type: ACL; Schema: pystatus; Owner: -
 --
 
@@ -5043,6 +5137,13 @@ REVOKE ALL ON FUNCTION pystatus.send_test_alert(channel text) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION pystatus.service_name_problem(service_name text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION service_overview(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.service_overview() FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus.service_overview() TO pystatus_reader;
 
 --
 -- Name: FUNCTION set_expectations(service_name text, expected_interval interval, grace interval); Type: ACL; Schema: pystatus; Owner: -

@@ -303,3 +303,19 @@ SELECT token_prefix, service_name, note, created_by, created_at FROM pystatus.pi
 -- login_owns_pystatus --
 -- Whether the connected login is a superuser or a member of pystatus's owner.
 SELECT r.rolsuper OR pg_has_role(current_user, n.nspowner, 'MEMBER') FROM pg_roles AS r, pg_namespace AS n WHERE r.rolname = current_user AND n.nspname = 'pystatus'
+
+-- service_overview --
+-- Every service as the dashboard lists it: live status, rolled-up 24 h and 30 d uptime, the last 24 hours.
+SELECT service_name, effective_status, reported_status, last_heartbeat, seconds_since, current_task,
+       latency_ms, expected_interval, grace, stale_after, maintenance_until, needs_attention,
+       uptime_24h, observed_24h_seconds, uptime_30d, observed_30d_seconds, hours_until, hourly_uptime
+FROM pystatus.service_overview()
+
+-- recent_incidents --
+-- Every service's incidents over the last %(days)s days, newest first.
+SELECT service_name, started, ended, duration, cause
+FROM pystatus.recent_incidents(now() - %(days)s::integer * interval '1 day')
+
+-- service_exists --
+-- Whether a service has a live status row.
+SELECT EXISTS (SELECT FROM public.system_status WHERE service_name = %(service_name)s::text)

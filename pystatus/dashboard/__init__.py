@@ -2,7 +2,10 @@
 
 Install with ``pip install pystatus[dashboard]`` and run ``pystatus dashboard``.
 Every figure comes from the same Python wrappers (and SQL functions) as the
-CLI. The connections are read-only sessions and no endpoint writes.
+CLI, and the JSON API writes them as the CLI's ``--format json`` does
+(``pystatus.output.jsonable``). The connections are read-only sessions and no
+endpoint writes. Every page is rendered on the server and works without
+JavaScript; app.js only refreshes the fleet table (with the server's HTML).
 """
 
 from __future__ import annotations
@@ -10,12 +13,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import jinja2
 import psycopg
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -25,6 +29,7 @@ from psycopg_pool import ConnectionPool
 from pystatus import answers, metrics
 from pystatus.connection import resolve_dsn
 from pystatus.errors import InvalidInput, PystatusError, translate_errors
+from pystatus.output import jsonable
 
 Days = Annotated[int, Query(ge=1, le=400, description="window: the last N days")]
 # Read-only sessions: the dashboard cannot write, whatever its role may do.
@@ -33,10 +38,68 @@ READ_ONLY: dict[str, Any] = {"autocommit": True, "options": "-c default_transact
 # libpq's or the pool's defaults (30 s and more).
 FAIL_FAST: dict[str, Any] = {"connect_timeout": 2}
 POOL_WAIT = 2.0
-# Loaded from the package, so that an installed wheel finds them wherever it is unpacked.
-TEMPLATES = Jinja2Templates(
-    env=jinja2.Environment(loader=jinja2.PackageLoader("pystatus.dashboard"), autoescape=True)
-)
+# A figure "rests on little data" when up and down time cover less than this
+# share of its window (the rest: no data or maintenance).
+LITTLE_DATA = 0.5
+FLEET_INCIDENT_DAYS = 1  # incidents() over raw history, for the services with down time
+RANGES = (30, 60, 90)
+
+
+# Times and durations, written the same way by the server and by app.js
+# (when() and duration() there; a browser test compares them).
+def when(t: datetime | None) -> str:
+    """``2026-12-02 03:01 UTC``: one format everywhere, the time zone shown."""
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if t else ""
+
+
+def duration(seconds: float | timedelta) -> str:
+    """``45 s``, ``12 min``, ``20 h``, ``3 d``: whole units, rounded down."""
+    if isinstance(seconds, timedelta):
+        seconds = seconds.total_seconds()
+    s = int(max(0.0, float(seconds)))
+    if s < 120:
+        return f"{s} s"
+    if s < 7200:
+        return f"{s // 60} min"
+    if s < 172800:
+        return f"{s // 3600} h"
+    return f"{s // 86400} d"
+
+
+def percent(ratio: float | None) -> str:
+    return "no data" if ratio is None else f"{ratio * 100:.2f} %"
+
+
+def little_data(observed_seconds: float, window: timedelta) -> str:
+    """``2 min of data`` when a figure rests on much less than its window, else empty."""
+    if 0 < observed_seconds < LITTLE_DATA * window.total_seconds():
+        return f"{duration(observed_seconds)} of data"
+    return ""
+
+
+def service_url(service_name: str) -> str:
+    """The service's page: any valid name, ``/`` and ``%`` included, as one path segment."""
+    return "/services/" + quote(service_name, safe="")
+
+
+def deadline(s: answers.ServiceOverview | answers.LiveStatus) -> str:
+    """When silence turns the service stale, relative to now."""
+    if s.reported_status in ("stopping", "maintenance", "stale"):
+        return f"none ({s.reported_status})"
+    left = (s.stale_after - s.last_heartbeat).total_seconds() - s.seconds_since
+    return f"in {duration(left)}" if left >= 0 else f"missed {duration(-left)} ago"
+
+
+def uptime_class(ratio: float | None) -> str:
+    if ratio is None:
+        return "none"
+    if ratio >= 0.999:
+        return "full"
+    if ratio >= 0.99:
+        return "high"
+    if ratio >= 0.95:
+        return "part"
+    return "low"
 
 
 @dataclass(frozen=True)
@@ -44,6 +107,110 @@ class ServiceUptime:
     last_24h: answers.Uptime
     last_7d: answers.Uptime
     last_30d: answers.Uptime
+
+
+@dataclass(frozen=True)
+class Tick:
+    at: float
+    label: str
+
+
+@dataclass(frozen=True)
+class LatencyChart:
+    """The latency chart's geometry, drawn by the template as SVG."""
+
+    width: int
+    height: int
+    left: int
+    bottom: int
+    p50: str  # polyline points
+    p95: str
+    x_ticks: list[Tick]
+    y_ticks: list[Tick]
+    summary: str
+
+
+def latency_chart(
+    points: list[answers.LatencyPoint], since: datetime, until: datetime
+) -> LatencyChart | None:
+    if not points:
+        return None
+    width, height, left, right, top, bottom = 800, 200, 48, 10, 10, 170
+    high = max((p.p95 or p.p50 or 0.0) for p in points) or 1.0
+    span = (until - since).total_seconds() or 1.0
+
+    def x(t: datetime) -> float:
+        return left + (t - since).total_seconds() / span * (width - left - right)
+
+    def y(v: float) -> float:
+        return bottom - v / high * (bottom - top)
+
+    def line(key: str) -> str:
+        values = ((p.hour, getattr(p, key)) for p in points)
+        return " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in values if v is not None)
+
+    midnight = since.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    days = [midnight + timedelta(days=d) for d in range(1, (until - since).days + 2)]
+    x_ticks = [Tick(x(d), d.strftime("%m-%d")) for d in days if since <= d <= until]
+    y_ticks = [Tick(y(v), f"{v:.0f}") for v in (0.0, high / 2, high)]
+    p50s = [p.p50 for p in points if p.p50 is not None]
+    p95s = [p.p95 for p in points if p.p95 is not None]
+    summary = (
+        f"Latency per hour, {when(since)} to {when(until)}: median p50 "
+        f"{sorted(p50s)[len(p50s) // 2]:.0f} ms, highest p95 {max(p95s, default=0):.0f} ms"
+        if p50s
+        else "Latency per hour"
+    )
+    return LatencyChart(
+        width, height, left, bottom, line("p50"), line("p95"), x_ticks, y_ticks, summary
+    )
+
+
+def _templates() -> Jinja2Templates:
+    # Loaded from the package, so that an installed wheel finds them wherever it is unpacked.
+    env = jinja2.Environment(loader=jinja2.PackageLoader("pystatus.dashboard"), autoescape=True)
+    env.filters.update(
+        when=when, duration=duration, percent=percent, little_data=little_data,
+        service_url=service_url, deadline=deadline, uptime_class=uptime_class,
+    )  # fmt: skip
+    env.globals.update(
+        HOUR=timedelta(hours=1), DAY=timedelta(days=1), MONTH=timedelta(days=30), RANGES=RANGES
+    )
+    return Jinja2Templates(env=env)
+
+
+TEMPLATES = _templates()
+
+
+def not_found(service_name: str) -> HTTPException:
+    return HTTPException(404, detail=f"no service named '{service_name}'")
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """The fleet as the header and the front page show it."""
+
+    services: list[answers.ServiceOverview]
+
+    @property
+    def attention(self) -> list[answers.ServiceOverview]:
+        return [s for s in self.services if s.needs_attention]
+
+    @property
+    def summary(self) -> str:
+        total, needy = len(self.services), len(self.attention)
+        if not total:
+            return "No services yet"
+        if not needy:
+            return f"All {total} services are fine" if total > 1 else "The service is fine"
+        return f"{needy} of {total} services need{'s' if needy == 1 else ''} attention"
+
+    @property
+    def counts(self) -> str:
+        counts: dict[str, int] = {}
+        for s in self.services:
+            counts[s.effective_status] = counts.get(s.effective_status, 0) + 1
+        return " · ".join(f"{n} {status}" for status, n in sorted(counts.items()))
 
 
 def create_app(dsn: str | None = None) -> FastAPI:
@@ -81,6 +248,17 @@ def create_app(dsn: str | None = None) -> FastAPI:
         with translate_errors(), pool.connection() as conn:
             yield conn
 
+    @contextmanager
+    def service(service_name: str) -> Iterator[psycopg.Connection[Any]]:
+        """A connection, once the service is known to exist (404 otherwise)."""
+        with connection() as conn:
+            if not answers.service_exists(conn, service_name):
+                raise not_found(service_name)
+            yield conn
+
+    def json(value: Any) -> JSONResponse:
+        return JSONResponse(jsonable(value))
+
     scraped = metrics.registry(connect=connection)
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
@@ -93,56 +271,146 @@ def create_app(dsn: str | None = None) -> FastAPI:
             {"detail": str(exc)}, status_code=400 if isinstance(exc, InvalidInput) else 503
         )
 
-    @app.get("/api/status", summary="Every service's live status")
-    def status() -> list[answers.LiveStatus]:
+    # The JSON API. Each endpoint is one query (two for one service: is it known?),
+    # except a service's uptime (three windows).
+    @app.get(
+        "/api/status",
+        summary="Every service's live status",
+        response_model=list[answers.LiveStatus],
+    )
+    def status() -> JSONResponse:
         with connection() as conn:
-            return answers.live_status(conn)
-
-    @app.get("/api/uptime", summary="Every service's uptime over the last N days")
-    def fleet_uptime(days: Days = 30) -> list[answers.Uptime]:
-        with connection() as conn:
-            return answers.uptime(conn, None, answers.server_now(conn) - timedelta(days=days))
+            return json(answers.live_status(conn))
 
     @app.get(
-        "/api/services/{service_name}/uptime", summary="A service's uptime over 24 h, 7 d, 30 d"
+        "/api/overview",
+        summary="Every service with its 24 h and 30 d uptime and its last 24 hours",
+        response_model=list[answers.ServiceOverview],
     )
-    def service_uptime(service_name: str) -> ServiceUptime:
+    def overview() -> JSONResponse:
         with connection() as conn:
-            now = answers.server_now(conn)
-            [day], [week], [month] = (
-                answers.uptime(conn, service_name, now - timedelta(days=d), now) for d in (1, 7, 30)
-            )
-            return ServiceUptime(day, week, month)
+            return json(answers.service_overview(conn))
 
-    @app.get("/api/services/{service_name}/days", summary="A service's uptime per UTC day")
-    def service_days(service_name: str, days: Days = 30) -> list[answers.DayUptime]:
+    @app.get(
+        "/api/incidents",
+        summary="Every service's incidents over the last N days, newest first",
+        response_model=list[answers.Incident],
+    )
+    def fleet_incidents(days: Days = FLEET_INCIDENT_DAYS) -> JSONResponse:
         with connection() as conn:
-            return answers.daily_uptime(conn, service_name, days)
+            return json(answers.recent_incidents(conn, days))
 
-    @app.get("/api/services/{service_name}/incidents", summary="A service's incidents")
-    def service_incidents(service_name: str, days: Days = 30) -> list[answers.Incident]:
-        with connection() as conn:
-            since = answers.server_now(conn) - timedelta(days=days)
-            return answers.incidents(conn, service_name, since)
-
-    @app.get("/api/services/{service_name}/transitions", summary="A service's status changes")
-    def service_transitions(service_name: str, days: Days = 1) -> list[answers.Transition]:
+    @app.get(
+        "/api/uptime",
+        summary="Every service's uptime over the last N days",
+        response_model=list[answers.Uptime],
+    )
+    def fleet_uptime(days: Days = 30) -> JSONResponse:
         with connection() as conn:
             since = answers.server_now(conn) - timedelta(days=days)
-            return answers.transitions(conn, service_name, since)
+            return json(answers.uptime(conn, None, since))
 
-    @app.get("/api/services/{service_name}/latency", summary="A service's hourly latency")
-    def service_latency(service_name: str, days: Days = 7) -> list[answers.LatencyPoint]:
-        with connection() as conn:
+    def service_uptime_of(
+        conn: psycopg.Connection[Any], service_name: str, now: datetime
+    ) -> ServiceUptime:
+        [day], [week], [month] = (
+            answers.uptime(conn, service_name, now - timedelta(days=d), now) for d in (1, 7, 30)
+        )
+        return ServiceUptime(day, week, month)
+
+    @app.get(
+        "/api/services/{service_name:path}/uptime",
+        summary="A service's uptime over 24 h, 7 d, 30 d",
+        response_model=ServiceUptime,
+    )
+    def service_uptime(service_name: str) -> JSONResponse:
+        with service(service_name) as conn:
+            return json(service_uptime_of(conn, service_name, answers.server_now(conn)))
+
+    @app.get(
+        "/api/services/{service_name:path}/days",
+        summary="A service's uptime per UTC day",
+        response_model=list[answers.DayUptime],
+    )
+    def service_days(service_name: str, days: Days = 30) -> JSONResponse:
+        with service(service_name) as conn:
+            return json(answers.daily_uptime(conn, service_name, days))
+
+    @app.get(
+        "/api/services/{service_name:path}/incidents",
+        summary="A service's incidents",
+        response_model=list[answers.Incident],
+    )
+    def service_incidents(service_name: str, days: Days = 30) -> JSONResponse:
+        with service(service_name) as conn:
             since = answers.server_now(conn) - timedelta(days=days)
-            return answers.latency_hourly(conn, service_name, since)
+            return json(answers.incidents(conn, service_name, since))
 
+    @app.get(
+        "/api/services/{service_name:path}/transitions",
+        summary="A service's status changes",
+        response_model=list[answers.Transition],
+    )
+    def service_transitions(service_name: str, days: Days = 1) -> JSONResponse:
+        with service(service_name) as conn:
+            since = answers.server_now(conn) - timedelta(days=days)
+            return json(answers.transitions(conn, service_name, since))
+
+    @app.get(
+        "/api/services/{service_name:path}/latency",
+        summary="A service's hourly latency",
+        response_model=list[answers.LatencyPoint],
+    )
+    def service_latency(service_name: str, days: Days = 7) -> JSONResponse:
+        with service(service_name) as conn:
+            since = answers.server_now(conn) - timedelta(days=days)
+            return json(answers.latency_hourly(conn, service_name, since))
+
+    # The pages, rendered on the server: they work without JavaScript.
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def page(request: Request) -> HTMLResponse:
-        """The page, with the current view rendered on the server (it works without JavaScript)."""
+    def front_page(request: Request) -> HTMLResponse:
+        """The fleet: summary, every service, those needing attention, recent incidents."""
         with connection() as conn:
-            services = answers.live_status(conn)
-        return TEMPLATES.TemplateResponse(request, "page.html", {"services": services})
+            fleet = Fleet(answers.service_overview(conn))
+            incidents = answers.recent_incidents(conn, FLEET_INCIDENT_DAYS)
+        context = {"fleet": fleet, "incidents": incidents, "incident_days": FLEET_INCIDENT_DAYS}
+        return TEMPLATES.TemplateResponse(request, "front.html", context)
+
+    @app.get("/fragments/fleet", response_class=HTMLResponse, include_in_schema=False)
+    def fleet_fragment(request: Request) -> HTMLResponse:
+        """What app.js refreshes: the summary, the services table, those needing attention."""
+        with connection() as conn:
+            fleet = Fleet(answers.service_overview(conn))
+        return TEMPLATES.TemplateResponse(request, "fleet.html", {"fleet": fleet})
+
+    @app.get("/services/{service_name:path}", response_class=HTMLResponse, include_in_schema=False)
+    def service_page(request: Request, service_name: str, days: Days = 30) -> HTMLResponse:
+        """One service: its live status and expectations, uptime, days, incidents, latency."""
+        with connection() as conn:
+            fleet = Fleet(answers.service_overview(conn))
+            current = next((s for s in fleet.services if s.service_name == service_name), None)
+            if current is None:
+                context = {"fleet": fleet, "service_name": service_name}
+                return TEMPLATES.TemplateResponse(
+                    request, "not_found.html", context, status_code=404
+                )
+            now = answers.server_now(conn)
+            context = {
+                "fleet": fleet,
+                "s": current,
+                "days": days,
+                "now": now,
+                "uptime": service_uptime_of(conn, service_name, now),
+                "per_day": answers.daily_uptime(conn, service_name, days),
+                "incidents": answers.incidents(conn, service_name, now - timedelta(days=days)),
+                "transitions": answers.transitions(conn, service_name, now - timedelta(days=1)),
+                "latency": latency_chart(
+                    answers.latency_hourly(conn, service_name, now - timedelta(days=7)),
+                    now - timedelta(days=7),
+                    now,
+                ),
+            }
+        return TEMPLATES.TemplateResponse(request, "service.html", context)
 
     return app
 

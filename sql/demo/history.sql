@@ -50,7 +50,7 @@ SELECT 'billing', at,
 FROM minutes
 UNION ALL
 -- search: reported down for 45 minutes ten days ago, silent for 20 minutes five
--- days ago; silent every night 01:00-01:30 UTC too, inside the maintenance window
+-- days ago; silent every night 01:00-01:30 UTC too, inside the 01:00-01:45 maintenance window
 -- the demo plans for it (pystatus/demo.py), where silence counts as maintenance
 SELECT 'search', at,
        CASE WHEN at >= now() - interval '10 days' AND at < now() - interval '10 days' + interval '45 minutes'

@@ -9,7 +9,8 @@ BEGIN
     FOR v_function IN
         SELECT p.oid FROM pg_proc AS p
         WHERE p.pronamespace = 'pystatus'::regnamespace
-          AND p.proname IN ('add_ping_token', 'remove_ping_token', 'ping_token_list', 'ping')
+          AND p.proname IN ('add_ping_token', 'remove_ping_token', 'ping_token_list', 'ping',
+                            'service_overview', 'recent_incidents')
     LOOP
         EXECUTE format('DROP FUNCTION %s', v_function);
     END LOOP;

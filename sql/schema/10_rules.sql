@@ -156,7 +156,7 @@ COMMENT ON FUNCTION pystatus._check_heartbeat(text, text, text, double precision
     'that breaks the rules; the heartbeat functions call it before writing anything.';
 
 ------------------------------------------------------------------------------
--- The status model (README, "How pystatus reads history"):
+-- The status model (docs/answers.md, "How pystatus reads history"):
 --   * a history row's status holds from its time until the next row;
 --   * a service silent for longer than expected_interval + grace is stale
 --     from that deadline on, unless its last status was stopping or

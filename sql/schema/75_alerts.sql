@@ -258,7 +258,7 @@ AS $$
     LEFT JOIN public.system_status AS s ON s.service_name = _alert_body.service_name;
 $$;
 COMMENT ON FUNCTION pystatus._alert_body(text, text, bigint, text, text, text, timestamptz, timestamptz, integer) IS
-    'An alert message as every channel receives it (README, "Alerts": the format).';
+    'An alert message as every channel receives it (docs/alerts.md, "The message").';
 
 CREATE OR REPLACE FUNCTION pystatus._queue_alert(
     kind text, channel text, rule_id bigint, service_pattern text, service_name text,

@@ -67,5 +67,5 @@ AS $$
 $$;
 COMMENT ON FUNCTION pystatus.metrics() IS
     'Every Prometheus metric of a scrape, one row per sample: metric name, its labels (service, '
-    'status, time_window, quantile: NULL where the metric has none) and value (README, '
+    'status, time_window, quantile: NULL where the metric has none) and value (docs/integrations.md, '
     '"Prometheus").';

@@ -240,6 +240,8 @@ AS $$
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.check()'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.cron_database()'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.metrics()'),  -- Prometheus scrapes
+    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.service_overview()'),  -- the dashboard
+    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.recent_incidents(timestamptz)'),
     -- The alert worker: decide, claim, report (each runs as its owner).
     ('pystatus_alerter', 'USAGE', 'SCHEMA pystatus'),
     ('pystatus_alerter', 'EXECUTE', 'FUNCTION pystatus.alert_sweep()'),

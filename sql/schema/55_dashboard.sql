@@ -1,0 +1,91 @@
+-- The dashboard's fleet view: every service's live status with its rolled-up
+-- uptime and the strip of its last 24 hours, and the recent incidents across
+-- the fleet, each in one cheap query (no scan of raw history for the fleet).
+
+SET LOCAL search_path = pg_catalog, pg_temp;
+
+-- Runs as its owner: a pystatus_reader login reads the rollups only through it.
+CREATE OR REPLACE FUNCTION pystatus.service_overview()
+RETURNS TABLE (
+    service_name text, effective_status text, reported_status text, last_heartbeat timestamptz,
+    seconds_since double precision, current_task text, latency_ms double precision,
+    expected_interval interval, grace interval, stale_after timestamptz,
+    maintenance_until timestamptz, needs_attention boolean,
+    uptime_24h double precision, observed_24h_seconds double precision,
+    uptime_30d double precision, observed_30d_seconds double precision,
+    hours_until timestamptz, hourly_uptime double precision[])
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+    SELECT l.service_name::text, l.effective_status::text, l.reported_status::text, l.last_heartbeat,
+           l.seconds_since, l.current_task::text, l.latency_ms, l.expected_interval, l.grace,
+           l.stale_after, l.maintenance_until,
+           l.effective_status IN ('degraded', 'down', 'stale'),
+           d.up_us::double precision / nullif(d.up_us + d.down_us, 0),
+           coalesce(d.up_us + d.down_us, 0) / 1e6::double precision,
+           m.up_us::double precision / nullif(m.up_us + m.down_us, 0),
+           coalesce(m.up_us + m.down_us, 0) / 1e6::double precision,
+           st.rolled_until, strip.hourly
+    FROM pystatus.live_status AS l
+    CROSS JOIN pystatus.rollup_state AS st
+    -- Kept by refresh_rollups(), as a Prometheus scrape reads them: one row a service and window.
+    LEFT JOIN pystatus.uptime_windows AS d ON d.service_name = l.service_name AND d.time_window = '1d'
+    LEFT JOIN pystatus.uptime_windows AS m ON m.service_name = l.service_name AND m.time_window = '30d'
+    -- The same 24 hours as uptime_24h, oldest first: 24 primary-key lookups a service.
+    CROSS JOIN LATERAL (
+        SELECT array_agg(r.up_us::double precision / nullif(r.up_us + r.down_us, 0) ORDER BY g.hour)
+        FROM generate_series(st.rolled_until - interval '24 hours', st.rolled_until - interval '1 hour',
+                             interval '1 hour') AS g(hour)
+        LEFT JOIN pystatus.rollup_hourly AS r ON r.service_name = l.service_name AND r.bucket = g.hour
+    ) AS strip(hourly)
+    ORDER BY l.service_name;
+$$;
+COMMENT ON FUNCTION pystatus.service_overview() IS
+    'Every service as the dashboard lists it: live_status''s columns; needs_attention (effective '
+    'status degraded, down or stale); uptime over the last 24 rolled-up hours and the last 30 whole '
+    'days (from uptime_windows) with the seconds of up or down time each rests on (observed: the '
+    'rest of the window is no data or maintenance); and hourly_uptime, the uptime of each of the '
+    '24 hours before hours_until (rollup_state.rolled_until), oldest first, NULL where no data.';
+
+CREATE OR REPLACE FUNCTION pystatus.recent_incidents(since timestamptz)
+RETURNS TABLE (service_name text, started timestamptz, ended timestamptz, duration interval, cause text)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+    -- incidents() over raw history only for the services that had down time:
+    -- known from the rollups for the hours they hold, and for the rest from the
+    -- status changes recorded since, late rows waiting for a refresh, and now.
+    WITH candidates AS (
+        SELECT r.service_name::text AS service_name FROM pystatus.rollup_daily AS r
+        WHERE r.bucket >= date_bin('1 day', recent_incidents.since, pystatus._bucket_origin())
+          AND r.down_us > 0
+        UNION
+        SELECT r.service_name FROM pystatus.rollup_hourly AS r
+        WHERE r.bucket >= greatest(
+                  date_bin('1 hour', recent_incidents.since, pystatus._bucket_origin()),
+                  (SELECT date_bin('1 day', s.rolled_until, pystatus._bucket_origin()) - interval '1 day'
+                   FROM pystatus.rollup_state AS s))
+          AND r.down_us > 0
+        UNION
+        SELECT e.service_name FROM pystatus.status_events AS e
+        WHERE e.recorded_at >= (SELECT s.rolled_until - interval '1 hour' FROM pystatus.rollup_state AS s)
+          AND (pystatus.status_category(e.to_status) = 'down' OR pystatus.status_category(e.from_status) = 'down')
+        UNION
+        SELECT d.service_name FROM pystatus.rollup_dirty AS d
+        UNION
+        SELECT l.service_name FROM pystatus.live_status AS l
+        WHERE pystatus.status_category(l.reported_status) = 'down'
+           OR pystatus.status_category(l.effective_status) = 'down'
+    )
+    SELECT i.service_name, i.started, i.ended, i.duration, i.cause
+    FROM candidates AS c
+    CROSS JOIN LATERAL pystatus.incidents(c.service_name, recent_incidents.since) AS i
+    ORDER BY i.started DESC, i.service_name;
+$$;
+COMMENT ON FUNCTION pystatus.recent_incidents(timestamptz) IS
+    'The incidents of every service since since, newest first: incidents() over raw history, read '
+    'only for the services whose rollups, recent status changes or live status show down time.';
