@@ -160,9 +160,8 @@ def test_heartbeat_command(db: Conn, dsn: str, capsys: pytest.CaptureFixture[str
         "maintenance",
         "backup",
     )
-    with pytest.raises(SystemExit):
-        run(capsys, "heartbeat", "cron-job", "--status", "fine", "--dsn", dsn)
-    assert "invalid choice: 'fine'" in capsys.readouterr().err
+    code, _, err = run(capsys, "heartbeat", "cron-job", "--status", "fine", "--dsn", dsn)
+    assert code == 1 and "invalid status 'fine': must be one of ok, degraded" in err
 
 
 def test_migrate_on_an_up_to_date_database_reports_and_changes_nothing(
@@ -407,7 +406,6 @@ def test_windows_and_options_are_checked(
         ("uptime", "--since", "12", "hours"): "'12' has no unit",
         ("uptime", "--since", "-1 day"): "write it positive",
         ("transitions", "--since", ""): "an empty interval",
-        ("heartbeat", "x", "--status", "OK"): "invalid choice: 'OK'",
         ("heartbeat", "x", "--latency", "-1"): "must be a finite number, 0 or more",
         ("heartbeat", "x", "--latency", "nan"): "must be a finite number, 0 or more",
     }
