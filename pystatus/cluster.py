@@ -87,6 +87,49 @@ class Cluster:
             cron_database=cron_database,
         )
 
+    @classmethod
+    def standby_of(cls, primary: Cluster, port: int | None = None) -> Cluster:
+        """A streaming-replication hot standby of the running ``primary``, in a new
+        directory under /tmp (removed on leaving ``with``): ``pg_basebackup -R`` copies
+        the primary and writes ``primary_conninfo`` and ``standby.signal``. Start it
+        with ``with`` or ``start()``; it answers read-only queries while it replays."""
+        standby = cls(
+            datadir=Path(tempfile.mkdtemp(prefix="pystatus-pg-standby-")) / "data",
+            port=port or free_port(),
+            bindir=primary.bindir,
+            remove_on_stop=True,
+            cron_database=primary.cron_database,
+        )
+        standby.datadir.parent.chmod(0o755)
+        standby._give_to_server_user(standby.datadir.parent)
+        standby._run(
+            "pg_basebackup",
+            "-D",
+            str(standby.datadir),
+            "-h",
+            primary.host,
+            "-p",
+            str(primary.port),
+            "-U",
+            primary.user,
+            "-R",  # standby.signal and primary_conninfo
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+        )
+        # The copied postgresql.conf names the primary's port and socket
+        # directory: the standby's own, appended, win.
+        with (standby.datadir / "postgresql.conf").open("a") as conf:
+            conf.write(SETTINGS.format(port=standby.port, socket_dir=standby.datadir))
+            if standby.cron_database:
+                conf.write(
+                    CRON_SETTINGS.format(
+                        cron_database=standby.cron_database, socket_dir=standby.datadir
+                    )
+                )
+        return standby
+
     # Attributes pytest-postgresql's noproc factory reads from the fixture it depends on.
     password: str | None = None
     options: str = ""

@@ -1930,7 +1930,7 @@ CREATE FUNCTION pystatus.alert_sweep() RETURNS integer
 -- Name: FUNCTION alert_sweep(); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus.alert_sweep() IS 'pystatus.sweep() for the alert worker (pystatus_alerter), which calls it before each evaluation, in a transaction of its own, so that a silent service is marked stale within a second of its deadline rather than at the sweep job''s next minute.';
+COMMENT ON FUNCTION pystatus.alert_sweep() IS 'pystatus.sweep() for the alert worker (pystatus_alerter), which calls it before each evaluation, in a transaction of its own, so that a silent service is marked stale within a second of its deadline rather than at the sweep job''s next minute. On a hot standby it marks nothing and returns 0, as sweep() does.';
 
 --
 -- Name: allow_service(name, text); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -2168,6 +2168,12 @@ DECLARE
     v_ready timestamptz;
 BEGIN
     messages := 0;
+    -- A hot standby is read-only: its primary does this work, and replication
+    -- brings the result. pg_cron runs no job there; a call by hand skips.
+    IF pg_is_in_recovery() THEN
+        next_check := now() + interval '1 minute';
+        RETURN;
+    END IF;
     -- One evaluation at a time (several workers): the others come back soon.
     IF NOT pg_try_advisory_xact_lock(hashtext('pystatus.evaluate_alerts')) THEN
         next_check := now() + interval '1 second';
@@ -2279,7 +2285,7 @@ $$;
 -- Name: FUNCTION evaluate_alerts(OUT messages integer, OUT next_check timestamp with time zone); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus.evaluate_alerts(OUT messages integer, OUT next_check timestamp with time zone) IS 'Turns status changes into alert messages by the rules: records the edges of maintenance windows as events, then writes the down, reminder and recovery messages that are due. Returns how many it wrote and when it should run next (a deadline, a rule''s wait, a window''s edge). One evaluation at a time.';
+COMMENT ON FUNCTION pystatus.evaluate_alerts(OUT messages integer, OUT next_check timestamp with time zone) IS 'Turns status changes into alert messages by the rules: records the edges of maintenance windows as events, then writes the down, reminder and recovery messages that are due. Returns how many it wrote and when it should run next (a deadline, a rule''s wait, a window''s edge). One evaluation at a time. On a hot standby (a read-only replica) it writes nothing: 0 messages, next check in a minute.';
 
 --
 -- Name: finish_alert_attempt(bigint, integer, text); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -3069,6 +3075,11 @@ DECLARE
     v_recomputed integer := 0;
     v_new integer := 0;
 BEGIN
+    -- A hot standby is read-only: its primary does this work, and replication
+    -- brings the result. pg_cron runs no job there; a call by hand skips.
+    IF pg_is_in_recovery() THEN
+        RETURN jsonb_build_object('skipped', 'this server is a replica');
+    END IF;
     IF NOT pg_try_advisory_xact_lock(hashtext('pystatus.refresh_rollups')) THEN
         RETURN jsonb_build_object('skipped', 'another refresh is running');
     END IF;
@@ -3104,7 +3115,7 @@ $$;
 -- Name: FUNCTION refresh_rollups(); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus.refresh_rollups() IS 'Brings the rollups up to date: recomputes services with late rows, adds the hours that ended, drops rollups past their retention. Run every minute (pg_cron job pystatus-rollups).';
+COMMENT ON FUNCTION pystatus.refresh_rollups() IS 'Brings the rollups up to date: recomputes services with late rows, adds the hours that ended, drops rollups past their retention. Run every minute (pg_cron job pystatus-rollups). On a hot standby (a read-only replica) it does nothing and returns {"skipped": "this server is a replica"}.';
 
 --
 -- Name: alert_channels; Type: TABLE; Schema: pystatus; Owner: -
@@ -3702,6 +3713,11 @@ CREATE FUNCTION pystatus.sweep() RETURNS integer
 DECLARE
     v_marked integer;
 BEGIN
+    -- A hot standby is read-only: its primary does this work, and replication
+    -- brings the result. pg_cron runs no job there; a call by hand skips.
+    IF pg_is_in_recovery() THEN
+        RETURN 0;
+    END IF;
     -- One sweep at a time (pg_cron's and one by hand): the second marks nothing.
     IF NOT pg_try_advisory_xact_lock(hashtext('pystatus.sweep')) THEN
         RETURN 0;
@@ -3744,7 +3760,7 @@ $$;
 -- Name: FUNCTION sweep(); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus.sweep() IS 'Marks services silent past their deadline as stale, in system_status and in history (dated at the deadline), so history holds the outage although the service never wrote again. Idempotent; the service''s next heartbeat ends it. Returns how many it marked.';
+COMMENT ON FUNCTION pystatus.sweep() IS 'Marks services silent past their deadline as stale, in system_status and in history (dated at the deadline), so history holds the outage although the service never wrote again. Idempotent; the service''s next heartbeat ends it. Returns how many it marked; on a hot standby (a read-only replica) it marks nothing and returns 0.';
 
 --
 -- Name: task_durations(text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -

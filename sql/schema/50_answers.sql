@@ -99,6 +99,11 @@ AS $$
 DECLARE
     v_marked integer;
 BEGIN
+    -- A hot standby is read-only: its primary does this work, and replication
+    -- brings the result. pg_cron runs no job there; a call by hand skips.
+    IF pg_is_in_recovery() THEN
+        RETURN 0;
+    END IF;
     -- One sweep at a time (pg_cron's and one by hand): the second marks nothing.
     IF NOT pg_try_advisory_xact_lock(hashtext('pystatus.sweep')) THEN
         RETURN 0;
@@ -139,7 +144,8 @@ $$;
 COMMENT ON FUNCTION pystatus.sweep() IS
     'Marks services silent past their deadline as stale, in system_status and in history (dated '
     'at the deadline), so history holds the outage although the service never wrote again. '
-    'Idempotent; the service''s next heartbeat ends it. Returns how many it marked.';
+    'Idempotent; the service''s next heartbeat ends it. Returns how many it marked; on a hot '
+    'standby (a read-only replica) it marks nothing and returns 0.';
 
 ------------------------------------------------------------------------------
 -- The timeline: history read as time-weighted segments

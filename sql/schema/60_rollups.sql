@@ -179,6 +179,11 @@ DECLARE
     v_recomputed integer := 0;
     v_new integer := 0;
 BEGIN
+    -- A hot standby is read-only: its primary does this work, and replication
+    -- brings the result. pg_cron runs no job there; a call by hand skips.
+    IF pg_is_in_recovery() THEN
+        RETURN jsonb_build_object('skipped', 'this server is a replica');
+    END IF;
     IF NOT pg_try_advisory_xact_lock(hashtext('pystatus.refresh_rollups')) THEN
         RETURN jsonb_build_object('skipped', 'another refresh is running');
     END IF;
@@ -211,7 +216,9 @@ END;
 $$;
 COMMENT ON FUNCTION pystatus.refresh_rollups() IS
     'Brings the rollups up to date: recomputes services with late rows, adds the hours that '
-    'ended, drops rollups past their retention. Run every minute (pg_cron job pystatus-rollups).';
+    'ended, drops rollups past their retention. Run every minute (pg_cron job pystatus-rollups). '
+    'On a hot standby (a read-only replica) it does nothing and returns '
+    '{"skipped": "this server is a replica"}.';
 
 CREATE OR REPLACE FUNCTION pystatus.set_rollup_retention(retention interval)
 RETURNS void

@@ -351,6 +351,12 @@ DECLARE
     v_ready timestamptz;
 BEGIN
     messages := 0;
+    -- A hot standby is read-only: its primary does this work, and replication
+    -- brings the result. pg_cron runs no job there; a call by hand skips.
+    IF pg_is_in_recovery() THEN
+        next_check := now() + interval '1 minute';
+        RETURN;
+    END IF;
     -- One evaluation at a time (several workers): the others come back soon.
     IF NOT pg_try_advisory_xact_lock(hashtext('pystatus.evaluate_alerts')) THEN
         next_check := now() + interval '1 second';
@@ -461,7 +467,8 @@ COMMENT ON FUNCTION pystatus.evaluate_alerts() IS
     'Turns status changes into alert messages by the rules: records the edges of maintenance '
     'windows as events, then writes the '
     'down, reminder and recovery messages that are due. Returns how many it wrote and when it '
-    'should run next (a deadline, a rule''s wait, a window''s edge). One evaluation at a time.';
+    'should run next (a deadline, a rule''s wait, a window''s edge). One evaluation at a time. '
+    'On a hot standby (a read-only replica) it writes nothing: 0 messages, next check in a minute.';
 
 CREATE OR REPLACE FUNCTION pystatus.alert_sweep()
 RETURNS integer
@@ -472,7 +479,8 @@ AS $$ SELECT pystatus.sweep() $$;
 COMMENT ON FUNCTION pystatus.alert_sweep() IS
     'pystatus.sweep() for the alert worker (pystatus_alerter), which calls it before each '
     'evaluation, in a transaction of its own, so that a silent service is marked stale within a '
-    'second of its deadline rather than at the sweep job''s next minute.';
+    'second of its deadline rather than at the sweep job''s next minute. On a hot standby it '
+    'marks nothing and returns 0, as sweep() does.';
 
 ------------------------------------------------------------------------------
 -- Delivering: claim, then report the outcome (pystatus/alerts.py)
