@@ -665,6 +665,12 @@ def _positive_seconds(value: str) -> float:
     return seconds
 
 
+def _add_dsn(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dsn", help="libpq DSN or URL (default: $DATABASE_URL, then PG* variables)"
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pystatus", description="Service heartbeats with history in PostgreSQL."
@@ -675,9 +681,7 @@ def _parser() -> argparse.ArgumentParser:
     def command(name: str, handler: Any, help: str, data: bool = False) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
         sub.set_defaults(handler=handler)
-        sub.add_argument(
-            "--dsn", help="libpq DSN or URL (default: $DATABASE_URL, then PG* variables)"
-        )
+        _add_dsn(sub)
         if data:
             sub.add_argument("--format", choices=FORMATS, default="table")
         return sub
@@ -820,9 +824,7 @@ def _parser() -> argparse.ArgumentParser:
     def alert_action(name: str, help: str, data: bool = False) -> argparse.ArgumentParser:
         sub = actions.add_parser(name, help=help, description=help)
         sub.set_defaults(handler=cmd_alerts)
-        sub.add_argument(
-            "--dsn", help="libpq DSN or URL (default: $DATABASE_URL, then PG* variables)"
-        )
+        _add_dsn(sub)
         if data:
             sub.add_argument("--format", choices=FORMATS, default="table")
         return sub
@@ -879,9 +881,7 @@ def _parser() -> argparse.ArgumentParser:
     ):
         sub = maintenance_actions.add_parser(name, help=help, description=help)
         sub.set_defaults(handler=cmd_maintenance)
-        sub.add_argument(
-            "--dsn", help="libpq DSN or URL (default: $DATABASE_URL, then PG* variables)"
-        )
+        _add_dsn(sub)
         if name == "add":
             sub.add_argument(
                 "service_pattern", metavar="pattern", help="a service name; * for any characters"
@@ -939,9 +939,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Docker containers' state and health, as heartbeats (as a writer login)",
     )
     docker.set_defaults(handler=cmd_collect_docker)
-    docker.add_argument(
-        "--dsn", help="libpq DSN or URL (default: $DATABASE_URL, then PG* variables)"
-    )
+    _add_dsn(docker)
     docker.add_argument(
         "--socket",
         default="unix:///var/run/docker.sock",
@@ -973,9 +971,7 @@ def _parser() -> argparse.ArgumentParser:
     ):
         sub = tokens_actions.add_parser(name, help=help, description=help)
         sub.set_defaults(handler=cmd_tokens)
-        sub.add_argument(
-            "--dsn", help="libpq DSN or URL (default: $DATABASE_URL, then PG* variables)"
-        )
+        _add_dsn(sub)
         if name == "add":
             sub.add_argument("service_name", metavar="service")
             sub.add_argument("--note", help="what the token is for, e.g. the script using it")
