@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -460,6 +460,13 @@ def _send_test_alert(conn: Conn, channel: str) -> int:
     return 0
 
 
+def _on_stop_signals(stop: Callable[[], None]) -> None:
+    """SIGTERM (docker stop, systemd) and Ctrl-C call ``stop``: the long-running
+    commands finish what is in hand, then exit 0."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop())
+
+
 def _run_alert_worker(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     worker = alerts.Worker(
@@ -468,9 +475,7 @@ def _run_alert_worker(args: argparse.Namespace) -> int:
         poll_interval=args.poll_interval,
         lease=timedelta(seconds=args.lease),
     )
-    # SIGTERM (docker stop, systemd) and Ctrl-C: finish what is in hand, then exit 0.
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: worker.stop())
+    _on_stop_signals(worker.stop)
     worker.run()
     print(
         f"alert worker {worker.name} stopped: "
@@ -570,8 +575,7 @@ def cmd_collect_docker(args: argparse.Namespace) -> None:
         ) from exc
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    _on_stop_signals(stop.set)
     print(
         f"Recording the containers of {args.socket} as heartbeats every {args.interval:g} s"
         " (Ctrl-C to stop)",
@@ -586,8 +590,7 @@ def cmd_exporter(args: argparse.Namespace) -> None:
     from pystatus import metrics
 
     stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    _on_stop_signals(stop.set)
     print(f"Prometheus metrics on http://{args.host}:{args.port}/metrics", flush=True)
     metrics.serve(args.dsn, args.host, args.port, stop)
 

@@ -3,6 +3,21 @@
 from __future__ import annotations
 
 import os
+from typing import Any
+
+# The connection pools of the dashboard and the ping endpoint. While the database
+# is away a request fails within ``timeout`` (2 s, not libpq's or the pool's
+# 30 s and more), and each new connection within ``CONNECT_TIMEOUT``. The pool's
+# reconnection doubles its wait for as long as ``reconnect_timeout`` lasts (5
+# minutes by default): kept short, it gives up and the next request starts
+# afresh, so serving resumes within seconds of the database's return.
+POOL_OPTIONS: dict[str, Any] = {
+    "min_size": 1,
+    "max_size": 4,
+    "timeout": 2.0,
+    "reconnect_timeout": 3.0,
+}
+CONNECT_TIMEOUT = 2  # seconds
 
 
 def resolve_dsn(dsn: str | None = None) -> str:

@@ -40,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from pystatus.connection import resolve_dsn
+from pystatus.connection import CONNECT_TIMEOUT, POOL_OPTIONS, resolve_dsn
 from pystatus.errors import (
     DatabaseUnavailable,
     InvalidInput,
@@ -68,12 +68,10 @@ STATUS_PATHS = {
 # on a lock, and say who we are in pg_stat_activity.
 CONNECTION: dict[str, Any] = {
     "autocommit": True,
-    "connect_timeout": 2,
+    "connect_timeout": CONNECT_TIMEOUT,
     "application_name": "pystatus-ingest",
     "options": "-c statement_timeout=5s -c lock_timeout=2s",
 }
-POOL_WAIT = 2.0  # seconds a request waits for a connection before 503
-RECONNECT_WITHIN = 3.0  # seconds of failed reconnection before the pool gives up until asked
 
 
 class RateLimiter:
@@ -181,15 +179,9 @@ def create_app(
     """The ping endpoint, writing to the database at ``dsn`` (or DATABASE_URL, PG*)."""
     pool = AsyncConnectionPool(
         resolve_dsn(dsn),
-        min_size=1,
-        max_size=4,
         open=False,
         kwargs=CONNECTION,
-        timeout=POOL_WAIT,
-        # The pool's reconnection waits double each time, for as long as this
-        # lasts (5 minutes by default): kept short, the next ping starts afresh,
-        # so pings are recorded within seconds of the database coming back.
-        reconnect_timeout=RECONNECT_WITHIN,
+        **POOL_OPTIONS,  # no check before use: see record()
     )
     limiter = RateLimiter(rate_per_minute)
 
@@ -275,7 +267,7 @@ def describe(exc: BaseException) -> str:
 def check_login(dsn: str | None) -> None:
     """At start: refuse an owner's login, if the database answers (else the pool retries)."""
     try:
-        with psycopg.connect(resolve_dsn(dsn), connect_timeout=2) as conn:
+        with psycopg.connect(resolve_dsn(dsn), connect_timeout=CONNECT_TIMEOUT) as conn:
             refuse_owner(conn)
     except psycopg.OperationalError as exc:
         log.warning("database unavailable at start (pings answer 503 until it is): %s", exc)

@@ -27,17 +27,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg_pool import ConnectionPool
 
 from pystatus import answers, metrics
-from pystatus.connection import resolve_dsn
+from pystatus.connection import CONNECT_TIMEOUT, POOL_OPTIONS, resolve_dsn
 from pystatus.errors import InvalidInput, PystatusError, translate_errors
 from pystatus.output import jsonable
 
 Days = Annotated[int, Query(ge=1, le=400, description="window: the last N days")]
 # Read-only sessions: the dashboard cannot write, whatever its role may do.
 READ_ONLY: dict[str, Any] = {"autocommit": True, "options": "-c default_transaction_read_only=on"}
-# While the database is away a request answers 503 within about 2 s, not after
-# libpq's or the pool's defaults (30 s and more).
-FAIL_FAST: dict[str, Any] = {"connect_timeout": 2}
-POOL_WAIT = 2.0
 # A figure "rests on little data" when up and down time cover less than this
 # share of its window (the rest: no data or maintenance).
 LITTLE_DATA = 0.5
@@ -217,14 +213,12 @@ def create_app(dsn: str | None = None) -> FastAPI:
     """The dashboard application, reading the database at ``dsn`` (or DATABASE_URL, PG*)."""
     pool = ConnectionPool(
         resolve_dsn(dsn),
-        min_size=1,
-        max_size=4,
         open=False,
-        kwargs=READ_ONLY | FAIL_FAST,
-        timeout=POOL_WAIT,
+        kwargs=READ_ONLY | {"connect_timeout": CONNECT_TIMEOUT},
         # A connection is checked before each use, so that the first request after a
         # database restart is served, not answered 503 from a dead connection.
         check=ConnectionPool.check_connection,
+        **POOL_OPTIONS,
     )
 
     @asynccontextmanager
