@@ -16,10 +16,12 @@ if any step fails, the database is exactly as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.metadata
 import importlib.resources
 import re
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ from typing import Any
 
 import psycopg
 import psycopg.errors
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from yoyo import read_migrations
 from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
@@ -35,7 +38,7 @@ from yoyo.connections import parse_uri
 
 from pystatus.connection import resolve_dsn
 from pystatus.errors import NotAllowed, NotInstalled, PystatusError, translate, translate_errors
-from pystatus.queries import fetch_all
+from pystatus.queries import fetch_all, fetch_value
 
 TABLES = "20_tables.sql"
 """The file of sql/schema/ that migrations build; the others are re-applied."""
@@ -119,16 +122,20 @@ class Sources:
 
 @dataclass(frozen=True)
 class Migrated:
-    """What ``apply`` did: the migrations applied, and whether the definitions were."""
+    """What ``apply`` did: the migrations applied, whether the definitions were,
+    and the history partitions it indexed after them (``finish_history_index``)."""
 
     migrations: list[str]
     definitions: bool
+    indexed: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.migrations) or self.definitions
+        return bool(self.migrations) or self.definitions or bool(self.indexed)
 
     def __str__(self) -> str:
         done = [*self.migrations, *(["the definitions of sql/schema/"] if self.definitions else [])]
+        if self.indexed:
+            done.append(f"the history index on {len(self.indexed)} partition(s)")
         return "applied " + ", ".join(done) if done else "already up to date"
 
 
@@ -279,8 +286,79 @@ def apply(
     sources: Sources | None = None,
 ) -> Migrated:
     """Applies the pending migrations and, when they changed (or ``reapply``), the
-    definitions, in one transaction. Returns what it applied."""
-    sources = sources or Sources()
+    definitions, in one transaction; then finishes the history index concurrently
+    (``finish_history_index``). Returns what it applied."""
+    done = _apply_in_one_transaction(dsn, settings, reapply, sources or Sources())
+    indexed = finish_history_index(dsn)
+    return dataclasses.replace(done, indexed=tuple(indexed)) if indexed else done
+
+
+# Waits of the index steps that heartbeats could queue behind (attaching an
+# index, dropping the old one): short, and retried.
+_INDEX_LOCK_TIMEOUT = "SET lock_timeout = '500ms'"
+_INDEX_ATTEMPTS = 10
+_PARENT_INDEX = "public.system_status_history_service_hour"
+
+
+def finish_history_index(dsn: str | None = None) -> list[str]:
+    """Builds the service-hour index of history on the partitions that
+    0005_compact_history left because they had rows, one at a time with CREATE
+    INDEX CONCURRENTLY (which cannot run in a transaction, and lets heartbeats go
+    on), attaches each, then drops the index it replaces. Resumes where a stopped
+    run left off. Returns the partitions it indexed."""
+    indexed: list[str] = []
+    with translate_errors(), psycopg.connect(resolve_dsn(dsn), autocommit=True) as conn:
+        found = conn.execute("SELECT to_regprocedure('pystatus._history_index_pending()')")
+        if (found.fetchone() or (None,))[0] is None:
+            return indexed  # not installed
+        for partition in fetch_all(conn, _PendingIndex, "history_index_pending"):
+            table = sql.Identifier(partition.schema_name, partition.table_name)
+            index = sql.Identifier(partition.schema_name, partition.index_name)
+            if partition.index_state == "invalid":  # a build that stopped half way
+                conn.execute(sql.SQL("DROP INDEX CONCURRENTLY {}").format(index))
+            if partition.index_state != "unattached":
+                conn.execute(
+                    sql.SQL(
+                        "CREATE INDEX CONCURRENTLY {} ON {} "
+                        "(service_name, pystatus._history_hour(heartbeat_timestamp))"
+                    ).format(sql.Identifier(partition.index_name), table)
+                )
+            _with_retries(
+                conn,
+                sql.SQL("ALTER INDEX {} ATTACH PARTITION {}").format(sql.SQL(_PARENT_INDEX), index),
+            )
+            indexed.append(f"{partition.schema_name}.{partition.table_name}")
+        if fetch_value(conn, "history_index_replaced"):
+            _with_retries(conn, sql.SQL("DROP INDEX public.system_status_history_service_time"))
+    return indexed
+
+
+@dataclass
+class _PendingIndex:
+    schema_name: str
+    table_name: str
+    index_name: str
+    index_state: str
+
+
+def _with_retries(conn: psycopg.Connection[Any], statement: sql.SQL | sql.Composed) -> None:
+    """Runs a statement that needs a lock heartbeats also take, waiting at most
+    0.5 s for it each time, so that no heartbeat queues behind it for longer."""
+    conn.execute(_INDEX_LOCK_TIMEOUT)
+    for attempt in range(_INDEX_ATTEMPTS):
+        try:
+            conn.execute(statement)
+            break
+        except psycopg.errors.LockNotAvailable:
+            if attempt == _INDEX_ATTEMPTS - 1:
+                raise
+            time.sleep(1 + attempt)
+    conn.execute("RESET lock_timeout")
+
+
+def _apply_in_one_transaction(
+    dsn: str | None, settings: Mapping[str, str | None], reapply: bool, sources: Sources
+) -> Migrated:
     with _one_transaction(dsn, settings, sources, "pystatus migrate") as (backend, steps, known):
         pending = backend.to_apply(known)
         checksum = sources.definitions_sha256()

@@ -662,9 +662,15 @@ BEGIN
             NEW.service_name, CASE WHEN TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN OLD.status END,
             NEW.status, NEW.last_heartbeat, false);
     END IF;
+    -- created_at only for a row written well after its time (a backfill, a
+    -- clock behind): NULL costs no bytes, and most rows are written at their time.
     INSERT INTO public.system_status_history
-        (heartbeat_timestamp, service_name, status, current_task, latency_ms)
-    VALUES (NEW.last_heartbeat, NEW.service_name, NEW.status, NEW.current_task, NEW.latency_ms);
+        (heartbeat_timestamp, created_at, service_name, status, current_task, latency_ms)
+    VALUES (NEW.last_heartbeat,
+            CASE WHEN NEW.last_heartbeat OPERATOR(pg_catalog.<)
+                      (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) interval '1 second')
+                 THEN pg_catalog.clock_timestamp() END,
+            NEW.service_name, NEW.status, NEW.current_task, NEW.latency_ms);
     RETURN NULL;
 END;
 $$;
@@ -723,6 +729,51 @@ $$;
 --
 
 COMMENT ON FUNCTION pystatus._expire_alerts() IS 'Deletes events and delivered or failed messages older than history''s retention (maintain() runs it).';
+
+--
+-- Name: _history_hour(timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._history_hour(at timestamp with time zone) RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN date_bin('01:00:00'::interval, at, pystatus._bucket_origin());
+
+--
+-- Name: FUNCTION _history_hour(at timestamp with time zone); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._history_hour(at timestamp with time zone) IS 'The UTC hour a history row is indexed under (system_status_history_service_hour).';
+
+--
+-- Name: _history_index_pending(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._history_index_pending(OUT schema_name name, OUT table_name name, OUT index_name name, OUT index_state text) RETURNS SETOF record
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT n.nspname, c.relname, i.name,
+           CASE WHEN x.indexrelid IS NULL THEN 'missing'
+                WHEN NOT x.indisvalid THEN 'invalid'
+                ELSE 'unattached' END
+    FROM pg_inherits AS p
+    JOIN pg_class AS c ON c.oid = p.inhrelid
+    JOIN pg_namespace AS n ON n.oid = c.relnamespace
+    CROSS JOIN LATERAL (SELECT (left(c.relname, 50) || '_service_hour')::name AS name) AS i
+    LEFT JOIN pg_class AS ic ON ic.relname = i.name AND ic.relnamespace = c.relnamespace
+    LEFT JOIN pg_index AS x ON x.indexrelid = ic.oid
+    WHERE p.inhparent = 'public.system_status_history'::regclass
+      AND NOT EXISTS (SELECT FROM pg_inherits AS ip JOIN pg_index AS px ON px.indexrelid = ip.inhrelid
+                      WHERE ip.inhparent = to_regclass('public.system_status_history_service_hour')
+                        AND px.indrelid = c.oid)
+    ORDER BY c.relname;
+$$;
+
+--
+-- Name: FUNCTION _history_index_pending(OUT schema_name name, OUT table_name name, OUT index_name name, OUT index_state text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._history_index_pending(OUT schema_name name, OUT table_name name, OUT index_name name, OUT index_state text) IS 'History partitions still without their part of system_status_history_service_hour (left by 0005_compact_history on partitions that had rows), and the state of the index `pystatus migrate` builds for each: missing, invalid (a build that stopped) or unattached.';
 
 --
 -- Name: _history_partition_names(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -1162,8 +1213,12 @@ CREATE FUNCTION pystatus._raw_status_at(service_name text, at timestamp with tim
                          + coalesce(e.grace, interval '60 seconds') < _raw_status_at.at
                 THEN 'stale' ELSE h.status::text END
     FROM (SELECT h1.status, h1.heartbeat_timestamp FROM public.system_status_history AS h1
-          WHERE h1.service_name = _raw_status_at.service_name AND h1.heartbeat_timestamp <= _raw_status_at.at
-          ORDER BY h1.heartbeat_timestamp DESC, h1.id DESC LIMIT 1) AS h
+          WHERE h1.service_name = _raw_status_at.service_name
+            AND pystatus._history_hour(h1.heartbeat_timestamp) <= pystatus._history_hour(_raw_status_at.at)
+            AND h1.heartbeat_timestamp <= _raw_status_at.at
+          ORDER BY pystatus._history_hour(h1.heartbeat_timestamp) DESC, h1.heartbeat_timestamp DESC,
+                   h1.ctid DESC
+          LIMIT 1) AS h
     LEFT JOIN pystatus.service_expectations AS e ON e.service_name = _raw_status_at.service_name;
 $$;
 
@@ -1450,7 +1505,8 @@ BEGIN
                 SELECT h1.service_name, h1.heartbeat_timestamp, h1.latency_ms
                 FROM public.system_status_history AS h1
                 WHERE h1.service_name = sv.service_name
-                  AND h1.heartbeat_timestamp >= v_day_from AND h1.heartbeat_timestamp < v_day_to
+                  AND pystatus._history_hour(h1.heartbeat_timestamp) >= v_day_from
+                  AND pystatus._history_hour(h1.heartbeat_timestamp) < v_day_to
                   AND h1.latency_ms IS NOT NULL
                 OFFSET 0
             ) AS h
@@ -1504,6 +1560,8 @@ CREATE FUNCTION pystatus._rollup_buckets(service_name text, since timestamp with
             SELECT h1.heartbeat_timestamp, h1.status, h1.latency_ms
             FROM public.system_status_history AS h1
             WHERE h1.service_name = sv.service_name
+              AND pystatus._history_hour(h1.heartbeat_timestamp)
+                  BETWEEN pystatus._history_hour(_rollup_buckets.since) AND pystatus._history_hour(_rollup_buckets.until)
               AND h1.heartbeat_timestamp >= _rollup_buckets.since
               AND h1.heartbeat_timestamp < _rollup_buckets.until
             OFFSET 0
@@ -1550,7 +1608,7 @@ CREATE FUNCTION pystatus._rollups_recomputable_from(service_name text) RETURNS t
     SELECT CASE WHEN EXISTS (SELECT FROM pystatus.rollup_hourly AS r
                              WHERE r.service_name = _rollups_recomputable_from.service_name AND r.bucket < o.hour)
                 THEN o.hour + interval '1 hour' ELSE o.hour END
-    FROM (SELECT date_bin('1 hour', min(h.heartbeat_timestamp), pystatus._bucket_origin()) AS hour
+    FROM (SELECT min(pystatus._history_hour(h.heartbeat_timestamp)) AS hour
           FROM public.system_status_history AS h
           WHERE h.service_name = _rollups_recomputable_from.service_name) AS o
     WHERE o.hour IS NOT NULL;
@@ -1601,13 +1659,18 @@ CREATE FUNCTION pystatus._spell_began(service_name text, into_down boolean) RETU
                    <> coalesce(pystatus.status_category(e.from_status) = 'down', false)
              ORDER BY e.at DESC, e.id DESC LIMIT 1),
             -- The first row of the current spell in raw history.
-            (SELECT min(h.heartbeat_timestamp) FROM public.system_status_history AS h
+            (SELECT h.heartbeat_timestamp FROM public.system_status_history AS h
+             CROSS JOIN (SELECT coalesce(
+                 (SELECT h2.heartbeat_timestamp FROM public.system_status_history AS h2
+                  WHERE h2.service_name = _spell_began.service_name
+                    AND (h2.status IN ('down', 'stale')) <> _spell_began.into_down
+                  ORDER BY pystatus._history_hour(h2.heartbeat_timestamp) DESC, h2.heartbeat_timestamp DESC
+                  LIMIT 1), '-infinity') AS at) AS previous
              WHERE h.service_name = _spell_began.service_name
-               AND h.heartbeat_timestamp > coalesce(
-                   (SELECT max(h2.heartbeat_timestamp) FROM public.system_status_history AS h2
-                    WHERE h2.service_name = _spell_began.service_name
-                      AND (h2.status IN ('down', 'stale')) <> _spell_began.into_down),
-                   '-infinity')),
+               AND pystatus._history_hour(h.heartbeat_timestamp) >= pystatus._history_hour(previous.at)
+               AND h.heartbeat_timestamp > previous.at
+             ORDER BY pystatus._history_hour(h.heartbeat_timestamp), h.heartbeat_timestamp
+             LIMIT 1),
             l.last_heartbeat)
         END
     FROM pystatus.live_status AS l
@@ -2232,6 +2295,8 @@ BEGIN
                       OR (SELECT count(*) FROM (
                               SELECT FROM public.system_status_history AS h
                               WHERE h.service_name = v_pair.service_name AND h.status = 'down'
+                                AND pystatus._history_hour(h.heartbeat_timestamp)
+                                    >= pystatus._history_hour(v_ready - v_pair.down_for)
                                 AND h.heartbeat_timestamp >= v_ready - v_pair.down_for
                               LIMIT v_pair.down_reports) AS d) >= v_pair.down_reports THEN
                     INSERT INTO pystatus.alert_state (rule_id, service_name, down_since, alerted_at)
@@ -2451,9 +2516,8 @@ COMMENT ON FUNCTION pystatus.heartbeat_many(service_names text[], statuses text[
 --
 
 CREATE TABLE public.system_status_history (
-    id bigint NOT NULL,
     heartbeat_timestamp timestamp with time zone NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    created_at timestamp with time zone,
     service_name character varying(64) NOT NULL,
     status character varying(16) NOT NULL,
     current_task text,
@@ -2468,12 +2532,6 @@ PARTITION BY RANGE (heartbeat_timestamp);
 COMMENT ON TABLE public.system_status_history IS 'Every status write, one row each, range-partitioned by heartbeat_timestamp; pg_partman creates the partitions and drops those past retention.';
 
 --
--- Name: COLUMN system_status_history.id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.system_status_history.id IS 'Row identity. Not a key: a partitioned table''s key must include the partition column, and (service_name, heartbeat_timestamp) serves every lookup.';
-
---
 -- Name: COLUMN system_status_history.heartbeat_timestamp; Type: COMMENT; Schema: public; Owner: -
 --
 
@@ -2483,7 +2541,7 @@ COMMENT ON COLUMN public.system_status_history.heartbeat_timestamp IS 'When the 
 -- Name: COLUMN system_status_history.created_at; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.system_status_history.created_at IS 'When the row was written; later than heartbeat_timestamp for backfilled records.';
+COMMENT ON COLUMN public.system_status_history.created_at IS 'When the row was written, where that differs from heartbeat_timestamp: backfilled records and the sweeper''s stale rows. NULL when the row was written at heartbeat_timestamp.';
 
 --
 -- Name: history(text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -2495,9 +2553,11 @@ CREATE FUNCTION pystatus.history(service_name text, since timestamp with time zo
     AS $$
     SELECT * FROM public.system_status_history AS h
     WHERE h.service_name = history.service_name
+      AND pystatus._history_hour(h.heartbeat_timestamp)
+          BETWEEN pystatus._history_hour(history.since) AND pystatus._history_hour(history.until)
       AND h.heartbeat_timestamp >= history.since
       AND h.heartbeat_timestamp < history.until
-    ORDER BY h.heartbeat_timestamp DESC;
+    ORDER BY h.heartbeat_timestamp DESC, h.ctid DESC;
 $$;
 
 --
@@ -3047,8 +3107,8 @@ BEGIN
     END IF;
     -- Older than the current row: history only.
     INSERT INTO public.system_status_history
-        (heartbeat_timestamp, service_name, status, current_task, latency_ms)
-    VALUES (record_heartbeat.at, record_heartbeat.service_name, record_heartbeat.status,
+        (heartbeat_timestamp, created_at, service_name, status, current_task, latency_ms)
+    VALUES (record_heartbeat.at, clock_timestamp(), record_heartbeat.service_name, record_heartbeat.status,
             record_heartbeat.current_task, record_heartbeat.latency_ms);
     RETURN false;
 END;
@@ -3342,34 +3402,37 @@ CREATE FUNCTION pystatus.segments(service_name text, since timestamp with time z
     ), bounds AS (
         SELECT segments.since AS since, least(segments.until, now()) AS until
     ), beats AS (
-        -- The row in force when the window opens (the newest before it; ties by id).
-        SELECT sv.service_name, sv.patience, h.heartbeat_timestamp AS at, h.id, h.status::text
+        -- The row in force when the window opens: the newest before it (rows of
+        -- one time are in one partition, where ctid orders them as written).
+        SELECT sv.service_name, sv.patience, h.heartbeat_timestamp AS at, h.ctid AS written, h.status::text
         FROM services AS sv
         CROSS JOIN bounds AS b
         CROSS JOIN LATERAL (
-            SELECT max(h1.heartbeat_timestamp) AS at FROM public.system_status_history AS h1
-            WHERE h1.service_name = sv.service_name AND h1.heartbeat_timestamp < b.since
-        ) AS newest
-        CROSS JOIN LATERAL (
-            SELECT h2.heartbeat_timestamp, h2.id, h2.status FROM public.system_status_history AS h2
-            WHERE h2.service_name = sv.service_name AND h2.heartbeat_timestamp = newest.at
-            ORDER BY h2.id DESC LIMIT 1
+            SELECT h1.heartbeat_timestamp, h1.ctid, h1.status FROM public.system_status_history AS h1
+            WHERE h1.service_name = sv.service_name
+              AND pystatus._history_hour(h1.heartbeat_timestamp) <= pystatus._history_hour(b.since)
+              AND h1.heartbeat_timestamp < b.since
+            ORDER BY pystatus._history_hour(h1.heartbeat_timestamp) DESC, h1.heartbeat_timestamp DESC,
+                     h1.ctid DESC
+            LIMIT 1
         ) AS h
         UNION ALL
         -- One index range scan per service, never a scan of whole partitions
         -- (OFFSET 0 keeps the planner from flattening it into a hash join).
-        SELECT sv.service_name, sv.patience, h.heartbeat_timestamp, h.id, h.status::text
+        SELECT sv.service_name, sv.patience, h.heartbeat_timestamp, h.ctid, h.status::text
         FROM services AS sv
         CROSS JOIN bounds AS b
         CROSS JOIN LATERAL (
-            SELECT h3.heartbeat_timestamp, h3.id, h3.status FROM public.system_status_history AS h3
+            SELECT h3.heartbeat_timestamp, h3.ctid, h3.status FROM public.system_status_history AS h3
             WHERE h3.service_name = sv.service_name
+              AND pystatus._history_hour(h3.heartbeat_timestamp)
+                  BETWEEN pystatus._history_hour(b.since) AND pystatus._history_hour(b.until)
               AND h3.heartbeat_timestamp >= b.since AND h3.heartbeat_timestamp < b.until
             OFFSET 0
         ) AS h
     ), ordered AS (
         SELECT beats.*,
-               coalesce(lead(beats.at) OVER (PARTITION BY beats.service_name ORDER BY beats.at, beats.id),
+               coalesce(lead(beats.at) OVER (PARTITION BY beats.service_name ORDER BY beats.at, beats.written),
                         b.until) AS next_at
         FROM beats CROSS JOIN bounds AS b
     ), pieces AS (
@@ -3744,10 +3807,10 @@ BEGIN
           AND s.last_heartbeat + l.expected_interval + l.grace < now()
         RETURNING s.service_name, s.last_heartbeat + l.expected_interval + l.grace AS deadline
     ), written AS (
-        INSERT INTO public.system_status_history (heartbeat_timestamp, service_name, status)
+        INSERT INTO public.system_status_history (heartbeat_timestamp, created_at, service_name, status)
         SELECT greatest(deadline, (SELECT min(p.starts) FROM pystatus.history_partitions AS p
                                    WHERE NOT p.is_default)),
-               service_name, 'stale'
+               clock_timestamp(), service_name, 'stale'
         FROM silent
         RETURNING 1
     )
@@ -3772,10 +3835,12 @@ CREATE FUNCTION pystatus.task_durations(service_name text, since timestamp with 
     AS $$
     WITH beats AS (
         SELECT h.heartbeat_timestamp AS at, h.current_task,
-               h.current_task IS DISTINCT FROM lag(h.current_task) OVER (ORDER BY h.heartbeat_timestamp, h.id)
+               h.current_task IS DISTINCT FROM lag(h.current_task) OVER (ORDER BY h.heartbeat_timestamp, h.ctid)
                    AS changed
         FROM public.system_status_history AS h
         WHERE h.service_name = task_durations.service_name
+          AND pystatus._history_hour(h.heartbeat_timestamp)
+              BETWEEN pystatus._history_hour(task_durations.since) AND pystatus._history_hour(task_durations.until)
           AND h.heartbeat_timestamp >= task_durations.since
           AND h.heartbeat_timestamp < least(task_durations.until, now())
     ), runs AS (
@@ -3838,6 +3903,8 @@ CREATE FUNCTION pystatus.trend(service_name text, recent interval DEFAULT '1 day
         SELECT h.latency_ms, h.heartbeat_timestamp >= now() - trend.recent AS is_recent
         FROM public.system_status_history AS h
         WHERE h.service_name = trend.service_name AND h.latency_ms IS NOT NULL
+          AND pystatus._history_hour(h.heartbeat_timestamp)
+              BETWEEN pystatus._history_hour(now() - trend.recent - trend.baseline) AND pystatus._history_hour(now())
           AND h.heartbeat_timestamp >= now() - trend.recent - trend.baseline
           AND h.heartbeat_timestamp < now()
     ), stats AS (
@@ -4005,20 +4072,13 @@ COMMENT ON COLUMN public.system_status.latency_ms IS 'Optional measure sent with
 --
 
 CREATE TABLE public.system_status_history_default (
-    id bigint NOT NULL,
     heartbeat_timestamp timestamp with time zone NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    created_at timestamp with time zone,
     service_name character varying(64) NOT NULL,
     status character varying(16) NOT NULL,
     current_task text,
     latency_ms double precision
 );
-
---
--- Name: COLUMN system_status_history_default.id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.system_status_history_default.id IS 'Row identity. Not a key: a partitioned table''s key must include the partition column, and (service_name, heartbeat_timestamp) serves every lookup.';
 
 --
 -- Name: COLUMN system_status_history_default.heartbeat_timestamp; Type: COMMENT; Schema: public; Owner: -
@@ -4031,19 +4091,6 @@ COMMENT ON COLUMN public.system_status_history_default.heartbeat_timestamp IS 'W
 --
 
 COMMENT ON COLUMN public.system_status_history_default.created_at IS 'When the row was written; later than heartbeat_timestamp for backfilled records.';
-
---
--- Name: system_status_history_id_seq; Type: SEQUENCE; Schema: public; Owner: -
---
-
-ALTER TABLE public.system_status_history ALTER COLUMN id ADD GENERATED BY DEFAULT AS IDENTITY (
-    SEQUENCE NAME public.system_status_history_id_seq
-    START WITH 1
-    INCREMENT BY 1
-    NO MINVALUE
-    NO MAXVALUE
-    CACHE 1
-);
 
 --
 -- Name: alert_attempts; Type: TABLE; Schema: pystatus; Owner: -
@@ -4481,16 +4528,22 @@ ALTER TABLE ONLY pystatus.uptime_windows
     ADD CONSTRAINT uptime_windows_pkey PRIMARY KEY (service_name, time_window);
 
 --
--- Name: system_status_history_service_time; Type: INDEX; Schema: public; Owner: -
+-- Name: system_status_history_service_hour; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX system_status_history_service_time ON ONLY public.system_status_history USING btree (service_name, heartbeat_timestamp DESC);
+CREATE INDEX system_status_history_service_hour ON ONLY public.system_status_history USING btree (service_name, pystatus._history_hour(heartbeat_timestamp));
 
 --
--- Name: system_status_history_default_service_name_heartbeat_timest_idx; Type: INDEX; Schema: public; Owner: -
+-- Name: INDEX system_status_history_service_hour; Type: COMMENT; Schema: public; Owner: -
 --
 
-CREATE INDEX system_status_history_default_service_name_heartbeat_timest_idx ON public.system_status_history_default USING btree (service_name, heartbeat_timestamp DESC);
+COMMENT ON INDEX public.system_status_history_service_hour IS 'Each service''s rows by UTC hour: queries bound their scans with pystatus._history_hour().';
+
+--
+-- Name: system_status_history_default_service_hour; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX system_status_history_default_service_hour ON public.system_status_history_default USING btree (service_name, pystatus._history_hour(heartbeat_timestamp));
 
 --
 -- Name: alert_messages_created; Type: INDEX; Schema: pystatus; Owner: -
@@ -4535,10 +4588,10 @@ CREATE INDEX status_events_recorded ON pystatus.status_events USING btree (recor
 CREATE INDEX status_events_service ON pystatus.status_events USING btree (service_name, id);
 
 --
--- Name: system_status_history_default_service_name_heartbeat_timest_idx; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: system_status_history_default_service_hour; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.system_status_history_service_time ATTACH PARTITION public.system_status_history_default_service_name_heartbeat_timest_idx;
+ALTER INDEX public.system_status_history_service_hour ATTACH PARTITION public.system_status_history_default_service_hour;
 
 --
 -- Name: system_status system_status_copy_to_history; Type: TRIGGER; Schema: public; Owner: -
@@ -4556,7 +4609,7 @@ COMMENT ON TRIGGER system_status_copy_to_history ON public.system_status IS 'Cop
 -- Name: system_status_history system_status_history_late_rows; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER system_status_history_late_rows AFTER INSERT ON public.system_status_history FOR EACH ROW WHEN ((new.heartbeat_timestamp < (new.created_at - pystatus._rollup_delay()))) EXECUTE FUNCTION pystatus._mark_rollups_dirty();
+CREATE TRIGGER system_status_history_late_rows AFTER INSERT ON public.system_status_history FOR EACH ROW WHEN ((new.heartbeat_timestamp < (now() - pystatus._rollup_delay()))) EXECUTE FUNCTION pystatus._mark_rollups_dirty();
 
 --
 -- Name: TRIGGER system_status_history_late_rows ON system_status_history; Type: COMMENT; Schema: public; Owner: -
@@ -4721,6 +4774,18 @@ REVOKE ALL ON FUNCTION pystatus._cron_database(OUT name text, OUT readable boole
 --
 
 REVOKE ALL ON FUNCTION pystatus._expire_alerts() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _history_hour(at timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._history_hour(at timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _history_index_pending(OUT schema_name name, OUT table_name name, OUT index_name name, OUT index_state text); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._history_index_pending(OUT schema_name name, OUT table_name name, OUT index_name name, OUT index_state text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _history_partition_names(); Type: ACL; Schema: pystatus; Owner: -

@@ -319,3 +319,13 @@ FROM pystatus.recent_incidents(now() - %(days)s::integer * interval '1 day')
 -- service_exists --
 -- Whether a service has a live status row.
 SELECT EXISTS (SELECT FROM public.system_status WHERE service_name = %(service_name)s::text)
+
+-- history_index_pending --
+-- History partitions whose part of the service-hour index is still to build (after 0005).
+SELECT schema_name, table_name, index_name, index_state FROM pystatus._history_index_pending()
+
+-- history_index_replaced --
+-- Whether the old history index remains while its replacement is complete.
+SELECT to_regclass('public.system_status_history_service_time') IS NOT NULL
+       AND coalesce((SELECT indisvalid FROM pg_index
+                     WHERE indexrelid = to_regclass('public.system_status_history_service_hour')), false)

@@ -49,7 +49,9 @@ def test_setting_status_or_current_task_sends_a_heartbeat_at_once(dsn: str) -> N
         wait_for(lambda: len(statuses(dsn, "worker")) == 3)
     with psycopg.connect(dsn) as conn:
         task = one(
-            conn, "SELECT current_task FROM system_status_history ORDER BY id DESC OFFSET 1 LIMIT 1"
+            conn,
+            "SELECT current_task FROM system_status_history"
+            " ORDER BY heartbeat_timestamp DESC OFFSET 1 LIMIT 1",
         )
     assert task == "compacting"
 

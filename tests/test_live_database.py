@@ -163,7 +163,13 @@ def test_a_seed_table_with_a_time_that_is_not_finite_is_refused_as_it_is(empty_d
             "UPDATE system_status SET last_heartbeat = now() WHERE NOT isfinite(last_heartbeat)"
         )
     applied = migrations.apply(empty_dsn).migrations
-    assert applied == ["0001_baseline", "0002_finite_times", "0003_alerts", "0004_ping_tokens"]
+    assert applied == [
+        "0001_baseline",
+        "0002_finite_times",
+        "0003_alerts",
+        "0004_ping_tokens",
+        "0005_compact_history",
+    ]
 
 
 def test_migrate_gives_up_rather_than_queue_heartbeats_behind_it(db: Conn, dsn: str) -> None:

@@ -14,13 +14,19 @@ import psycopg
 import pytest
 
 import pystatus
-from pystatus import migrations
+from pystatus import answers, migrations
 from pystatus.cluster import Cluster
 from tests.catalog import describe
 from tests.helpers import SEED_TABLE, one
 from tests.schema_snapshot import SNAPSHOT, dump_schema
 
-ALL = ["0001_baseline", "0002_finite_times", "0003_alerts", "0004_ping_tokens"]
+ALL = [
+    "0001_baseline",
+    "0002_finite_times",
+    "0003_alerts",
+    "0004_ping_tokens",
+    "0005_compact_history",
+]
 
 
 def assert_same_schema(actual: str, expected: str) -> None:
@@ -284,3 +290,49 @@ def test_a_database_migrated_by_another_version_is_refused(empty_dsn: str) -> No
     for command in (migrations.apply, migrations.rollback):
         with pytest.raises(pystatus.PystatusError, match="does not know: 0099_from_the_future"):
             command(empty_dsn)
+
+
+PARTITION_INDEXES = """
+    SELECT count(*) FILTER (WHERE NOT EXISTS (
+               SELECT FROM pg_inherits AS ip JOIN pg_index AS x ON x.indexrelid = ip.inhrelid
+               WHERE ip.inhparent = 'system_status_history_service_hour'::regclass
+                 AND x.indrelid = p.inhrelid)),
+           count(*)
+    FROM pg_inherits AS p WHERE p.inhparent = 'system_status_history'::regclass
+"""
+
+
+def test_compacting_a_history_with_rows_builds_its_index_after_the_transaction(
+    empty_dsn: str, cluster: Cluster
+) -> None:
+    migrations.apply(empty_dsn)
+    assert migrations.rollback(empty_dsn) == ["0005_compact_history"]
+    with psycopg.connect(empty_dsn, autocommit=True) as db:
+        for status in ("ok", "down", "ok"):
+            pystatus.heartbeat(db, "librarian", status)
+        assert one(db, "SELECT count(*) FROM system_status_history WHERE id IS NOT NULL") == 3
+
+    done = migrations.apply(empty_dsn)
+
+    # The partition with rows was indexed concurrently, after the migration.
+    assert done.migrations == ["0005_compact_history"]
+    assert len(done.indexed) == 1 and "system_status_history_p" in done.indexed[0]
+    assert "the history index on 1 partition(s)" in str(done)
+    with psycopg.connect(empty_dsn, autocommit=True) as db:
+        unindexed, partitions = db.execute(PARTITION_INDEXES).fetchone()
+        assert (unindexed, partitions > 1) == (0, True)
+        assert one(db, "SELECT to_regclass('system_status_history_service_time')") is None
+        assert one(
+            db,
+            "SELECT indisvalid FROM pg_index"
+            " WHERE indexrelid = 'system_status_history_service_hour'::regclass",
+        )
+        # Rows kept, answers read through the new index.
+        since = one(db, "SELECT now() - interval '1 hour'")
+        assert [t.to_status for t in answers.transitions(db, "librarian", since)] == [
+            "ok",
+            "down",
+            "ok",
+        ]
+    assert_same_schema(dump_schema(empty_dsn, cluster.bindir), SNAPSHOT.read_text())
+    assert not migrations.apply(empty_dsn)  # nothing left to build

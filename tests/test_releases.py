@@ -121,7 +121,13 @@ def test_rolling_back_a_whole_install_removes_it(empty_dsn: str) -> None:
     with psycopg.connect(empty_dsn, autocommit=True) as conn:
         pystatus.heartbeat(conn, "librarian")
     rolled_back = migrations.rollback(empty_dsn, count=None)
-    assert rolled_back == ["0004_ping_tokens", "0003_alerts", "0002_finite_times", "0001_baseline"]
+    assert rolled_back == [
+        "0005_compact_history",
+        "0004_ping_tokens",
+        "0003_alerts",
+        "0002_finite_times",
+        "0001_baseline",
+    ]
     after = installed(empty_dsn)
     # What stays: the status table, in the seed's shape (dashboards may still
     # read it), and pg_partman, which other tables may use.

@@ -207,6 +207,19 @@ COMMENT ON FUNCTION pystatus._bucket_origin() IS
     'Where the rollups'' hours and days start counting (date_bin''s origin): UTC midnight, so '
     'hourly and daily buckets are UTC hours and days.';
 
+-- History's index (20_tables.sql) lists each service's rows by this hour,
+-- not by their exact time: one key for all of a service's rows in an hour,
+-- which PostgreSQL deduplicates into a posting list of about 6 bytes a row. A
+-- query on one service's rows in [since, until) names the hours too, as
+--   _history_hour(h.heartbeat_timestamp) BETWEEN _history_hour(since) AND _history_hour(until)
+-- beside its test on heartbeat_timestamp, so that the index bounds the scan.
+CREATE OR REPLACE FUNCTION pystatus._history_hour(at timestamptz)
+RETURNS timestamptz
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN date_bin('1 hour', at, pystatus._bucket_origin());
+COMMENT ON FUNCTION pystatus._history_hour(timestamptz) IS
+    'The UTC hour a history row is indexed under (system_status_history_service_hour).';
+
 CREATE OR REPLACE FUNCTION pystatus._rollup_delay()
 RETURNS interval
 LANGUAGE sql IMMUTABLE PARALLEL SAFE

@@ -126,9 +126,15 @@ BEGIN
             NEW.service_name, CASE WHEN TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN OLD.status END,
             NEW.status, NEW.last_heartbeat, false);
     END IF;
+    -- created_at only for a row written well after its time (a backfill, a
+    -- clock behind): NULL costs no bytes, and most rows are written at their time.
     INSERT INTO public.system_status_history
-        (heartbeat_timestamp, service_name, status, current_task, latency_ms)
-    VALUES (NEW.last_heartbeat, NEW.service_name, NEW.status, NEW.current_task, NEW.latency_ms);
+        (heartbeat_timestamp, created_at, service_name, status, current_task, latency_ms)
+    VALUES (NEW.last_heartbeat,
+            CASE WHEN NEW.last_heartbeat OPERATOR(pg_catalog.<)
+                      (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) interval '1 second')
+                 THEN pg_catalog.clock_timestamp() END,
+            NEW.service_name, NEW.status, NEW.current_task, NEW.latency_ms);
     RETURN NULL;
 END;
 $$;
@@ -310,8 +316,8 @@ BEGIN
     END IF;
     -- Older than the current row: history only.
     INSERT INTO public.system_status_history
-        (heartbeat_timestamp, service_name, status, current_task, latency_ms)
-    VALUES (record_heartbeat.at, record_heartbeat.service_name, record_heartbeat.status,
+        (heartbeat_timestamp, created_at, service_name, status, current_task, latency_ms)
+    VALUES (record_heartbeat.at, clock_timestamp(), record_heartbeat.service_name, record_heartbeat.status,
             record_heartbeat.current_task, record_heartbeat.latency_ms);
     RETURN false;
 END;

@@ -199,6 +199,36 @@ COMMENT ON FUNCTION pystatus.move_default_rows() IS
 -- Maintenance
 ------------------------------------------------------------------------------
 
+-- 0005_compact_history builds the history index at once only on partitions
+-- without rows; `pystatus migrate` builds the rest concurrently, one at a time
+-- (pystatus/migrations.py), from this list, and resumes from it if stopped.
+CREATE OR REPLACE FUNCTION pystatus._history_index_pending(
+    OUT schema_name name, OUT table_name name, OUT index_name name, OUT index_state text)
+RETURNS SETOF record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT n.nspname, c.relname, i.name,
+           CASE WHEN x.indexrelid IS NULL THEN 'missing'
+                WHEN NOT x.indisvalid THEN 'invalid'
+                ELSE 'unattached' END
+    FROM pg_inherits AS p
+    JOIN pg_class AS c ON c.oid = p.inhrelid
+    JOIN pg_namespace AS n ON n.oid = c.relnamespace
+    CROSS JOIN LATERAL (SELECT (left(c.relname, 50) || '_service_hour')::name AS name) AS i
+    LEFT JOIN pg_class AS ic ON ic.relname = i.name AND ic.relnamespace = c.relnamespace
+    LEFT JOIN pg_index AS x ON x.indexrelid = ic.oid
+    WHERE p.inhparent = 'public.system_status_history'::regclass
+      AND NOT EXISTS (SELECT FROM pg_inherits AS ip JOIN pg_index AS px ON px.indexrelid = ip.inhrelid
+                      WHERE ip.inhparent = to_regclass('public.system_status_history_service_hour')
+                        AND px.indrelid = c.oid)
+    ORDER BY c.relname;
+$$;
+COMMENT ON FUNCTION pystatus._history_index_pending() IS
+    'History partitions still without their part of system_status_history_service_hour (left by '
+    '0005_compact_history on partitions that had rows), and the state of the index `pystatus '
+    'migrate` builds for each: missing, invalid (a build that stopped) or unattached.';
+
 CREATE OR REPLACE FUNCTION pystatus._history_partition_names()
 RETURNS text[]
 LANGUAGE sql STABLE

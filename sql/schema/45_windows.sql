@@ -99,7 +99,7 @@ AS $$
     SELECT CASE WHEN EXISTS (SELECT FROM pystatus.rollup_hourly AS r
                              WHERE r.service_name = _rollups_recomputable_from.service_name AND r.bucket < o.hour)
                 THEN o.hour + interval '1 hour' ELSE o.hour END
-    FROM (SELECT date_bin('1 hour', min(h.heartbeat_timestamp), pystatus._bucket_origin()) AS hour
+    FROM (SELECT min(pystatus._history_hour(h.heartbeat_timestamp)) AS hour
           FROM public.system_status_history AS h
           WHERE h.service_name = _rollups_recomputable_from.service_name) AS o
     WHERE o.hour IS NOT NULL;

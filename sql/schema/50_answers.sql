@@ -130,10 +130,10 @@ BEGIN
           AND s.last_heartbeat + l.expected_interval + l.grace < now()
         RETURNING s.service_name, s.last_heartbeat + l.expected_interval + l.grace AS deadline
     ), written AS (
-        INSERT INTO public.system_status_history (heartbeat_timestamp, service_name, status)
+        INSERT INTO public.system_status_history (heartbeat_timestamp, created_at, service_name, status)
         SELECT greatest(deadline, (SELECT min(p.starts) FROM pystatus.history_partitions AS p
                                    WHERE NOT p.is_default)),
-               service_name, 'stale'
+               clock_timestamp(), service_name, 'stale'
         FROM silent
         RETURNING 1
     )
@@ -162,9 +162,11 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT * FROM public.system_status_history AS h
     WHERE h.service_name = history.service_name
+      AND pystatus._history_hour(h.heartbeat_timestamp)
+          BETWEEN pystatus._history_hour(history.since) AND pystatus._history_hour(history.until)
       AND h.heartbeat_timestamp >= history.since
       AND h.heartbeat_timestamp < history.until
-    ORDER BY h.heartbeat_timestamp DESC;
+    ORDER BY h.heartbeat_timestamp DESC, h.ctid DESC;
 $$;
 COMMENT ON FUNCTION pystatus.history(text, timestamptz, timestamptz) IS
     'One service''s history rows in [since, until), newest first.';
@@ -181,34 +183,37 @@ AS $$
     ), bounds AS (
         SELECT segments.since AS since, least(segments.until, now()) AS until
     ), beats AS (
-        -- The row in force when the window opens (the newest before it; ties by id).
-        SELECT sv.service_name, sv.patience, h.heartbeat_timestamp AS at, h.id, h.status::text
+        -- The row in force when the window opens: the newest before it (rows of
+        -- one time are in one partition, where ctid orders them as written).
+        SELECT sv.service_name, sv.patience, h.heartbeat_timestamp AS at, h.ctid AS written, h.status::text
         FROM services AS sv
         CROSS JOIN bounds AS b
         CROSS JOIN LATERAL (
-            SELECT max(h1.heartbeat_timestamp) AS at FROM public.system_status_history AS h1
-            WHERE h1.service_name = sv.service_name AND h1.heartbeat_timestamp < b.since
-        ) AS newest
-        CROSS JOIN LATERAL (
-            SELECT h2.heartbeat_timestamp, h2.id, h2.status FROM public.system_status_history AS h2
-            WHERE h2.service_name = sv.service_name AND h2.heartbeat_timestamp = newest.at
-            ORDER BY h2.id DESC LIMIT 1
+            SELECT h1.heartbeat_timestamp, h1.ctid, h1.status FROM public.system_status_history AS h1
+            WHERE h1.service_name = sv.service_name
+              AND pystatus._history_hour(h1.heartbeat_timestamp) <= pystatus._history_hour(b.since)
+              AND h1.heartbeat_timestamp < b.since
+            ORDER BY pystatus._history_hour(h1.heartbeat_timestamp) DESC, h1.heartbeat_timestamp DESC,
+                     h1.ctid DESC
+            LIMIT 1
         ) AS h
         UNION ALL
         -- One index range scan per service, never a scan of whole partitions
         -- (OFFSET 0 keeps the planner from flattening it into a hash join).
-        SELECT sv.service_name, sv.patience, h.heartbeat_timestamp, h.id, h.status::text
+        SELECT sv.service_name, sv.patience, h.heartbeat_timestamp, h.ctid, h.status::text
         FROM services AS sv
         CROSS JOIN bounds AS b
         CROSS JOIN LATERAL (
-            SELECT h3.heartbeat_timestamp, h3.id, h3.status FROM public.system_status_history AS h3
+            SELECT h3.heartbeat_timestamp, h3.ctid, h3.status FROM public.system_status_history AS h3
             WHERE h3.service_name = sv.service_name
+              AND pystatus._history_hour(h3.heartbeat_timestamp)
+                  BETWEEN pystatus._history_hour(b.since) AND pystatus._history_hour(b.until)
               AND h3.heartbeat_timestamp >= b.since AND h3.heartbeat_timestamp < b.until
             OFFSET 0
         ) AS h
     ), ordered AS (
         SELECT beats.*,
-               coalesce(lead(beats.at) OVER (PARTITION BY beats.service_name ORDER BY beats.at, beats.id),
+               coalesce(lead(beats.at) OVER (PARTITION BY beats.service_name ORDER BY beats.at, beats.written),
                         b.until) AS next_at
         FROM beats CROSS JOIN bounds AS b
     ), pieces AS (
@@ -542,6 +547,8 @@ AS $$
         SELECT h.latency_ms, h.heartbeat_timestamp >= now() - trend.recent AS is_recent
         FROM public.system_status_history AS h
         WHERE h.service_name = trend.service_name AND h.latency_ms IS NOT NULL
+          AND pystatus._history_hour(h.heartbeat_timestamp)
+              BETWEEN pystatus._history_hour(now() - trend.recent - trend.baseline) AND pystatus._history_hour(now())
           AND h.heartbeat_timestamp >= now() - trend.recent - trend.baseline
           AND h.heartbeat_timestamp < now()
     ), stats AS (
@@ -577,10 +584,12 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     WITH beats AS (
         SELECT h.heartbeat_timestamp AS at, h.current_task,
-               h.current_task IS DISTINCT FROM lag(h.current_task) OVER (ORDER BY h.heartbeat_timestamp, h.id)
+               h.current_task IS DISTINCT FROM lag(h.current_task) OVER (ORDER BY h.heartbeat_timestamp, h.ctid)
                    AS changed
         FROM public.system_status_history AS h
         WHERE h.service_name = task_durations.service_name
+          AND pystatus._history_hour(h.heartbeat_timestamp)
+              BETWEEN pystatus._history_hour(task_durations.since) AND pystatus._history_hour(task_durations.until)
           AND h.heartbeat_timestamp >= task_durations.since
           AND h.heartbeat_timestamp < least(task_durations.until, now())
     ), runs AS (

@@ -25,7 +25,7 @@ COMMENT ON FUNCTION pystatus._mark_rollups_dirty() IS
 -- _rollup_delay() is a constant, folded when the condition is prepared.
 CREATE OR REPLACE TRIGGER system_status_history_late_rows
     AFTER INSERT ON public.system_status_history
-    FOR EACH ROW WHEN (NEW.heartbeat_timestamp < NEW.created_at - pystatus._rollup_delay())
+    FOR EACH ROW WHEN (NEW.heartbeat_timestamp < now() - pystatus._rollup_delay())
     EXECUTE FUNCTION pystatus._mark_rollups_dirty();
 COMMENT ON TRIGGER system_status_history_late_rows ON public.system_status_history IS
     'Rows dated further back than _rollup_delay() when written (backfills) mark rollups dirty.';
@@ -64,6 +64,8 @@ AS $$
             SELECT h1.heartbeat_timestamp, h1.status, h1.latency_ms
             FROM public.system_status_history AS h1
             WHERE h1.service_name = sv.service_name
+              AND pystatus._history_hour(h1.heartbeat_timestamp)
+                  BETWEEN pystatus._history_hour(_rollup_buckets.since) AND pystatus._history_hour(_rollup_buckets.until)
               AND h1.heartbeat_timestamp >= _rollup_buckets.since
               AND h1.heartbeat_timestamp < _rollup_buckets.until
             OFFSET 0
@@ -128,7 +130,8 @@ BEGIN
                 SELECT h1.service_name, h1.heartbeat_timestamp, h1.latency_ms
                 FROM public.system_status_history AS h1
                 WHERE h1.service_name = sv.service_name
-                  AND h1.heartbeat_timestamp >= v_day_from AND h1.heartbeat_timestamp < v_day_to
+                  AND pystatus._history_hour(h1.heartbeat_timestamp) >= v_day_from
+                  AND pystatus._history_hour(h1.heartbeat_timestamp) < v_day_to
                   AND h1.latency_ms IS NOT NULL
                 OFFSET 0
             ) AS h

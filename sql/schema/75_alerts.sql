@@ -290,8 +290,12 @@ AS $$
                          + coalesce(e.grace, interval '60 seconds') < _raw_status_at.at
                 THEN 'stale' ELSE h.status::text END
     FROM (SELECT h1.status, h1.heartbeat_timestamp FROM public.system_status_history AS h1
-          WHERE h1.service_name = _raw_status_at.service_name AND h1.heartbeat_timestamp <= _raw_status_at.at
-          ORDER BY h1.heartbeat_timestamp DESC, h1.id DESC LIMIT 1) AS h
+          WHERE h1.service_name = _raw_status_at.service_name
+            AND pystatus._history_hour(h1.heartbeat_timestamp) <= pystatus._history_hour(_raw_status_at.at)
+            AND h1.heartbeat_timestamp <= _raw_status_at.at
+          ORDER BY pystatus._history_hour(h1.heartbeat_timestamp) DESC, h1.heartbeat_timestamp DESC,
+                   h1.ctid DESC
+          LIMIT 1) AS h
     LEFT JOIN pystatus.service_expectations AS e ON e.service_name = _raw_status_at.service_name;
 $$;
 COMMENT ON FUNCTION pystatus._raw_status_at(text, timestamptz) IS
@@ -319,13 +323,18 @@ AS $$
                    <> coalesce(pystatus.status_category(e.from_status) = 'down', false)
              ORDER BY e.at DESC, e.id DESC LIMIT 1),
             -- The first row of the current spell in raw history.
-            (SELECT min(h.heartbeat_timestamp) FROM public.system_status_history AS h
+            (SELECT h.heartbeat_timestamp FROM public.system_status_history AS h
+             CROSS JOIN (SELECT coalesce(
+                 (SELECT h2.heartbeat_timestamp FROM public.system_status_history AS h2
+                  WHERE h2.service_name = _spell_began.service_name
+                    AND (h2.status IN ('down', 'stale')) <> _spell_began.into_down
+                  ORDER BY pystatus._history_hour(h2.heartbeat_timestamp) DESC, h2.heartbeat_timestamp DESC
+                  LIMIT 1), '-infinity') AS at) AS previous
              WHERE h.service_name = _spell_began.service_name
-               AND h.heartbeat_timestamp > coalesce(
-                   (SELECT max(h2.heartbeat_timestamp) FROM public.system_status_history AS h2
-                    WHERE h2.service_name = _spell_began.service_name
-                      AND (h2.status IN ('down', 'stale')) <> _spell_began.into_down),
-                   '-infinity')),
+               AND pystatus._history_hour(h.heartbeat_timestamp) >= pystatus._history_hour(previous.at)
+               AND h.heartbeat_timestamp > previous.at
+             ORDER BY pystatus._history_hour(h.heartbeat_timestamp), h.heartbeat_timestamp
+             LIMIT 1),
             l.last_heartbeat)
         END
     FROM pystatus.live_status AS l
@@ -415,6 +424,8 @@ BEGIN
                       OR (SELECT count(*) FROM (
                               SELECT FROM public.system_status_history AS h
                               WHERE h.service_name = v_pair.service_name AND h.status = 'down'
+                                AND pystatus._history_hour(h.heartbeat_timestamp)
+                                    >= pystatus._history_hour(v_ready - v_pair.down_for)
                                 AND h.heartbeat_timestamp >= v_ready - v_pair.down_for
                               LIMIT v_pair.down_reports) AS d) >= v_pair.down_reports THEN
                     INSERT INTO pystatus.alert_state (rule_id, service_name, down_since, alerted_at)
