@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell md5sum pyproject.toml | cut -c1-12)
 
-.PHONY: help system-packages browser-packages venv test lint format migrate db db-stop demo bench bench-quick schema clean
+.PHONY: help system-packages browser-packages venv test lint format migrate db db-stop demo bench bench-quick bench-sustained schema clean
 
 help:
 	@echo "make demo      start a local PostgreSQL, migrate, and show services heartbeating"
@@ -14,6 +14,8 @@ help:
 	@echo "make migrate   apply migrations to \$$DATABASE_URL (MIGRATE_ARGS=... for options)"
 	@echo "make db        start a local PostgreSQL with pg_partman and pg_cron (make db-stop)"
 	@echo "make bench     the benchmarks at full size (about 25 min); rewrites docs/benchmarks.md"
+	@echo "make bench-sustained  10,000 services heartbeating for 30 min with pg_cron's jobs running;"
+	@echo "               rewrites docs/benchmarks-sustained.md"
 	@echo "make schema    regenerate sql/installed.sql (pg_dump of a fresh install)"
 
 system-packages:
@@ -62,6 +64,9 @@ bench: venv
 
 bench-quick: venv
 	$(BIN)/python -m bench.run --quick
+
+bench-sustained: venv
+	$(BIN)/python -m bench.sustained
 
 schema: venv
 	$(BIN)/python -m tests.schema_snapshot > sql/installed.sql

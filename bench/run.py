@@ -89,14 +89,12 @@ def verdict(ok: bool) -> str:
 
 
 def without_events(definition: str) -> str:
-    """The copy trigger's definition without its calls recording status events."""
-    stripped = re.sub(
-        r"\n\s*IF [^\n]*\n\s*PERFORM pystatus\._record_status_event\(.*?END IF;",
-        "",
-        definition,
-        flags=re.DOTALL,
+    """The copy trigger's definition without its recording of status events (each
+    path's block, from its "-- status events" comment to "-- end of status events")."""
+    stripped, found = re.subn(
+        r"\n\s*-- status events.*?-- end of status events", "", definition, flags=re.DOTALL
     )
-    if "_record_status_event" in stripped:
+    if found != 2 or "pystatus.status_events" in stripped:
         raise RuntimeError("the copy trigger's event recording was not found where expected")
     return stripped
 

@@ -56,6 +56,23 @@ def error_unless_exempt(self: Any, code: str, context: Any) -> None:
 
 state.State.error = error_unless_exempt  # type: ignore[method-assign]
 
+# The copy trigger reads its statement's transition tables, new_rows and
+# old_rows, which cannot be schema-qualified. PostgreSQL looks an unqualified
+# name up among the trigger's transition tables before any schema (the parser
+# checks ephemeral named relations first), so no object on the caller's
+# search_path can stand in for them.
+TRANSITION_TABLES = {"new_rows", "old_rows"}
+_report_warning = state.State.warn
+
+
+def warn_unless_transition_table(self: Any, code: str, context: Any) -> None:
+    if code == "PS017" and str(context) in TRANSITION_TABLES:
+        return
+    _report_warning(self, code, context)
+
+
+state.State.warn = warn_unless_transition_table  # type: ignore[method-assign]
+
 
 def unpinned_signatures(sources: Sources) -> list[str]:
     """pgspot's spelling of the functions sql/schema/ exempts from a pinned search_path

@@ -604,73 +604,189 @@ COMMENT ON FUNCTION pystatus._compute_uptime(service_name text, since timestamp 
 CREATE FUNCTION pystatus._copy_status_to_history() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     AS $$
+DECLARE
+    -- One reading of the clock for the statement: its rows were written together.
+    v_clock constant timestamptz := pg_catalog.clock_timestamp();
+    v_row record;
+    v_written record;
+    v_changed bigint;
 BEGIN
     -- The rules of 10_rules.sql are the table's constraints; what they cannot
-    -- say (the clock, who may write stale) is held here, for every writer.
-    -- Each test is one comparison on the path every heartbeat takes.
-    -- Only a new time is checked: a write that keeps the row's time (the
-    -- sweeper's, a status change alone) is not a heartbeat from a clock.
+    -- say (the clock, who may write stale, which login may report which
+    -- service) is held here, for every writer. Only a new time is checked: a
+    -- write that keeps the row's time (the sweeper's, a status change alone)
+    -- is not a heartbeat from a clock. The sweeper's own rows (stale, the time
+    -- kept) get no history row here: sweep() writes it, dated at the deadline.
     -- (OPERATOR() forms share one precedence: the parentheses are needed.)
-    IF (TG_OP OPERATOR(pg_catalog.=) 'INSERT'
-        OR NEW.last_heartbeat OPERATOR(pg_catalog.<>) OLD.last_heartbeat)
-       AND (NOT (NEW.last_heartbeat OPERATOR(pg_catalog.<=)
-                     (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) pystatus._clock_tolerance()))
-            OR (NEW.last_heartbeat OPERATOR(pg_catalog.<)
-                    (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) pystatus._recent_window())
-                AND NOT pystatus._backfilling())) THEN
-        RAISE EXCEPTION 'invalid last_heartbeat % for service %: must be within % before and % after the '
-                        'server''s clock (%)', NEW.last_heartbeat, pg_catalog.quote_literal(NEW.service_name),
-                        pystatus._recent_window(), pystatus._clock_tolerance(), pg_catalog.clock_timestamp()
-            USING ERRCODE = 'PS004',
-                  HINT = 'Write the server''s time (now()), or use pystatus.record_heartbeat() for older records.';
-    END IF;
-    IF NEW.status OPERATOR(pg_catalog.=) 'stale' THEN
-        IF NOT pystatus._may_write_stale() THEN
-            RAISE EXCEPTION 'invalid status ''stale'' for service %: it is reserved for pystatus, which writes it '
-                            'when a service falls silent', pg_catalog.quote_literal(NEW.service_name)
-                USING ERRCODE = 'PS002',
-                      HINT = 'Services report ok, degraded, down, starting, stopping or maintenance.';
+    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
+        -- The first row and how many there are; LIMIT 1 stops the pairing at
+        -- once, and a pair is used only when the statement wrote one row.
+        SELECT n.service_name, n.status, n.last_heartbeat, n.current_task, n.latency_ms,
+               o.status AS old_status, o.last_heartbeat AS old_time,
+               (SELECT pg_catalog.count(*) FROM new_rows AS c) AS total
+        INTO v_row
+        FROM new_rows AS n CROSS JOIN old_rows AS o
+        LIMIT 1;
+        IF NOT FOUND THEN
+            RETURN NULL;
         END IF;
-        -- The staleness sweeper marks a silent service stale without a new
-        -- heartbeat, and writes that history row itself, dated at the deadline.
-        IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE'
-           AND NEW.last_heartbeat OPERATOR(pg_catalog.=) OLD.last_heartbeat THEN
-            IF OLD.status OPERATOR(pg_catalog.<>) 'stale' THEN
-                PERFORM pystatus._record_status_event(NEW.service_name, OLD.status, NEW.status,
-                                                      NEW.last_heartbeat, true);
+        IF v_row.total OPERATOR(pg_catalog.=) 1 THEN
+            IF v_row.last_heartbeat OPERATOR(pg_catalog.<>) v_row.old_time
+               AND (NOT (v_row.last_heartbeat OPERATOR(pg_catalog.<=) (v_clock OPERATOR(pg_catalog.+) pystatus._clock_tolerance()))
+                    OR (v_row.last_heartbeat OPERATOR(pg_catalog.<) (v_clock OPERATOR(pg_catalog.-) pystatus._recent_window())
+                        AND NOT pystatus._backfilling())) THEN
+                PERFORM pystatus._refuse_status_write('time', v_row.service_name, v_row.last_heartbeat);
+            END IF;
+            IF v_row.status OPERATOR(pg_catalog.=) 'stale' THEN
+                IF NOT pystatus._may_write_stale() THEN
+                    PERFORM pystatus._refuse_status_write('stale', v_row.service_name, v_row.last_heartbeat);
+                END IF;
+            END IF;
+            -- A test of its own: a constant when not restricted, no query at all.
+            IF pystatus._logins_restricted() THEN
+                IF NOT pystatus._may_report(v_row.service_name) THEN
+                    PERFORM pystatus._refuse_status_write('login', v_row.service_name, v_row.last_heartbeat);
+                END IF;
+            END IF;
+            -- status events: a change of status is an event for the alerts
+            -- (75_alerts.sql), in this same transaction; stale written by the
+            -- sweeper (the time kept) is silence, dated at the deadline.
+            IF v_row.status OPERATOR(pg_catalog.<>) v_row.old_status THEN
+                INSERT INTO pystatus.status_events (service_name, at, from_status, to_status, cause)
+                SELECT v_row.service_name,
+                       CASE WHEN s.silence
+                            THEN v_row.last_heartbeat OPERATOR(pg_catalog.+) coalesce(e.expected_interval, interval '60 seconds')
+                                 OPERATOR(pg_catalog.+) coalesce(e.grace, interval '60 seconds')
+                            ELSE v_row.last_heartbeat END,
+                       v_row.old_status, v_row.status, CASE WHEN s.silence THEN 'silence' ELSE 'reported' END
+                FROM (SELECT v_row.status OPERATOR(pg_catalog.=) 'stale'
+                             AND v_row.last_heartbeat OPERATOR(pg_catalog.=) v_row.old_time AS silence) AS s
+                LEFT JOIN pystatus.service_expectations AS e ON e.service_name OPERATOR(pg_catalog.=) v_row.service_name;
+            END IF;
+            -- end of status events
+            IF v_row.status OPERATOR(pg_catalog.<>) 'stale' OR v_row.last_heartbeat OPERATOR(pg_catalog.<>) v_row.old_time THEN
+                INSERT INTO public.system_status_history
+                    (heartbeat_timestamp, created_at, service_name, status, current_task, latency_ms)
+                VALUES (v_row.last_heartbeat,
+                        CASE WHEN v_row.last_heartbeat OPERATOR(pg_catalog.<) (v_clock OPERATOR(pg_catalog.-) interval '1 second')
+                             THEN v_clock END,
+                        v_row.service_name, v_row.status, v_row.current_task, v_row.latency_ms);
             END IF;
             RETURN NULL;
         END IF;
     END IF;
-    -- A test of its own: a constant when not restricted, no query at all.
-    IF pystatus._logins_restricted() THEN
-        IF NOT pystatus._may_report(NEW.service_name) THEN
-            RAISE EXCEPTION 'login % may not heartbeat for service %', session_user,
-                pg_catalog.quote_literal(NEW.service_name)
-                USING ERRCODE = 'PS007',
-                      HINT = 'pystatus.service_logins says which services each login may report '
-                             '(SELECT pystatus.allow_service(login, pattern) as the owner).';
+
+    -- Many rows, or an INSERT: the same tests in one pass over the rows. No
+    -- query joins new rows to old ones: PL/pgSQL keeps the plan made at its
+    -- first run, and a nested loop kept for batches of 500 would compare every
+    -- row with every other. Old rows are looked up only for the rare new row
+    -- dated a day back or written stale; changes of status are found by
+    -- EXCEPT, which hashes or sorts whatever the plan.
+    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
+        SELECT pg_catalog.count(*) AS total,
+               pg_catalog.min(w.service_name) FILTER (WHERE w.bad_time) AS bad_time,
+               pg_catalog.min(w.service_name) FILTER (WHERE w.says_stale) AS says_stale,
+               pg_catalog.min(w.service_name) FILTER (WHERE w.refused) AS refused
+        INTO v_written
+        FROM (SELECT n.service_name,
+                     n.status OPERATOR(pg_catalog.=) 'stale' AS says_stale,
+                     NOT (n.last_heartbeat OPERATOR(pg_catalog.<=) (v_clock OPERATOR(pg_catalog.+) pystatus._clock_tolerance()))
+                     OR CASE WHEN n.last_heartbeat OPERATOR(pg_catalog.<) (v_clock OPERATOR(pg_catalog.-) pystatus._recent_window())
+                             THEN NOT pystatus._backfilling()
+                                  AND NOT EXISTS (SELECT FROM old_rows AS o
+                                                  WHERE o.service_name OPERATOR(pg_catalog.=) n.service_name
+                                                    AND o.last_heartbeat OPERATOR(pg_catalog.=) n.last_heartbeat)
+                             ELSE false END AS bad_time,
+                     CASE WHEN pystatus._logins_restricted() THEN NOT pystatus._may_report(n.service_name)
+                          ELSE false END AS refused
+              FROM new_rows AS n) AS w;
+        v_changed := (SELECT pg_catalog.count(*) FROM (SELECT c.service_name, c.status FROM new_rows AS c
+                                                       EXCEPT ALL
+                                                       SELECT o.service_name, o.status FROM old_rows AS o) AS x);
+    ELSE
+        SELECT pg_catalog.count(*) AS total,
+               pg_catalog.min(w.service_name) FILTER (WHERE w.bad_time) AS bad_time,
+               pg_catalog.min(w.service_name) FILTER (WHERE w.says_stale) AS says_stale,
+               pg_catalog.min(w.service_name) FILTER (WHERE w.refused) AS refused
+        INTO v_written
+        FROM (SELECT n.service_name,
+                     n.status OPERATOR(pg_catalog.=) 'stale' AS says_stale,
+                     NOT (n.last_heartbeat OPERATOR(pg_catalog.<=) (v_clock OPERATOR(pg_catalog.+) pystatus._clock_tolerance()))
+                     OR (n.last_heartbeat OPERATOR(pg_catalog.<) (v_clock OPERATOR(pg_catalog.-) pystatus._recent_window())
+                         AND NOT pystatus._backfilling()) AS bad_time,
+                     CASE WHEN pystatus._logins_restricted() THEN NOT pystatus._may_report(n.service_name)
+                          ELSE false END AS refused
+              FROM new_rows AS n) AS w;
+        v_changed := v_written.total;  -- every row is a first status
+    END IF;
+    IF v_written.total OPERATOR(pg_catalog.=) 0 THEN
+        RETURN NULL;
+    END IF;
+    IF v_written.bad_time IS NOT NULL THEN
+        PERFORM pystatus._refuse_status_write(
+            'time', v_written.bad_time,
+            (SELECT n.last_heartbeat FROM new_rows AS n
+             WHERE n.service_name OPERATOR(pg_catalog.=) v_written.bad_time LIMIT 1));
+    END IF;
+    IF v_written.says_stale IS NOT NULL THEN
+        IF NOT pystatus._may_write_stale() THEN
+            PERFORM pystatus._refuse_status_write('stale', v_written.says_stale, NULL);
         END IF;
     END IF;
-    -- A change of status is an event for the alerts (75_alerts.sql), in this
-    -- same transaction. Tested here rather than by triggers of their own: a
-    -- trigger's WHEN clause is read back from the catalog at every statement,
-    -- which cost a heartbeat 3.5 % more instructions; this comparison costs
-    -- one that repeats its status nothing measurable.
-    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' OR NEW.status OPERATOR(pg_catalog.<>) OLD.status THEN
-        PERFORM pystatus._record_status_event(
-            NEW.service_name, CASE WHEN TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN OLD.status END,
-            NEW.status, NEW.last_heartbeat, false);
+    IF v_written.refused IS NOT NULL THEN
+        PERFORM pystatus._refuse_status_write('login', v_written.refused, NULL);
     END IF;
+
+    -- status events, as above, for the rows whose status changed.
+    IF v_changed OPERATOR(pg_catalog.>) 0 THEN
+        IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
+            INSERT INTO pystatus.status_events (service_name, at, from_status, to_status, cause)
+            SELECT n.service_name,
+                   CASE WHEN s.silence
+                        THEN n.last_heartbeat OPERATOR(pg_catalog.+) coalesce(e.expected_interval, interval '60 seconds')
+                             OPERATOR(pg_catalog.+) coalesce(e.grace, interval '60 seconds')
+                        ELSE n.last_heartbeat END,
+                   o.status, n.status, CASE WHEN s.silence THEN 'silence' ELSE 'reported' END
+            FROM (SELECT c.service_name, c.status FROM new_rows AS c
+                  EXCEPT ALL
+                  SELECT o.service_name, o.status FROM old_rows AS o) AS changed
+            JOIN new_rows AS n ON n.service_name OPERATOR(pg_catalog.=) changed.service_name
+            LEFT JOIN old_rows AS o ON o.service_name OPERATOR(pg_catalog.=) changed.service_name
+            LEFT JOIN pystatus.service_expectations AS e ON e.service_name OPERATOR(pg_catalog.=) n.service_name
+            CROSS JOIN LATERAL (SELECT coalesce(n.status OPERATOR(pg_catalog.=) 'stale'
+                                                AND n.last_heartbeat OPERATOR(pg_catalog.=) o.last_heartbeat,
+                                                false) AS silence) AS s;
+        ELSE
+            INSERT INTO pystatus.status_events (service_name, at, from_status, to_status, cause)
+            SELECT n.service_name, n.last_heartbeat, NULL, n.status, 'reported' FROM new_rows AS n;
+        END IF;
+    END IF;
+    -- end of status events
+
     -- created_at only for a row written well after its time (a backfill, a
     -- clock behind): NULL costs no bytes, and most rows are written at their time.
-    INSERT INTO public.system_status_history
-        (heartbeat_timestamp, created_at, service_name, status, current_task, latency_ms)
-    VALUES (NEW.last_heartbeat,
-            CASE WHEN NEW.last_heartbeat OPERATOR(pg_catalog.<)
-                      (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) interval '1 second')
-                 THEN pg_catalog.clock_timestamp() END,
-            NEW.service_name, NEW.status, NEW.current_task, NEW.latency_ms);
+    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
+        INSERT INTO public.system_status_history
+            (heartbeat_timestamp, created_at, service_name, status, current_task, latency_ms)
+        SELECT n.last_heartbeat,
+               CASE WHEN n.last_heartbeat OPERATOR(pg_catalog.<) (v_clock OPERATOR(pg_catalog.-) interval '1 second')
+                    THEN v_clock END,
+               n.service_name, n.status, n.current_task, n.latency_ms
+        FROM new_rows AS n
+        WHERE CASE WHEN n.status OPERATOR(pg_catalog.=) 'stale'
+                   THEN NOT EXISTS (SELECT FROM old_rows AS o
+                                    WHERE o.service_name OPERATOR(pg_catalog.=) n.service_name
+                                      AND o.last_heartbeat OPERATOR(pg_catalog.=) n.last_heartbeat)
+                   ELSE true END;
+    ELSE
+        INSERT INTO public.system_status_history
+            (heartbeat_timestamp, created_at, service_name, status, current_task, latency_ms)
+        SELECT n.last_heartbeat,
+               CASE WHEN n.last_heartbeat OPERATOR(pg_catalog.<) (v_clock OPERATOR(pg_catalog.-) interval '1 second')
+                    THEN v_clock END,
+               n.service_name, n.status, n.current_task, n.latency_ms
+        FROM new_rows AS n;
+    END IF;
     RETURN NULL;
 END;
 $$;
@@ -679,7 +795,7 @@ $$;
 -- Name: FUNCTION _copy_status_to_history(); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus._copy_status_to_history() IS 'Trigger function: copies a system_status row into system_status_history, after checking that the login may report that service (pystatus.service_logins), and records a change of status in pystatus.status_events. Runs as its owner, so writers need no right on either.';
+COMMENT ON FUNCTION pystatus._copy_status_to_history() IS 'Statement trigger function: copies the system_status rows a statement wrote into system_status_history, after checking their times, that only pystatus writes stale, and that the login may report those services (pystatus.service_logins); records changes of status in pystatus.status_events. Runs as its owner, so writers need no right on either.';
 
 --
 -- Name: _cron_database(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -1242,33 +1358,6 @@ CREATE FUNCTION pystatus._recent_window() RETURNS interval
 
 COMMENT ON FUNCTION pystatus._recent_window() IS 'How far behind the server''s clock a status write''s last_heartbeat may be, except in a backfill by pystatus.record_heartbeat(), which checks its times against the partitions.';
 
---
--- Name: _record_status_event(text, text, text, timestamp with time zone, boolean); Type: FUNCTION; Schema: pystatus; Owner: -
---
-
-CREATE FUNCTION pystatus._record_status_event(service_name text, from_status text, to_status text, last_heartbeat timestamp with time zone, silence boolean) RETURNS void
-    LANGUAGE sql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    INSERT INTO pystatus.status_events (service_name, at, from_status, to_status, cause)
-    SELECT _record_status_event.service_name,
-           -- Stale written by the sweeper: dated at the deadline.
-           CASE WHEN _record_status_event.silence
-                THEN _record_status_event.last_heartbeat + coalesce(e.expected_interval, interval '60 seconds')
-                     + coalesce(e.grace, interval '60 seconds')
-                ELSE _record_status_event.last_heartbeat END,
-           _record_status_event.from_status, _record_status_event.to_status,
-           CASE WHEN _record_status_event.silence THEN 'silence' ELSE 'reported' END
-    FROM (SELECT) AS one
-    LEFT JOIN pystatus.service_expectations AS e ON e.service_name = _record_status_event.service_name;
-$$;
-
---
--- Name: FUNCTION _record_status_event(service_name text, from_status text, to_status text, last_heartbeat timestamp with time zone, silence boolean); Type: COMMENT; Schema: pystatus; Owner: -
---
-
-COMMENT ON FUNCTION pystatus._record_status_event(service_name text, from_status text, to_status text, last_heartbeat timestamp with time zone, silence boolean) IS 'Records a status change in pystatus.status_events (from_status NULL: the service''s first status; silence: stale written by the sweeper, dated at the deadline).';
-
 SET default_tablespace = '';
 
 SET default_table_access_method = heap;
@@ -1389,6 +1478,41 @@ END;
 --
 
 COMMENT ON FUNCTION pystatus._refresh_uptime_windows() IS 'Recomputes pystatus.uptime_windows from the rollups (refresh_rollups() runs it when they change).';
+
+--
+-- Name: _refuse_status_write(text, text, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._refuse_status_write(problem text, service_name text, at timestamp with time zone) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF problem = 'time' THEN
+        RAISE EXCEPTION 'invalid last_heartbeat % for service %: must be within % before and % after the '
+                        'server''s clock (%)', at, quote_literal(service_name),
+                        pystatus._recent_window(), pystatus._clock_tolerance(), clock_timestamp()
+            USING ERRCODE = 'PS004',
+                  HINT = 'Write the server''s time (now()), or use pystatus.record_heartbeat() for older records.';
+    ELSIF problem = 'stale' THEN
+        RAISE EXCEPTION 'invalid status ''stale'' for service %: it is reserved for pystatus, which writes it '
+                        'when a service falls silent', quote_literal(service_name)
+            USING ERRCODE = 'PS002',
+                  HINT = 'Services report ok, degraded, down, starting, stopping or maintenance.';
+    ELSE
+        RAISE EXCEPTION 'login % may not heartbeat for service %', session_user, quote_literal(service_name)
+            USING ERRCODE = 'PS007',
+                  HINT = 'pystatus.service_logins says which services each login may report '
+                         '(SELECT pystatus.allow_service(login, pattern) as the owner).';
+    END IF;
+END;
+$$;
+
+--
+-- Name: FUNCTION _refuse_status_write(problem text, service_name text, at timestamp with time zone); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._refuse_status_write(problem text, service_name text, at timestamp with time zone) IS 'Raises the copy trigger''s refusal of a status write: a time outside the window (PS004), stale from a service (PS002), or a login not allowed the service (PS007).';
 
 --
 -- Name: _role_rights(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -2426,8 +2550,19 @@ BEGIN
         PERFORM pystatus._check_heartbeat(heartbeat.service_name, heartbeat.status, heartbeat.current_task,
                                           heartbeat.latency_ms);
     END IF;
-    -- clock_timestamp() in SET is read after the row lock is taken, so a
-    -- service's heartbeats are recorded in the order they were applied.
+    -- A known service's heartbeat is an UPDATE, which fires the copy trigger
+    -- once; an upsert would fire it for its INSERT too. clock_timestamp() in
+    -- SET is read after the row lock is taken, so a service's heartbeats are
+    -- recorded in the order they were applied.
+    UPDATE public.system_status AS current
+    SET status = heartbeat.status, current_task = heartbeat.current_task, latency_ms = heartbeat.latency_ms,
+        last_heartbeat = clock_timestamp(), updated_at = clock_timestamp()
+    WHERE current.service_name = heartbeat.service_name
+    RETURNING current.last_heartbeat INTO v_recorded_at;
+    IF FOUND THEN
+        RETURN v_recorded_at;
+    END IF;
+    -- A new service (another session may be adding it too).
     INSERT INTO public.system_status AS current
         (service_name, status, current_task, latency_ms, last_heartbeat, updated_at)
     VALUES (heartbeat.service_name, heartbeat.status, heartbeat.current_task, heartbeat.latency_ms,
@@ -2681,9 +2816,11 @@ COMMENT ON FUNCTION pystatus.latency_hourly(service_name text, since timestamp w
 CREATE FUNCTION pystatus.maintain() RETURNS jsonb
     LANGUAGE plpgsql
     SET "TimeZone" TO 'UTC'
-    SET lock_timeout TO '500ms'
+    SET lock_timeout TO '50ms'
     AS $$
 DECLARE
+    v_attempt integer;
+    v_locked boolean := false;
     v_before text[];
     v_moved bigint := 0;
     v_range record;
@@ -2707,17 +2844,27 @@ BEGIN
     END IF;
 
     -- Creating and dropping partitions takes ACCESS EXCLUSIVE on history; taken
-    -- here first, so that pg_partman then waits for nothing. While any other
-    -- transaction uses history (a report, a dashboard, a service heartbeating
-    -- inside a long transaction) this gives up after lock_timeout.
-    BEGIN
-        LOCK TABLE public.system_status_history IN ACCESS EXCLUSIVE MODE;
-    EXCEPTION WHEN lock_not_available THEN
+    -- here first, so that pg_partman then waits for nothing. While another
+    -- transaction uses history (the rollups job reading it, a report, a service
+    -- heartbeating inside a long transaction) heartbeats queue behind the
+    -- waiting request: so it waits 50 ms at a time, ten times, 0.2 s apart
+    -- (heartbeats went on in between), then leaves the work to its next run.
+    -- At 1,000 heartbeats/s a single 500 ms wait held about 500 of them.
+    FOR v_attempt IN 1..10 LOOP
+        BEGIN
+            LOCK TABLE public.system_status_history IN ACCESS EXCLUSIVE MODE;
+            v_locked := true;
+            EXIT;
+        EXCEPTION WHEN lock_not_available THEN
+            PERFORM pg_catalog.pg_sleep(0.2);
+        END;
+    END LOOP;
+    IF NOT v_locked THEN
         RETURN pystatus._maintenance_report(v_before, 0)
                OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
                    'deferred', v_due,
                    'why', 'system_status_history is in use by other transactions: the next run tries again');
-    END;
+    END IF;
 
     -- Rows in the default partition (maintenance was missed for longer than the
     -- premade partitions last) block creating the partitions they belong in:
@@ -2743,7 +2890,7 @@ $$;
 -- Name: FUNCTION maintain(); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus.maintain() IS 'Partition maintenance for system_status_history: moves rows out of the default partition, drops partitions past retention, premakes partitions ahead and fills holes. Run by pg_cron (or `pystatus maintain`); returns the partitions created and dropped and the rows moved. Never makes a heartbeat wait more than lock_timeout (500 ms): while other transactions hold the history table it returns what it deferred, and the next run tries again. A second run at the same time returns at once (skipped).';
+COMMENT ON FUNCTION pystatus.maintain() IS 'Partition maintenance for system_status_history: moves rows out of the default partition, drops partitions past retention, premakes partitions ahead and fills holes. Run by pg_cron (or `pystatus maintain`); returns the partitions created and dropped and the rows moved. Never makes a heartbeat wait more than 50 ms for its lock (ten tries over about 2.5 s): while other transactions hold the history table it returns what it deferred, and the next run tries again. A second run at the same time returns at once (skipped).';
 
 --
 -- Name: maintenance_jobs(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -4594,16 +4741,28 @@ CREATE INDEX status_events_service ON pystatus.status_events USING btree (servic
 ALTER INDEX public.system_status_history_service_hour ATTACH PARTITION public.system_status_history_default_service_hour;
 
 --
--- Name: system_status system_status_copy_to_history; Type: TRIGGER; Schema: public; Owner: -
+-- Name: system_status system_status_copy_inserts; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER system_status_copy_to_history AFTER INSERT OR UPDATE ON public.system_status FOR EACH ROW EXECUTE FUNCTION pystatus._copy_status_to_history();
+CREATE TRIGGER system_status_copy_inserts AFTER INSERT ON public.system_status REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pystatus._copy_status_to_history();
 
 --
--- Name: TRIGGER system_status_copy_to_history ON system_status; Type: COMMENT; Schema: public; Owner: -
+-- Name: TRIGGER system_status_copy_inserts ON system_status; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TRIGGER system_status_copy_to_history ON public.system_status IS 'Copies every write into system_status_history in the same transaction: if the history insert fails, the status write fails with it.';
+COMMENT ON TRIGGER system_status_copy_inserts ON public.system_status IS 'Copies every inserted status into system_status_history in the same transaction: if the history insert fails, the status write fails with it.';
+
+--
+-- Name: system_status system_status_copy_updates; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER system_status_copy_updates AFTER UPDATE ON public.system_status REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pystatus._copy_status_to_history();
+
+--
+-- Name: TRIGGER system_status_copy_updates ON system_status; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TRIGGER system_status_copy_updates ON public.system_status IS 'Copies every updated status into system_status_history in the same transaction: if the history insert fails, the status write fails with it.';
 
 --
 -- Name: system_status_history system_status_history_late_rows; Type: TRIGGER; Schema: public; Owner: -
@@ -4884,16 +5043,16 @@ REVOKE ALL ON FUNCTION pystatus._raw_status_at(service_name text, at timestamp w
 REVOKE ALL ON FUNCTION pystatus._recent_window() FROM PUBLIC;
 
 --
--- Name: FUNCTION _record_status_event(service_name text, from_status text, to_status text, last_heartbeat timestamp with time zone, silence boolean); Type: ACL; Schema: pystatus; Owner: -
---
-
-REVOKE ALL ON FUNCTION pystatus._record_status_event(service_name text, from_status text, to_status text, last_heartbeat timestamp with time zone, silence boolean) FROM PUBLIC;
-
---
 -- Name: FUNCTION _refresh_uptime_windows(); Type: ACL; Schema: pystatus; Owner: -
 --
 
 REVOKE ALL ON FUNCTION pystatus._refresh_uptime_windows() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _refuse_status_write(problem text, service_name text, at timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._refuse_status_write(problem text, service_name text, at timestamp with time zone) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _role_rights(); Type: ACL; Schema: pystatus; Owner: -

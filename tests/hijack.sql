@@ -21,3 +21,10 @@ CREATE OPERATOR evil.= (LEFTARG = varchar, RIGHTARG = varchar, FUNCTION = evil.v
 CREATE FUNCTION evil.tstz_lt(timestamptz, timestamptz) RETURNS boolean LANGUAGE sql AS
     $$ INSERT INTO evil.captured VALUES (current_user, 'timestamptz <') RETURNING $1 OPERATOR(pg_catalog.<) $2 $$;
 CREATE OPERATOR evil.< (LEFTARG = timestamptz, RIGHTARG = timestamptz, FUNCTION = evil.tstz_lt);
+-- Look-alikes of the copy trigger's transition tables, each with a row that
+-- would show up in history if the trigger read it.
+CREATE TABLE evil.new_rows AS
+    SELECT 'hijacked'::varchar(64) AS service_name, 'ok'::varchar(16) AS status, NULL::text AS current_task,
+           NULL::float8 AS latency_ms, pg_catalog.now() AS last_heartbeat, pg_catalog.now() AS updated_at;
+CREATE TABLE evil.old_rows AS SELECT * FROM evil.new_rows;
+GRANT SELECT ON evil.new_rows, evil.old_rows TO PUBLIC;

@@ -83,6 +83,33 @@ def test_a_status_change_is_an_event_and_a_repeated_status_is_not(db: Conn) -> N
     ]
 
 
+def test_a_batch_records_the_changes_of_its_rows_only(db: Conn) -> None:
+    pystatus.heartbeat_many(db, [("a", "ok"), ("b", "ok"), ("c", "ok")])
+    pystatus.heartbeat_many(db, [("a", "down"), ("b", "ok"), ("c", "degraded"), ("d", "ok")])
+    pystatus.heartbeat_many(db, [("a", "down"), ("b", "ok"), ("c", "ok")])
+    assert events(db, "a") == [(None, "ok", "reported"), ("ok", "down", "reported")]
+    assert events(db, "b") == [(None, "ok", "reported")]
+    assert events(db, "c") == [
+        (None, "ok", "reported"),
+        ("ok", "degraded", "reported"),
+        ("degraded", "ok", "reported"),
+    ]
+    assert events(db, "d") == [(None, "ok", "reported")]
+
+
+def test_sweeping_many_services_at_once_is_one_silence_event_each(db: Conn) -> None:
+    pystatus.heartbeat_many(db, [("a", "ok"), ("b", "down"), ("c", "ok")])
+    db.execute("UPDATE system_status SET last_heartbeat = now() - interval '10 minutes'")
+    assert admin.sweep(db) == 3
+    for service, before in (("a", "ok"), ("b", "down"), ("c", "ok")):
+        assert events(db, service)[-1] == (before, "stale", "silence")
+    # Each has its one stale history row, the sweeper's, dated at the deadline.
+    assert db.execute(
+        "SELECT service_name, count(*) FROM system_status_history WHERE status = 'stale'"
+        " GROUP BY 1 ORDER BY 1"
+    ).fetchall() == [("a", 1), ("b", 1), ("c", 1)]
+
+
 def test_an_event_is_written_in_the_status_writes_transaction(db: Conn) -> None:
     pystatus.heartbeat(db, "billing", "ok")
     with db.transaction(force_rollback=True):

@@ -275,7 +275,7 @@ def statuses_in_history(db: Conn, service: str) -> list[str]:
     """The service's statuses in history, in order, repeats collapsed."""
     rows = db.execute(
         "SELECT status FROM system_status_history WHERE service_name = %s"
-        " ORDER BY heartbeat_timestamp, id",
+        " ORDER BY heartbeat_timestamp",
         [service],
     ).fetchall()
     return [status for status, _ in itertools.groupby(row[0] for row in rows)]

@@ -303,6 +303,8 @@ def test_search_path_cannot_hijack_the_definer_functions(db: Conn, dsn: str, log
         )
         recorded = pystatus.heartbeat(conn, "api", "ok", "x", latency_ms=1.0)
         pystatus.heartbeat_many(conn, [("api", "degraded"), ("worker", "ok")])
+        # Two known services in one statement: the copy trigger's path for many rows.
+        pystatus.heartbeat_many(conn, [("api", "ok"), ("worker", "degraded")])
     # A service writing system_status directly: the copy trigger runs as its owner
     # under the writer's search_path, allowances on, so _may_report is asked too.
     db.execute(
@@ -345,7 +347,11 @@ def test_search_path_cannot_hijack_the_definer_functions(db: Conn, dsn: str, log
             "SELECT count(*) FROM public.system_status_history "
             "WHERE heartbeat_timestamp > '2001-01-01'",
         )
-        == 5
+        == 7
+    )
+    assert (
+        one(db, "SELECT count(*) FROM public.system_status_history WHERE service_name = 'hijacked'")
+        == 0
     )
 
     # The same attack on a SECURITY DEFINER function that does not pin search_path

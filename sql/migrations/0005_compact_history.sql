@@ -11,6 +11,11 @@
 
 SET LOCAL search_path = pg_catalog, pg_temp;
 
+-- The copy trigger runs once per statement now (30_write.sql creates it): the
+-- row trigger and the function that recorded one event per row go.
+DROP TRIGGER IF EXISTS system_status_copy_to_history ON public.system_status;
+DROP FUNCTION IF EXISTS pystatus._record_status_event(text, text, text, timestamptz, boolean);
+
 ALTER TABLE public.system_status_history DROP COLUMN id;
 ALTER TABLE public.system_status_history
     ALTER COLUMN created_at DROP DEFAULT,

@@ -3,8 +3,8 @@
 --
 -- A heartbeat's whole path is in this file: heartbeat() (or heartbeat_many(),
 -- or a service's own INSERT/UPDATE of system_status) -> the rules of
--- 10_rules.sql -> _copy_status_to_history(), which holds the login to its
--- allowances (80_roles.sql) and inserts the history row.
+-- 10_rules.sql -> _copy_status_to_history(), once per statement, which holds
+-- the login to its allowances (90_roles.sql) and inserts the history rows.
 
 SET LOCAL search_path = pg_catalog, pg_temp;
 
@@ -56,98 +56,259 @@ COMMENT ON FUNCTION pystatus._may_write_stale() IS
     'pg_cron job, a DBA) and the roles that are members of it, and the alert worker''s login '
     '(pystatus_alerter); no service.';
 
+-- Why a status write is refused, raised from one place for the copy
+-- trigger's two paths (one row, many rows).
+CREATE OR REPLACE FUNCTION pystatus._refuse_status_write(problem text, service_name text, at timestamptz)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF problem = 'time' THEN
+        RAISE EXCEPTION 'invalid last_heartbeat % for service %: must be within % before and % after the '
+                        'server''s clock (%)', at, quote_literal(service_name),
+                        pystatus._recent_window(), pystatus._clock_tolerance(), clock_timestamp()
+            USING ERRCODE = 'PS004',
+                  HINT = 'Write the server''s time (now()), or use pystatus.record_heartbeat() for older records.';
+    ELSIF problem = 'stale' THEN
+        RAISE EXCEPTION 'invalid status ''stale'' for service %: it is reserved for pystatus, which writes it '
+                        'when a service falls silent', quote_literal(service_name)
+            USING ERRCODE = 'PS002',
+                  HINT = 'Services report ok, degraded, down, starting, stopping or maintenance.';
+    ELSE
+        RAISE EXCEPTION 'login % may not heartbeat for service %', session_user, quote_literal(service_name)
+            USING ERRCODE = 'PS007',
+                  HINT = 'pystatus.service_logins says which services each login may report '
+                         '(SELECT pystatus.allow_service(login, pattern) as the owner).';
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION pystatus._refuse_status_write(text, text, timestamptz) IS
+    'Raises the copy trigger''s refusal of a status write: a time outside the window (PS004), '
+    'stale from a service (PS002), or a login not allowed the service (PS007).';
+
+-- Once per statement, not per row: a heartbeat's UPDATE is read from its
+-- transition tables (new_rows, old_rows) by one query and tested with plain
+-- expressions, as a row trigger would; a batch (heartbeat_many(), a service's
+-- own multi-row write) is tested and copied by a few set-based queries, not
+-- one trigger call per row. An INSERT (a new service) takes the set-based
+-- path. Instructions counted for each form are in docs/benchmarks-notes.md.
+--
 -- It runs as its owner (SECURITY DEFINER): a service that writes system_status
 -- directly, with the table rights it had before pystatus, needs no right on
 -- history, nor on anything else pystatus added.
--- search_path: not pinned, because it runs for every row written, and a pinned
--- path costs each row a configuration save and restore (batches of 500 ran
--- about 10 % slower). It names every table, function and operator with its
--- schema instead, which pgspot checks, so the caller's path reaches nothing.
+-- search_path: not pinned, because it runs for every statement that writes a status, and a pinned path costs each call a configuration save and restore (about 2.7 % of a heartbeat). It names every table, function and operator with its schema instead, which pgspot checks, so the caller's path reaches nothing.
 CREATE OR REPLACE FUNCTION pystatus._copy_status_to_history()
 RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
 AS $$
+DECLARE
+    -- One reading of the clock for the statement: its rows were written together.
+    v_clock constant timestamptz := pg_catalog.clock_timestamp();
+    v_row record;
+    v_written record;
+    v_changed bigint;
 BEGIN
     -- The rules of 10_rules.sql are the table's constraints; what they cannot
-    -- say (the clock, who may write stale) is held here, for every writer.
-    -- Each test is one comparison on the path every heartbeat takes.
-    -- Only a new time is checked: a write that keeps the row's time (the
-    -- sweeper's, a status change alone) is not a heartbeat from a clock.
+    -- say (the clock, who may write stale, which login may report which
+    -- service) is held here, for every writer. Only a new time is checked: a
+    -- write that keeps the row's time (the sweeper's, a status change alone)
+    -- is not a heartbeat from a clock. The sweeper's own rows (stale, the time
+    -- kept) get no history row here: sweep() writes it, dated at the deadline.
     -- (OPERATOR() forms share one precedence: the parentheses are needed.)
-    IF (TG_OP OPERATOR(pg_catalog.=) 'INSERT'
-        OR NEW.last_heartbeat OPERATOR(pg_catalog.<>) OLD.last_heartbeat)
-       AND (NOT (NEW.last_heartbeat OPERATOR(pg_catalog.<=)
-                     (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) pystatus._clock_tolerance()))
-            OR (NEW.last_heartbeat OPERATOR(pg_catalog.<)
-                    (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) pystatus._recent_window())
-                AND NOT pystatus._backfilling())) THEN
-        RAISE EXCEPTION 'invalid last_heartbeat % for service %: must be within % before and % after the '
-                        'server''s clock (%)', NEW.last_heartbeat, pg_catalog.quote_literal(NEW.service_name),
-                        pystatus._recent_window(), pystatus._clock_tolerance(), pg_catalog.clock_timestamp()
-            USING ERRCODE = 'PS004',
-                  HINT = 'Write the server''s time (now()), or use pystatus.record_heartbeat() for older records.';
-    END IF;
-    IF NEW.status OPERATOR(pg_catalog.=) 'stale' THEN
-        IF NOT pystatus._may_write_stale() THEN
-            RAISE EXCEPTION 'invalid status ''stale'' for service %: it is reserved for pystatus, which writes it '
-                            'when a service falls silent', pg_catalog.quote_literal(NEW.service_name)
-                USING ERRCODE = 'PS002',
-                      HINT = 'Services report ok, degraded, down, starting, stopping or maintenance.';
+    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
+        -- The first row and how many there are; LIMIT 1 stops the pairing at
+        -- once, and a pair is used only when the statement wrote one row.
+        SELECT n.service_name, n.status, n.last_heartbeat, n.current_task, n.latency_ms,
+               o.status AS old_status, o.last_heartbeat AS old_time,
+               (SELECT pg_catalog.count(*) FROM new_rows AS c) AS total
+        INTO v_row
+        FROM new_rows AS n CROSS JOIN old_rows AS o
+        LIMIT 1;
+        IF NOT FOUND THEN
+            RETURN NULL;
         END IF;
-        -- The staleness sweeper marks a silent service stale without a new
-        -- heartbeat, and writes that history row itself, dated at the deadline.
-        IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE'
-           AND NEW.last_heartbeat OPERATOR(pg_catalog.=) OLD.last_heartbeat THEN
-            IF OLD.status OPERATOR(pg_catalog.<>) 'stale' THEN
-                PERFORM pystatus._record_status_event(NEW.service_name, OLD.status, NEW.status,
-                                                      NEW.last_heartbeat, true);
+        IF v_row.total OPERATOR(pg_catalog.=) 1 THEN
+            IF v_row.last_heartbeat OPERATOR(pg_catalog.<>) v_row.old_time
+               AND (NOT (v_row.last_heartbeat OPERATOR(pg_catalog.<=) (v_clock OPERATOR(pg_catalog.+) pystatus._clock_tolerance()))
+                    OR (v_row.last_heartbeat OPERATOR(pg_catalog.<) (v_clock OPERATOR(pg_catalog.-) pystatus._recent_window())
+                        AND NOT pystatus._backfilling())) THEN
+                PERFORM pystatus._refuse_status_write('time', v_row.service_name, v_row.last_heartbeat);
+            END IF;
+            IF v_row.status OPERATOR(pg_catalog.=) 'stale' THEN
+                IF NOT pystatus._may_write_stale() THEN
+                    PERFORM pystatus._refuse_status_write('stale', v_row.service_name, v_row.last_heartbeat);
+                END IF;
+            END IF;
+            -- A test of its own: a constant when not restricted, no query at all.
+            IF pystatus._logins_restricted() THEN
+                IF NOT pystatus._may_report(v_row.service_name) THEN
+                    PERFORM pystatus._refuse_status_write('login', v_row.service_name, v_row.last_heartbeat);
+                END IF;
+            END IF;
+            -- status events: a change of status is an event for the alerts
+            -- (75_alerts.sql), in this same transaction; stale written by the
+            -- sweeper (the time kept) is silence, dated at the deadline.
+            IF v_row.status OPERATOR(pg_catalog.<>) v_row.old_status THEN
+                INSERT INTO pystatus.status_events (service_name, at, from_status, to_status, cause)
+                SELECT v_row.service_name,
+                       CASE WHEN s.silence
+                            THEN v_row.last_heartbeat OPERATOR(pg_catalog.+) coalesce(e.expected_interval, interval '60 seconds')
+                                 OPERATOR(pg_catalog.+) coalesce(e.grace, interval '60 seconds')
+                            ELSE v_row.last_heartbeat END,
+                       v_row.old_status, v_row.status, CASE WHEN s.silence THEN 'silence' ELSE 'reported' END
+                FROM (SELECT v_row.status OPERATOR(pg_catalog.=) 'stale'
+                             AND v_row.last_heartbeat OPERATOR(pg_catalog.=) v_row.old_time AS silence) AS s
+                LEFT JOIN pystatus.service_expectations AS e ON e.service_name OPERATOR(pg_catalog.=) v_row.service_name;
+            END IF;
+            -- end of status events
+            IF v_row.status OPERATOR(pg_catalog.<>) 'stale' OR v_row.last_heartbeat OPERATOR(pg_catalog.<>) v_row.old_time THEN
+                INSERT INTO public.system_status_history
+                    (heartbeat_timestamp, created_at, service_name, status, current_task, latency_ms)
+                VALUES (v_row.last_heartbeat,
+                        CASE WHEN v_row.last_heartbeat OPERATOR(pg_catalog.<) (v_clock OPERATOR(pg_catalog.-) interval '1 second')
+                             THEN v_clock END,
+                        v_row.service_name, v_row.status, v_row.current_task, v_row.latency_ms);
             END IF;
             RETURN NULL;
         END IF;
     END IF;
-    -- A test of its own: a constant when not restricted, no query at all.
-    IF pystatus._logins_restricted() THEN
-        IF NOT pystatus._may_report(NEW.service_name) THEN
-            RAISE EXCEPTION 'login % may not heartbeat for service %', session_user,
-                pg_catalog.quote_literal(NEW.service_name)
-                USING ERRCODE = 'PS007',
-                      HINT = 'pystatus.service_logins says which services each login may report '
-                             '(SELECT pystatus.allow_service(login, pattern) as the owner).';
+
+    -- Many rows, or an INSERT: the same tests in one pass over the rows. No
+    -- query joins new rows to old ones: PL/pgSQL keeps the plan made at its
+    -- first run, and a nested loop kept for batches of 500 would compare every
+    -- row with every other. Old rows are looked up only for the rare new row
+    -- dated a day back or written stale; changes of status are found by
+    -- EXCEPT, which hashes or sorts whatever the plan.
+    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
+        SELECT pg_catalog.count(*) AS total,
+               pg_catalog.min(w.service_name) FILTER (WHERE w.bad_time) AS bad_time,
+               pg_catalog.min(w.service_name) FILTER (WHERE w.says_stale) AS says_stale,
+               pg_catalog.min(w.service_name) FILTER (WHERE w.refused) AS refused
+        INTO v_written
+        FROM (SELECT n.service_name,
+                     n.status OPERATOR(pg_catalog.=) 'stale' AS says_stale,
+                     NOT (n.last_heartbeat OPERATOR(pg_catalog.<=) (v_clock OPERATOR(pg_catalog.+) pystatus._clock_tolerance()))
+                     OR CASE WHEN n.last_heartbeat OPERATOR(pg_catalog.<) (v_clock OPERATOR(pg_catalog.-) pystatus._recent_window())
+                             THEN NOT pystatus._backfilling()
+                                  AND NOT EXISTS (SELECT FROM old_rows AS o
+                                                  WHERE o.service_name OPERATOR(pg_catalog.=) n.service_name
+                                                    AND o.last_heartbeat OPERATOR(pg_catalog.=) n.last_heartbeat)
+                             ELSE false END AS bad_time,
+                     CASE WHEN pystatus._logins_restricted() THEN NOT pystatus._may_report(n.service_name)
+                          ELSE false END AS refused
+              FROM new_rows AS n) AS w;
+        v_changed := (SELECT pg_catalog.count(*) FROM (SELECT c.service_name, c.status FROM new_rows AS c
+                                                       EXCEPT ALL
+                                                       SELECT o.service_name, o.status FROM old_rows AS o) AS x);
+    ELSE
+        SELECT pg_catalog.count(*) AS total,
+               pg_catalog.min(w.service_name) FILTER (WHERE w.bad_time) AS bad_time,
+               pg_catalog.min(w.service_name) FILTER (WHERE w.says_stale) AS says_stale,
+               pg_catalog.min(w.service_name) FILTER (WHERE w.refused) AS refused
+        INTO v_written
+        FROM (SELECT n.service_name,
+                     n.status OPERATOR(pg_catalog.=) 'stale' AS says_stale,
+                     NOT (n.last_heartbeat OPERATOR(pg_catalog.<=) (v_clock OPERATOR(pg_catalog.+) pystatus._clock_tolerance()))
+                     OR (n.last_heartbeat OPERATOR(pg_catalog.<) (v_clock OPERATOR(pg_catalog.-) pystatus._recent_window())
+                         AND NOT pystatus._backfilling()) AS bad_time,
+                     CASE WHEN pystatus._logins_restricted() THEN NOT pystatus._may_report(n.service_name)
+                          ELSE false END AS refused
+              FROM new_rows AS n) AS w;
+        v_changed := v_written.total;  -- every row is a first status
+    END IF;
+    IF v_written.total OPERATOR(pg_catalog.=) 0 THEN
+        RETURN NULL;
+    END IF;
+    IF v_written.bad_time IS NOT NULL THEN
+        PERFORM pystatus._refuse_status_write(
+            'time', v_written.bad_time,
+            (SELECT n.last_heartbeat FROM new_rows AS n
+             WHERE n.service_name OPERATOR(pg_catalog.=) v_written.bad_time LIMIT 1));
+    END IF;
+    IF v_written.says_stale IS NOT NULL THEN
+        IF NOT pystatus._may_write_stale() THEN
+            PERFORM pystatus._refuse_status_write('stale', v_written.says_stale, NULL);
         END IF;
     END IF;
-    -- A change of status is an event for the alerts (75_alerts.sql), in this
-    -- same transaction. Tested here rather than by triggers of their own: a
-    -- trigger's WHEN clause is read back from the catalog at every statement,
-    -- which cost a heartbeat 3.5 % more instructions; this comparison costs
-    -- one that repeats its status nothing measurable.
-    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' OR NEW.status OPERATOR(pg_catalog.<>) OLD.status THEN
-        PERFORM pystatus._record_status_event(
-            NEW.service_name, CASE WHEN TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN OLD.status END,
-            NEW.status, NEW.last_heartbeat, false);
+    IF v_written.refused IS NOT NULL THEN
+        PERFORM pystatus._refuse_status_write('login', v_written.refused, NULL);
     END IF;
+
+    -- status events, as above, for the rows whose status changed.
+    IF v_changed OPERATOR(pg_catalog.>) 0 THEN
+        IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
+            INSERT INTO pystatus.status_events (service_name, at, from_status, to_status, cause)
+            SELECT n.service_name,
+                   CASE WHEN s.silence
+                        THEN n.last_heartbeat OPERATOR(pg_catalog.+) coalesce(e.expected_interval, interval '60 seconds')
+                             OPERATOR(pg_catalog.+) coalesce(e.grace, interval '60 seconds')
+                        ELSE n.last_heartbeat END,
+                   o.status, n.status, CASE WHEN s.silence THEN 'silence' ELSE 'reported' END
+            FROM (SELECT c.service_name, c.status FROM new_rows AS c
+                  EXCEPT ALL
+                  SELECT o.service_name, o.status FROM old_rows AS o) AS changed
+            JOIN new_rows AS n ON n.service_name OPERATOR(pg_catalog.=) changed.service_name
+            LEFT JOIN old_rows AS o ON o.service_name OPERATOR(pg_catalog.=) changed.service_name
+            LEFT JOIN pystatus.service_expectations AS e ON e.service_name OPERATOR(pg_catalog.=) n.service_name
+            CROSS JOIN LATERAL (SELECT coalesce(n.status OPERATOR(pg_catalog.=) 'stale'
+                                                AND n.last_heartbeat OPERATOR(pg_catalog.=) o.last_heartbeat,
+                                                false) AS silence) AS s;
+        ELSE
+            INSERT INTO pystatus.status_events (service_name, at, from_status, to_status, cause)
+            SELECT n.service_name, n.last_heartbeat, NULL, n.status, 'reported' FROM new_rows AS n;
+        END IF;
+    END IF;
+    -- end of status events
+
     -- created_at only for a row written well after its time (a backfill, a
     -- clock behind): NULL costs no bytes, and most rows are written at their time.
-    INSERT INTO public.system_status_history
-        (heartbeat_timestamp, created_at, service_name, status, current_task, latency_ms)
-    VALUES (NEW.last_heartbeat,
-            CASE WHEN NEW.last_heartbeat OPERATOR(pg_catalog.<)
-                      (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) interval '1 second')
-                 THEN pg_catalog.clock_timestamp() END,
-            NEW.service_name, NEW.status, NEW.current_task, NEW.latency_ms);
+    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
+        INSERT INTO public.system_status_history
+            (heartbeat_timestamp, created_at, service_name, status, current_task, latency_ms)
+        SELECT n.last_heartbeat,
+               CASE WHEN n.last_heartbeat OPERATOR(pg_catalog.<) (v_clock OPERATOR(pg_catalog.-) interval '1 second')
+                    THEN v_clock END,
+               n.service_name, n.status, n.current_task, n.latency_ms
+        FROM new_rows AS n
+        WHERE CASE WHEN n.status OPERATOR(pg_catalog.=) 'stale'
+                   THEN NOT EXISTS (SELECT FROM old_rows AS o
+                                    WHERE o.service_name OPERATOR(pg_catalog.=) n.service_name
+                                      AND o.last_heartbeat OPERATOR(pg_catalog.=) n.last_heartbeat)
+                   ELSE true END;
+    ELSE
+        INSERT INTO public.system_status_history
+            (heartbeat_timestamp, created_at, service_name, status, current_task, latency_ms)
+        SELECT n.last_heartbeat,
+               CASE WHEN n.last_heartbeat OPERATOR(pg_catalog.<) (v_clock OPERATOR(pg_catalog.-) interval '1 second')
+                    THEN v_clock END,
+               n.service_name, n.status, n.current_task, n.latency_ms
+        FROM new_rows AS n;
+    END IF;
     RETURN NULL;
 END;
 $$;
 COMMENT ON FUNCTION pystatus._copy_status_to_history() IS
-    'Trigger function: copies a system_status row into system_status_history, after checking '
-    'that the login may report that service (pystatus.service_logins), and records a change of '
-    'status in pystatus.status_events. Runs as its owner, so writers need no right on either.';
+    'Statement trigger function: copies the system_status rows a statement wrote into '
+    'system_status_history, after checking their times, that only pystatus writes stale, and that '
+    'the login may report those services (pystatus.service_logins); records changes of status in '
+    'pystatus.status_events. Runs as its owner, so writers need no right on either.';
 
-CREATE OR REPLACE TRIGGER system_status_copy_to_history
-    AFTER INSERT OR UPDATE ON public.system_status
-    FOR EACH ROW EXECUTE FUNCTION pystatus._copy_status_to_history();
-COMMENT ON TRIGGER system_status_copy_to_history ON public.system_status IS
-    'Copies every write into system_status_history in the same transaction: '
+CREATE OR REPLACE TRIGGER system_status_copy_inserts
+    AFTER INSERT ON public.system_status
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION pystatus._copy_status_to_history();
+COMMENT ON TRIGGER system_status_copy_inserts ON public.system_status IS
+    'Copies every inserted status into system_status_history in the same transaction: '
+    'if the history insert fails, the status write fails with it.';
+
+CREATE OR REPLACE TRIGGER system_status_copy_updates
+    AFTER UPDATE ON public.system_status
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION pystatus._copy_status_to_history();
+COMMENT ON TRIGGER system_status_copy_updates ON public.system_status IS
+    'Copies every updated status into system_status_history in the same transaction: '
     'if the history insert fails, the status write fails with it.';
 
 ------------------------------------------------------------------------------
@@ -175,8 +336,19 @@ BEGIN
         PERFORM pystatus._check_heartbeat(heartbeat.service_name, heartbeat.status, heartbeat.current_task,
                                           heartbeat.latency_ms);
     END IF;
-    -- clock_timestamp() in SET is read after the row lock is taken, so a
-    -- service's heartbeats are recorded in the order they were applied.
+    -- A known service's heartbeat is an UPDATE, which fires the copy trigger
+    -- once; an upsert would fire it for its INSERT too. clock_timestamp() in
+    -- SET is read after the row lock is taken, so a service's heartbeats are
+    -- recorded in the order they were applied.
+    UPDATE public.system_status AS current
+    SET status = heartbeat.status, current_task = heartbeat.current_task, latency_ms = heartbeat.latency_ms,
+        last_heartbeat = clock_timestamp(), updated_at = clock_timestamp()
+    WHERE current.service_name = heartbeat.service_name
+    RETURNING current.last_heartbeat INTO v_recorded_at;
+    IF FOUND THEN
+        RETURN v_recorded_at;
+    END IF;
+    -- A new service (another session may be adding it too).
     INSERT INTO public.system_status AS current
         (service_name, status, current_task, latency_ms, last_heartbeat, updated_at)
     VALUES (heartbeat.service_name, heartbeat.status, heartbeat.current_task, heartbeat.latency_ms,
