@@ -1745,6 +1745,107 @@ $$;
 COMMENT ON FUNCTION pystatus._rollups_recomputable_from(service_name text) IS 'The first hour whose rollups can be recomputed from the service''s raw history (NULL: it has none).';
 
 --
+-- Name: _segments(text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._segments(service_name text, since timestamp with time zone, until timestamp with time zone) RETURNS TABLE(service text, status text, starts timestamp with time zone, ends timestamp with time zone, continued boolean)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH services AS (
+        SELECT l.service_name::text AS service_name, l.expected_interval + l.grace AS patience
+        FROM pystatus.live_status AS l
+        WHERE _segments.service_name IS NULL OR l.service_name = _segments.service_name
+    ), bounds AS (
+        SELECT _segments.since AS since, least(_segments.until, now()) AS until
+    ), beats AS (
+        -- The row in force when the window opens: the newest before it (rows of
+        -- one time are in one partition, where ctid orders them as written).
+        SELECT sv.service_name, sv.patience, h.heartbeat_timestamp AS at, h.ctid AS written, h.status::text
+        FROM services AS sv
+        CROSS JOIN bounds AS b
+        CROSS JOIN LATERAL (
+            SELECT h1.heartbeat_timestamp, h1.ctid, h1.status FROM public.system_status_history AS h1
+            WHERE h1.service_name = sv.service_name
+              AND pystatus._history_hour(h1.heartbeat_timestamp) <= pystatus._history_hour(b.since)
+              AND h1.heartbeat_timestamp < b.since
+            ORDER BY pystatus._history_hour(h1.heartbeat_timestamp) DESC, h1.heartbeat_timestamp DESC,
+                     h1.ctid DESC
+            LIMIT 1
+        ) AS h
+        UNION ALL
+        -- One index range scan per service, never a scan of whole partitions
+        -- (OFFSET 0 keeps the planner from flattening it into a hash join).
+        SELECT sv.service_name, sv.patience, h.heartbeat_timestamp, h.ctid, h.status::text
+        FROM services AS sv
+        CROSS JOIN bounds AS b
+        CROSS JOIN LATERAL (
+            SELECT h3.heartbeat_timestamp, h3.ctid, h3.status FROM public.system_status_history AS h3
+            WHERE h3.service_name = sv.service_name
+              AND pystatus._history_hour(h3.heartbeat_timestamp)
+                  BETWEEN pystatus._history_hour(b.since) AND pystatus._history_hour(b.until)
+              AND h3.heartbeat_timestamp >= b.since AND h3.heartbeat_timestamp < b.until
+            OFFSET 0
+        ) AS h
+    ), ordered AS (
+        SELECT beats.*,
+               coalesce(lead(beats.at) OVER (PARTITION BY beats.service_name ORDER BY beats.at, beats.written),
+                        b.until) AS next_at
+        FROM beats CROSS JOIN bounds AS b
+    ), pieces AS (
+        SELECT o.service_name, o.status, o.at AS starts,
+               CASE WHEN pystatus.goes_stale(o.status) THEN least(o.next_at, o.at + o.patience)
+                    ELSE o.next_at END AS ends
+        FROM ordered AS o
+        UNION ALL
+        SELECT o.service_name, 'stale', o.at + o.patience, o.next_at
+        FROM ordered AS o
+        WHERE pystatus.goes_stale(o.status) AND o.at + o.patience < o.next_at
+    ), clipped AS (
+        SELECT p.service_name, p.status, greatest(p.starts, b.since) AS starts, least(p.ends, b.until) AS ends,
+               p.starts < b.since AS continued
+        FROM pieces AS p CROSS JOIN bounds AS b
+        WHERE least(p.ends, b.until) > greatest(p.starts, b.since)
+    ), windows AS (
+        -- What maintenance windows cover, per service (usually nothing): down
+        -- time inside them reads as maintenance.
+        SELECT sv.service_name, range_agg(tstzrange(o.starts, o.ends)) AS covered
+        FROM bounds AS b
+        CROSS JOIN LATERAL pystatus.maintenance_occurrences(b.since, b.until) AS o
+        JOIN services AS sv ON sv.service_name LIKE o.like_pattern
+        WHERE o.kind = 'maintenance'
+        GROUP BY sv.service_name
+    ), marked AS (
+        SELECT c.*, w.covered,
+               w.covered IS NOT NULL AND pystatus.status_category(c.status) = 'down'
+                   AND tstzrange(c.starts, c.ends) && w.covered AS in_window
+        FROM clipped AS c LEFT JOIN windows AS w ON w.service_name = c.service_name
+    )
+    SELECT m.service_name, m.status, m.starts, m.ends, m.continued
+    FROM marked AS m WHERE NOT m.in_window
+    UNION ALL
+    SELECT m.service_name, CASE WHEN part.inside THEN 'maintenance' ELSE m.status END,
+           lower(part.span), upper(part.span), m.continued AND lower(part.span) = m.starts
+    FROM marked AS m
+    CROSS JOIN LATERAL (
+        SELECT r.span, false FROM unnest(tstzmultirange(tstzrange(m.starts, m.ends)) - m.covered) AS r(span)
+        UNION ALL
+        SELECT r.span, true FROM unnest(tstzmultirange(tstzrange(m.starts, m.ends)) * m.covered) AS r(span)
+    ) AS part(span, inside)
+    WHERE m.in_window;
+END;
+$$;
+
+--
+-- Name: FUNCTION _segments(service_name text, since timestamp with time zone, until timestamp with time zone); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._segments(service_name text, since timestamp with time zone, until timestamp with time zone) IS 'The query of pystatus.segments(), with its plan kept for the session.';
+
+--
 -- Name: _service_logins_changed(); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -3542,87 +3643,8 @@ CREATE FUNCTION pystatus.segments(service_name text, since timestamp with time z
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    WITH services AS (
-        SELECT l.service_name::text AS service_name, l.expected_interval + l.grace AS patience
-        FROM pystatus.live_status AS l
-        WHERE segments.service_name IS NULL OR l.service_name = segments.service_name
-    ), bounds AS (
-        SELECT segments.since AS since, least(segments.until, now()) AS until
-    ), beats AS (
-        -- The row in force when the window opens: the newest before it (rows of
-        -- one time are in one partition, where ctid orders them as written).
-        SELECT sv.service_name, sv.patience, h.heartbeat_timestamp AS at, h.ctid AS written, h.status::text
-        FROM services AS sv
-        CROSS JOIN bounds AS b
-        CROSS JOIN LATERAL (
-            SELECT h1.heartbeat_timestamp, h1.ctid, h1.status FROM public.system_status_history AS h1
-            WHERE h1.service_name = sv.service_name
-              AND pystatus._history_hour(h1.heartbeat_timestamp) <= pystatus._history_hour(b.since)
-              AND h1.heartbeat_timestamp < b.since
-            ORDER BY pystatus._history_hour(h1.heartbeat_timestamp) DESC, h1.heartbeat_timestamp DESC,
-                     h1.ctid DESC
-            LIMIT 1
-        ) AS h
-        UNION ALL
-        -- One index range scan per service, never a scan of whole partitions
-        -- (OFFSET 0 keeps the planner from flattening it into a hash join).
-        SELECT sv.service_name, sv.patience, h.heartbeat_timestamp, h.ctid, h.status::text
-        FROM services AS sv
-        CROSS JOIN bounds AS b
-        CROSS JOIN LATERAL (
-            SELECT h3.heartbeat_timestamp, h3.ctid, h3.status FROM public.system_status_history AS h3
-            WHERE h3.service_name = sv.service_name
-              AND pystatus._history_hour(h3.heartbeat_timestamp)
-                  BETWEEN pystatus._history_hour(b.since) AND pystatus._history_hour(b.until)
-              AND h3.heartbeat_timestamp >= b.since AND h3.heartbeat_timestamp < b.until
-            OFFSET 0
-        ) AS h
-    ), ordered AS (
-        SELECT beats.*,
-               coalesce(lead(beats.at) OVER (PARTITION BY beats.service_name ORDER BY beats.at, beats.written),
-                        b.until) AS next_at
-        FROM beats CROSS JOIN bounds AS b
-    ), pieces AS (
-        SELECT o.service_name, o.status, o.at AS starts,
-               CASE WHEN pystatus.goes_stale(o.status) THEN least(o.next_at, o.at + o.patience)
-                    ELSE o.next_at END AS ends
-        FROM ordered AS o
-        UNION ALL
-        SELECT o.service_name, 'stale', o.at + o.patience, o.next_at
-        FROM ordered AS o
-        WHERE pystatus.goes_stale(o.status) AND o.at + o.patience < o.next_at
-    ), clipped AS (
-        SELECT p.service_name, p.status, greatest(p.starts, b.since) AS starts, least(p.ends, b.until) AS ends,
-               p.starts < b.since AS continued
-        FROM pieces AS p CROSS JOIN bounds AS b
-        WHERE least(p.ends, b.until) > greatest(p.starts, b.since)
-    ), windows AS (
-        -- What maintenance windows cover, per service (usually nothing): down
-        -- time inside them reads as maintenance.
-        SELECT sv.service_name, range_agg(tstzrange(o.starts, o.ends)) AS covered
-        FROM bounds AS b
-        CROSS JOIN LATERAL pystatus.maintenance_occurrences(b.since, b.until) AS o
-        JOIN services AS sv ON sv.service_name LIKE o.like_pattern
-        WHERE o.kind = 'maintenance'
-        GROUP BY sv.service_name
-    ), marked AS (
-        SELECT c.*, w.covered,
-               w.covered IS NOT NULL AND pystatus.status_category(c.status) = 'down'
-                   AND tstzrange(c.starts, c.ends) && w.covered AS in_window
-        FROM clipped AS c LEFT JOIN windows AS w ON w.service_name = c.service_name
-    )
-    SELECT m.service_name, m.status, m.starts, m.ends, m.continued
-    FROM marked AS m WHERE NOT m.in_window
-    UNION ALL
-    SELECT m.service_name, CASE WHEN part.inside THEN 'maintenance' ELSE m.status END,
-           lower(part.span), upper(part.span), m.continued AND lower(part.span) = m.starts
-    FROM marked AS m
-    CROSS JOIN LATERAL (
-        SELECT r.span, false FROM unnest(tstzmultirange(tstzrange(m.starts, m.ends)) - m.covered) AS r(span)
-        UNION ALL
-        SELECT r.span, true FROM unnest(tstzmultirange(tstzrange(m.starts, m.ends)) * m.covered) AS r(span)
-    ) AS part(span, inside)
-    WHERE m.in_window;
+    SELECT g.service, g.status, g.starts, g.ends, g.continued
+    FROM pystatus._segments(segments.service_name, segments.since, segments.until) AS g;
 $$;
 
 --
@@ -5077,6 +5099,12 @@ REVOKE ALL ON FUNCTION pystatus._rollup_buckets(service_name text, since timesta
 --
 
 REVOKE ALL ON FUNCTION pystatus._rollups_recomputable_from(service_name text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _segments(service_name text, since timestamp with time zone, until timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._segments(service_name text, since timestamp with time zone, until timestamp with time zone) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _service_logins_changed(); Type: ACL; Schema: pystatus; Owner: -

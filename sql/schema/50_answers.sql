@@ -171,17 +171,24 @@ $$;
 COMMENT ON FUNCTION pystatus.history(text, timestamptz, timestamptz) IS
     'One service''s history rows in [since, until), newest first.';
 
-CREATE OR REPLACE FUNCTION pystatus.segments(service_name text, since timestamptz, until timestamptz)
-RETURNS TABLE (service_name text, status text, starts timestamptz, ends timestamptz, continued boolean)
-LANGUAGE sql STABLE
+-- The query is in PL/pgSQL, which keeps its plan for the session: an SQL
+-- function with a pinned search_path is not inlined, and is planned again at
+-- every call (about 5 ms for this query, most of a one-hour answer).
+-- segments() below is its public face, under the column names of the API.
+CREATE OR REPLACE FUNCTION pystatus._segments(service_name text, since timestamptz, until timestamptz)
+RETURNS TABLE (service text, status text, starts timestamptz, ends timestamptz, continued boolean)
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     WITH services AS (
         SELECT l.service_name::text AS service_name, l.expected_interval + l.grace AS patience
         FROM pystatus.live_status AS l
-        WHERE segments.service_name IS NULL OR l.service_name = segments.service_name
+        WHERE _segments.service_name IS NULL OR l.service_name = _segments.service_name
     ), bounds AS (
-        SELECT segments.since AS since, least(segments.until, now()) AS until
+        SELECT _segments.since AS since, least(_segments.until, now()) AS until
     ), beats AS (
         -- The row in force when the window opens: the newest before it (rows of
         -- one time are in one partition, where ctid orders them as written).
@@ -257,6 +264,18 @@ AS $$
         SELECT r.span, true FROM unnest(tstzmultirange(tstzrange(m.starts, m.ends)) * m.covered) AS r(span)
     ) AS part(span, inside)
     WHERE m.in_window;
+END;
+$$;
+COMMENT ON FUNCTION pystatus._segments(text, timestamptz, timestamptz) IS
+    'The query of pystatus.segments(), with its plan kept for the session.';
+
+CREATE OR REPLACE FUNCTION pystatus.segments(service_name text, since timestamptz, until timestamptz)
+RETURNS TABLE (service_name text, status text, starts timestamptz, ends timestamptz, continued boolean)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT g.service, g.status, g.starts, g.ends, g.continued
+    FROM pystatus._segments(segments.service_name, segments.since, segments.until) AS g;
 $$;
 COMMENT ON FUNCTION pystatus.segments(text, timestamptz, timestamptz) IS
     'History as time-weighted segments within [since, least(until, now())): each row''s status '
