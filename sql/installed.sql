@@ -522,17 +522,9 @@ BEGIN
             USING ERRCODE = 'PS005';
     END IF;
     -- Whole rolled-up hours inside the window, and whole days inside those.
-    v_hours_from := date_bin('1 hour', _compute_uptime.since, v_origin);
-    IF v_hours_from < _compute_uptime.since THEN
-        v_hours_from := v_hours_from + interval '1 hour';
-    END IF;
-    -- Rollups hold hours before rolled_until, except where late rows wait for
-    -- the next refresh: those are read from raw history until then.
-    v_hours_to := least(date_bin('1 hour', v_until, v_origin),
-                        (SELECT rolled_until FROM pystatus.rollup_state),
-                        (SELECT date_bin('1 hour', min(d.since), v_origin) FROM pystatus.rollup_dirty AS d
-                         WHERE _compute_uptime.service_name IS NULL OR d.service_name = _compute_uptime.service_name));
-    IF NOT _compute_uptime.use_rollups OR v_hours_from >= v_hours_to THEN
+    SELECT r.hours_from, r.hours_to INTO v_hours_from, v_hours_to
+    FROM pystatus._rolled_hours(_compute_uptime.service_name, _compute_uptime.since, _compute_uptime.until) AS r;
+    IF NOT _compute_uptime.use_rollups THEN
         v_hours_from := v_until;  -- no rollups: all raw
         v_hours_to := v_until;
     END IF;
@@ -549,14 +541,12 @@ BEGIN
         WHERE _compute_uptime.service_name IS NULL
         UNION ALL
         SELECT _compute_uptime.service_name WHERE _compute_uptime.service_name IS NOT NULL
-    ), raw AS (
-        SELECT g.service_name, pystatus.status_category(g.status) AS category,
+    ), raw AS (  -- both edges in one reading of raw history
+        SELECT g.service AS service_name, pystatus.status_category(g.status) AS category,
                pystatus._microseconds(g.ends - g.starts) AS us
-        FROM pystatus.segments(_compute_uptime.service_name, _compute_uptime.since, v_hours_from) AS g
-        UNION ALL
-        SELECT g.service_name, pystatus.status_category(g.status),
-               pystatus._microseconds(g.ends - g.starts)
-        FROM pystatus.segments(_compute_uptime.service_name, v_hours_to, v_until) AS g
+        FROM pystatus._segments(_compute_uptime.service_name,
+                                tstzmultirange(tstzrange(_compute_uptime.since, v_hours_from),
+                                               tstzrange(v_hours_to, v_until))) AS g
     ), rolled AS (
         SELECT r.service_name::text AS service_name, r.up_us, r.down_us, r.maintenance_us
         FROM pystatus.rollup_hourly AS r
@@ -1649,6 +1639,40 @@ $$;
 COMMENT ON FUNCTION pystatus._roll_up(service_name text, since timestamp with time zone, until timestamp with time zone) IS 'Recomputes the hourly rollups in [since, until) and the daily ones of the days that ended in it, for one service or (NULL) all. Returns the hourly rows written.';
 
 --
+-- Name: _rolled_hours(text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._rolled_hours(service_name text, since timestamp with time zone, until timestamp with time zone, OUT hours_from timestamp with time zone, OUT hours_to timestamp with time zone) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    v_origin constant timestamptz := pystatus._bucket_origin();
+    v_until constant timestamptz := greatest(least(_rolled_hours.until, now()), _rolled_hours.since);
+BEGIN
+    hours_from := date_bin('1 hour', _rolled_hours.since, v_origin);
+    IF hours_from < _rolled_hours.since THEN
+        hours_from := hours_from + interval '1 hour';
+    END IF;
+    hours_to := least(date_bin('1 hour', v_until, v_origin),
+                      (SELECT s.rolled_until FROM pystatus.rollup_state AS s),
+                      (SELECT date_bin('1 hour', min(d.since), v_origin) FROM pystatus.rollup_dirty AS d
+                       WHERE _rolled_hours.service_name IS NULL OR d.service_name = _rolled_hours.service_name));
+    IF hours_from >= hours_to THEN
+        hours_from := v_until;
+        hours_to := v_until;
+    END IF;
+END;
+$$;
+
+--
+-- Name: FUNCTION _rolled_hours(service_name text, since timestamp with time zone, until timestamp with time zone, OUT hours_from timestamp with time zone, OUT hours_to timestamp with time zone); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._rolled_hours(service_name text, since timestamp with time zone, until timestamp with time zone, OUT hours_from timestamp with time zone, OUT hours_to timestamp with time zone) IS 'The whole hours [hours_from, hours_to) of a window that rollups hold for the service (NULL: all); equal ends when none.';
+
+--
 -- Name: _rollup_buckets(text, timestamp with time zone, timestamp with time zone, interval); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -1745,10 +1769,10 @@ $$;
 COMMENT ON FUNCTION pystatus._rollups_recomputable_from(service_name text) IS 'The first hour whose rollups can be recomputed from the service''s raw history (NULL: it has none).';
 
 --
--- Name: _segments(text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
+-- Name: _segments(text, tstzmultirange); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
-CREATE FUNCTION pystatus._segments(service_name text, since timestamp with time zone, until timestamp with time zone) RETURNS TABLE(service text, status text, starts timestamp with time zone, ends timestamp with time zone, continued boolean)
+CREATE FUNCTION pystatus._segments(service_name text, spans tstzmultirange) RETURNS TABLE(service text, status text, starts timestamp with time zone, ends timestamp with time zone, continued boolean)
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -1760,11 +1784,14 @@ BEGIN
         FROM pystatus.live_status AS l
         WHERE _segments.service_name IS NULL OR l.service_name = _segments.service_name
     ), bounds AS (
-        SELECT _segments.since AS since, least(_segments.until, now()) AS until
+        -- Each span, up to now; a span is named by its start.
+        SELECT lower(r.span) AS since, least(upper(r.span), now()) AS until
+        FROM unnest(_segments.spans) AS r(span)
     ), beats AS (
-        -- The row in force when the window opens: the newest before it (rows of
+        -- The row in force when each span opens: the newest before it (rows of
         -- one time are in one partition, where ctid orders them as written).
-        SELECT sv.service_name, sv.patience, h.heartbeat_timestamp AS at, h.ctid AS written, h.status::text
+        SELECT sv.service_name, sv.patience, b.since AS span, h.heartbeat_timestamp AS at, h.ctid AS written,
+               h.status::text
         FROM services AS sv
         CROSS JOIN bounds AS b
         CROSS JOIN LATERAL (
@@ -1777,9 +1804,9 @@ BEGIN
             LIMIT 1
         ) AS h
         UNION ALL
-        -- One index range scan per service, never a scan of whole partitions
-        -- (OFFSET 0 keeps the planner from flattening it into a hash join).
-        SELECT sv.service_name, sv.patience, h.heartbeat_timestamp, h.ctid, h.status::text
+        -- One index range scan per service and span, never a scan of whole
+        -- partitions (OFFSET 0 keeps the planner from flattening it into a hash join).
+        SELECT sv.service_name, sv.patience, b.since, h.heartbeat_timestamp, h.ctid, h.status::text
         FROM services AS sv
         CROSS JOIN bounds AS b
         CROSS JOIN LATERAL (
@@ -1791,38 +1818,39 @@ BEGIN
             OFFSET 0
         ) AS h
     ), ordered AS (
-        SELECT beats.*,
-               coalesce(lead(beats.at) OVER (PARTITION BY beats.service_name ORDER BY beats.at, beats.written),
+        SELECT beats.*, b.until,
+               coalesce(lead(beats.at) OVER (PARTITION BY beats.service_name, beats.span
+                                             ORDER BY beats.at, beats.written),
                         b.until) AS next_at
-        FROM beats CROSS JOIN bounds AS b
+        FROM beats JOIN bounds AS b ON b.since = beats.span
     ), pieces AS (
-        SELECT o.service_name, o.status, o.at AS starts,
+        SELECT o.service_name, o.span, o.until, o.status, o.at AS starts,
                CASE WHEN pystatus.goes_stale(o.status) THEN least(o.next_at, o.at + o.patience)
                     ELSE o.next_at END AS ends
         FROM ordered AS o
         UNION ALL
-        SELECT o.service_name, 'stale', o.at + o.patience, o.next_at
+        SELECT o.service_name, o.span, o.until, 'stale', o.at + o.patience, o.next_at
         FROM ordered AS o
         WHERE pystatus.goes_stale(o.status) AND o.at + o.patience < o.next_at
     ), clipped AS (
-        SELECT p.service_name, p.status, greatest(p.starts, b.since) AS starts, least(p.ends, b.until) AS ends,
-               p.starts < b.since AS continued
-        FROM pieces AS p CROSS JOIN bounds AS b
-        WHERE least(p.ends, b.until) > greatest(p.starts, b.since)
+        SELECT p.service_name, p.span, p.status, greatest(p.starts, p.span) AS starts,
+               least(p.ends, p.until) AS ends, p.starts < p.span AS continued
+        FROM pieces AS p
+        WHERE least(p.ends, p.until) > greatest(p.starts, p.span)
     ), windows AS (
-        -- What maintenance windows cover, per service (usually nothing): down
-        -- time inside them reads as maintenance.
-        SELECT sv.service_name, range_agg(tstzrange(o.starts, o.ends)) AS covered
+        -- What maintenance windows cover, per service and span (usually
+        -- nothing): down time inside them reads as maintenance.
+        SELECT sv.service_name, b.since AS span, range_agg(tstzrange(o.starts, o.ends)) AS covered
         FROM bounds AS b
         CROSS JOIN LATERAL pystatus.maintenance_occurrences(b.since, b.until) AS o
         JOIN services AS sv ON sv.service_name LIKE o.like_pattern
         WHERE o.kind = 'maintenance'
-        GROUP BY sv.service_name
+        GROUP BY sv.service_name, b.since
     ), marked AS (
-        SELECT c.*, w.covered,
+        SELECT c.service_name, c.status, c.starts, c.ends, c.continued, w.covered,
                w.covered IS NOT NULL AND pystatus.status_category(c.status) = 'down'
                    AND tstzrange(c.starts, c.ends) && w.covered AS in_window
-        FROM clipped AS c LEFT JOIN windows AS w ON w.service_name = c.service_name
+        FROM clipped AS c LEFT JOIN windows AS w ON w.service_name = c.service_name AND w.span = c.span
     )
     SELECT m.service_name, m.status, m.starts, m.ends, m.continued
     FROM marked AS m WHERE NOT m.in_window
@@ -1840,10 +1868,10 @@ END;
 $$;
 
 --
--- Name: FUNCTION _segments(service_name text, since timestamp with time zone, until timestamp with time zone); Type: COMMENT; Schema: pystatus; Owner: -
+-- Name: FUNCTION _segments(service_name text, spans tstzmultirange); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus._segments(service_name text, since timestamp with time zone, until timestamp with time zone) IS 'The query of pystatus.segments(), with its plan kept for the session.';
+COMMENT ON FUNCTION pystatus._segments(service_name text, spans tstzmultirange) IS 'The query of pystatus.segments() over any number of spans (each read as its own window), with its plan kept for the session.';
 
 --
 -- Name: _service_logins_changed(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -2859,11 +2887,30 @@ CREATE FUNCTION pystatus.incidents(service_name text, since timestamp with time 
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    WITH marked AS (
-        SELECT g.*, pystatus.status_category(g.status) = 'down' AS is_down,
-               lag(pystatus.status_category(g.status) = 'down', 1, false)
-                   OVER (PARTITION BY g.service_name ORDER BY g.starts) AS was_down
-        FROM pystatus.segments(incidents.service_name, incidents.since, incidents.until) AS g
+    WITH rolled AS (
+        SELECT r.hours_from, r.hours_to
+        FROM pystatus._rolled_hours(incidents.service_name, incidents.since, incidents.until) AS r
+    ), spans AS (
+        SELECT coalesce(range_agg(s.span), '{}') AS spans
+        FROM (
+            SELECT tstzrange(incidents.since, greatest(incidents.since, r.hours_from)) AS span FROM rolled AS r
+            UNION ALL
+            SELECT tstzrange(r.hours_to, greatest(r.hours_to, incidents.until)) FROM rolled AS r
+            UNION ALL
+            SELECT tstzrange(h.bucket, h.bucket + interval '1 hour')
+            FROM rolled AS r
+            JOIN pystatus.rollup_hourly AS h
+              ON h.bucket >= r.hours_from AND h.bucket < r.hours_to AND h.down_us > 0
+            WHERE incidents.service_name IS NULL OR h.service_name = incidents.service_name
+        ) AS s
+    ), marked AS (
+        SELECT g.service AS service_name, g.status, g.starts, g.ends,
+               pystatus.status_category(g.status) = 'down' AS is_down,
+               -- Down just before, and touching: spans read apart are not one incident.
+               coalesce(lag(CASE WHEN pystatus.status_category(g.status) = 'down' THEN g.ends END)
+                            OVER (PARTITION BY g.service ORDER BY g.starts) = g.starts, false) AS was_down
+        FROM spans AS s
+        CROSS JOIN LATERAL pystatus._segments(incidents.service_name, s.spans) AS g
     ), numbered AS (
         SELECT m.*, count(*) FILTER (WHERE m.is_down AND NOT m.was_down)
                         OVER (PARTITION BY m.service_name ORDER BY m.starts) AS incident
@@ -3644,7 +3691,8 @@ CREATE FUNCTION pystatus.segments(service_name text, since timestamp with time z
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     SELECT g.service, g.status, g.starts, g.ends, g.continued
-    FROM pystatus._segments(segments.service_name, segments.since, segments.until) AS g;
+    FROM pystatus._segments(segments.service_name,
+                            tstzmultirange(tstzrange(segments.since, greatest(segments.since, segments.until)))) AS g;
 $$;
 
 --
@@ -5089,6 +5137,12 @@ REVOKE ALL ON FUNCTION pystatus._role_rights() FROM PUBLIC;
 REVOKE ALL ON FUNCTION pystatus._roll_up(service_name text, since timestamp with time zone, until timestamp with time zone) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _rolled_hours(service_name text, since timestamp with time zone, until timestamp with time zone, OUT hours_from timestamp with time zone, OUT hours_to timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._rolled_hours(service_name text, since timestamp with time zone, until timestamp with time zone, OUT hours_from timestamp with time zone, OUT hours_to timestamp with time zone) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _rollup_buckets(service_name text, since timestamp with time zone, until timestamp with time zone, width interval); Type: ACL; Schema: pystatus; Owner: -
 --
 
@@ -5101,10 +5155,10 @@ REVOKE ALL ON FUNCTION pystatus._rollup_buckets(service_name text, since timesta
 REVOKE ALL ON FUNCTION pystatus._rollups_recomputable_from(service_name text) FROM PUBLIC;
 
 --
--- Name: FUNCTION _segments(service_name text, since timestamp with time zone, until timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
+-- Name: FUNCTION _segments(service_name text, spans tstzmultirange); Type: ACL; Schema: pystatus; Owner: -
 --
 
-REVOKE ALL ON FUNCTION pystatus._segments(service_name text, since timestamp with time zone, until timestamp with time zone) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pystatus._segments(service_name text, spans tstzmultirange) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _service_logins_changed(); Type: ACL; Schema: pystatus; Owner: -

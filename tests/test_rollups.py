@@ -46,6 +46,33 @@ maintenance_windows = st.lists(
 )
 
 
+# pystatus.incidents() as it was before it read rollups: over the segments of
+# every raw row in the window.
+INCIDENTS_FROM_EVERY_ROW = """
+    WITH marked AS (
+        SELECT g.*, pystatus.status_category(g.status) = 'down' AS is_down,
+               lag(pystatus.status_category(g.status) = 'down', 1, false)
+                   OVER (PARTITION BY g.service_name ORDER BY g.starts) AS was_down
+        FROM pystatus.segments(%(service)s, %(since)s, %(until)s) AS g
+    ), numbered AS (
+        SELECT m.*, count(*) FILTER (WHERE m.is_down AND NOT m.was_down)
+                        OVER (PARTITION BY m.service_name ORDER BY m.starts) AS incident
+        FROM marked AS m
+    ), grouped AS (
+        SELECT n.service_name, min(n.starts) AS started, max(n.ends) AS last_end,
+               (array_agg(CASE WHEN n.status = 'stale' THEN 'silence' ELSE 'reported down' END
+                          ORDER BY n.starts))[1] AS cause
+        FROM numbered AS n WHERE n.is_down
+        GROUP BY n.service_name, n.incident
+    )
+    SELECT g.service_name, g.started,
+           CASE WHEN %(until)s >= now() AND g.last_end >= now() THEN NULL ELSE g.last_end END,
+           g.last_end - g.started, g.cause
+    FROM grouped AS g
+    ORDER BY g.service_name, g.started
+"""
+
+
 def reset(db: Conn, rolled_until: datetime) -> None:
     db.execute(
         "TRUNCATE system_status, system_status_history, pystatus.rollup_hourly,"
@@ -131,6 +158,13 @@ def test_rollups_equal_raw_history(
             raw = db.execute(query.format("uptime_raw"), (service, since, until)).fetchall()
             rolled = db.execute(query.format("uptime"), (service, since, until)).fetchall()
             assert rolled == raw, (since, until)
+            # Incidents read raw rows only where rollups saw down time: the same
+            # as from every raw row of the window.
+            guided = db.execute(query.format("incidents"), (service, since, until)).fetchall()
+            every_row = db.execute(
+                INCIDENTS_FROM_EVERY_ROW, {"service": service, "since": since, "until": until}
+            ).fetchall()
+            assert guided == every_row, (since, until)
 
 
 def test_rollups_of_expired_history_are_never_rewritten(db: Conn) -> None:
