@@ -1775,6 +1775,7 @@ COMMENT ON FUNCTION pystatus._rollups_recomputable_from(service_name text) IS 'T
 CREATE FUNCTION pystatus._segments(service_name text, spans tstzmultirange) RETURNS TABLE(service text, status text, starts timestamp with time zone, ends timestamp with time zone, continued boolean)
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET jit TO 'off'
     AS $$
 #variable_conflict use_column
 BEGIN
