@@ -46,6 +46,25 @@ def test_every_heartbeat_leaves_one_history_row_with_the_same_values(db: Conn) -
     assert one(db, "SELECT pystatus.history_default_rows()") == 0
 
 
+def test_created_at_is_set_only_on_rows_written_after_their_time(db: Conn) -> None:
+    pystatus.heartbeat(db, "librarian")
+    pystatus.record_heartbeat(
+        db, "librarian", "down", None, one(db, "SELECT now() - interval '2 hours'")
+    )
+    db.execute("UPDATE system_status SET last_heartbeat = now() - interval '10 minutes'")
+    db.execute("SELECT pystatus.sweep()")
+    rows = db.execute(
+        "SELECT status, created_at IS NULL, created_at > heartbeat_timestamp"
+        " FROM system_status_history WHERE service_name = 'librarian' ORDER BY heartbeat_timestamp"
+    ).fetchall()
+    assert rows == [
+        ("down", False, True),  # backfilled two hours late
+        ("ok", False, True),  # a direct write with a clock ten minutes behind
+        ("stale", False, True),  # the sweeper's row, dated at the deadline
+        ("ok", True, None),  # a heartbeat, written at its time
+    ]
+
+
 def test_heartbeat_through_sql_with_defaults_and_named_arguments(db: Conn) -> None:
     db.execute("SELECT pystatus.heartbeat('a')")
     db.execute("SELECT pystatus.heartbeat(service_name => 'b', current_task => 'x')")
