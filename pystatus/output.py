@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import fields, is_dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import cache
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from rich import box
@@ -115,21 +116,27 @@ def jsonable(value: Any) -> Any:
     """``value`` as JSON types, the same in the CLI's ``--format json`` and the HTTP API:
     dataclasses as objects named by their fields, times as ISO 8601 with their offset,
     durations as seconds, decimals as numbers."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: jsonable(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
+    # The common cases first: the dashboard converts every field of 10,000 rows.
+    if value is None or isinstance(value, str | int | float):  # bool is an int
+        return value
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if is_dataclass(value) and not isinstance(value, type):
+        return {name: jsonable(getattr(value, name)) for name in _field_names(type(value))}
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, timedelta):
         return value.total_seconds()
     if isinstance(value, Decimal):
         return float(value)
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
     return str(value)
+
+
+@cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
 
 
 def write_rows(

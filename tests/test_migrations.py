@@ -26,6 +26,7 @@ ALL = [
     "0003_alerts",
     "0004_ping_tokens",
     "0005_compact_history",
+    "0006_rollup_spans",
 ]
 
 
@@ -306,7 +307,7 @@ def test_compacting_a_history_with_rows_builds_its_index_after_the_transaction(
     empty_dsn: str, cluster: Cluster
 ) -> None:
     migrations.apply(empty_dsn)
-    assert migrations.rollback(empty_dsn) == ["0005_compact_history"]
+    assert migrations.rollback(empty_dsn, count=2) == ["0006_rollup_spans", "0005_compact_history"]
     with psycopg.connect(empty_dsn, autocommit=True) as db:
         for status in ("ok", "down", "ok"):
             pystatus.heartbeat(db, "librarian", status)
@@ -315,7 +316,7 @@ def test_compacting_a_history_with_rows_builds_its_index_after_the_transaction(
     done = migrations.apply(empty_dsn)
 
     # The partition with rows was indexed concurrently, after the migration.
-    assert done.migrations == ["0005_compact_history"]
+    assert done.migrations == ["0005_compact_history", "0006_rollup_spans"]
     assert len(done.indexed) == 1 and "system_status_history_p" in done.indexed[0]
     assert "the history index on 1 partition(s)" in str(done)
     with psycopg.connect(empty_dsn, autocommit=True) as db:

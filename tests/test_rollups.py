@@ -6,6 +6,7 @@ before or after the hours were rolled up), for random windows."""
 from __future__ import annotations
 
 import random
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -76,10 +77,14 @@ INCIDENTS_FROM_EVERY_ROW = """
 def reset(db: Conn, rolled_until: datetime) -> None:
     db.execute(
         "TRUNCATE system_status, system_status_history, pystatus.rollup_hourly,"
-        " pystatus.rollup_daily, pystatus.rollup_dirty, pystatus.service_expectations,"
-        " pystatus.maintenance_windows"
+        " pystatus.rollup_daily, pystatus.rollup_spans, pystatus.rollup_current,"
+        " pystatus.rollup_dirty, pystatus.service_expectations, pystatus.maintenance_windows"
     )
-    db.execute("UPDATE pystatus.rollup_state SET rolled_until = %s", (rolled_until,))
+    db.execute(
+        "UPDATE pystatus.rollup_state SET rolled_until = %(at)s, spans_from = %(at)s,"
+        " current_from = %(at)s, current_until = %(at)s",
+        {"at": rolled_until},
+    )
 
 
 @settings(
@@ -95,6 +100,7 @@ def reset(db: Conn, rolled_until: datetime) -> None:
     windows=st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), min_size=1, max_size=4),
     maintenance=maintenance_windows,
     maintenance_planned_late=st.booleans(),
+    spans_kept_from=st.none() | st.floats(0, 1),
 )
 def test_rollups_equal_raw_history(
     db: Conn,
@@ -105,6 +111,7 @@ def test_rollups_equal_raw_history(
     windows: list[tuple[float, float]],
     maintenance: list[tuple[int, int, bool, bool]],
     maintenance_planned_late: bool,
+    spans_kept_from: float | None,
 ) -> None:
     now = one(db, "SELECT now()")
     if start_at_month_boundary:  # history straddles the start of a month (and a partition)
@@ -126,7 +133,7 @@ def test_rollups_equal_raw_history(
         for gap, status in history:
             at += timedelta(seconds=gap)
             rows.append((service, status, at))
-    rows = [r for r in rows if r[2] < now - timedelta(minutes=10)]
+    rows = [r for r in rows if r[2] < now]
     random.Random(shuffle_seed).shuffle(rows)  # out-of-order backfills
 
     def plan_maintenance() -> None:
@@ -148,23 +155,35 @@ def test_rollups_equal_raw_history(
     if maintenance_planned_late:  # after the hours were rolled up: they are recomputed
         plan_maintenance()
         db.execute("SELECT pystatus.refresh_rollups()")
+    if spans_kept_from is not None:
+        # As after an upgrade: hours rolled up before it have no spans.
+        kept_from = one(
+            db,
+            "SELECT date_bin('1 hour', %s::timestamptz, pystatus._bucket_origin())",
+            (start + (now - start) * spans_kept_from,),
+        )
+        db.execute("DELETE FROM pystatus.rollup_spans WHERE bucket < %s", (kept_from,))
+        db.execute("UPDATE pystatus.rollup_state SET spans_from = %s", (kept_from,))
 
-    span = (now - timedelta(minutes=10)) - (start - timedelta(hours=1))
-    for a, b in windows:
-        since = start - timedelta(hours=1) + span * min(a, b)
-        until = start - timedelta(hours=1) + span * max(a, b)
-        for service in [None, "service-0"]:
-            query = "SELECT * FROM pystatus.{}(%s, %s, %s)"
-            raw = db.execute(query.format("uptime_raw"), (service, since, until)).fetchall()
-            rolled = db.execute(query.format("uptime"), (service, since, until)).fetchall()
-            assert rolled == raw, (since, until)
-            # Incidents read raw rows only where rollups saw down time: the same
-            # as from every raw row of the window.
-            guided = db.execute(query.format("incidents"), (service, since, until)).fetchall()
-            every_row = db.execute(
-                INCIDENTS_FROM_EVERY_ROW, {"service": service, "since": since, "until": until}
-            ).fetchall()
-            assert guided == every_row, (since, until)
+    # Windows up to now and past it: the current hour's rollup is read too.
+    span = (now + timedelta(minutes=10)) - (start - timedelta(hours=1))
+    # One transaction: the same now() for every answer compared.
+    with db.transaction():
+        for a, b in [*windows, (windows[0][0], 1.0)]:  # and one to past now
+            since = start - timedelta(hours=1) + span * min(a, b)
+            until = start - timedelta(hours=1) + span * max(a, b)
+            for service in [None, "service-0"]:
+                query = "SELECT * FROM pystatus.{}(%s, %s, %s)"
+                raw = db.execute(query.format("uptime_raw"), (service, since, until)).fetchall()
+                rolled = db.execute(query.format("uptime"), (service, since, until)).fetchall()
+                assert rolled == raw, (since, until)
+                # Incidents read the rollups' spans, and raw rows only where rollups
+                # hold none: the same as from every raw row of the window.
+                guided = db.execute(query.format("incidents"), (service, since, until)).fetchall()
+                every_row = db.execute(
+                    INCIDENTS_FROM_EVERY_ROW, {"service": service, "since": since, "until": until}
+                ).fetchall()
+                assert guided == every_row, (since, until)
 
 
 def test_rollups_of_expired_history_are_never_rewritten(db: Conn) -> None:
@@ -200,3 +219,72 @@ def test_rollups_of_expired_history_are_never_rewritten(db: Conn) -> None:
     assert [r for r in changed if r[1] >= kept_until] != [
         r for r in before["hourly"] if r[1] >= kept_until
     ]
+
+
+CURRENT = "SELECT service_name, up_us, down_us, maintenance_us FROM pystatus.rollup_current"
+COMPARED = (
+    "SELECT * FROM pystatus.{}(%s, now() - interval '150 minutes', now() + interval '1 hour')"
+)
+
+
+def current_hour_history(db: Conn) -> tuple[datetime, datetime]:
+    """Two services heartbeating through the last three hours, one going down and
+    silent in the last hour; rollups refreshed. Returns what rollup_current holds."""
+    reset(db, one(db, "SELECT date_trunc('hour', now() - interval '4 hours')"))
+    now = one(db, "SELECT now()")
+    for minute in range(180, 0, -1):
+        at = now - timedelta(minutes=minute)
+        pystatus.record_heartbeat(db, "api", "ok", None, at)
+        if minute > 40 or minute < 20:  # twenty minutes of silence
+            pystatus.record_heartbeat(db, "worker", "down" if minute < 50 else "ok", None, at)
+    # In the first minute of an hour's rollup the current hour holds nothing yet.
+    while True:
+        db.execute("SELECT pystatus.refresh_rollups()")
+        held = db.execute(
+            "SELECT current_from, current_until FROM pystatus.rollup_state"
+        ).fetchone()
+        if held[1] > held[0]:
+            return held  # type: ignore[no-any-return]
+        time.sleep(5)
+
+
+def assert_answers_equal_raw_history(db: Conn) -> None:
+    with db.transaction():  # one now() for both
+        for service in (None, "api", "worker"):
+            rolled = db.execute(COMPARED.format("uptime"), (service,)).fetchall()
+            assert rolled == db.execute(COMPARED.format("uptime_raw"), (service,)).fetchall()
+
+
+def test_the_current_hour_rolled_up_minute_by_minute_equals_it_at_once(db: Conn) -> None:
+    current_from, current_until = current_hour_history(db)
+    at_once = db.execute(CURRENT + " ORDER BY 1").fetchall()
+    assert [row[0] for row in at_once] == ["api", "worker"]
+    coverage = (
+        "SELECT current_to"
+        " FROM pystatus._rollup_coverage(NULL, now() - interval '150 minutes', now())"
+    )
+    assert one(db, coverage) == current_until  # the answers read it
+    assert_answers_equal_raw_history(db)
+
+    db.execute("TRUNCATE pystatus.rollup_current")
+    step = current_from
+    while step < current_until:  # as refreshes a few minutes apart build it
+        until = min(step + timedelta(minutes=7), current_until)
+        db.execute("SELECT pystatus._roll_up_current(NULL, %s, %s)", (step, until))
+        step = until
+    assert db.execute(CURRENT + " ORDER BY 1").fetchall() == at_once
+
+
+def test_a_late_row_in_the_current_hour_counts_from_the_next_refresh(db: Conn) -> None:
+    current_from, current_until = current_hour_history(db)
+    before = db.execute(CURRENT + " WHERE service_name = 'api'").fetchone()
+    assert before[2] == 0  # api was never down
+
+    late = current_from + (current_until - current_from) / 2
+    pystatus.record_heartbeat(db, "api", "down", None, late)
+    assert_answers_equal_raw_history(db)  # raw history until the refresh
+    db.execute("SELECT pystatus.refresh_rollups()")
+    after = db.execute(CURRENT + " WHERE service_name = 'api'").fetchone()
+    assert after[2] > 0 and after[1] < before[1]
+    assert_answers_equal_raw_history(db)
+    assert one(db, "SELECT count(*) FROM pystatus.rollup_dirty") == 0

@@ -189,17 +189,57 @@ CREATE TABLE pystatus.rollup_daily (LIKE pystatus.rollup_hourly INCLUDING ALL);
 COMMENT ON TABLE pystatus.rollup_daily IS
     'pystatus.rollup_hourly per UTC day (percentiles computed over the day''s raw rows).';
 
+-- Hours that were not wholly up, drawn out: rollup_hourly's sums say how long
+-- a service was down, in maintenance or without data, these say when. An
+-- incident is read from them, and the part of an hour a window starts inside;
+-- an hour wholly up has no row, and nearly all hours are.
+CREATE TABLE pystatus.rollup_spans (
+    service_name varchar(64) NOT NULL,
+    bucket timestamptz NOT NULL,
+    down tstzmultirange NOT NULL,
+    silent tstzmultirange NOT NULL,
+    maintenance tstzmultirange NOT NULL,
+    no_data tstzmultirange NOT NULL,
+    PRIMARY KEY (service_name, bucket)
+);
+CREATE INDEX rollup_spans_bucket ON pystatus.rollup_spans (bucket);
+COMMENT ON TABLE pystatus.rollup_spans IS
+    'Per service and UTC hour not wholly up: when it was down (silent: the part of down that was '
+    'silence past the deadline), in maintenance, and without data (no heartbeat yet, starting, '
+    'stopping); the rest of the hour was up. Kept with rollup_hourly, from the hour '
+    'rollup_state.spans_from on.';
+
+-- The hour being lived through, so far: what answers over a window ending now
+-- would otherwise read from raw history, up to an hour of every service's rows.
+CREATE TABLE pystatus.rollup_current (
+    service_name varchar(64) PRIMARY KEY,
+    up_us bigint NOT NULL,
+    down_us bigint NOT NULL,
+    maintenance_us bigint NOT NULL
+);
+COMMENT ON TABLE pystatus.rollup_current IS
+    'Per service: microseconds up, down and in maintenance in [rollup_state.current_from, '
+    'rollup_state.current_until), the part of the current hour already rolled up. Extended every '
+    'minute by pystatus.refresh_rollups(), started afresh when the hour is rolled up.';
+
 CREATE TABLE pystatus.rollup_state (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     rolled_until timestamptz NOT NULL,
-    retention interval NOT NULL DEFAULT interval '400 days' CHECK (retention > interval '0')
+    retention interval NOT NULL DEFAULT interval '400 days' CHECK (retention > interval '0'),
+    spans_from timestamptz NOT NULL,
+    current_from timestamptz NOT NULL,
+    current_until timestamptz NOT NULL
 );
 COMMENT ON TABLE pystatus.rollup_state IS
     'rolled_until: rollups hold every hour before it (an hour is rolled up 5 minutes after it '
-    'ends); retention: how long rollups are kept (default 400 days, longer than raw history).';
-INSERT INTO pystatus.rollup_state (rolled_until)
-SELECT date_bin('1 hour', coalesce(min(heartbeat_timestamp), now()), pystatus._bucket_origin())
-FROM public.system_status_history;
+    'ends); retention: how long rollups are kept (default 400 days, longer than raw history); '
+    'spans_from: the first hour with rollup_spans (hours rolled up by versions before 0.3.0 have '
+    'none); current_from, current_until: what rollup_current holds (used while current_from = '
+    'rolled_until).';
+INSERT INTO pystatus.rollup_state (rolled_until, spans_from, current_from, current_until)
+SELECT h.hour, h.hour, h.hour, h.hour
+FROM (SELECT date_bin('1 hour', coalesce(min(heartbeat_timestamp), now()), pystatus._bucket_origin()) AS hour
+      FROM public.system_status_history) AS h;
 
 CREATE TABLE pystatus.rollup_dirty (
     service_name varchar(64) NOT NULL,

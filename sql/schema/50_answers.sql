@@ -54,11 +54,16 @@ COMMENT ON FUNCTION pystatus.set_expectations(text, interval, interval) IS
 ------------------------------------------------------------------------------
 
 CREATE OR REPLACE VIEW pystatus.live_status AS
--- The maintenance windows open now, read once (usually none).
+-- The maintenance windows open now, read once (usually none), and the
+-- services inside them: joined by hash, not looked up row by row.
 WITH windows_now AS MATERIALIZED (
     SELECT o.like_pattern, o.ends
     FROM pystatus.maintenance_occurrences(now(), now() + interval '1 microsecond') AS o
     WHERE o.kind = 'maintenance'
+), in_window AS (
+    SELECT s.service_name, max(w.ends) AS until
+    FROM windows_now AS w JOIN public.system_status AS s ON s.service_name LIKE w.like_pattern
+    GROUP BY s.service_name
 )
 SELECT
     s.service_name,
@@ -67,8 +72,9 @@ SELECT
     s.status AS reported_status,
     s.last_heartbeat,
     -- last_heartbeat is finite (a constraint since 0002_finite_times), so the
-    -- interval is too.
-    extract(epoch FROM now() - s.last_heartbeat)::double precision AS seconds_since,
+    -- interval is too. date_part, not extract: extract's numeric result cost
+    -- half of the view's time at 10,000 services.
+    date_part('epoch', now() - s.last_heartbeat) AS seconds_since,
     s.current_task,
     s.latency_ms,
     d.expected_interval,
@@ -83,8 +89,7 @@ CROSS JOIN LATERAL (SELECT coalesce(e.expected_interval, interval '60 seconds') 
 CROSS JOIN LATERAL (SELECT s.last_heartbeat + d.expected_interval + d.grace AS stale_after) AS x
 CROSS JOIN LATERAL (SELECT CASE WHEN pystatus.goes_stale(s.status) AND now() > x.stale_after
                                 THEN 'stale' ELSE s.status::text END AS status) AS r
-LEFT JOIN LATERAL (SELECT max(w.ends) AS until FROM windows_now AS w
-                   WHERE s.service_name LIKE w.like_pattern) AS m ON true;
+LEFT JOIN in_window AS m ON m.service_name = s.service_name;
 COMMENT ON VIEW pystatus.live_status IS
     'Every service as a dashboard should show it: effective_status is stale once the service '
     'has been silent past stale_after (last_heartbeat + expected_interval + grace), even if it '
@@ -185,9 +190,21 @@ RETURNS TABLE (service text, status text, starts timestamptz, ends timestamptz, 
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 SET jit = off
+SET plan_cache_mode = auto
 AS $$
 #variable_conflict use_column
 BEGIN
+    -- One service over a short time (the edge of an uptime, an incident's
+    -- hours) costs more to plan than to run: planning visits every partition
+    -- of history, 3.5 ms of a 4.5 ms call. Those calls run the session's
+    -- generic plan; the fleet and long reads, which cost more to run and
+    -- run faster on a plan made for their spans, are planned at each call.
+    PERFORM set_config('plan_cache_mode',
+                       CASE WHEN _segments.service_name IS NOT NULL
+                                 AND (SELECT sum(upper(r.span) - lower(r.span)) FROM unnest(_segments.spans) AS r(span))
+                                     <= interval '1 day'
+                            THEN 'force_generic_plan' ELSE 'force_custom_plan' END,
+                       true);
     RETURN QUERY
     WITH services AS (
         SELECT l.service_name::text AS service_name, l.expected_interval + l.grace AS patience
@@ -323,42 +340,131 @@ COMMENT ON FUNCTION pystatus.transitions(text, timestamptz, timestamptz) IS
     'Every status change in [since, until): from (NULL for a service''s first heartbeat), to, at. '
     'Silence past the deadline shows as a change to stale. service_name NULL: every service.';
 
--- Which whole hours of a window the rollups hold: after since's hour, before
--- until's, before rolled_until, and before any late rows waiting for the next
--- refresh (those hours are read from raw history until then). hours_from =
--- hours_to (the window's clipped end) when none.
-CREATE OR REPLACE FUNCTION pystatus._rolled_hours(
-    service_name text, since timestamptz, until timestamptz, OUT hours_from timestamptz, OUT hours_to timestamptz)
+-- Which parts of a window [since, least(until, now())) the rollups hold, in
+-- order (each part may be empty):
+--   [since, edge_from)          raw history
+--   [edge_from, hours_from)     the rest of since's hour: its rollup and spans
+--   [hours_from, hours_to)      whole hours (and days): rollups
+--   [hours_to, current_to)      the current hour so far: rollup_current (times only)
+--   [current_to, until)         raw history
+-- Rollups hold the hours before rolled_until and before the hour of any late
+-- row waiting for the next refresh; spans, the hours from spans_from on.
+CREATE OR REPLACE FUNCTION pystatus._rollup_coverage(
+    service_name text, since timestamptz, until timestamptz,
+    OUT edge_from timestamptz, OUT hours_from timestamptz, OUT hours_to timestamptz,
+    OUT current_to timestamptz)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
     v_origin constant timestamptz := pystatus._bucket_origin();
-    v_until constant timestamptz := greatest(least(_rolled_hours.until, now()), _rolled_hours.since);
+    v_until constant timestamptz := greatest(least(_rollup_coverage.until, now()), _rollup_coverage.since);
+    v_state pystatus.rollup_state;
+    v_dirty timestamptz;
 BEGIN
-    hours_from := date_bin('1 hour', _rolled_hours.since, v_origin);
-    IF hours_from < _rolled_hours.since THEN
+    SELECT * INTO v_state FROM pystatus.rollup_state;
+    SELECT min(d.since) INTO v_dirty FROM pystatus.rollup_dirty AS d
+    WHERE _rollup_coverage.service_name IS NULL OR d.service_name = _rollup_coverage.service_name;
+    hours_from := date_bin('1 hour', _rollup_coverage.since, v_origin);
+    IF hours_from < _rollup_coverage.since THEN
         hours_from := hours_from + interval '1 hour';
     END IF;
-    hours_to := least(date_bin('1 hour', v_until, v_origin),
-                      (SELECT s.rolled_until FROM pystatus.rollup_state AS s),
-                      (SELECT date_bin('1 hour', min(d.since), v_origin) FROM pystatus.rollup_dirty AS d
-                       WHERE _rolled_hours.service_name IS NULL OR d.service_name = _rolled_hours.service_name));
-    IF hours_from >= hours_to THEN
-        hours_from := v_until;
-        hours_to := v_until;
+    hours_to := least(date_bin('1 hour', v_until, v_origin), v_state.rolled_until,
+                      date_bin('1 hour', v_dirty, v_origin));
+    IF hours_from > hours_to THEN  -- no hour's end that rollups hold: all raw
+        edge_from := _rollup_coverage.since;
+        hours_from := _rollup_coverage.since;
+        hours_to := _rollup_coverage.since;
+        current_to := _rollup_coverage.since;
+        RETURN;
     END IF;
+    edge_from := CASE WHEN hours_from - interval '1 hour' >= v_state.spans_from
+                      THEN _rollup_coverage.since ELSE hours_from END;
+    current_to := CASE WHEN hours_to = v_state.rolled_until AND v_state.current_from = v_state.rolled_until
+                            AND v_state.current_until <= v_until
+                            AND (v_dirty IS NULL OR v_dirty >= v_state.current_until)
+                       THEN v_state.current_until ELSE hours_to END;
 END;
 $$;
-COMMENT ON FUNCTION pystatus._rolled_hours(text, timestamptz, timestamptz) IS
-    'The whole hours [hours_from, hours_to) of a window that rollups hold for the service (NULL: '
-    'all); equal ends when none.';
+COMMENT ON FUNCTION pystatus._rollup_coverage(text, timestamptz, timestamptz) IS
+    'Splits a window into what raw history, the spans of since''s hour, whole rolled-up hours and '
+    'the current hour''s rollup hold, for the service (NULL: all): the boundaries, in order.';
 
--- Down time is rare: raw history is read only at the window's edges and in
--- the hours whose rollups saw the service down (a run of such hours is one
--- span), so a month with a few incidents reads a few hours of rows, not 43,200.
--- An incident never crosses a skipped hour, which rollups saw wholly up.
+-- Incidents are read from the rollups' spans; raw history only at the
+-- window's edges and, in hours rolled up before spans were kept, in those
+-- whose rollups saw the service down (an incident never crosses a skipped
+-- hour, which rollups saw wholly up).
+-- PL/pgSQL, as _segments(): a plan per call that knows whether one service or
+-- all are asked for (an SQL function's plan does not, and scans every
+-- service's rollups), and no JIT compilation for the planner's guesses.
+CREATE OR REPLACE FUNCTION pystatus._incidents(service_name text, since timestamptz, until timestamptz)
+RETURNS TABLE (service text, started timestamptz, ended timestamptz, duration interval, cause text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH coverage AS (
+        SELECT c.edge_from, c.hours_from, c.hours_to, s.spans_from
+        FROM pystatus._rollup_coverage(_incidents.service_name, _incidents.since, _incidents.until) AS c
+        CROSS JOIN pystatus.rollup_state AS s
+    ), raw_spans AS (
+        SELECT coalesce(range_agg(r.span), '{}') AS spans
+        FROM (
+            SELECT tstzrange(_incidents.since, c.edge_from) AS span FROM coverage AS c
+            UNION ALL
+            SELECT tstzrange(c.hours_to, greatest(c.hours_to, _incidents.until)) FROM coverage AS c
+            UNION ALL
+            SELECT tstzrange(h.bucket, h.bucket + interval '1 hour')
+            FROM coverage AS c
+            JOIN pystatus.rollup_hourly AS h
+              ON h.bucket >= c.hours_from AND h.bucket < least(c.hours_to, c.spans_from) AND h.down_us > 0
+            WHERE _incidents.service_name IS NULL OR h.service_name = _incidents.service_name
+        ) AS r
+    ), down AS (  -- down time, and the part of it that was silence
+        SELECT g.service AS service_name, tstzrange(g.starts, g.ends) AS down,
+               CASE WHEN g.status = 'stale' THEN tstzrange(g.starts, g.ends) END AS silent
+        FROM raw_spans AS r
+        CROSS JOIN LATERAL pystatus._segments(_incidents.service_name, r.spans) AS g
+        WHERE pystatus.status_category(g.status) = 'down'
+        UNION ALL
+        SELECT sp.service_name::text, d.span, NULL
+        FROM coverage AS c
+        JOIN pystatus.rollup_spans AS sp
+          ON sp.bucket >= greatest(date_bin('1 hour', c.edge_from, pystatus._bucket_origin()), c.spans_from)
+         AND sp.bucket < c.hours_to
+        CROSS JOIN LATERAL unnest(sp.down * tstzmultirange(tstzrange(c.edge_from, c.hours_to))) AS d(span)
+        WHERE _incidents.service_name IS NULL OR sp.service_name = _incidents.service_name
+        UNION ALL
+        SELECT sp.service_name::text, NULL, d.span
+        FROM coverage AS c
+        JOIN pystatus.rollup_spans AS sp
+          ON sp.bucket >= greatest(date_bin('1 hour', c.edge_from, pystatus._bucket_origin()), c.spans_from)
+         AND sp.bucket < c.hours_to
+        CROSS JOIN LATERAL unnest(sp.silent * tstzmultirange(tstzrange(c.edge_from, c.hours_to))) AS d(span)
+        WHERE _incidents.service_name IS NULL OR sp.service_name = _incidents.service_name
+    ), merged AS (  -- touching down times are one incident
+        SELECT d.service_name,
+               range_agg(d.down) FILTER (WHERE d.down IS NOT NULL) AS down,
+               range_agg(d.silent) FILTER (WHERE d.silent IS NOT NULL) AS silent
+        FROM down AS d
+        GROUP BY d.service_name
+    )
+    SELECT m.service_name, lower(i.span),
+           CASE WHEN _incidents.until >= now() AND upper(i.span) >= now() THEN NULL ELSE upper(i.span) END,
+           upper(i.span) - lower(i.span),
+           CASE WHEN coalesce(m.silent @> lower(i.span), false) THEN 'silence' ELSE 'reported down' END
+    FROM merged AS m
+    CROSS JOIN LATERAL unnest(m.down) AS i(span)
+    ORDER BY m.service_name, lower(i.span);
+END;
+$$;
+COMMENT ON FUNCTION pystatus._incidents(text, timestamptz, timestamptz) IS
+    'The query of pystatus.incidents(), with a plan per call.';
+
 CREATE OR REPLACE FUNCTION pystatus.incidents(
     service_name text, since timestamptz, until timestamptz DEFAULT now())
 RETURNS TABLE (service_name text, started timestamptz, ended timestamptz, duration interval, cause text)
@@ -366,46 +472,8 @@ LANGUAGE sql STABLE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH rolled AS (
-        SELECT r.hours_from, r.hours_to
-        FROM pystatus._rolled_hours(incidents.service_name, incidents.since, incidents.until) AS r
-    ), spans AS (
-        SELECT coalesce(range_agg(s.span), '{}') AS spans
-        FROM (
-            SELECT tstzrange(incidents.since, greatest(incidents.since, r.hours_from)) AS span FROM rolled AS r
-            UNION ALL
-            SELECT tstzrange(r.hours_to, greatest(r.hours_to, incidents.until)) FROM rolled AS r
-            UNION ALL
-            SELECT tstzrange(h.bucket, h.bucket + interval '1 hour')
-            FROM rolled AS r
-            JOIN pystatus.rollup_hourly AS h
-              ON h.bucket >= r.hours_from AND h.bucket < r.hours_to AND h.down_us > 0
-            WHERE incidents.service_name IS NULL OR h.service_name = incidents.service_name
-        ) AS s
-    ), marked AS (
-        SELECT g.service AS service_name, g.status, g.starts, g.ends,
-               pystatus.status_category(g.status) = 'down' AS is_down,
-               -- Down just before, and touching: spans read apart are not one incident.
-               coalesce(lag(CASE WHEN pystatus.status_category(g.status) = 'down' THEN g.ends END)
-                            OVER (PARTITION BY g.service ORDER BY g.starts) = g.starts, false) AS was_down
-        FROM spans AS s
-        CROSS JOIN LATERAL pystatus._segments(incidents.service_name, s.spans) AS g
-    ), numbered AS (
-        SELECT m.*, count(*) FILTER (WHERE m.is_down AND NOT m.was_down)
-                        OVER (PARTITION BY m.service_name ORDER BY m.starts) AS incident
-        FROM marked AS m
-    ), grouped AS (
-        SELECT n.service_name, min(n.starts) AS started, max(n.ends) AS last_end,
-               (array_agg(CASE WHEN n.status = 'stale' THEN 'silence' ELSE 'reported down' END
-                          ORDER BY n.starts))[1] AS cause
-        FROM numbered AS n WHERE n.is_down
-        GROUP BY n.service_name, n.incident
-    )
-    SELECT g.service_name, g.started,
-           CASE WHEN incidents.until >= now() AND g.last_end >= now() THEN NULL ELSE g.last_end END,
-           g.last_end - g.started, g.cause
-    FROM grouped AS g
-    ORDER BY g.service_name, g.started;
+    SELECT i.service, i.started, i.ended, i.duration, i.cause
+    FROM pystatus._incidents(incidents.service_name, incidents.since, incidents.until) AS i;
 $$;
 COMMENT ON FUNCTION pystatus.incidents(text, timestamptz, timestamptz) IS
     'Down intervals in [since, until), clipped to it: started, ended (NULL while still down), '
@@ -421,13 +489,13 @@ CREATE OR REPLACE FUNCTION pystatus._compute_uptime(
 RETURNS SETOF pystatus.uptime_report
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
 #variable_conflict use_column
 DECLARE
     v_origin constant timestamptz := pystatus._bucket_origin();
     v_until timestamptz := greatest(least(_compute_uptime.until, now()), _compute_uptime.since);
-    v_hours_from timestamptz;
-    v_hours_to timestamptz;
+    v_cover record;
     v_days_from timestamptz;
     v_days_to timestamptz;
 BEGIN
@@ -435,18 +503,20 @@ BEGIN
         RAISE EXCEPTION 'invalid window [%, %): both ends must be finite', _compute_uptime.since, _compute_uptime.until
             USING ERRCODE = 'PS005';
     END IF;
-    -- Whole rolled-up hours inside the window, and whole days inside those.
-    SELECT r.hours_from, r.hours_to INTO v_hours_from, v_hours_to
-    FROM pystatus._rolled_hours(_compute_uptime.service_name, _compute_uptime.since, _compute_uptime.until) AS r;
-    IF NOT _compute_uptime.use_rollups THEN
-        v_hours_from := v_until;  -- no rollups: all raw
-        v_hours_to := v_until;
+    IF _compute_uptime.use_rollups THEN
+        SELECT * INTO v_cover
+        FROM pystatus._rollup_coverage(_compute_uptime.service_name, _compute_uptime.since, _compute_uptime.until);
+    ELSE  -- all raw
+        SELECT _compute_uptime.since AS edge_from, _compute_uptime.since AS hours_from,
+               _compute_uptime.since AS hours_to, _compute_uptime.since AS current_to
+        INTO v_cover;
     END IF;
-    v_days_from := date_bin('1 day', v_hours_from - interval '1 microsecond', v_origin) + interval '1 day';
-    v_days_to := date_bin('1 day', v_hours_to, v_origin);
+    -- Whole days inside the whole hours: from the daily rollup.
+    v_days_from := date_bin('1 day', v_cover.hours_from - interval '1 microsecond', v_origin) + interval '1 day';
+    v_days_to := date_bin('1 day', v_cover.hours_to, v_origin);
     IF v_days_from >= v_days_to THEN
-        v_days_from := v_hours_to;
-        v_days_to := v_hours_to;
+        v_days_from := v_cover.hours_to;
+        v_days_to := v_cover.hours_to;
     END IF;
 
     RETURN QUERY
@@ -455,23 +525,43 @@ BEGIN
         WHERE _compute_uptime.service_name IS NULL
         UNION ALL
         SELECT _compute_uptime.service_name WHERE _compute_uptime.service_name IS NOT NULL
-    ), raw AS (  -- both edges in one reading of raw history
+    ), raw AS (  -- both raw edges in one reading of raw history
         SELECT g.service AS service_name, pystatus.status_category(g.status) AS category,
                pystatus._microseconds(g.ends - g.starts) AS us
         FROM pystatus._segments(_compute_uptime.service_name,
-                                tstzmultirange(tstzrange(_compute_uptime.since, v_hours_from),
-                                               tstzrange(v_hours_to, v_until))) AS g
+                                tstzmultirange(tstzrange(_compute_uptime.since, v_cover.edge_from),
+                                               tstzrange(v_cover.current_to, v_until))) AS g
+    ), edge AS (
+        -- The rest of since's hour: wholly up without spans, else up but for its spans.
+        SELECT r.service_name::text AS service_name,
+               pystatus._microseconds(v_cover.hours_from - v_cover.edge_from) AS us,
+               coalesce(pystatus._multirange_us(sp.down * w.span), 0) AS down_us,
+               coalesce(pystatus._multirange_us(sp.maintenance * w.span), 0) AS maintenance_us,
+               coalesce(pystatus._multirange_us(sp.no_data * w.span), 0) AS no_data_us
+        FROM (SELECT tstzmultirange(tstzrange(v_cover.edge_from, v_cover.hours_from)) AS span) AS w
+        JOIN pystatus.rollup_hourly AS r ON r.bucket = v_cover.hours_from - interval '1 hour'
+        LEFT JOIN pystatus.rollup_spans AS sp ON sp.service_name = r.service_name AND sp.bucket = r.bucket
+        WHERE v_cover.edge_from < v_cover.hours_from
+          AND (_compute_uptime.service_name IS NULL OR r.service_name = _compute_uptime.service_name)
     ), rolled AS (
         SELECT r.service_name::text AS service_name, r.up_us, r.down_us, r.maintenance_us
         FROM pystatus.rollup_hourly AS r
         WHERE (_compute_uptime.service_name IS NULL OR r.service_name = _compute_uptime.service_name)
-          AND ((r.bucket >= v_hours_from AND r.bucket < v_days_from)
-               OR (r.bucket >= v_days_to AND r.bucket < v_hours_to))
+          AND ((r.bucket >= v_cover.hours_from AND r.bucket < v_days_from)
+               OR (r.bucket >= v_days_to AND r.bucket < v_cover.hours_to))
         UNION ALL
         SELECT r.service_name::text, r.up_us, r.down_us, r.maintenance_us
         FROM pystatus.rollup_daily AS r
         WHERE (_compute_uptime.service_name IS NULL OR r.service_name = _compute_uptime.service_name)
           AND r.bucket >= v_days_from AND r.bucket < v_days_to
+        UNION ALL
+        SELECT c.service_name::text, c.up_us, c.down_us, c.maintenance_us
+        FROM pystatus.rollup_current AS c
+        WHERE v_cover.current_to > v_cover.hours_to
+          AND (_compute_uptime.service_name IS NULL OR c.service_name = _compute_uptime.service_name)
+        UNION ALL
+        SELECT e.service_name, e.us - e.down_us - e.maintenance_us - e.no_data_us, e.down_us, e.maintenance_us
+        FROM edge AS e
         UNION ALL
         SELECT raw.service_name,
                CASE WHEN raw.category = 'up' THEN raw.us ELSE 0 END,
@@ -495,8 +585,9 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION pystatus._compute_uptime(text, timestamptz, timestamptz, boolean) IS
-    'Uptime over [since, least(until, now())), from rollups for the whole hours and days they '
-    'hold and from raw history for the rest (use_rollups), or from raw history only.';
+    'Uptime over [since, least(until, now())), from rollups for what they hold (the spans of '
+    'since''s hour, whole hours and days, the current hour so far) and from raw history for the '
+    'rest (use_rollups), or from raw history only.';
 
 CREATE OR REPLACE FUNCTION pystatus.uptime(service_name text, since timestamptz, until timestamptz DEFAULT now())
 RETURNS SETOF pystatus.uptime_report

@@ -30,59 +30,23 @@ CREATE OR REPLACE TRIGGER system_status_history_late_rows
 COMMENT ON TRIGGER system_status_history_late_rows ON public.system_status_history IS
     'Rows dated further back than _rollup_delay() when written (backfills) mark rollups dirty.';
 
-CREATE OR REPLACE FUNCTION pystatus._rollup_buckets(
-    service_name text, since timestamptz, until timestamptz, width interval)
-RETURNS SETOF pystatus.rollup_hourly
+-- Each segment of [since, until) cut at the hours it crosses.
+CREATE OR REPLACE FUNCTION pystatus._rollup_pieces(service_name text, since timestamptz, until timestamptz)
+RETURNS TABLE (service_name text, bucket timestamptz, status text, piece tstzrange)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH split AS (
-        SELECT g.service_name, b.bucket, pystatus.status_category(g.status) AS category,
-               pystatus._microseconds(least(g.ends, b.bucket + _rollup_buckets.width)
-                                     - greatest(g.starts, b.bucket)) AS us
-        FROM pystatus.segments(_rollup_buckets.service_name, _rollup_buckets.since, _rollup_buckets.until) AS g
-        CROSS JOIN LATERAL generate_series(
-            date_bin(_rollup_buckets.width, g.starts, pystatus._bucket_origin()),
-            g.ends - interval '1 microsecond', _rollup_buckets.width) AS b(bucket)
-    ), times AS (
-        SELECT s.service_name, s.bucket,
-               coalesce(sum(s.us) FILTER (WHERE s.category = 'up'), 0) AS up_us,
-               coalesce(sum(s.us) FILTER (WHERE s.category = 'down'), 0) AS down_us,
-               coalesce(sum(s.us) FILTER (WHERE s.category = 'maintenance'), 0) AS maintenance_us
-        FROM split AS s GROUP BY s.service_name, s.bucket
-    ), beats AS (
-        SELECT sv.service_name::text AS service_name,
-               date_bin(_rollup_buckets.width, h.heartbeat_timestamp, pystatus._bucket_origin()) AS bucket,
-               count(*) FILTER (WHERE h.status <> 'stale') AS heartbeats,
-               count(h.latency_ms) AS latency_count,
-               avg(h.latency_ms) AS latency_avg,
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY h.latency_ms) AS latency_p50,
-               percentile_cont(0.95) WITHIN GROUP (ORDER BY h.latency_ms) AS latency_p95,
-               max(h.latency_ms) AS latency_max
-        FROM public.system_status AS sv
-        CROSS JOIN LATERAL (  -- one index range scan per service (OFFSET 0: not flattened)
-            SELECT h1.heartbeat_timestamp, h1.status, h1.latency_ms
-            FROM public.system_status_history AS h1
-            WHERE h1.service_name = sv.service_name
-              AND pystatus._history_hour(h1.heartbeat_timestamp)
-                  BETWEEN pystatus._history_hour(_rollup_buckets.since) AND pystatus._history_hour(_rollup_buckets.until)
-              AND h1.heartbeat_timestamp >= _rollup_buckets.since
-              AND h1.heartbeat_timestamp < _rollup_buckets.until
-            OFFSET 0
-        ) AS h
-        WHERE _rollup_buckets.service_name IS NULL OR sv.service_name = _rollup_buckets.service_name
-        GROUP BY 1, 2
-    )
-    SELECT coalesce(t.service_name, b.service_name), coalesce(t.bucket, b.bucket),
-           coalesce(t.up_us, 0), coalesce(t.down_us, 0), coalesce(t.maintenance_us, 0),
-           coalesce(b.heartbeats, 0)::integer, coalesce(b.latency_count, 0)::integer,
-           b.latency_avg, b.latency_p50, b.latency_p95, b.latency_max
-    FROM times AS t
-    FULL JOIN beats AS b ON b.service_name = t.service_name AND b.bucket = t.bucket;
+    SELECT g.service, b.bucket, g.status,
+           tstzrange(greatest(g.starts, b.bucket), least(g.ends, b.bucket + interval '1 hour'))
+    FROM pystatus._segments(_rollup_pieces.service_name,
+                            tstzmultirange(tstzrange(_rollup_pieces.since,
+                                                     greatest(_rollup_pieces.since, _rollup_pieces.until)))) AS g
+    CROSS JOIN LATERAL generate_series(date_bin('1 hour', g.starts, pystatus._bucket_origin()),
+                                       g.ends - interval '1 microsecond', interval '1 hour') AS b(bucket);
 $$;
-COMMENT ON FUNCTION pystatus._rollup_buckets(text, timestamptz, timestamptz, interval) IS
-    'Computes rollup rows from raw history for [since, until) in buckets of width (1 hour, 1 day), '
-    'aligned to UTC. service_name NULL: every service.';
+COMMENT ON FUNCTION pystatus._rollup_pieces(text, timestamptz, timestamptz) IS
+    'The segments of [since, until) (service_name NULL: every service), cut at UTC hours: each '
+    'piece with its hour (bucket) and status.';
 
 CREATE OR REPLACE FUNCTION pystatus._roll_up(service_name text, since timestamptz, until timestamptz)
 RETURNS integer
@@ -97,8 +61,64 @@ DECLARE
 BEGIN
     DELETE FROM pystatus.rollup_hourly
     WHERE (_roll_up.service_name IS NULL OR service_name = _roll_up.service_name) AND bucket >= _roll_up.since AND bucket < _roll_up.until;
+    DELETE FROM pystatus.rollup_spans
+    WHERE (_roll_up.service_name IS NULL OR service_name = _roll_up.service_name) AND bucket >= _roll_up.since AND bucket < _roll_up.until;
+    -- The segments are read once, for the times and for the spans of the hours
+    -- not wholly up. Heartbeat counts and latency come from the raw rows.
+    WITH pieces AS MATERIALIZED (
+        SELECT p.service_name, p.bucket, pystatus.status_category(p.status) AS category,
+               p.status = 'stale' AS silent, p.piece,
+               pystatus._microseconds(upper(p.piece) - lower(p.piece)) AS us
+        FROM pystatus._rollup_pieces(_roll_up.service_name, _roll_up.since, _roll_up.until) AS p
+    ), spans AS (
+        INSERT INTO pystatus.rollup_spans (service_name, bucket, down, silent, maintenance, no_data)
+        SELECT p.service_name, p.bucket,
+               coalesce(range_agg(p.piece) FILTER (WHERE p.category = 'down'), '{}'),
+               coalesce(range_agg(p.piece) FILTER (WHERE p.silent), '{}'),
+               coalesce(range_agg(p.piece) FILTER (WHERE p.category = 'maintenance'), '{}'),
+               -- what no segment covers is without data too (before a service's first heartbeat)
+               tstzmultirange(tstzrange(p.bucket, p.bucket + interval '1 hour'))
+                   - coalesce(range_agg(p.piece) FILTER (WHERE p.category <> 'no data'), '{}')
+        FROM pieces AS p
+        GROUP BY p.service_name, p.bucket
+        HAVING coalesce(sum(p.us) FILTER (WHERE p.category = 'up'), 0)
+               < pystatus._microseconds(interval '1 hour')
+    ), times AS (
+        SELECT p.service_name, p.bucket,
+               coalesce(sum(p.us) FILTER (WHERE p.category = 'up'), 0) AS up_us,
+               coalesce(sum(p.us) FILTER (WHERE p.category = 'down'), 0) AS down_us,
+               coalesce(sum(p.us) FILTER (WHERE p.category = 'maintenance'), 0) AS maintenance_us
+        FROM pieces AS p GROUP BY p.service_name, p.bucket
+    ), beats AS (
+        SELECT sv.service_name::text AS service_name,
+               pystatus._history_hour(h.heartbeat_timestamp) AS bucket,
+               count(*) FILTER (WHERE h.status <> 'stale') AS heartbeats,
+               count(h.latency_ms) AS latency_count,
+               avg(h.latency_ms) AS latency_avg,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY h.latency_ms) AS latency_p50,
+               percentile_cont(0.95) WITHIN GROUP (ORDER BY h.latency_ms) AS latency_p95,
+               max(h.latency_ms) AS latency_max
+        FROM public.system_status AS sv
+        CROSS JOIN LATERAL (  -- one index range scan per service (OFFSET 0: not flattened)
+            SELECT h1.heartbeat_timestamp, h1.status, h1.latency_ms
+            FROM public.system_status_history AS h1
+            WHERE h1.service_name = sv.service_name
+              AND pystatus._history_hour(h1.heartbeat_timestamp)
+                  BETWEEN pystatus._history_hour(_roll_up.since) AND pystatus._history_hour(_roll_up.until)
+              AND h1.heartbeat_timestamp >= _roll_up.since
+              AND h1.heartbeat_timestamp < _roll_up.until
+            OFFSET 0
+        ) AS h
+        WHERE _roll_up.service_name IS NULL OR sv.service_name = _roll_up.service_name
+        GROUP BY 1, 2
+    )
     INSERT INTO pystatus.rollup_hourly
-    SELECT * FROM pystatus._rollup_buckets(_roll_up.service_name, _roll_up.since, _roll_up.until, interval '1 hour');
+    SELECT coalesce(t.service_name, b.service_name), coalesce(t.bucket, b.bucket),
+           coalesce(t.up_us, 0), coalesce(t.down_us, 0), coalesce(t.maintenance_us, 0),
+           coalesce(b.heartbeats, 0)::integer, coalesce(b.latency_count, 0)::integer,
+           b.latency_avg, b.latency_p50, b.latency_p95, b.latency_max
+    FROM times AS t
+    FULL JOIN beats AS b ON b.service_name = t.service_name AND b.bucket = t.bucket;
     GET DIAGNOSTICS v_rows = ROW_COUNT;
     -- Whole days that the hours touched and that have ended by until: times and
     -- counts add up from the hours; latency statistics come from the day's raw rows.
@@ -143,8 +163,31 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION pystatus._roll_up(text, timestamptz, timestamptz) IS
-    'Recomputes the hourly rollups in [since, until) and the daily ones of the days that ended in '
-    'it, for one service or (NULL) all. Returns the hourly rows written.';
+    'Recomputes the hourly rollups and spans in [since, until) and the daily rollups of the days '
+    'that ended in it, for one service or (NULL) all. Returns the hourly rows written.';
+
+-- Times add up: the current hour is extended by the minutes since the last
+-- refresh, reading only their rows (and the row in force when they start).
+CREATE OR REPLACE FUNCTION pystatus._roll_up_current(service_name text, since timestamptz, until timestamptz)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO pystatus.rollup_current AS c (service_name, up_us, down_us, maintenance_us)
+    SELECT g.service,
+           coalesce(sum(pystatus._microseconds(g.ends - g.starts)) FILTER (WHERE pystatus.status_category(g.status) = 'up'), 0),
+           coalesce(sum(pystatus._microseconds(g.ends - g.starts)) FILTER (WHERE pystatus.status_category(g.status) = 'down'), 0),
+           coalesce(sum(pystatus._microseconds(g.ends - g.starts)) FILTER (WHERE pystatus.status_category(g.status) = 'maintenance'), 0)
+    FROM pystatus._segments(_roll_up_current.service_name,
+                            tstzmultirange(tstzrange(_roll_up_current.since, _roll_up_current.until))) AS g
+    GROUP BY g.service
+    ON CONFLICT (service_name) DO UPDATE
+    SET up_us = c.up_us + excluded.up_us,
+        down_us = c.down_us + excluded.down_us,
+        maintenance_us = c.maintenance_us + excluded.maintenance_us;
+$$;
+COMMENT ON FUNCTION pystatus._roll_up_current(text, timestamptz, timestamptz) IS
+    'Adds the times of [since, until) to rollup_current, for one service or (NULL) all.';
 
 CREATE OR REPLACE FUNCTION pystatus._refresh_uptime_windows()
 RETURNS void
@@ -177,8 +220,14 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_state pystatus.rollup_state;
-    v_to timestamptz := date_bin('1 hour', now() - pystatus._rollup_delay(), pystatus._bucket_origin());
+    v_origin constant timestamptz := pystatus._bucket_origin();
+    v_to timestamptz := date_bin('1 hour', now() - pystatus._rollup_delay(), v_origin);
+    v_current_to timestamptz := date_bin('1 minute', now() - pystatus._rollup_delay(), v_origin);
+    v_rolled_until timestamptz;
+    v_current_from timestamptz;
+    v_current_until timestamptz;
     v_dirty record;
+    v_current_dirty text[] := '{}';
     v_recomputed integer := 0;
     v_new integer := 0;
 BEGIN
@@ -191,6 +240,9 @@ BEGIN
         RETURN jsonb_build_object('skipped', 'another refresh is running');
     END IF;
     SELECT * INTO v_state FROM pystatus.rollup_state FOR UPDATE;
+    v_rolled_until := v_state.rolled_until;
+    v_current_from := v_state.current_from;
+    v_current_until := v_state.current_until;
     FOR v_dirty IN
         WITH taken AS (DELETE FROM pystatus.rollup_dirty RETURNING service_name, since)
         SELECT service_name, min(since) AS since FROM taken GROUP BY service_name
@@ -198,29 +250,54 @@ BEGIN
         IF v_dirty.since < v_state.rolled_until THEN
             v_recomputed := v_recomputed + pystatus._roll_up(
                 v_dirty.service_name,
-                date_bin('1 hour', v_dirty.since, pystatus._bucket_origin()),
+                date_bin('1 hour', v_dirty.since, v_origin),
                 v_state.rolled_until);
         END IF;
+        -- A late row changes the current hour too when it is older than its
+        -- end: even one from before the hour, as the status in force at its start.
+        IF v_dirty.since < v_state.current_until THEN
+            v_current_dirty := v_current_dirty || v_dirty.service_name::text;
+        END IF;
     END LOOP;
-    IF v_to > v_state.rolled_until THEN
-        v_new := pystatus._roll_up(NULL, v_state.rolled_until, v_to);
-        UPDATE pystatus.rollup_state SET rolled_until = v_to;
+    IF v_to > v_rolled_until THEN
+        v_new := pystatus._roll_up(NULL, v_rolled_until, v_to);
+        v_rolled_until := v_to;
         DELETE FROM pystatus.rollup_hourly WHERE bucket < now() - v_state.retention;
+        DELETE FROM pystatus.rollup_spans WHERE bucket < now() - v_state.retention;
         DELETE FROM pystatus.rollup_daily WHERE bucket < now() - v_state.retention;
     END IF;
+    -- The current hour: started afresh once the hour before is rolled up (or
+    -- rolled_until was moved by hand), else extended from where it stopped.
+    IF v_current_from <> v_rolled_until THEN
+        DELETE FROM pystatus.rollup_current;
+        v_current_from := v_rolled_until;
+        v_current_until := v_rolled_until;
+    ELSIF cardinality(v_current_dirty) > 0 THEN
+        DELETE FROM pystatus.rollup_current WHERE service_name = ANY (v_current_dirty);
+        PERFORM pystatus._roll_up_current(d.service_name, v_current_from, v_current_until)
+        FROM unnest(v_current_dirty) AS d(service_name);
+    END IF;
+    IF v_current_to > v_current_until THEN
+        PERFORM pystatus._roll_up_current(NULL, v_current_until, v_current_to);
+        v_current_until := v_current_to;
+    END IF;
+    UPDATE pystatus.rollup_state
+    SET rolled_until = v_rolled_until, current_from = v_current_from,
+        current_until = v_current_until;
     -- What a Prometheus scrape reads: recomputed here, once, rather than at
     -- every scrape (hundreds of thousands of rollup rows at 10,000 services).
     IF v_new > 0 OR v_recomputed > 0 THEN
         PERFORM pystatus._refresh_uptime_windows();
     END IF;
     RETURN jsonb_build_object('hours_added', v_new, 'hours_recomputed', v_recomputed,
-                              'rolled_until', greatest(v_to, v_state.rolled_until));
+                              'rolled_until', v_rolled_until, 'current_until', v_current_until);
 END;
 $$;
 COMMENT ON FUNCTION pystatus.refresh_rollups() IS
     'Brings the rollups up to date: recomputes services with late rows, adds the hours that '
-    'ended, drops rollups past their retention. Run every minute (pg_cron job pystatus-rollups). '
-    'On a hot standby (a read-only replica) it does nothing and returns '
+    'ended, extends the current hour to the last minute (both 5 minutes behind, so that their '
+    'heartbeats have committed), drops rollups past their retention. Run every minute (pg_cron '
+    'job pystatus-rollups). On a hot standby (a read-only replica) it does nothing and returns '
     '{"skipped": "this server is a replica"}.';
 
 CREATE OR REPLACE FUNCTION pystatus.set_rollup_retention(retention interval)
