@@ -526,6 +526,8 @@ class Bench:
             base = f"http://127.0.0.1:{port}/api"
             for path in [
                 "/status",
+                "/overview",
+                "/incidents",
                 "/uptime?days=30",
                 "/services/svc-1/uptime",
                 "/services/svc-1/days?days=90",

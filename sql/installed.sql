@@ -1529,7 +1529,7 @@ CREATE TABLE pystatus.rollup_state (
 -- Name: TABLE rollup_state; Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON TABLE pystatus.rollup_state IS 'rolled_until: rollups hold every hour before it (an hour is rolled up 5 minutes after it ends); retention: how long rollups are kept (default 400 days, longer than raw history); spans_from: the first hour with rollup_spans (hours rolled up by versions before 0.3.0 have none); current_from, current_until: what rollup_current holds (used while current_from = rolled_until).';
+COMMENT ON TABLE pystatus.rollup_state IS 'rolled_until: rollups hold every hour before it (an hour is rolled up 5 minutes after it ends); retention: how long rollups are kept (default 400 days, longer than raw history); spans_from: the first hour with rollup_spans (-infinity when every rollup has them; on an installation upgraded to 0.3.0, the hours rolled up before have none); current_from, current_until: what rollup_current holds (used while current_from = rolled_until).';
 
 --
 -- Name: uptime_windows; Type: TABLE; Schema: pystatus; Owner: -

@@ -303,6 +303,31 @@ PARTITION_INDEXES = """
 """
 
 
+def test_rollups_made_before_spans_were_kept_are_marked_so(empty_dsn: str) -> None:
+    """Upgrading to 0006: hours already rolled up have no spans, and answers read
+    raw history for them (spans_from); with nothing rolled up yet, every hour has spans."""
+    state = (
+        "SELECT spans_from = rolled_until, spans_from = '-infinity', current_from = rolled_until"
+        " FROM pystatus.rollup_state"
+    )
+    migrations.apply(empty_dsn)
+    with psycopg.connect(empty_dsn, autocommit=True) as db:
+        assert db.execute(state).fetchone() == (False, True, True)  # a fresh install
+    for rolled_up in (True, False):
+        assert migrations.rollback(empty_dsn) == ["0006_rollup_spans"]
+        with psycopg.connect(empty_dsn, autocommit=True) as db:
+            db.execute("TRUNCATE pystatus.rollup_hourly")
+            if rolled_up:
+                db.execute(
+                    "INSERT INTO pystatus.rollup_hourly"
+                    " SELECT 'librarian', rolled_until - interval '1 hour', 3600000000, 0, 0, 60, 0"
+                    " FROM pystatus.rollup_state"
+                )
+        assert migrations.apply(empty_dsn).migrations == ["0006_rollup_spans"]
+        with psycopg.connect(empty_dsn, autocommit=True) as db:
+            assert db.execute(state).fetchone() == (rolled_up, not rolled_up, True)
+
+
 def test_compacting_a_history_with_rows_builds_its_index_after_the_transaction(
     empty_dsn: str, cluster: Cluster
 ) -> None:

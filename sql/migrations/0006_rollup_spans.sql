@@ -40,7 +40,11 @@ ALTER TABLE pystatus.rollup_state
     ADD COLUMN spans_from timestamptz,
     ADD COLUMN current_from timestamptz,
     ADD COLUMN current_until timestamptz;
-UPDATE pystatus.rollup_state SET spans_from = rolled_until, current_from = rolled_until, current_until = rolled_until;
+-- Spans from the next hour rolled up on, unless nothing has been rolled up yet.
+UPDATE pystatus.rollup_state
+SET spans_from = CASE WHEN EXISTS (SELECT FROM pystatus.rollup_hourly) THEN rolled_until ELSE '-infinity' END,
+    current_from = rolled_until,
+    current_until = rolled_until;
 ALTER TABLE pystatus.rollup_state
     ALTER COLUMN spans_from SET NOT NULL,
     ALTER COLUMN current_from SET NOT NULL,
@@ -48,9 +52,9 @@ ALTER TABLE pystatus.rollup_state
 COMMENT ON TABLE pystatus.rollup_state IS
     'rolled_until: rollups hold every hour before it (an hour is rolled up 5 minutes after it '
     'ends); retention: how long rollups are kept (default 400 days, longer than raw history); '
-    'spans_from: the first hour with rollup_spans (hours rolled up by versions before 0.3.0 have '
-    'none); current_from, current_until: what rollup_current holds (used while current_from = '
-    'rolled_until).';
+    'spans_from: the first hour with rollup_spans (-infinity when every rollup has them; on an '
+    'installation upgraded to 0.3.0, the hours rolled up before have none); current_from, '
+    'current_until: what rollup_current holds (used while current_from = rolled_until).';
 
 -- Replaced by _rollup_coverage() (which part of a window rollups hold, now in
 -- five parts) and by _roll_up()'s own query (which writes the spans too).

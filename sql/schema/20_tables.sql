@@ -233,11 +233,11 @@ CREATE TABLE pystatus.rollup_state (
 COMMENT ON TABLE pystatus.rollup_state IS
     'rolled_until: rollups hold every hour before it (an hour is rolled up 5 minutes after it '
     'ends); retention: how long rollups are kept (default 400 days, longer than raw history); '
-    'spans_from: the first hour with rollup_spans (hours rolled up by versions before 0.3.0 have '
-    'none); current_from, current_until: what rollup_current holds (used while current_from = '
-    'rolled_until).';
+    'spans_from: the first hour with rollup_spans (-infinity when every rollup has them; on an '
+    'installation upgraded to 0.3.0, the hours rolled up before have none); current_from, '
+    'current_until: what rollup_current holds (used while current_from = rolled_until).';
 INSERT INTO pystatus.rollup_state (rolled_until, spans_from, current_from, current_until)
-SELECT h.hour, h.hour, h.hour, h.hour
+SELECT h.hour, '-infinity', h.hour, h.hour
 FROM (SELECT date_bin('1 hour', coalesce(min(heartbeat_timestamp), now()), pystatus._bucket_origin()) AS hour
       FROM public.system_status_history) AS h;
 
