@@ -290,18 +290,32 @@ class Bench:
     def batched_heartbeats(self) -> None:
         print("2. Batched heartbeats", flush=True)
         s = self.sizes
+        # Each client its own services, as collectors of a fleet send them; and
+        # both the same ones, where each call waits for the other's row locks.
+        own = (
+            f"SELECT pystatus.heartbeat_many(array(SELECT 'svc-' || (:client_id * {s.batch} + i)"
+            f" FROM generate_series(0, {s.batch - 1}) AS i), array_fill('ok'::text, ARRAY[{s.batch}]));\n"
+        )
         names = ",".join(f"svc-{i}" for i in range(s.batch))
-        script = (
+        same = (
             f"SELECT pystatus.heartbeat_many('{{{names}}}'::text[], "
             f"array_fill('ok'::text, ARRAY[{s.batch}]));\n"
         )
-        rates = [self.pgbench(script, 2, s.seconds)["tps"] * s.batch for _ in range(s.runs)]
-        best = statistics.median(rates)
+        rates: dict[str, list[float]] = {"own": [], "same": []}
+        for _ in range(s.runs):  # interleaved
+            for name, script in (("own", own), ("same", same)):
+                rates[name].append(self.pgbench(script, 2, s.seconds)["tps"] * s.batch)
+        best = statistics.median(rates["own"])
         self.results.add(
             "2. batched heartbeats",
-            f"heartbeat_many, {s.batch} per call, 2 clients (heartbeats/s)",
-            spread(rates),
+            f"heartbeat_many, {s.batch} per call, 2 clients each with its own services (heartbeats/s)",
+            spread(rates["own"]),
             f"≥ 60,000/s: {verdict(best >= 60000)}",
+        )
+        self.results.add(
+            "2. batched heartbeats",
+            f"… 2 clients sending the same {s.batch} services (heartbeats/s)",
+            spread(rates["same"]),
         )
 
     def python_overhead(self) -> None:
@@ -452,6 +466,9 @@ class Bench:
             f"{time.perf_counter() - start:,.1f}",
         )
         window = f"now() - interval '{s.days} days'"
+        # pg_cron refreshes the rollups every minute; this cluster has no pg_cron,
+        # and loading took minutes: refresh them as the job would have.
+        self.sql("SELECT pystatus.refresh_rollups()")
         rolled_by_name: dict[str, list[float]] = {}
         queries = {
             "one service": f"SELECT * FROM pystatus.uptime{{}}('svc-1', {window})",
@@ -477,7 +494,9 @@ class Bench:
                 f"{spread(raw, '{:,.0f}')} — rollups {speedup:,.0f}× faster",
                 f"≥ 100× (fleet): {verdict(speedup >= 100)}" if name == "fleet" else "",
             )
+        self.sql("SELECT pystatus.refresh_rollups()")
         self.dashboard_api()
+        self.sql("SELECT pystatus.refresh_rollups()")
         incidents = self.timed(
             lambda: self.sql(f"SELECT * FROM pystatus.incidents('svc-1', {window})")
         )

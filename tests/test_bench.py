@@ -32,7 +32,9 @@ def test_benchmark_harness_runs_every_scenario() -> None:
         assert heading in out
     for figure in [
         r"trigger path / one statement, 1 clients: [\d.]+\u00d7",
-        r"heartbeat_many, \d+ per call, 2 clients \(heartbeats/s\): [\d,]+",
+        r"heartbeat_many, \d+ per call, 2 clients each with its own services"
+        r" \(heartbeats/s\): [\d,]+",
+        r"2 clients sending the same \d+ services \(heartbeats/s\): [\d,]+",
         r"live_status, 100 services, in the database \(ms\): [\d.]+",
         r"fleet, 2 days, from rollups \(ms\): [\d.,]+",
         r"bytes per history row, indexes included: \d+",

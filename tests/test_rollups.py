@@ -288,3 +288,25 @@ def test_a_late_row_in_the_current_hour_counts_from_the_next_refresh(db: Conn) -
     assert after[2] > 0 and after[1] < before[1]
     assert_answers_equal_raw_history(db)
     assert one(db, "SELECT count(*) FROM pystatus.rollup_dirty") == 0
+
+
+def test_recent_incidents_read_one_by_one_or_the_whole_fleet_alike(db: Conn) -> None:
+    reset(db, one(db, "SELECT date_trunc('hour', now() - interval '4 hours')"))
+    record = (
+        "SELECT pystatus.record_heartbeat('svc-' || i,"
+        " CASE WHEN i < %s AND m BETWEEN 30 AND 35 THEN 'down' ELSE 'ok' END,"
+        " NULL, now() - m * interval '1 minute')"
+        " FROM generate_series(0, 39) AS i, generate_series(1, 180) AS m"
+    )
+    since = one(db, "SELECT now() - interval '1 day'")
+    every = (
+        "SELECT service_name, started, ended, duration, cause"
+        " FROM pystatus.incidents(NULL, %s) ORDER BY started DESC, service_name"
+    )
+    for down in (1, 10):  # one service of 40 down: read alone; ten: the fleet at once
+        db.execute(record, (down,))
+        db.execute("SELECT pystatus.refresh_rollups()")
+        with db.transaction():
+            recent = db.execute("SELECT * FROM pystatus.recent_incidents(%s)", (since,)).fetchall()
+            assert recent == db.execute(every, (since,)).fetchall()
+        assert len({row[0] for row in recent}) == down
