@@ -61,8 +61,8 @@ DECLARE
     v_candidates text[];
 BEGIN
     -- The services that had down time: known from the rollups for the hours
-    -- they hold, and for the rest from the status changes recorded since, late
-    -- rows waiting for a refresh, and now.
+    -- they hold (the current one so far too), and for the rest from the status
+    -- changes recorded since, late rows waiting for a refresh, and now.
     SELECT array_agg(c.service_name) INTO v_candidates
     FROM (
         SELECT r.service_name::text AS service_name FROM pystatus.rollup_daily AS r
@@ -75,6 +75,8 @@ BEGIN
                   (SELECT date_bin('1 day', s.rolled_until, pystatus._bucket_origin()) - interval '1 day'
                    FROM pystatus.rollup_state AS s))
           AND r.down_us > 0
+        UNION
+        SELECT c.service_name FROM pystatus.rollup_current AS c WHERE c.down_us > 0
         UNION
         SELECT e.service_name FROM pystatus.status_events AS e
         WHERE e.recorded_at >= (SELECT s.rolled_until - interval '1 hour' FROM pystatus.rollup_state AS s)

@@ -63,32 +63,35 @@ BEGIN
     WHERE (_roll_up.service_name IS NULL OR service_name = _roll_up.service_name) AND bucket >= _roll_up.since AND bucket < _roll_up.until;
     DELETE FROM pystatus.rollup_spans
     WHERE (_roll_up.service_name IS NULL OR service_name = _roll_up.service_name) AND bucket >= _roll_up.since AND bucket < _roll_up.until;
-    -- The segments are read once, for the times and for the spans of the hours
-    -- not wholly up. Heartbeat counts and latency come from the raw rows.
-    WITH pieces AS MATERIALIZED (
-        SELECT p.service_name, p.bucket, pystatus.status_category(p.status) AS category,
-               p.status = 'stale' AS silent, p.piece,
-               pystatus._microseconds(upper(p.piece) - lower(p.piece)) AS us
-        FROM pystatus._rollup_pieces(_roll_up.service_name, _roll_up.since, _roll_up.until) AS p
-    ), spans AS (
-        INSERT INTO pystatus.rollup_spans (service_name, bucket, down, silent, maintenance, no_data)
-        SELECT p.service_name, p.bucket,
-               coalesce(range_agg(p.piece) FILTER (WHERE p.category = 'down'), '{}'),
-               coalesce(range_agg(p.piece) FILTER (WHERE p.silent), '{}'),
-               coalesce(range_agg(p.piece) FILTER (WHERE p.category = 'maintenance'), '{}'),
-               -- what no segment covers is without data too (before a service's first heartbeat)
-               tstzmultirange(tstzrange(p.bucket, p.bucket + interval '1 hour'))
-                   - coalesce(range_agg(p.piece) FILTER (WHERE p.category <> 'no data'), '{}')
-        FROM pieces AS p
-        GROUP BY p.service_name, p.bucket
-        HAVING coalesce(sum(p.us) FILTER (WHERE p.category = 'up'), 0)
-               < pystatus._microseconds(interval '1 hour')
-    ), times AS (
+    -- The segments are read once and grouped once by service and hour, for the
+    -- times and for the spans of the hours not wholly up (the spans of an hour
+    -- are gathered from its few pieces that were not up; the pieces of one
+    -- reading are contiguous, so what they leave of the hour is at its ends).
+    -- Heartbeat counts and latency come from the raw rows.
+    WITH hours AS MATERIALIZED (
         SELECT p.service_name, p.bucket,
                coalesce(sum(p.us) FILTER (WHERE p.category = 'up'), 0) AS up_us,
                coalesce(sum(p.us) FILTER (WHERE p.category = 'down'), 0) AS down_us,
-               coalesce(sum(p.us) FILTER (WHERE p.category = 'maintenance'), 0) AS maintenance_us
-        FROM pieces AS p GROUP BY p.service_name, p.bucket
+               coalesce(sum(p.us) FILTER (WHERE p.category = 'maintenance'), 0) AS maintenance_us,
+               range_agg(p.piece) FILTER (WHERE p.category = 'down') AS down,
+               range_agg(p.piece) FILTER (WHERE p.status = 'stale') AS silent,
+               range_agg(p.piece) FILTER (WHERE p.category = 'maintenance') AS maintenance,
+               range_agg(p.piece) FILTER (WHERE p.category = 'no data') AS no_data,
+               tstzrange(min(lower(p.piece)), max(upper(p.piece))) AS covered
+        FROM (SELECT r.service_name, r.bucket, r.status, r.piece,
+                     pystatus.status_category(r.status) AS category,
+                     pystatus._microseconds(upper(r.piece) - lower(r.piece)) AS us
+              FROM pystatus._rollup_pieces(_roll_up.service_name, _roll_up.since, _roll_up.until) AS r) AS p
+        GROUP BY p.service_name, p.bucket
+    ), spans AS (
+        INSERT INTO pystatus.rollup_spans (service_name, bucket, down, silent, maintenance, no_data)
+        SELECT h.service_name, h.bucket, coalesce(h.down, '{}'), coalesce(h.silent, '{}'),
+               coalesce(h.maintenance, '{}'),
+               coalesce(h.no_data, '{}')
+                   + (tstzmultirange(tstzrange(h.bucket, h.bucket + interval '1 hour'))
+                      - tstzmultirange(h.covered))
+        FROM hours AS h
+        WHERE h.up_us < pystatus._microseconds(interval '1 hour')
     ), beats AS (
         SELECT sv.service_name::text AS service_name,
                pystatus._history_hour(h.heartbeat_timestamp) AS bucket,
@@ -117,7 +120,7 @@ BEGIN
            coalesce(t.up_us, 0), coalesce(t.down_us, 0), coalesce(t.maintenance_us, 0),
            coalesce(b.heartbeats, 0)::integer, coalesce(b.latency_count, 0)::integer,
            b.latency_avg, b.latency_p50, b.latency_p95, b.latency_max
-    FROM times AS t
+    FROM hours AS t
     FULL JOIN beats AS b ON b.service_name = t.service_name AND b.bucket = t.bucket;
     GET DIAGNOSTICS v_rows = ROW_COUNT;
     -- Whole days that the hours touched and that have ended by until: times and
