@@ -72,8 +72,7 @@ SELECT
     s.status AS reported_status,
     s.last_heartbeat,
     -- last_heartbeat is finite (a constraint since 0002_finite_times), so the
-    -- interval is too. date_part, not extract: extract's numeric result cost
-    -- half of the view's time at 10,000 services.
+    -- interval is too. date_part, not extract, which computes a numeric first.
     date_part('epoch', now() - s.last_heartbeat) AS seconds_since,
     s.current_task,
     s.latency_ms,
