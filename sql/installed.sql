@@ -951,32 +951,23 @@ BEGIN
               ON h.bucket >= c.hours_from AND h.bucket < least(c.hours_to, c.spans_from) AND h.down_us > 0
             WHERE _incidents.service_name IS NULL OR h.service_name = _incidents.service_name
         ) AS r
-    ), down AS (  -- down time, and the part of it that was silence
-        SELECT g.service AS service_name, tstzrange(g.starts, g.ends) AS down,
-               CASE WHEN g.status = 'stale' THEN tstzrange(g.starts, g.ends) END AS silent
+    ), down AS (  -- down time, and the part of it that was silence, as multiranges
+        SELECT g.service AS service_name, tstzmultirange(tstzrange(g.starts, g.ends)) AS down,
+               CASE WHEN g.status = 'stale' THEN tstzmultirange(tstzrange(g.starts, g.ends))
+                    ELSE '{}' END AS silent
         FROM raw_spans AS r
         CROSS JOIN LATERAL pystatus._segments(_incidents.service_name, r.spans) AS g
         WHERE pystatus.status_category(g.status) = 'down'
         UNION ALL
-        SELECT sp.service_name::text, d.span, NULL
+        SELECT sp.service_name::text, sp.down * w.span, sp.silent * w.span
         FROM coverage AS c
+        CROSS JOIN LATERAL (SELECT tstzmultirange(tstzrange(c.edge_from, c.hours_to)) AS span) AS w
         JOIN pystatus.rollup_spans AS sp
           ON sp.bucket >= greatest(date_bin('1 hour', c.edge_from, pystatus._bucket_origin()), c.spans_from)
          AND sp.bucket < c.hours_to
-        CROSS JOIN LATERAL unnest(sp.down * tstzmultirange(tstzrange(c.edge_from, c.hours_to))) AS d(span)
-        WHERE _incidents.service_name IS NULL OR sp.service_name = _incidents.service_name
-        UNION ALL
-        SELECT sp.service_name::text, NULL, d.span
-        FROM coverage AS c
-        JOIN pystatus.rollup_spans AS sp
-          ON sp.bucket >= greatest(date_bin('1 hour', c.edge_from, pystatus._bucket_origin()), c.spans_from)
-         AND sp.bucket < c.hours_to
-        CROSS JOIN LATERAL unnest(sp.silent * tstzmultirange(tstzrange(c.edge_from, c.hours_to))) AS d(span)
         WHERE _incidents.service_name IS NULL OR sp.service_name = _incidents.service_name
     ), merged AS (  -- touching down times are one incident
-        SELECT d.service_name,
-               range_agg(d.down) FILTER (WHERE d.down IS NOT NULL) AS down,
-               range_agg(d.silent) FILTER (WHERE d.silent IS NOT NULL) AS silent
+        SELECT d.service_name, range_agg(d.down) AS down, range_agg(d.silent) AS silent
         FROM down AS d
         GROUP BY d.service_name
     )
@@ -3499,20 +3490,15 @@ BEGIN
            OR pystatus.status_category(l.effective_status) = 'down'
     ) AS c;
     -- One reading of the whole fleet costs about as much as twenty services
-    -- read one by one (each reads its window's raw edges): past that, read all once.
-    IF cardinality(v_candidates) * 20 > (SELECT count(*) FROM public.system_status) THEN
-        RETURN QUERY
-        SELECT i.service, i.started, i.ended, i.duration, i.cause
-        FROM pystatus._incidents(NULL, recent_incidents.since, now()) AS i
-        WHERE i.service = ANY (v_candidates)
-        ORDER BY i.started DESC, i.service;
-    ELSE
-        RETURN QUERY
-        SELECT i.service, i.started, i.ended, i.duration, i.cause
-        FROM unnest(v_candidates) AS c(service_name)
-        CROSS JOIN LATERAL pystatus._incidents(c.service_name, recent_incidents.since, now()) AS i
-        ORDER BY i.started DESC, i.service;
-    END IF;
+    -- read one by one (each reads its window's raw edges): past that, read all
+    -- once (a NULL service) and keep the candidates.
+    RETURN QUERY
+    SELECT i.service, i.started, i.ended, i.duration, i.cause
+    FROM unnest(CASE WHEN cardinality(v_candidates) * 20 > (SELECT count(*) FROM public.system_status)
+                     THEN ARRAY[NULL::text] ELSE v_candidates END) AS c(service_name)
+    CROSS JOIN LATERAL pystatus._incidents(c.service_name, recent_incidents.since, now()) AS i
+    WHERE i.service = ANY (v_candidates)
+    ORDER BY i.started DESC, i.service;
 END;
 $$;
 
