@@ -27,6 +27,7 @@ ALL = [
     "0004_ping_tokens",
     "0005_compact_history",
     "0006_rollup_spans",
+    "0007_current_hour_spans",
 ]
 
 
@@ -314,7 +315,10 @@ def test_rollups_made_before_spans_were_kept_are_marked_so(empty_dsn: str) -> No
     with psycopg.connect(empty_dsn, autocommit=True) as db:
         assert db.execute(state).fetchone() == (False, True, True)  # a fresh install
     for rolled_up in (True, False):
-        assert migrations.rollback(empty_dsn) == ["0006_rollup_spans"]
+        assert migrations.rollback(empty_dsn, count=2) == [
+            "0007_current_hour_spans",
+            "0006_rollup_spans",
+        ]
         with psycopg.connect(empty_dsn, autocommit=True) as db:
             db.execute("TRUNCATE pystatus.rollup_hourly")
             if rolled_up:
@@ -323,16 +327,45 @@ def test_rollups_made_before_spans_were_kept_are_marked_so(empty_dsn: str) -> No
                     " SELECT 'librarian', rolled_until - interval '1 hour', 3600000000, 0, 0, 60, 0"
                     " FROM pystatus.rollup_state"
                 )
-        assert migrations.apply(empty_dsn).migrations == ["0006_rollup_spans"]
+        assert migrations.apply(empty_dsn).migrations == [
+            "0006_rollup_spans",
+            "0007_current_hour_spans",
+        ]
         with psycopg.connect(empty_dsn, autocommit=True) as db:
             assert db.execute(state).fetchone() == (rolled_up, not rolled_up, True)
+
+
+def test_the_current_hour_is_rolled_up_again_with_its_spans_after_0007(empty_dsn: str) -> None:
+    """Upgrading to 0007: the current hour's rollup, kept without spans, is
+    started afresh, and the next refresh rolls it up again with them."""
+    migrations.apply(empty_dsn)
+    assert migrations.rollback(empty_dsn) == ["0007_current_hour_spans"]
+    with psycopg.connect(empty_dsn, autocommit=True) as db:
+        # An hour half lived: rolled up so far as 0006 did (times only).
+        db.execute(
+            "UPDATE pystatus.rollup_state SET rolled_until = date_trunc('hour', now()),"
+            " current_from = date_trunc('hour', now()), current_until = now()"
+        )
+        db.execute("INSERT INTO pystatus.rollup_current VALUES ('librarian', 0, 60000000, 0)")
+    assert migrations.apply(empty_dsn).migrations == ["0007_current_hour_spans"]
+    with psycopg.connect(empty_dsn, autocommit=True) as db:
+        assert one(db, "SELECT count(*) FROM pystatus.rollup_current") == 0
+        assert one(
+            db,
+            "SELECT current_from = rolled_until AND current_until = rolled_until"
+            " FROM pystatus.rollup_state",
+        )
 
 
 def test_compacting_a_history_with_rows_builds_its_index_after_the_transaction(
     empty_dsn: str, cluster: Cluster
 ) -> None:
     migrations.apply(empty_dsn)
-    assert migrations.rollback(empty_dsn, count=2) == ["0006_rollup_spans", "0005_compact_history"]
+    assert migrations.rollback(empty_dsn, count=3) == [
+        "0007_current_hour_spans",
+        "0006_rollup_spans",
+        "0005_compact_history",
+    ]
     with psycopg.connect(empty_dsn, autocommit=True) as db:
         for status in ("ok", "down", "ok"):
             pystatus.heartbeat(db, "librarian", status)
@@ -341,7 +374,11 @@ def test_compacting_a_history_with_rows_builds_its_index_after_the_transaction(
     done = migrations.apply(empty_dsn)
 
     # The partition with rows was indexed concurrently, after the migration.
-    assert done.migrations == ["0005_compact_history", "0006_rollup_spans"]
+    assert done.migrations == [
+        "0005_compact_history",
+        "0006_rollup_spans",
+        "0007_current_hour_spans",
+    ]
     assert len(done.indexed) == 1 and "system_status_history_p" in done.indexed[0]
     assert "the history index on 1 partition(s)" in str(done)
     with psycopg.connect(empty_dsn, autocommit=True) as db:

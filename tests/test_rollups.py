@@ -221,7 +221,10 @@ def test_rollups_of_expired_history_are_never_rewritten(db: Conn) -> None:
     ]
 
 
-CURRENT = "SELECT service_name, up_us, down_us, maintenance_us FROM pystatus.rollup_current"
+CURRENT = (
+    "SELECT service_name, up_us, down_us, maintenance_us, down, silent, last_at, last_status"
+    " FROM pystatus.rollup_current"
+)
 COMPARED = (
     "SELECT * FROM pystatus.{}(%s, now() - interval '150 minutes', now() + interval '1 hour')"
 )
@@ -250,15 +253,29 @@ def current_hour_history(db: Conn) -> tuple[datetime, datetime]:
 
 def assert_answers_equal_raw_history(db: Conn) -> None:
     with db.transaction():  # one now() for both
+        since, until = db.execute(
+            "SELECT now() - interval '150 minutes', now() + interval '1 hour'"
+        ).fetchone()
         for service in (None, "api", "worker"):
             rolled = db.execute(COMPARED.format("uptime"), (service,)).fetchall()
             assert rolled == db.execute(COMPARED.format("uptime_raw"), (service,)).fetchall()
+            incidents = db.execute(COMPARED.format("incidents"), (service,)).fetchall()
+            every_row = {"service": service, "since": since, "until": until}
+            assert incidents == db.execute(INCIDENTS_FROM_EVERY_ROW, every_row).fetchall()
 
 
 def test_the_current_hour_rolled_up_minute_by_minute_equals_it_at_once(db: Conn) -> None:
     current_from, current_until = current_hour_history(db)
     at_once = db.execute(CURRENT + " ORDER BY 1").fetchall()
     assert [row[0] for row in at_once] == ["api", "worker"]
+    # Each keeps its newest row, where the answers' raw reading after it starts.
+    newest = (
+        "SELECT heartbeat_timestamp, status FROM system_status_history"
+        " WHERE service_name = %s AND heartbeat_timestamp < %s"
+        " ORDER BY heartbeat_timestamp DESC LIMIT 1"
+    )
+    for row in at_once:
+        assert row[6:] == db.execute(newest, (row[0], current_until)).fetchone()
     coverage = (
         "SELECT current_to"
         " FROM pystatus._rollup_coverage(NULL, now() - interval '150 minutes', now())"

@@ -210,17 +210,25 @@ COMMENT ON TABLE pystatus.rollup_spans IS
     'rollup_state.spans_from on.';
 
 -- The hour being lived through, so far: what answers over a window ending now
--- would otherwise read from raw history, up to an hour of every service's rows.
+-- would otherwise read from raw history, up to an hour of every service's rows,
+-- and the row a raw reading after it starts from.
 CREATE TABLE pystatus.rollup_current (
     service_name varchar(64) PRIMARY KEY,
     up_us bigint NOT NULL,
     down_us bigint NOT NULL,
-    maintenance_us bigint NOT NULL
+    maintenance_us bigint NOT NULL,
+    down tstzmultirange NOT NULL DEFAULT '{}',
+    silent tstzmultirange NOT NULL DEFAULT '{}',
+    last_at timestamptz,
+    last_status varchar(16)
 );
 COMMENT ON TABLE pystatus.rollup_current IS
-    'Per service: microseconds up, down and in maintenance in [rollup_state.current_from, '
-    'rollup_state.current_until), the part of the current hour already rolled up. Extended every '
-    'minute by pystatus.refresh_rollups(), started afresh when the hour is rolled up.';
+    'Per service, for [rollup_state.current_from, rollup_state.current_until), the part of the '
+    'current hour already rolled up: microseconds up, down and in maintenance; when it was down '
+    '(silent: the part of down that was silence past the deadline); and the newest history row '
+    'dated in it (last_at, last_status; NULL when there is none), the row in force at '
+    'current_until. Extended every minute by pystatus.refresh_rollups(), started afresh when the '
+    'hour is rolled up.';
 
 CREATE TABLE pystatus.rollup_state (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),

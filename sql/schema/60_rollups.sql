@@ -169,28 +169,56 @@ COMMENT ON FUNCTION pystatus._roll_up(text, timestamptz, timestamptz) IS
     'Recomputes the hourly rollups and spans in [since, until) and the daily rollups of the days '
     'that ended in it, for one service or (NULL) all. Returns the hourly rows written.';
 
--- Times add up: the current hour is extended by the minutes since the last
--- refresh, reading only their rows (and the row in force when they start).
+-- Times and spans add up: the current hour is extended by the minutes since
+-- the last refresh, reading only their rows (from the row in force when they
+-- start, which the last extension kept).
 CREATE OR REPLACE FUNCTION pystatus._roll_up_current(service_name text, since timestamptz, until timestamptz)
 RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
-    INSERT INTO pystatus.rollup_current AS c (service_name, up_us, down_us, maintenance_us)
-    SELECT g.service,
-           coalesce(sum(pystatus._microseconds(g.ends - g.starts)) FILTER (WHERE pystatus.status_category(g.status) = 'up'), 0),
-           coalesce(sum(pystatus._microseconds(g.ends - g.starts)) FILTER (WHERE pystatus.status_category(g.status) = 'down'), 0),
-           coalesce(sum(pystatus._microseconds(g.ends - g.starts)) FILTER (WHERE pystatus.status_category(g.status) = 'maintenance'), 0)
-    FROM pystatus._segments(_roll_up_current.service_name,
-                            tstzmultirange(tstzrange(_roll_up_current.since, _roll_up_current.until))) AS g
-    GROUP BY g.service
+    INSERT INTO pystatus.rollup_current AS c
+        (service_name, up_us, down_us, maintenance_us, down, silent, last_at, last_status)
+    SELECT t.service, t.up_us, t.down_us, t.maintenance_us, t.down, t.silent,
+           l.heartbeat_timestamp, l.status
+    FROM (
+        SELECT g.service,
+               coalesce(sum(g.us) FILTER (WHERE g.category = 'up'), 0) AS up_us,
+               coalesce(sum(g.us) FILTER (WHERE g.category = 'down'), 0) AS down_us,
+               coalesce(sum(g.us) FILTER (WHERE g.category = 'maintenance'), 0) AS maintenance_us,
+               coalesce(range_agg(g.piece) FILTER (WHERE g.category = 'down'), '{}') AS down,
+               coalesce(range_agg(g.piece) FILTER (WHERE g.status = 'stale'), '{}') AS silent
+        FROM (SELECT s.service, s.status, pystatus.status_category(s.status) AS category,
+                     pystatus._microseconds(s.ends - s.starts) AS us, tstzrange(s.starts, s.ends) AS piece
+              FROM pystatus._segments(_roll_up_current.service_name,
+                                      tstzmultirange(tstzrange(_roll_up_current.since,
+                                                               _roll_up_current.until))) AS s) AS g
+        GROUP BY g.service
+    ) AS t
+    -- The newest row of these minutes, in force where they end (rows of one
+    -- time are in one partition, where ctid orders them as written).
+    LEFT JOIN LATERAL (
+        SELECT h.heartbeat_timestamp, h.status FROM public.system_status_history AS h
+        WHERE h.service_name = t.service
+          AND pystatus._history_hour(h.heartbeat_timestamp)
+              BETWEEN pystatus._history_hour(_roll_up_current.since) AND pystatus._history_hour(_roll_up_current.until)
+          AND h.heartbeat_timestamp >= _roll_up_current.since AND h.heartbeat_timestamp < _roll_up_current.until
+        ORDER BY pystatus._history_hour(h.heartbeat_timestamp) DESC, h.heartbeat_timestamp DESC, h.ctid DESC
+        LIMIT 1
+    ) AS l ON true
     ON CONFLICT (service_name) DO UPDATE
     SET up_us = c.up_us + excluded.up_us,
         down_us = c.down_us + excluded.down_us,
-        maintenance_us = c.maintenance_us + excluded.maintenance_us;
+        maintenance_us = c.maintenance_us + excluded.maintenance_us,
+        down = c.down + excluded.down,
+        silent = c.silent + excluded.silent,
+        -- No row in these minutes: the one kept is still in force.
+        last_at = coalesce(excluded.last_at, c.last_at),
+        last_status = CASE WHEN excluded.last_at IS NULL THEN c.last_status ELSE excluded.last_status END;
 $$;
 COMMENT ON FUNCTION pystatus._roll_up_current(text, timestamptz, timestamptz) IS
-    'Adds the times of [since, until) to rollup_current, for one service or (NULL) all.';
+    'Adds [since, until) to rollup_current, for one service or (NULL) all: its times and spans, '
+    'and its newest row if it has one.';
 
 CREATE OR REPLACE FUNCTION pystatus._refresh_uptime_windows()
 RETURNS void
