@@ -35,6 +35,8 @@ def test_benchmark_harness_runs_every_scenario() -> None:
         r"heartbeat_many, \d+ per call, 2 clients each with its own services"
         r" \(heartbeats/s\): [\d,]+",
         r"2 clients sending the same \d+ services \(heartbeats/s\): [\d,]+",
+        r"baseline: \d+ rows a statement upserted into a bare table, no history \(rows/s\):"
+        r" [\d,]+.* heartbeat_many at [\d.]+\u00d7 of it",
         r"live_status, 100 services, in the database \(ms\): [\d.]+",
         r"fleet, 2 days, from rollups \(ms\): [\d.,]+",
         r"bytes per history row, indexes included: \d+",
