@@ -215,9 +215,15 @@ BEGIN
                        true);
     RETURN QUERY
     WITH services AS (
+        -- Two branches, not one test with OR: the session's generic plan
+        -- then finds one service by its key rather than scanning them all.
         SELECT l.service_name::text AS service_name, l.expected_interval + l.grace AS patience
         FROM pystatus.live_status AS l
-        WHERE _segments.service_name IS NULL OR l.service_name = _segments.service_name
+        WHERE _segments.service_name IS NULL
+        UNION ALL
+        SELECT l.service_name::text, l.expected_interval + l.grace
+        FROM pystatus.live_status AS l
+        WHERE l.service_name = _segments.service_name
     ), bounds AS (
         -- Each span, up to now; a span is named by its start.
         SELECT lower(r.span) AS since, least(upper(r.span), now()) AS until
