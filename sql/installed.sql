@@ -508,6 +508,7 @@ CREATE FUNCTION pystatus._compute_uptime(service_name text, since timestamp with
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET jit TO 'off'
+    SET plan_cache_mode TO 'force_custom_plan'
     AS $$
 #variable_conflict use_column
 DECLARE
@@ -930,6 +931,7 @@ CREATE FUNCTION pystatus._incidents(service_name text, since timestamp with time
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET jit TO 'off'
+    SET plan_cache_mode TO 'force_custom_plan'
     AS $$
 #variable_conflict use_column
 BEGIN

@@ -428,12 +428,16 @@ COMMENT ON FUNCTION pystatus._rollup_coverage(text, timestamptz, timestamptz) IS
 -- hour, which rollups saw wholly up).
 -- PL/pgSQL, as _segments(): a plan per call that knows whether one service or
 -- all are asked for (an SQL function's plan does not, and scans every
--- service's rollups), and no JIT compilation for the planner's guesses.
+-- service's rollups), and no JIT compilation for the planner's guesses. A
+-- plan per call, always: after five calls PostgreSQL may keep a generic plan
+-- for the session, and a dashboard's connection that read the fleet then
+-- read one service's incidents in 11-24 ms instead of 2.
 CREATE OR REPLACE FUNCTION pystatus._incidents(service_name text, since timestamptz, until timestamptz)
 RETURNS TABLE (service text, started timestamptz, ended timestamptz, duration interval, cause text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 SET jit = off
+SET plan_cache_mode = force_custom_plan
 AS $$
 #variable_conflict use_column
 BEGIN
@@ -512,12 +516,14 @@ COMMENT ON FUNCTION pystatus.incidents(text, timestamptz, timestamptz) IS
 -- Uptime
 ------------------------------------------------------------------------------
 
+-- Planned at each call, as _incidents() is, and for the same reasons.
 CREATE OR REPLACE FUNCTION pystatus._compute_uptime(
     service_name text, since timestamptz, until timestamptz, use_rollups boolean)
 RETURNS SETOF pystatus.uptime_report
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 SET jit = off
+SET plan_cache_mode = force_custom_plan
 AS $$
 #variable_conflict use_column
 DECLARE
