@@ -1986,7 +1986,9 @@ BEGIN
     -- The current hour's rollup keeps each service's row in force where it
     -- stops (rollup_current.last_at): a span opening there starts from it, not
     -- from a search of history. Unless a late row may have changed it since:
-    -- then until the next refresh (a minute) history is searched.
+    -- then until the next refresh (a minute) history is searched. A STABLE
+    -- function reads with its caller's one snapshot: current_until and the
+    -- kept rows are read as of the same moment, even if a refresh commits between.
     SELECT s.current_until INTO v_kept_until
     FROM pystatus.rollup_state AS s
     WHERE NOT EXISTS (SELECT FROM pystatus.rollup_dirty AS d WHERE d.since < s.current_until);
