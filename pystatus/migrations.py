@@ -135,7 +135,7 @@ class Migrated:
     def __str__(self) -> str:
         done = [*self.migrations, *(["the definitions of sql/schema/"] if self.definitions else [])]
         if self.indexed:
-            done.append(f"the history index on {len(self.indexed)} partition(s)")
+            done.append(f"the indexes of history on {len(self.indexed)} partition(s)")
         return "applied " + ", ".join(done) if done else "already up to date"
 
 
@@ -297,18 +297,18 @@ def apply(
 # index, dropping the old one): short, and retried.
 _INDEX_LOCK_TIMEOUT = "SET lock_timeout = '500ms'"
 _INDEX_ATTEMPTS = 10
-_PARENT_INDEX = "public.system_status_history_service_hour"
 
 
 def finish_history_index(dsn: str | None = None) -> list[str]:
-    """Builds the service-hour index of history on the partitions that
-    0005_compact_history left because they had rows, one at a time with CREATE
-    INDEX CONCURRENTLY (which cannot run in a transaction, and lets heartbeats go
-    on), attaches each, then drops the index it replaces. Resumes where a stopped
-    run left off. Returns the partitions it indexed."""
+    """Builds the indexes of history that migrations left on the partitions
+    that had rows (0005_compact_history's by service and hour,
+    0008_history_time_index's by time), one partition at a time with CREATE
+    INDEX CONCURRENTLY (which cannot run in a transaction, and lets heartbeats
+    go on), attaches each, then drops the index 0005 replaces. Resumes where a
+    stopped run left off. Returns the partitions it indexed, each named once."""
     indexed: list[str] = []
     with translate_errors(), psycopg.connect(resolve_dsn(dsn), autocommit=True) as conn:
-        found = conn.execute("SELECT to_regprocedure('pystatus._history_index_pending()')")
+        found = conn.execute("SELECT to_regprocedure('pystatus._history_indexes_pending()')")
         if (found.fetchone() or (None,))[0] is None:
             return indexed  # not installed
         for partition in fetch_all(conn, _PendingIndex, "history_index_pending"):
@@ -317,17 +317,21 @@ def finish_history_index(dsn: str | None = None) -> list[str]:
             if partition.index_state == "invalid":  # a build that stopped half way
                 conn.execute(sql.SQL("DROP INDEX CONCURRENTLY {}").format(index))
             if partition.index_state != "unattached":
+                # The definition is pystatus's own (_history_indexes_pending()).
                 conn.execute(
-                    sql.SQL(
-                        "CREATE INDEX CONCURRENTLY {} ON {} "
-                        "(service_name, pystatus._history_hour(heartbeat_timestamp))"
-                    ).format(sql.Identifier(partition.index_name), table)
+                    sql.SQL("CREATE INDEX CONCURRENTLY {} ON {} {}").format(
+                        sql.Identifier(partition.index_name), table, sql.SQL(partition.definition)
+                    )
                 )
             _with_retries(
                 conn,
-                sql.SQL("ALTER INDEX {} ATTACH PARTITION {}").format(sql.SQL(_PARENT_INDEX), index),
+                sql.SQL("ALTER INDEX {} ATTACH PARTITION {}").format(
+                    sql.Identifier("public", partition.parent_index), index
+                ),
             )
-            indexed.append(f"{partition.schema_name}.{partition.table_name}")
+            name = f"{partition.schema_name}.{partition.table_name}"
+            if name not in indexed:
+                indexed.append(name)
         if fetch_value(conn, "history_index_replaced"):
             _with_retries(conn, sql.SQL("DROP INDEX public.system_status_history_service_time"))
     return indexed
@@ -335,10 +339,12 @@ def finish_history_index(dsn: str | None = None) -> list[str]:
 
 @dataclass
 class _PendingIndex:
+    parent_index: str
     schema_name: str
     table_name: str
     index_name: str
     index_state: str
+    definition: str
 
 
 def _with_retries(conn: psycopg.Connection[Any], statement: sql.SQL | sql.Composed) -> None:

@@ -874,35 +874,42 @@ CREATE FUNCTION pystatus._history_hour(at timestamp with time zone) RETURNS time
 COMMENT ON FUNCTION pystatus._history_hour(at timestamp with time zone) IS 'The UTC hour a history row is indexed under (system_status_history_service_hour).';
 
 --
--- Name: _history_index_pending(); Type: FUNCTION; Schema: pystatus; Owner: -
+-- Name: _history_indexes_pending(); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
-CREATE FUNCTION pystatus._history_index_pending(OUT schema_name name, OUT table_name name, OUT index_name name, OUT index_state text) RETURNS SETOF record
+CREATE FUNCTION pystatus._history_indexes_pending(OUT parent_index name, OUT schema_name name, OUT table_name name, OUT index_name name, OUT index_state text, OUT definition text) RETURNS SETOF record
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    SELECT n.nspname, c.relname, i.name,
+    SELECT d.parent_index, n.nspname, c.relname, i.name,
            CASE WHEN x.indexrelid IS NULL THEN 'missing'
                 WHEN NOT x.indisvalid THEN 'invalid'
-                ELSE 'unattached' END
-    FROM pg_inherits AS p
+                ELSE 'unattached' END,
+           d.definition
+    FROM (VALUES ('system_status_history_service_hour'::name, '_service_hour',
+                  '(service_name, pystatus._history_hour(heartbeat_timestamp))'),
+                 ('system_status_history_time'::name, '_time',
+                  'USING brin (heartbeat_timestamp) WITH (pages_per_range = 32, autosummarize = on)'))
+         AS d(parent_index, suffix, definition)
+    CROSS JOIN pg_inherits AS p
     JOIN pg_class AS c ON c.oid = p.inhrelid
     JOIN pg_namespace AS n ON n.oid = c.relnamespace
-    CROSS JOIN LATERAL (SELECT (left(c.relname, 50) || '_service_hour')::name AS name) AS i
+    CROSS JOIN LATERAL (SELECT (left(c.relname, 50) || d.suffix)::name AS name) AS i
     LEFT JOIN pg_class AS ic ON ic.relname = i.name AND ic.relnamespace = c.relnamespace
     LEFT JOIN pg_index AS x ON x.indexrelid = ic.oid
     WHERE p.inhparent = 'public.system_status_history'::regclass
+      AND to_regclass('public.' || d.parent_index) IS NOT NULL
       AND NOT EXISTS (SELECT FROM pg_inherits AS ip JOIN pg_index AS px ON px.indexrelid = ip.inhrelid
-                      WHERE ip.inhparent = to_regclass('public.system_status_history_service_hour')
+                      WHERE ip.inhparent = to_regclass('public.' || d.parent_index)
                         AND px.indrelid = c.oid)
-    ORDER BY c.relname;
+    ORDER BY d.parent_index, c.relname;
 $$;
 
 --
--- Name: FUNCTION _history_index_pending(OUT schema_name name, OUT table_name name, OUT index_name name, OUT index_state text); Type: COMMENT; Schema: pystatus; Owner: -
+-- Name: FUNCTION _history_indexes_pending(OUT parent_index name, OUT schema_name name, OUT table_name name, OUT index_name name, OUT index_state text, OUT definition text); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus._history_index_pending(OUT schema_name name, OUT table_name name, OUT index_name name, OUT index_state text) IS 'History partitions still without their part of system_status_history_service_hour (left by 0005_compact_history on partitions that had rows), and the state of the index `pystatus migrate` builds for each: missing, invalid (a build that stopped) or unattached.';
+COMMENT ON FUNCTION pystatus._history_indexes_pending(OUT parent_index name, OUT schema_name name, OUT table_name name, OUT index_name name, OUT index_state text, OUT definition text) IS 'History partitions still without their part of an index of history (left by the migration that added it on partitions that had rows): the parent index, the partition, the state of the index `pystatus migrate` builds for it (missing, invalid: a build that stopped, or unattached) and its definition.';
 
 --
 -- Name: _history_partition_names(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -2052,7 +2059,7 @@ BEGIN
             LIMIT 1
         ) AS h
         UNION ALL
-        -- One index range scan per service and span, never a scan of whole
+        -- One service: one index range scan per span, never a scan of whole
         -- partitions (OFFSET 0 keeps the planner from flattening it into a hash join).
         SELECT sv.service_name, sv.patience, b.since, h.heartbeat_timestamp, h.ctid, h.status::text
         FROM services AS sv
@@ -2065,6 +2072,24 @@ BEGIN
               AND h3.heartbeat_timestamp >= b.since AND h3.heartbeat_timestamp < b.until
             OFFSET 0
         ) AS h
+        WHERE _segments.service_name IS NOT NULL
+        UNION ALL
+        -- The fleet: each span's rows of every service at once, by time (the
+        -- BRIN index system_status_history_time: the last minutes are the last
+        -- pages), where a range scan per service read each one's whole hours.
+        -- Joined to the services inside each span (OFFSET 0: not flattened):
+        -- the planner cannot tell how many rows a span holds, and, joining
+        -- outside, it hashed them, hundreds of milliseconds for a few thousand.
+        SELECT h.service_name, h.patience, b.since, h.heartbeat_timestamp, h.ctid, h.status::text
+        FROM bounds AS b
+        CROSS JOIN LATERAL (
+            SELECT sv.service_name, sv.patience, h4.heartbeat_timestamp, h4.ctid, h4.status
+            FROM public.system_status_history AS h4
+            JOIN services AS sv ON sv.service_name = h4.service_name
+            WHERE h4.heartbeat_timestamp >= b.since AND h4.heartbeat_timestamp < b.until
+            OFFSET 0
+        ) AS h
+        WHERE _segments.service_name IS NULL
     ), ordered AS (
         SELECT beats.*, b.until,
                coalesce(lead(beats.at) OVER (PARTITION BY beats.service_name, beats.span
@@ -5086,6 +5111,24 @@ COMMENT ON INDEX public.system_status_history_service_hour IS 'Each service''s r
 CREATE INDEX system_status_history_default_service_hour ON public.system_status_history_default USING btree (service_name, pystatus._history_hour(heartbeat_timestamp));
 
 --
+-- Name: system_status_history_time; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX system_status_history_time ON ONLY public.system_status_history USING brin (heartbeat_timestamp) WITH (pages_per_range='32', autosummarize='on');
+
+--
+-- Name: INDEX system_status_history_time; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON INDEX public.system_status_history_time IS 'Rows by time, per range of 32 pages (BRIN): the fleet''s newest rows, read at once. Summarized as each range fills (autosummarize), rows being written in time order.';
+
+--
+-- Name: system_status_history_default_time; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX system_status_history_default_time ON public.system_status_history_default USING brin (heartbeat_timestamp) WITH (pages_per_range='32', autosummarize='on');
+
+--
 -- Name: alert_messages_created; Type: INDEX; Schema: pystatus; Owner: -
 --
 
@@ -5138,6 +5181,12 @@ CREATE INDEX status_events_service ON pystatus.status_events USING btree (servic
 --
 
 ALTER INDEX public.system_status_history_service_hour ATTACH PARTITION public.system_status_history_default_service_hour;
+
+--
+-- Name: system_status_history_default_time; Type: INDEX ATTACH; Schema: public; Owner: -
+--
+
+ALTER INDEX public.system_status_history_time ATTACH PARTITION public.system_status_history_default_time;
 
 --
 -- Name: system_status system_status_copy_inserts; Type: TRIGGER; Schema: public; Owner: -
@@ -5340,10 +5389,10 @@ REVOKE ALL ON FUNCTION pystatus._expire_alerts() FROM PUBLIC;
 REVOKE ALL ON FUNCTION pystatus._history_hour(at timestamp with time zone) FROM PUBLIC;
 
 --
--- Name: FUNCTION _history_index_pending(OUT schema_name name, OUT table_name name, OUT index_name name, OUT index_state text); Type: ACL; Schema: pystatus; Owner: -
+-- Name: FUNCTION _history_indexes_pending(OUT parent_index name, OUT schema_name name, OUT table_name name, OUT index_name name, OUT index_state text, OUT definition text); Type: ACL; Schema: pystatus; Owner: -
 --
 
-REVOKE ALL ON FUNCTION pystatus._history_index_pending(OUT schema_name name, OUT table_name name, OUT index_name name, OUT index_state text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pystatus._history_indexes_pending(OUT parent_index name, OUT schema_name name, OUT table_name name, OUT index_name name, OUT index_state text, OUT definition text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _history_partition_names(); Type: ACL; Schema: pystatus; Owner: -

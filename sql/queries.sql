@@ -321,8 +321,9 @@ FROM pystatus.recent_incidents(now() - %(days)s::integer * interval '1 day')
 SELECT EXISTS (SELECT FROM public.system_status WHERE service_name = %(service_name)s::text)
 
 -- history_index_pending --
--- History partitions whose part of the service-hour index is still to build (after 0005).
-SELECT schema_name, table_name, index_name, index_state FROM pystatus._history_index_pending()
+-- History partitions whose part of an index of history is still to build (after 0005, 0008).
+SELECT parent_index, schema_name, table_name, index_name, index_state, definition
+FROM pystatus._history_indexes_pending()
 
 -- history_index_replaced --
 -- Whether the old history index remains while its replacement is complete.

@@ -28,6 +28,7 @@ ALL = [
     "0005_compact_history",
     "0006_rollup_spans",
     "0007_current_hour_spans",
+    "0008_history_time_index",
 ]
 
 
@@ -295,10 +296,12 @@ def test_a_database_migrated_by_another_version_is_refused(empty_dsn: str) -> No
 
 
 PARTITION_INDEXES = """
-    SELECT count(*) FILTER (WHERE NOT EXISTS (
-               SELECT FROM pg_inherits AS ip JOIN pg_index AS x ON x.indexrelid = ip.inhrelid
-               WHERE ip.inhparent = 'system_status_history_service_hour'::regclass
-                 AND x.indrelid = p.inhrelid)),
+    SELECT count(*) FILTER (WHERE EXISTS (
+               SELECT FROM (VALUES ('system_status_history_service_hour'::regclass),
+                                   ('system_status_history_time'::regclass)) AS parent(index)
+               WHERE NOT EXISTS (
+                   SELECT FROM pg_inherits AS ip JOIN pg_index AS x ON x.indexrelid = ip.inhrelid
+                   WHERE ip.inhparent = parent.index AND x.indrelid = p.inhrelid))),
            count(*)
     FROM pg_inherits AS p WHERE p.inhparent = 'system_status_history'::regclass
 """
@@ -315,7 +318,8 @@ def test_rollups_made_before_spans_were_kept_are_marked_so(empty_dsn: str) -> No
     with psycopg.connect(empty_dsn, autocommit=True) as db:
         assert db.execute(state).fetchone() == (False, True, True)  # a fresh install
     for rolled_up in (True, False):
-        assert migrations.rollback(empty_dsn, count=2) == [
+        assert migrations.rollback(empty_dsn, count=3) == [
+            "0008_history_time_index",
             "0007_current_hour_spans",
             "0006_rollup_spans",
         ]
@@ -330,6 +334,7 @@ def test_rollups_made_before_spans_were_kept_are_marked_so(empty_dsn: str) -> No
         assert migrations.apply(empty_dsn).migrations == [
             "0006_rollup_spans",
             "0007_current_hour_spans",
+            "0008_history_time_index",
         ]
         with psycopg.connect(empty_dsn, autocommit=True) as db:
             assert db.execute(state).fetchone() == (rolled_up, not rolled_up, True)
@@ -339,7 +344,10 @@ def test_the_current_hour_is_rolled_up_again_with_its_spans_after_0007(empty_dsn
     """Upgrading to 0007: the current hour's rollup, kept without spans, is
     started afresh, and the next refresh rolls it up again with them."""
     migrations.apply(empty_dsn)
-    assert migrations.rollback(empty_dsn) == ["0007_current_hour_spans"]
+    assert migrations.rollback(empty_dsn, count=2) == [
+        "0008_history_time_index",
+        "0007_current_hour_spans",
+    ]
     with psycopg.connect(empty_dsn, autocommit=True) as db:
         # An hour half lived: rolled up so far as 0006 did (times only).
         db.execute(
@@ -347,7 +355,10 @@ def test_the_current_hour_is_rolled_up_again_with_its_spans_after_0007(empty_dsn
             " current_from = date_trunc('hour', now()), current_until = now()"
         )
         db.execute("INSERT INTO pystatus.rollup_current VALUES ('librarian', 0, 60000000, 0)")
-    assert migrations.apply(empty_dsn).migrations == ["0007_current_hour_spans"]
+    assert migrations.apply(empty_dsn).migrations == [
+        "0007_current_hour_spans",
+        "0008_history_time_index",
+    ]
     with psycopg.connect(empty_dsn, autocommit=True) as db:
         assert one(db, "SELECT count(*) FROM pystatus.rollup_current") == 0
         assert one(
@@ -361,7 +372,8 @@ def test_compacting_a_history_with_rows_builds_its_index_after_the_transaction(
     empty_dsn: str, cluster: Cluster
 ) -> None:
     migrations.apply(empty_dsn)
-    assert migrations.rollback(empty_dsn, count=3) == [
+    assert migrations.rollback(empty_dsn, count=4) == [
+        "0008_history_time_index",
         "0007_current_hour_spans",
         "0006_rollup_spans",
         "0005_compact_history",
@@ -378,9 +390,10 @@ def test_compacting_a_history_with_rows_builds_its_index_after_the_transaction(
         "0005_compact_history",
         "0006_rollup_spans",
         "0007_current_hour_spans",
+        "0008_history_time_index",
     ]
     assert len(done.indexed) == 1 and "system_status_history_p" in done.indexed[0]
-    assert "the history index on 1 partition(s)" in str(done)
+    assert "the indexes of history on 1 partition(s)" in str(done)
     with psycopg.connect(empty_dsn, autocommit=True) as db:
         unindexed, partitions = db.execute(PARTITION_INDEXES).fetchone()
         assert (unindexed, partitions > 1) == (0, True)
@@ -397,5 +410,45 @@ def test_compacting_a_history_with_rows_builds_its_index_after_the_transaction(
             "down",
             "ok",
         ]
+    assert_same_schema(dump_schema(empty_dsn, cluster.bindir), SNAPSHOT.read_text())
+    assert not migrations.apply(empty_dsn)  # nothing left to build
+
+
+def test_indexing_a_history_with_rows_by_time_builds_the_index_after_the_transaction(
+    empty_dsn: str, cluster: Cluster
+) -> None:
+    """Upgrading to 0008 on a live history: the partition with rows gets its
+    time index concurrently, after the migration; every partition made later
+    has it from the start; and a fleet's answers read the same rows through it."""
+    migrations.apply(empty_dsn)
+    assert migrations.rollback(empty_dsn) == ["0008_history_time_index"]
+    with psycopg.connect(empty_dsn, autocommit=True) as db:
+        assert one(db, "SELECT to_regclass('system_status_history_time')") is None
+        for service, status in [("librarian", "ok"), ("reader", "down"), ("librarian", "down")]:
+            pystatus.heartbeat(db, service, status)
+
+    done = migrations.apply(empty_dsn)
+
+    assert done.migrations == ["0008_history_time_index"]
+    assert len(done.indexed) == 1 and "system_status_history_p" in done.indexed[0]
+    with psycopg.connect(empty_dsn, autocommit=True) as db:
+        unindexed, partitions = db.execute(PARTITION_INDEXES).fetchone()
+        assert (unindexed, partitions > 1) == (0, True)
+        assert one(
+            db,
+            "SELECT indisvalid FROM pg_index"
+            " WHERE indexrelid = 'system_status_history_time'::regclass",
+        )
+        db.execute("SELECT pystatus.create_history_partitions(now(), now() + interval '200 days')")
+        unindexed, more = db.execute(PARTITION_INDEXES).fetchone()
+        assert (unindexed, more > partitions) == (0, True)
+        since = one(db, "SELECT now() - interval '1 hour'")
+        fleet = db.execute(
+            "SELECT service, status"
+            " FROM pystatus._segments(NULL, tstzmultirange(tstzrange(%s, now())))"
+            " ORDER BY service, starts",
+            [since],
+        ).fetchall()
+        assert fleet == [("librarian", "ok"), ("librarian", "down"), ("reader", "down")]
     assert_same_schema(dump_schema(empty_dsn, cluster.bindir), SNAPSHOT.read_text())
     assert not migrations.apply(empty_dsn)  # nothing left to build

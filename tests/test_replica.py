@@ -269,10 +269,18 @@ def drop_on_primary(pdb: Conn, partition: str) -> None:
 def reading_history(standby: Cluster) -> Iterator[Conn]:
     """A standby transaction that has read history through the partitioned parent,
     so it holds a lock on every partition until it ends."""
-    with psycopg.connect(standby.dsn("app"), autocommit=True) as conn:
+    conn = psycopg.connect(standby.dsn("app"), autocommit=True)
+    try:
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
         conn.execute("SELECT count(*) FROM system_status_history")
         yield conn
+    finally:
+        # Once its statement is cancelled, the aborted transaction still holds
+        # the lock replay waits for, and the standby may end the session too
+        # before the ROLLBACK arrives.
+        with contextlib.suppress(psycopg.OperationalError):
+            conn.execute("ROLLBACK")
+        conn.close()
 
 
 def sleeping(standby: Cluster) -> None:

@@ -262,6 +262,12 @@ def assert_answers_equal_raw_history(db: Conn) -> None:
             incidents = db.execute(COMPARED.format("incidents"), (service,)).fetchall()
             every_row = {"service": service, "since": since, "until": until}
             assert incidents == db.execute(INCIDENTS_FROM_EVERY_ROW, every_row).fetchall()
+        # The fleet's raw rows are read by time, one service's through its own
+        # index: the fleet's answer is each service's.
+        raw = COMPARED.format("uptime_raw")
+        fleet = db.execute(raw, (None,)).fetchall()
+        each = [db.execute(raw, (service,)).fetchall() for service in ("api", "worker")]
+        assert fleet == each[0] + each[1] and len(fleet) == 2
 
 
 def test_the_current_hour_rolled_up_minute_by_minute_equals_it_at_once(db: Conn) -> None:

@@ -199,35 +199,45 @@ COMMENT ON FUNCTION pystatus.move_default_rows() IS
 -- Maintenance
 ------------------------------------------------------------------------------
 
--- 0005_compact_history builds the history index at once only on partitions
--- without rows; `pystatus migrate` builds the rest concurrently, one at a time
--- (pystatus/migrations.py), from this list, and resumes from it if stopped.
-CREATE OR REPLACE FUNCTION pystatus._history_index_pending(
-    OUT schema_name name, OUT table_name name, OUT index_name name, OUT index_state text)
+-- Migrations that index history (0005_compact_history, 0008_history_time_index)
+-- build the index at once only on partitions without rows; `pystatus migrate`
+-- builds the rest concurrently, one at a time (pystatus/migrations.py), from
+-- this list, and resumes from it if stopped.
+CREATE OR REPLACE FUNCTION pystatus._history_indexes_pending(
+    OUT parent_index name, OUT schema_name name, OUT table_name name, OUT index_name name,
+    OUT index_state text, OUT definition text)
 RETURNS SETOF record
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT n.nspname, c.relname, i.name,
+    SELECT d.parent_index, n.nspname, c.relname, i.name,
            CASE WHEN x.indexrelid IS NULL THEN 'missing'
                 WHEN NOT x.indisvalid THEN 'invalid'
-                ELSE 'unattached' END
-    FROM pg_inherits AS p
+                ELSE 'unattached' END,
+           d.definition
+    FROM (VALUES ('system_status_history_service_hour'::name, '_service_hour',
+                  '(service_name, pystatus._history_hour(heartbeat_timestamp))'),
+                 ('system_status_history_time'::name, '_time',
+                  'USING brin (heartbeat_timestamp) WITH (pages_per_range = 32, autosummarize = on)'))
+         AS d(parent_index, suffix, definition)
+    CROSS JOIN pg_inherits AS p
     JOIN pg_class AS c ON c.oid = p.inhrelid
     JOIN pg_namespace AS n ON n.oid = c.relnamespace
-    CROSS JOIN LATERAL (SELECT (left(c.relname, 50) || '_service_hour')::name AS name) AS i
+    CROSS JOIN LATERAL (SELECT (left(c.relname, 50) || d.suffix)::name AS name) AS i
     LEFT JOIN pg_class AS ic ON ic.relname = i.name AND ic.relnamespace = c.relnamespace
     LEFT JOIN pg_index AS x ON x.indexrelid = ic.oid
     WHERE p.inhparent = 'public.system_status_history'::regclass
+      AND to_regclass('public.' || d.parent_index) IS NOT NULL
       AND NOT EXISTS (SELECT FROM pg_inherits AS ip JOIN pg_index AS px ON px.indexrelid = ip.inhrelid
-                      WHERE ip.inhparent = to_regclass('public.system_status_history_service_hour')
+                      WHERE ip.inhparent = to_regclass('public.' || d.parent_index)
                         AND px.indrelid = c.oid)
-    ORDER BY c.relname;
+    ORDER BY d.parent_index, c.relname;
 $$;
-COMMENT ON FUNCTION pystatus._history_index_pending() IS
-    'History partitions still without their part of system_status_history_service_hour (left by '
-    '0005_compact_history on partitions that had rows), and the state of the index `pystatus '
-    'migrate` builds for each: missing, invalid (a build that stopped) or unattached.';
+COMMENT ON FUNCTION pystatus._history_indexes_pending() IS
+    'History partitions still without their part of an index of history (left by the migration '
+    'that added it on partitions that had rows): the parent index, the partition, the state of the '
+    'index `pystatus migrate` builds for it (missing, invalid: a build that stopped, or '
+    'unattached) and its definition.';
 
 CREATE OR REPLACE FUNCTION pystatus._history_partition_names()
 RETURNS text[]

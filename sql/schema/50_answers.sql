@@ -264,7 +264,7 @@ BEGIN
             LIMIT 1
         ) AS h
         UNION ALL
-        -- One index range scan per service and span, never a scan of whole
+        -- One service: one index range scan per span, never a scan of whole
         -- partitions (OFFSET 0 keeps the planner from flattening it into a hash join).
         SELECT sv.service_name, sv.patience, b.since, h.heartbeat_timestamp, h.ctid, h.status::text
         FROM services AS sv
@@ -277,6 +277,24 @@ BEGIN
               AND h3.heartbeat_timestamp >= b.since AND h3.heartbeat_timestamp < b.until
             OFFSET 0
         ) AS h
+        WHERE _segments.service_name IS NOT NULL
+        UNION ALL
+        -- The fleet: each span's rows of every service at once, by time (the
+        -- BRIN index system_status_history_time: the last minutes are the last
+        -- pages), where a range scan per service read each one's whole hours.
+        -- Joined to the services inside each span (OFFSET 0: not flattened):
+        -- the planner cannot tell how many rows a span holds, and, joining
+        -- outside, it hashed them, hundreds of milliseconds for a few thousand.
+        SELECT h.service_name, h.patience, b.since, h.heartbeat_timestamp, h.ctid, h.status::text
+        FROM bounds AS b
+        CROSS JOIN LATERAL (
+            SELECT sv.service_name, sv.patience, h4.heartbeat_timestamp, h4.ctid, h4.status
+            FROM public.system_status_history AS h4
+            JOIN services AS sv ON sv.service_name = h4.service_name
+            WHERE h4.heartbeat_timestamp >= b.since AND h4.heartbeat_timestamp < b.until
+            OFFSET 0
+        ) AS h
+        WHERE _segments.service_name IS NULL
     ), ordered AS (
         SELECT beats.*, b.until,
                coalesce(lead(beats.at) OVER (PARTITION BY beats.service_name, beats.span
