@@ -512,11 +512,8 @@ CREATE FUNCTION pystatus._compute_uptime(service_name text, since timestamp with
     AS $$
 #variable_conflict use_column
 DECLARE
-    v_origin constant timestamptz := pystatus._bucket_origin();
     v_until timestamptz := greatest(least(_compute_uptime.until, now()), _compute_uptime.since);
     v_cover record;
-    v_days_from timestamptz;
-    v_days_to timestamptz;
 BEGIN
     IF _compute_uptime.since IS NULL OR _compute_uptime.until IS NULL OR NOT isfinite(_compute_uptime.since) OR NOT isfinite(_compute_uptime.until) THEN
         RAISE EXCEPTION 'invalid window [%, %): both ends must be finite', _compute_uptime.since, _compute_uptime.until
@@ -529,13 +526,6 @@ BEGIN
         SELECT _compute_uptime.since AS edge_from, _compute_uptime.since AS hours_from,
                _compute_uptime.since AS hours_to, _compute_uptime.since AS current_to
         INTO v_cover;
-    END IF;
-    -- Whole days inside the whole hours: from the daily rollup.
-    v_days_from := date_bin('1 day', v_cover.hours_from - interval '1 microsecond', v_origin) + interval '1 day';
-    v_days_to := date_bin('1 day', v_cover.hours_to, v_origin);
-    IF v_days_from >= v_days_to THEN
-        v_days_from := v_cover.hours_to;
-        v_days_to := v_cover.hours_to;
     END IF;
 
     RETURN QUERY
@@ -563,16 +553,30 @@ BEGIN
         WHERE v_cover.edge_from < v_cover.hours_from
           AND (_compute_uptime.service_name IS NULL OR r.service_name = _compute_uptime.service_name)
     ), rolled AS (
-        SELECT r.service_name::text AS service_name, r.up_us, r.down_us, r.maintenance_us
-        FROM pystatus.rollup_hourly AS r
-        WHERE (_compute_uptime.service_name IS NULL OR r.service_name = _compute_uptime.service_name)
-          AND ((r.bucket >= v_cover.hours_from AND r.bucket < v_days_from)
-               OR (r.bucket >= v_days_to AND r.bucket < v_cover.hours_to))
-        UNION ALL
-        SELECT r.service_name::text, r.up_us, r.down_us, r.maintenance_us
-        FROM pystatus.rollup_daily AS r
-        WHERE (_compute_uptime.service_name IS NULL OR r.service_name = _compute_uptime.service_name)
-          AND r.bucket >= v_days_from AND r.bucket < v_days_to
+        -- Whole hours: the service's first and last in them, by their running
+        -- totals (two rows a service, however long the window).
+        SELECT s.service_name,
+               l.up_us_before + l.up_us - f.up_us_before AS up_us,
+               l.down_us_before + l.down_us - f.down_us_before AS down_us,
+               l.maintenance_us_before + l.maintenance_us - f.maintenance_us_before AS maintenance_us
+        FROM services AS s
+        CROSS JOIN LATERAL (
+            SELECT r.up_us_before, r.down_us_before, r.maintenance_us_before
+            FROM pystatus.rollup_hourly AS r
+            WHERE r.service_name = s.service_name
+              AND r.bucket >= v_cover.hours_from AND r.bucket < v_cover.hours_to
+            ORDER BY r.bucket
+            LIMIT 1
+        ) AS f
+        CROSS JOIN LATERAL (
+            SELECT r.up_us, r.down_us, r.maintenance_us,
+                   r.up_us_before, r.down_us_before, r.maintenance_us_before
+            FROM pystatus.rollup_hourly AS r
+            WHERE r.service_name = s.service_name
+              AND r.bucket >= v_cover.hours_from AND r.bucket < v_cover.hours_to
+            ORDER BY r.bucket DESC
+            LIMIT 1
+        ) AS l
         UNION ALL
         SELECT c.service_name::text, c.up_us, c.down_us, c.maintenance_us
         FROM pystatus.rollup_current AS c
@@ -608,7 +612,7 @@ $$;
 -- Name: FUNCTION _compute_uptime(service_name text, since timestamp with time zone, until timestamp with time zone, use_rollups boolean); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus._compute_uptime(service_name text, since timestamp with time zone, until timestamp with time zone, use_rollups boolean) IS 'Uptime over [since, least(until, now())), from rollups for what they hold (the spans of since''s hour, whole hours and days, the current hour so far) and from raw history for the rest (use_rollups), or from raw history only.';
+COMMENT ON FUNCTION pystatus._compute_uptime(service_name text, since timestamp with time zone, until timestamp with time zone, use_rollups boolean) IS 'Uptime over [since, least(until, now())), from rollups for what they hold (the spans of since''s hour, whole hours by their running totals, the current hour so far) and from raw history for the rest (use_rollups), or from raw history only.';
 
 --
 -- Name: _copy_status_to_history(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -1507,7 +1511,10 @@ CREATE TABLE pystatus.rollup_hourly (
     latency_avg double precision,
     latency_p50 double precision,
     latency_p95 double precision,
-    latency_max double precision
+    latency_max double precision,
+    up_us_before bigint NOT NULL,
+    down_us_before bigint NOT NULL,
+    maintenance_us_before bigint NOT NULL
 );
 
 --
@@ -1515,6 +1522,12 @@ CREATE TABLE pystatus.rollup_hourly (
 --
 
 COMMENT ON TABLE pystatus.rollup_hourly IS 'Per service per UTC hour: microseconds up, down and in maintenance (the rest of the hour is no data), heartbeats received, and the latency measure''s count/avg/p50/p95/max. Maintained by pystatus.refresh_rollups(); equal to the same figures computed from raw history.';
+
+--
+-- Name: COLUMN rollup_hourly.up_us_before; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON COLUMN pystatus.rollup_hourly.up_us_before IS 'up_us of the service''s earlier rows, added up (down_us_before, maintenance_us_before alike): the hours [a, b) of a service add up to the last row''s before and own values less the first row''s before. Rows deleted past retention leave the later ones as they are.';
 
 --
 -- Name: rollup_state; Type: TABLE; Schema: pystatus; Owner: -
@@ -1758,14 +1771,44 @@ BEGIN
         ) AS h
         WHERE _roll_up.service_name IS NULL OR sv.service_name = _roll_up.service_name
         GROUP BY 1, 2
+    ), computed AS MATERIALIZED (
+        SELECT coalesce(t.service_name, b.service_name) AS service_name,
+               coalesce(t.bucket, b.bucket) AS bucket,
+               coalesce(t.up_us, 0) AS up_us, coalesce(t.down_us, 0) AS down_us,
+               coalesce(t.maintenance_us, 0) AS maintenance_us,
+               coalesce(b.heartbeats, 0)::integer AS heartbeats,
+               coalesce(b.latency_count, 0)::integer AS latency_count,
+               b.latency_avg, b.latency_p50, b.latency_p95, b.latency_max
+        FROM hours AS t
+        FULL JOIN beats AS b ON b.service_name = t.service_name AND b.bucket = t.bucket
+    ), totals AS (  -- each service's running totals where these hours start: its row before
+        SELECT s.service_name, p.up_us, p.down_us, p.maintenance_us
+        FROM (SELECT DISTINCT c.service_name FROM computed AS c) AS s
+        CROSS JOIN LATERAL (
+            SELECT r.up_us_before + r.up_us AS up_us, r.down_us_before + r.down_us AS down_us,
+                   r.maintenance_us_before + r.maintenance_us AS maintenance_us
+            FROM pystatus.rollup_hourly AS r
+            WHERE r.service_name = s.service_name AND r.bucket < _roll_up.since
+            ORDER BY r.bucket DESC
+            LIMIT 1
+        ) AS p
     )
+    -- Every later hour of these services is in [since, until): refresh_rollups()
+    -- recomputes a service from its late row to rolled_until, and adds new
+    -- hours after every kept one. Their running totals follow on from here.
     INSERT INTO pystatus.rollup_hourly
-    SELECT coalesce(t.service_name, b.service_name), coalesce(t.bucket, b.bucket),
-           coalesce(t.up_us, 0), coalesce(t.down_us, 0), coalesce(t.maintenance_us, 0),
-           coalesce(b.heartbeats, 0)::integer, coalesce(b.latency_count, 0)::integer,
-           b.latency_avg, b.latency_p50, b.latency_p95, b.latency_max
-    FROM hours AS t
-    FULL JOIN beats AS b ON b.service_name = t.service_name AND b.bucket = t.bucket;
+        (service_name, bucket, up_us, down_us, maintenance_us, heartbeats, latency_count,
+         latency_avg, latency_p50, latency_p95, latency_max,
+         up_us_before, down_us_before, maintenance_us_before)
+    SELECT c.service_name, c.bucket, c.up_us, c.down_us, c.maintenance_us, c.heartbeats,
+           c.latency_count, c.latency_avg, c.latency_p50, c.latency_p95, c.latency_max,
+           coalesce(p.up_us, 0) + coalesce(sum(c.up_us) OVER earlier, 0),
+           coalesce(p.down_us, 0) + coalesce(sum(c.down_us) OVER earlier, 0),
+           coalesce(p.maintenance_us, 0) + coalesce(sum(c.maintenance_us) OVER earlier, 0)
+    FROM computed AS c
+    LEFT JOIN totals AS p ON p.service_name = c.service_name
+    WINDOW earlier AS (PARTITION BY c.service_name ORDER BY c.bucket
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING);
     GET DIAGNOSTICS v_rows = ROW_COUNT;
     -- Whole days that the hours touched and that have ended by until: times and
     -- counts add up from the hours; latency statistics come from the day's raw rows.

@@ -239,7 +239,7 @@ def test_the_wheel_carries_the_sql_and_migrates_outside_the_repository(
     assert (
         "applied 0001_baseline, 0002_finite_times, 0003_alerts, 0004_ping_tokens, "
         "0005_compact_history, 0006_rollup_spans, 0007_current_hour_spans, "
-        "0008_history_time_index, "
+        "0008_history_time_index, 0009_rollup_running_totals, "
         "the definitions of sql/schema/." in done.stdout
     )
 
@@ -359,7 +359,8 @@ def test_rollback_that_removes_pystatus_asks_for_yes_and_prints_the_allowances(
         code, out, _ = run(capsys, "rollback", "--all", "--dsn", dsn, "--yes")
         assert (
             code == 0
-            and "Rolled back: 0008_history_time_index, 0007_current_hour_spans, "
+            and "Rolled back: 0009_rollup_running_totals, 0008_history_time_index, "
+            "0007_current_hour_spans, "
             "0006_rollup_spans, 0005_compact_history, "
             "0004_ping_tokens, 0003_alerts, 0002_finite_times, 0001_baseline"
             in out

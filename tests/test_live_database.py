@@ -172,6 +172,7 @@ def test_a_seed_table_with_a_time_that_is_not_finite_is_refused_as_it_is(empty_d
         "0006_rollup_spans",
         "0007_current_hour_spans",
         "0008_history_time_index",
+        "0009_rollup_running_totals",
     ]
 
 

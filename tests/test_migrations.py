@@ -29,6 +29,7 @@ ALL = [
     "0006_rollup_spans",
     "0007_current_hour_spans",
     "0008_history_time_index",
+    "0009_rollup_running_totals",
 ]
 
 
@@ -318,7 +319,8 @@ def test_rollups_made_before_spans_were_kept_are_marked_so(empty_dsn: str) -> No
     with psycopg.connect(empty_dsn, autocommit=True) as db:
         assert db.execute(state).fetchone() == (False, True, True)  # a fresh install
     for rolled_up in (True, False):
-        assert migrations.rollback(empty_dsn, count=3) == [
+        assert migrations.rollback(empty_dsn, count=4) == [
+            "0009_rollup_running_totals",
             "0008_history_time_index",
             "0007_current_hour_spans",
             "0006_rollup_spans",
@@ -335,6 +337,7 @@ def test_rollups_made_before_spans_were_kept_are_marked_so(empty_dsn: str) -> No
             "0006_rollup_spans",
             "0007_current_hour_spans",
             "0008_history_time_index",
+            "0009_rollup_running_totals",
         ]
         with psycopg.connect(empty_dsn, autocommit=True) as db:
             assert db.execute(state).fetchone() == (rolled_up, not rolled_up, True)
@@ -344,7 +347,8 @@ def test_the_current_hour_is_rolled_up_again_with_its_spans_after_0007(empty_dsn
     """Upgrading to 0007: the current hour's rollup, kept without spans, is
     started afresh, and the next refresh rolls it up again with them."""
     migrations.apply(empty_dsn)
-    assert migrations.rollback(empty_dsn, count=2) == [
+    assert migrations.rollback(empty_dsn, count=3) == [
+        "0009_rollup_running_totals",
         "0008_history_time_index",
         "0007_current_hour_spans",
     ]
@@ -358,6 +362,7 @@ def test_the_current_hour_is_rolled_up_again_with_its_spans_after_0007(empty_dsn
     assert migrations.apply(empty_dsn).migrations == [
         "0007_current_hour_spans",
         "0008_history_time_index",
+        "0009_rollup_running_totals",
     ]
     with psycopg.connect(empty_dsn, autocommit=True) as db:
         assert one(db, "SELECT count(*) FROM pystatus.rollup_current") == 0
@@ -372,7 +377,8 @@ def test_compacting_a_history_with_rows_builds_its_index_after_the_transaction(
     empty_dsn: str, cluster: Cluster
 ) -> None:
     migrations.apply(empty_dsn)
-    assert migrations.rollback(empty_dsn, count=4) == [
+    assert migrations.rollback(empty_dsn, count=5) == [
+        "0009_rollup_running_totals",
         "0008_history_time_index",
         "0007_current_hour_spans",
         "0006_rollup_spans",
@@ -391,6 +397,7 @@ def test_compacting_a_history_with_rows_builds_its_index_after_the_transaction(
         "0006_rollup_spans",
         "0007_current_hour_spans",
         "0008_history_time_index",
+        "0009_rollup_running_totals",
     ]
     assert len(done.indexed) == 1 and "system_status_history_p" in done.indexed[0]
     assert "the indexes of history on 1 partition(s)" in str(done)
@@ -421,7 +428,10 @@ def test_indexing_a_history_with_rows_by_time_builds_the_index_after_the_transac
     time index concurrently, after the migration; every partition made later
     has it from the start; and a fleet's answers read the same rows through it."""
     migrations.apply(empty_dsn)
-    assert migrations.rollback(empty_dsn) == ["0008_history_time_index"]
+    assert migrations.rollback(empty_dsn, count=2) == [
+        "0009_rollup_running_totals",
+        "0008_history_time_index",
+    ]
     with psycopg.connect(empty_dsn, autocommit=True) as db:
         assert one(db, "SELECT to_regclass('system_status_history_time')") is None
         for service, status in [("librarian", "ok"), ("reader", "down"), ("librarian", "down")]:
@@ -429,7 +439,7 @@ def test_indexing_a_history_with_rows_by_time_builds_the_index_after_the_transac
 
     done = migrations.apply(empty_dsn)
 
-    assert done.migrations == ["0008_history_time_index"]
+    assert done.migrations == ["0008_history_time_index", "0009_rollup_running_totals"]
     assert len(done.indexed) == 1 and "system_status_history_p" in done.indexed[0]
     with psycopg.connect(empty_dsn, autocommit=True) as db:
         unindexed, partitions = db.execute(PARTITION_INDEXES).fetchone()
@@ -452,3 +462,33 @@ def test_indexing_a_history_with_rows_by_time_builds_the_index_after_the_transac
         assert fleet == [("librarian", "ok"), ("librarian", "down"), ("reader", "down")]
     assert_same_schema(dump_schema(empty_dsn, cluster.bindir), SNAPSHOT.read_text())
     assert not migrations.apply(empty_dsn)  # nothing left to build
+
+
+def test_upgrading_to_running_totals_computes_them_for_the_rollups_kept(empty_dsn: str) -> None:
+    """0009: each kept hourly rollup gets what its service's earlier hours add
+    up to, and uptime over them reads the same as before the upgrade."""
+    migrations.apply(empty_dsn)
+    assert migrations.rollback(empty_dsn) == ["0009_rollup_running_totals"]
+    with psycopg.connect(empty_dsn, autocommit=True) as db:
+        # Three hours of librarian (up, up then down, down) and one of reader.
+        db.execute(
+            "INSERT INTO pystatus.rollup_hourly"
+            " (service_name, bucket, up_us, down_us, maintenance_us, heartbeats, latency_count)"
+            " SELECT s, date_trunc('hour', now()) - h * interval '1 hour', up, down, m, 60, 0"
+            " FROM (VALUES ('librarian', 4, 3600000000, 0, 0),"
+            "              ('librarian', 3, 1000, 3599999000, 0),"
+            "              ('librarian', 2, 0, 3000000000, 600000000),"
+            "              ('reader', 3, 5, 7, 11)) AS v(s, h, up, down, m)"
+        )
+    assert migrations.apply(empty_dsn).migrations == ["0009_rollup_running_totals"]
+    with psycopg.connect(empty_dsn, autocommit=True) as db:
+        totals = db.execute(
+            "SELECT service_name, up_us_before, down_us_before, maintenance_us_before"
+            " FROM pystatus.rollup_hourly ORDER BY service_name, bucket"
+        ).fetchall()
+        assert totals == [
+            ("librarian", 0, 0, 0),
+            ("librarian", 3600000000, 0, 0),
+            ("librarian", 3600001000, 3599999000, 0),
+            ("reader", 0, 0, 0),
+        ]

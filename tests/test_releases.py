@@ -122,6 +122,7 @@ def test_rolling_back_a_whole_install_removes_it(empty_dsn: str) -> None:
         pystatus.heartbeat(conn, "librarian")
     rolled_back = migrations.rollback(empty_dsn, count=None)
     assert rolled_back == [
+        "0009_rollup_running_totals",
         "0008_history_time_index",
         "0007_current_hour_spans",
         "0006_rollup_spans",

@@ -165,6 +165,8 @@ def test_rollups_equal_raw_history(
         db.execute("DELETE FROM pystatus.rollup_spans WHERE bucket < %s", (kept_from,))
         db.execute("UPDATE pystatus.rollup_state SET spans_from = %s", (kept_from,))
 
+    # Recomputed from late rows or not, each hour's running totals follow on.
+    assert one(db, RUNNING_TOTALS_THAT_DIFFER) == 0
     # Windows up to now and past it: the current hour's rollup is read too.
     span = (now + timedelta(minutes=10)) - (start - timedelta(hours=1))
     # One transaction: the same now() for every answer compared.
@@ -251,6 +253,21 @@ def current_hour_history(db: Conn) -> tuple[datetime, datetime]:
         time.sleep(5)
 
 
+RUNNING_TOTALS_THAT_DIFFER = """
+    SELECT count(*) FROM (
+        SELECT h.up_us_before, h.down_us_before, h.maintenance_us_before,
+               coalesce(sum(h.up_us) OVER earlier, 0) AS up_us,
+               coalesce(sum(h.down_us) OVER earlier, 0) AS down_us,
+               coalesce(sum(h.maintenance_us) OVER earlier, 0) AS maintenance_us
+        FROM pystatus.rollup_hourly AS h
+        WINDOW earlier AS (PARTITION BY h.service_name ORDER BY h.bucket
+                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+    ) AS t
+    WHERE (t.up_us_before, t.down_us_before, t.maintenance_us_before)
+          <> (t.up_us, t.down_us, t.maintenance_us)
+"""
+
+
 def assert_answers_equal_raw_history(db: Conn) -> None:
     with db.transaction():  # one now() for both
         since, until = db.execute(
@@ -264,6 +281,8 @@ def assert_answers_equal_raw_history(db: Conn) -> None:
             assert incidents == db.execute(INCIDENTS_FROM_EVERY_ROW, every_row).fetchall()
         # The fleet's raw rows are read by time, one service's through its own
         # index: the fleet's answer is each service's.
+        # Each hour's running totals are what the service's earlier hours add up to.
+        assert one(db, RUNNING_TOTALS_THAT_DIFFER) == 0
         raw = COMPARED.format("uptime_raw")
         fleet = db.execute(raw, (None,)).fetchall()
         each = [db.execute(raw, (service,)).fetchall() for service in ("api", "worker")]

@@ -74,6 +74,7 @@ def test_pg_cron_in_this_database_the_migration_schedules_the_job(
         assert pystatus_jobs(cron_db) == expected_jobs("postgres")
         rolled_back = migrations.rollback(dsn, count=None)
         assert rolled_back == [
+            "0009_rollup_running_totals",
             "0008_history_time_index",
             "0007_current_hour_spans",
             "0006_rollup_spans",

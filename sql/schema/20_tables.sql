@@ -187,6 +187,11 @@ CREATE TABLE pystatus.rollup_hourly (
     latency_p50 double precision,
     latency_p95 double precision,
     latency_max double precision,
+    -- Running totals (0009): what the service's earlier hours add up to, so
+    -- that any run of whole hours is two rows a service, its first and last.
+    up_us_before bigint NOT NULL,
+    down_us_before bigint NOT NULL,
+    maintenance_us_before bigint NOT NULL,
     PRIMARY KEY (service_name, bucket)
 );
 CREATE INDEX rollup_hourly_bucket ON pystatus.rollup_hourly (bucket);
@@ -194,8 +199,26 @@ COMMENT ON TABLE pystatus.rollup_hourly IS
     'Per service per UTC hour: microseconds up, down and in maintenance (the rest of the hour is '
     'no data), heartbeats received, and the latency measure''s count/avg/p50/p95/max. '
     'Maintained by pystatus.refresh_rollups(); equal to the same figures computed from raw history.';
+COMMENT ON COLUMN pystatus.rollup_hourly.up_us_before IS
+    'up_us of the service''s earlier rows, added up (down_us_before, maintenance_us_before alike): '
+    'the hours [a, b) of a service add up to the last row''s before and own values less the first '
+    'row''s before. Rows deleted past retention leave the later ones as they are.';
 
-CREATE TABLE pystatus.rollup_daily (LIKE pystatus.rollup_hourly INCLUDING ALL);
+CREATE TABLE pystatus.rollup_daily (
+    service_name varchar(64) NOT NULL,
+    bucket timestamptz NOT NULL,
+    up_us bigint NOT NULL,
+    down_us bigint NOT NULL,
+    maintenance_us bigint NOT NULL,
+    heartbeats integer NOT NULL,
+    latency_count integer NOT NULL,
+    latency_avg double precision,
+    latency_p50 double precision,
+    latency_p95 double precision,
+    latency_max double precision,
+    PRIMARY KEY (service_name, bucket)
+);
+CREATE INDEX rollup_daily_bucket_idx ON pystatus.rollup_daily (bucket);
 COMMENT ON TABLE pystatus.rollup_daily IS
     'pystatus.rollup_hourly per UTC day (percentiles computed over the day''s raw rows).';
 

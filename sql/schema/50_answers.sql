@@ -395,7 +395,7 @@ COMMENT ON FUNCTION pystatus.transitions(text, timestamptz, timestamptz) IS
 -- order (each part may be empty):
 --   [since, edge_from)          raw history
 --   [edge_from, hours_from)     the rest of since's hour: its rollup and spans
---   [hours_from, hours_to)      whole hours (and days): rollups
+--   [hours_from, hours_to)      whole hours: rollups (uptime: two rows a service, by running totals)
 --   [hours_to, current_to)      the current hour so far: rollup_current (times only)
 --   [current_to, until)         raw history
 -- Rollups hold the hours before rolled_until and before the hour of any late
@@ -547,11 +547,8 @@ SET plan_cache_mode = force_custom_plan
 AS $$
 #variable_conflict use_column
 DECLARE
-    v_origin constant timestamptz := pystatus._bucket_origin();
     v_until timestamptz := greatest(least(_compute_uptime.until, now()), _compute_uptime.since);
     v_cover record;
-    v_days_from timestamptz;
-    v_days_to timestamptz;
 BEGIN
     IF _compute_uptime.since IS NULL OR _compute_uptime.until IS NULL OR NOT isfinite(_compute_uptime.since) OR NOT isfinite(_compute_uptime.until) THEN
         RAISE EXCEPTION 'invalid window [%, %): both ends must be finite', _compute_uptime.since, _compute_uptime.until
@@ -564,13 +561,6 @@ BEGIN
         SELECT _compute_uptime.since AS edge_from, _compute_uptime.since AS hours_from,
                _compute_uptime.since AS hours_to, _compute_uptime.since AS current_to
         INTO v_cover;
-    END IF;
-    -- Whole days inside the whole hours: from the daily rollup.
-    v_days_from := date_bin('1 day', v_cover.hours_from - interval '1 microsecond', v_origin) + interval '1 day';
-    v_days_to := date_bin('1 day', v_cover.hours_to, v_origin);
-    IF v_days_from >= v_days_to THEN
-        v_days_from := v_cover.hours_to;
-        v_days_to := v_cover.hours_to;
     END IF;
 
     RETURN QUERY
@@ -598,16 +588,30 @@ BEGIN
         WHERE v_cover.edge_from < v_cover.hours_from
           AND (_compute_uptime.service_name IS NULL OR r.service_name = _compute_uptime.service_name)
     ), rolled AS (
-        SELECT r.service_name::text AS service_name, r.up_us, r.down_us, r.maintenance_us
-        FROM pystatus.rollup_hourly AS r
-        WHERE (_compute_uptime.service_name IS NULL OR r.service_name = _compute_uptime.service_name)
-          AND ((r.bucket >= v_cover.hours_from AND r.bucket < v_days_from)
-               OR (r.bucket >= v_days_to AND r.bucket < v_cover.hours_to))
-        UNION ALL
-        SELECT r.service_name::text, r.up_us, r.down_us, r.maintenance_us
-        FROM pystatus.rollup_daily AS r
-        WHERE (_compute_uptime.service_name IS NULL OR r.service_name = _compute_uptime.service_name)
-          AND r.bucket >= v_days_from AND r.bucket < v_days_to
+        -- Whole hours: the service's first and last in them, by their running
+        -- totals (two rows a service, however long the window).
+        SELECT s.service_name,
+               l.up_us_before + l.up_us - f.up_us_before AS up_us,
+               l.down_us_before + l.down_us - f.down_us_before AS down_us,
+               l.maintenance_us_before + l.maintenance_us - f.maintenance_us_before AS maintenance_us
+        FROM services AS s
+        CROSS JOIN LATERAL (
+            SELECT r.up_us_before, r.down_us_before, r.maintenance_us_before
+            FROM pystatus.rollup_hourly AS r
+            WHERE r.service_name = s.service_name
+              AND r.bucket >= v_cover.hours_from AND r.bucket < v_cover.hours_to
+            ORDER BY r.bucket
+            LIMIT 1
+        ) AS f
+        CROSS JOIN LATERAL (
+            SELECT r.up_us, r.down_us, r.maintenance_us,
+                   r.up_us_before, r.down_us_before, r.maintenance_us_before
+            FROM pystatus.rollup_hourly AS r
+            WHERE r.service_name = s.service_name
+              AND r.bucket >= v_cover.hours_from AND r.bucket < v_cover.hours_to
+            ORDER BY r.bucket DESC
+            LIMIT 1
+        ) AS l
         UNION ALL
         SELECT c.service_name::text, c.up_us, c.down_us, c.maintenance_us
         FROM pystatus.rollup_current AS c
@@ -640,8 +644,8 @@ END;
 $$;
 COMMENT ON FUNCTION pystatus._compute_uptime(text, timestamptz, timestamptz, boolean) IS
     'Uptime over [since, least(until, now())), from rollups for what they hold (the spans of '
-    'since''s hour, whole hours and days, the current hour so far) and from raw history for the '
-    'rest (use_rollups), or from raw history only.';
+    'since''s hour, whole hours by their running totals, the current hour so far) and from raw '
+    'history for the rest (use_rollups), or from raw history only.';
 
 CREATE OR REPLACE FUNCTION pystatus.uptime(service_name text, since timestamptz, until timestamptz DEFAULT now())
 RETURNS SETOF pystatus.uptime_report

@@ -114,14 +114,44 @@ BEGIN
         ) AS h
         WHERE _roll_up.service_name IS NULL OR sv.service_name = _roll_up.service_name
         GROUP BY 1, 2
+    ), computed AS MATERIALIZED (
+        SELECT coalesce(t.service_name, b.service_name) AS service_name,
+               coalesce(t.bucket, b.bucket) AS bucket,
+               coalesce(t.up_us, 0) AS up_us, coalesce(t.down_us, 0) AS down_us,
+               coalesce(t.maintenance_us, 0) AS maintenance_us,
+               coalesce(b.heartbeats, 0)::integer AS heartbeats,
+               coalesce(b.latency_count, 0)::integer AS latency_count,
+               b.latency_avg, b.latency_p50, b.latency_p95, b.latency_max
+        FROM hours AS t
+        FULL JOIN beats AS b ON b.service_name = t.service_name AND b.bucket = t.bucket
+    ), totals AS (  -- each service's running totals where these hours start: its row before
+        SELECT s.service_name, p.up_us, p.down_us, p.maintenance_us
+        FROM (SELECT DISTINCT c.service_name FROM computed AS c) AS s
+        CROSS JOIN LATERAL (
+            SELECT r.up_us_before + r.up_us AS up_us, r.down_us_before + r.down_us AS down_us,
+                   r.maintenance_us_before + r.maintenance_us AS maintenance_us
+            FROM pystatus.rollup_hourly AS r
+            WHERE r.service_name = s.service_name AND r.bucket < _roll_up.since
+            ORDER BY r.bucket DESC
+            LIMIT 1
+        ) AS p
     )
+    -- Every later hour of these services is in [since, until): refresh_rollups()
+    -- recomputes a service from its late row to rolled_until, and adds new
+    -- hours after every kept one. Their running totals follow on from here.
     INSERT INTO pystatus.rollup_hourly
-    SELECT coalesce(t.service_name, b.service_name), coalesce(t.bucket, b.bucket),
-           coalesce(t.up_us, 0), coalesce(t.down_us, 0), coalesce(t.maintenance_us, 0),
-           coalesce(b.heartbeats, 0)::integer, coalesce(b.latency_count, 0)::integer,
-           b.latency_avg, b.latency_p50, b.latency_p95, b.latency_max
-    FROM hours AS t
-    FULL JOIN beats AS b ON b.service_name = t.service_name AND b.bucket = t.bucket;
+        (service_name, bucket, up_us, down_us, maintenance_us, heartbeats, latency_count,
+         latency_avg, latency_p50, latency_p95, latency_max,
+         up_us_before, down_us_before, maintenance_us_before)
+    SELECT c.service_name, c.bucket, c.up_us, c.down_us, c.maintenance_us, c.heartbeats,
+           c.latency_count, c.latency_avg, c.latency_p50, c.latency_p95, c.latency_max,
+           coalesce(p.up_us, 0) + coalesce(sum(c.up_us) OVER earlier, 0),
+           coalesce(p.down_us, 0) + coalesce(sum(c.down_us) OVER earlier, 0),
+           coalesce(p.maintenance_us, 0) + coalesce(sum(c.maintenance_us) OVER earlier, 0)
+    FROM computed AS c
+    LEFT JOIN totals AS p ON p.service_name = c.service_name
+    WINDOW earlier AS (PARTITION BY c.service_name ORDER BY c.bucket
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING);
     GET DIAGNOSTICS v_rows = ROW_COUNT;
     -- Whole days that the hours touched and that have ended by until: times and
     -- counts add up from the hours; latency statistics come from the day's raw rows.
