@@ -589,29 +589,35 @@ BEGIN
           AND (_compute_uptime.service_name IS NULL OR r.service_name = _compute_uptime.service_name)
     ), rolled AS (
         -- Whole hours: the service's first and last in them, by their running
-        -- totals (two rows a service, however long the window).
+        -- totals (two rows a service, however long the window). Nearly every
+        -- service has a row at the window's first and last hour: those are read
+        -- for all services at once (an index range each), and only a service
+        -- without one (new, or silent since) is looked up on its own.
         SELECT s.service_name,
-               l.up_us_before + l.up_us - f.up_us_before AS up_us,
-               l.down_us_before + l.down_us - f.down_us_before AS down_us,
-               l.maintenance_us_before + l.maintenance_us - f.maintenance_us_before AS maintenance_us
+               (l.h).up_us_before + (l.h).up_us - (f.h).up_us_before AS up_us,
+               (l.h).down_us_before + (l.h).down_us - (f.h).down_us_before AS down_us,
+               (l.h).maintenance_us_before + (l.h).maintenance_us - (f.h).maintenance_us_before
+                   AS maintenance_us
         FROM services AS s
+        LEFT JOIN pystatus.rollup_hourly AS f0
+          ON f0.service_name = s.service_name AND f0.bucket = v_cover.hours_from
+        LEFT JOIN pystatus.rollup_hourly AS l0
+          ON l0.service_name = s.service_name AND l0.bucket = v_cover.hours_to - interval '1 hour'
         CROSS JOIN LATERAL (
-            SELECT r.up_us_before, r.down_us_before, r.maintenance_us_before
-            FROM pystatus.rollup_hourly AS r
-            WHERE r.service_name = s.service_name
-              AND r.bucket >= v_cover.hours_from AND r.bucket < v_cover.hours_to
-            ORDER BY r.bucket
-            LIMIT 1
+            SELECT coalesce(f0, (SELECT r FROM pystatus.rollup_hourly AS r
+                                 WHERE r.service_name = s.service_name
+                                   AND r.bucket >= v_cover.hours_from AND r.bucket < v_cover.hours_to
+                                 ORDER BY r.bucket
+                                 LIMIT 1)) AS h
         ) AS f
         CROSS JOIN LATERAL (
-            SELECT r.up_us, r.down_us, r.maintenance_us,
-                   r.up_us_before, r.down_us_before, r.maintenance_us_before
-            FROM pystatus.rollup_hourly AS r
-            WHERE r.service_name = s.service_name
-              AND r.bucket >= v_cover.hours_from AND r.bucket < v_cover.hours_to
-            ORDER BY r.bucket DESC
-            LIMIT 1
+            SELECT coalesce(l0, (SELECT r FROM pystatus.rollup_hourly AS r
+                                 WHERE r.service_name = s.service_name
+                                   AND r.bucket >= v_cover.hours_from AND r.bucket < v_cover.hours_to
+                                 ORDER BY r.bucket DESC
+                                 LIMIT 1)) AS h
         ) AS l
+        WHERE v_cover.hours_from < v_cover.hours_to
         UNION ALL
         SELECT c.service_name::text, c.up_us, c.down_us, c.maintenance_us
         FROM pystatus.rollup_current AS c
