@@ -701,13 +701,22 @@ class Bench:
             f"SELECT pystatus.heartbeat_many(array_agg('svc-' || i), array_fill('ok'::text, ARRAY[{n}]))"
             f" FROM generate_series(1, {n}) AS i"
         )
-        # Rollups as a month of history leaves them: 24 hours and 30 days a service.
-        for table, unit, count in (("rollup_hourly", "hour", 24), ("rollup_daily", "day", 30)):
+        # Rollups as a month of history leaves them: 24 hours and 30 days a service
+        # (the hours with their running totals: what the earlier ones add up to).
+        for table, unit, count, totals in (
+            (
+                "rollup_hourly",
+                "hour",
+                24,
+                ", (24 - k)::bigint * 3500000000, (24 - k)::bigint * 100000000, 0",
+            ),
+            ("rollup_daily", "day", 30, ""),
+        ):
             self.sql(
                 f"INSERT INTO pystatus.{table} SELECT 'svc-' || i,"
                 f" date_trunc('{unit}', (SELECT rolled_until FROM pystatus.rollup_state))"
                 f" - k * interval '1 {unit}', 3500000000, 100000000, 0, 60, 60, 12, 11, 20, 30"
-                f" FROM generate_series(1, {n}) AS i, generate_series(1, {count}) AS k"
+                f"{totals} FROM generate_series(1, {n}) AS i, generate_series(1, {count}) AS k"
             )
         # Statistics as autovacuum keeps them (system_status was just refilled).
         self.sql(
