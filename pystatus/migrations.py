@@ -332,6 +332,11 @@ def finish_history_index(dsn: str | None = None) -> list[str]:
             name = f"{partition.schema_name}.{partition.table_name}"
             if name not in indexed:
                 indexed.append(name)
+                # Both indexes are on expressions, whose statistics ANALYZE
+                # gathers only once the index exists: without them the planner
+                # guessed a third of the partition for the fleet's last minutes
+                # and read all of it. (It takes no lock that heartbeats wait on.)
+                conn.execute(sql.SQL("ANALYZE {}").format(table))
         if fetch_value(conn, "history_index_replaced"):
             _with_retries(conn, sql.SQL("DROP INDEX public.system_status_history_service_time"))
     return indexed

@@ -899,7 +899,7 @@ CREATE FUNCTION pystatus._history_indexes_pending(OUT parent_index name, OUT sch
     FROM (VALUES ('system_status_history_service_hour'::name, '_service_hour',
                   '(service_name, pystatus._history_hour(heartbeat_timestamp))'),
                  ('system_status_history_time'::name, '_time',
-                  'USING brin (heartbeat_timestamp) WITH (pages_per_range = 32, autosummarize = on)'))
+                  'USING brin (pystatus._history_minute(heartbeat_timestamp)) WITH (pages_per_range = 32, autosummarize = on)'))
          AS d(parent_index, suffix, definition)
     CROSS JOIN pg_inherits AS p
     JOIN pg_class AS c ON c.oid = p.inhrelid
@@ -920,6 +920,20 @@ $$;
 --
 
 COMMENT ON FUNCTION pystatus._history_indexes_pending(OUT parent_index name, OUT schema_name name, OUT table_name name, OUT index_name name, OUT index_state text, OUT definition text) IS 'History partitions still without their part of an index of history (left by the migration that added it on partitions that had rows): the parent index, the partition, the state of the index `pystatus migrate` builds for it (missing, invalid: a build that stopped, or unattached) and its definition.';
+
+--
+-- Name: _history_minute(timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._history_minute(at timestamp with time zone) RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN date_bin('00:01:00'::interval, at, pystatus._bucket_origin());
+
+--
+-- Name: FUNCTION _history_minute(at timestamp with time zone); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._history_minute(at timestamp with time zone) IS 'The UTC minute a history row is indexed under by time (system_status_history_time).';
 
 --
 -- Name: _history_partition_names(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -2124,18 +2138,21 @@ BEGIN
         WHERE _segments.service_name IS NOT NULL
         UNION ALL
         -- The fleet: each span's rows of every service at once, by time (the
-        -- BRIN index system_status_history_time: the last minutes are the last
-        -- pages), where a range scan per service read each one's whole hours.
-        -- Joined to the services inside each span (OFFSET 0: not flattened):
-        -- the planner cannot tell how many rows a span holds, and, joining
-        -- outside, it hashed them, hundreds of milliseconds for a few thousand.
+        -- BRIN index system_status_history_time, by _history_minute(): the
+        -- last minutes are the last pages), where a range scan per service
+        -- read each one's whole hours. Joined to the services inside each span
+        -- (OFFSET 0: not flattened): the planner cannot tell how many rows a
+        -- span holds, and, joining outside, it hashed them, hundreds of
+        -- milliseconds for a few thousand.
         SELECT h.service_name, h.patience, b.since, h.heartbeat_timestamp, h.ctid, h.status::text
         FROM bounds AS b
         CROSS JOIN LATERAL (
             SELECT sv.service_name, sv.patience, h4.heartbeat_timestamp, h4.ctid, h4.status
             FROM public.system_status_history AS h4
             JOIN services AS sv ON sv.service_name = h4.service_name
-            WHERE h4.heartbeat_timestamp >= b.since AND h4.heartbeat_timestamp < b.until
+            WHERE pystatus._history_minute(h4.heartbeat_timestamp)
+                  BETWEEN pystatus._history_minute(b.since) AND pystatus._history_minute(b.until)
+              AND h4.heartbeat_timestamp >= b.since AND h4.heartbeat_timestamp < b.until
             OFFSET 0
         ) AS h
         WHERE _segments.service_name IS NULL
@@ -5163,19 +5180,19 @@ CREATE INDEX system_status_history_default_service_hour ON public.system_status_
 -- Name: system_status_history_time; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX system_status_history_time ON ONLY public.system_status_history USING brin (heartbeat_timestamp) WITH (pages_per_range='32', autosummarize='on');
+CREATE INDEX system_status_history_time ON ONLY public.system_status_history USING brin (pystatus._history_minute(heartbeat_timestamp)) WITH (pages_per_range='32', autosummarize='on');
 
 --
 -- Name: INDEX system_status_history_time; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON INDEX public.system_status_history_time IS 'Rows by time, per range of 32 pages (BRIN): the fleet''s newest rows, read at once. Summarized as each range fills (autosummarize), rows being written in time order.';
+COMMENT ON INDEX public.system_status_history_time IS 'Rows by UTC minute (_history_minute()), per range of 32 pages (BRIN): the fleet''s newest rows, read at once. Summarized as each range fills (autosummarize), rows being written in time order.';
 
 --
 -- Name: system_status_history_default_time; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX system_status_history_default_time ON public.system_status_history_default USING brin (heartbeat_timestamp) WITH (pages_per_range='32', autosummarize='on');
+CREATE INDEX system_status_history_default_time ON public.system_status_history_default USING brin (pystatus._history_minute(heartbeat_timestamp)) WITH (pages_per_range='32', autosummarize='on');
 
 --
 -- Name: alert_messages_created; Type: INDEX; Schema: pystatus; Owner: -
@@ -5442,6 +5459,12 @@ REVOKE ALL ON FUNCTION pystatus._history_hour(at timestamp with time zone) FROM 
 --
 
 REVOKE ALL ON FUNCTION pystatus._history_indexes_pending(OUT parent_index name, OUT schema_name name, OUT table_name name, OUT index_name name, OUT index_state text, OUT definition text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _history_minute(at timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._history_minute(at timestamp with time zone) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _history_partition_names(); Type: ACL; Schema: pystatus; Owner: -

@@ -425,7 +425,8 @@ def test_indexing_a_history_with_rows_by_time_builds_the_index_after_the_transac
     empty_dsn: str, cluster: Cluster
 ) -> None:
     """Upgrading to 0008 on a live history: the partition with rows gets its
-    time index concurrently, after the migration; every partition made later
+    time index concurrently, after the migration, and its statistics (the
+    planner's estimate of the fleet's last minutes); every partition made later
     has it from the start; and a fleet's answers read the same rows through it."""
     migrations.apply(empty_dsn)
     assert migrations.rollback(empty_dsn, count=2) == [
@@ -448,6 +449,14 @@ def test_indexing_a_history_with_rows_by_time_builds_the_index_after_the_transac
             db,
             "SELECT indisvalid FROM pg_index"
             " WHERE indexrelid = 'system_status_history_time'::regclass",
+        )
+        assert (
+            one(
+                db,
+                "SELECT count(*) FROM pg_stats WHERE schemaname = 'public' AND tablename = %s",
+                [done.indexed[0].split(".")[1][:50] + "_time"],
+            )
+            == 1
         )
         db.execute("SELECT pystatus.create_history_partitions(now(), now() + interval '200 days')")
         unindexed, more = db.execute(PARTITION_INDEXES).fetchone()

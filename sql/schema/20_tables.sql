@@ -69,8 +69,10 @@ CREATE INDEX system_status_history_service_hour
 -- And by time, per block range (BRIN): rows arrive in time order, so the
 -- fleet's last minutes are the last pages of the newest partition, read at once
 -- rather than through each service's hour. A few hundred kilobytes a month.
+-- On the minute (10_rules.sql, _history_minute()): only the fleet's reads by
+-- time name it, so one service's reads never add a scan of every range's summary.
 CREATE INDEX system_status_history_time
-    ON public.system_status_history USING brin (heartbeat_timestamp)
+    ON public.system_status_history USING brin (pystatus._history_minute(heartbeat_timestamp))
     WITH (pages_per_range = 32, autosummarize = on);
 
 COMMENT ON TABLE public.system_status_history IS
@@ -84,7 +86,8 @@ COMMENT ON COLUMN public.system_status_history.created_at IS
 COMMENT ON INDEX public.system_status_history_service_hour IS
     'Each service''s rows by UTC hour: queries bound their scans with pystatus._history_hour().';
 COMMENT ON INDEX public.system_status_history_time IS
-    'Rows by time, per range of 32 pages (BRIN): the fleet''s newest rows, read at once. Summarized '
+    'Rows by UTC minute (_history_minute()), per range of 32 pages (BRIN): the fleet''s newest rows, '
+    'read at once. Summarized '
     'as each range fills (autosummarize), rows being written in time order.';
 
 ------------------------------------------------------------------------------

@@ -218,7 +218,7 @@ AS $$
     FROM (VALUES ('system_status_history_service_hour'::name, '_service_hour',
                   '(service_name, pystatus._history_hour(heartbeat_timestamp))'),
                  ('system_status_history_time'::name, '_time',
-                  'USING brin (heartbeat_timestamp) WITH (pages_per_range = 32, autosummarize = on)'))
+                  'USING brin (pystatus._history_minute(heartbeat_timestamp)) WITH (pages_per_range = 32, autosummarize = on)'))
          AS d(parent_index, suffix, definition)
     CROSS JOIN pg_inherits AS p
     JOIN pg_class AS c ON c.oid = p.inhrelid

@@ -280,18 +280,21 @@ BEGIN
         WHERE _segments.service_name IS NOT NULL
         UNION ALL
         -- The fleet: each span's rows of every service at once, by time (the
-        -- BRIN index system_status_history_time: the last minutes are the last
-        -- pages), where a range scan per service read each one's whole hours.
-        -- Joined to the services inside each span (OFFSET 0: not flattened):
-        -- the planner cannot tell how many rows a span holds, and, joining
-        -- outside, it hashed them, hundreds of milliseconds for a few thousand.
+        -- BRIN index system_status_history_time, by _history_minute(): the
+        -- last minutes are the last pages), where a range scan per service
+        -- read each one's whole hours. Joined to the services inside each span
+        -- (OFFSET 0: not flattened): the planner cannot tell how many rows a
+        -- span holds, and, joining outside, it hashed them, hundreds of
+        -- milliseconds for a few thousand.
         SELECT h.service_name, h.patience, b.since, h.heartbeat_timestamp, h.ctid, h.status::text
         FROM bounds AS b
         CROSS JOIN LATERAL (
             SELECT sv.service_name, sv.patience, h4.heartbeat_timestamp, h4.ctid, h4.status
             FROM public.system_status_history AS h4
             JOIN services AS sv ON sv.service_name = h4.service_name
-            WHERE h4.heartbeat_timestamp >= b.since AND h4.heartbeat_timestamp < b.until
+            WHERE pystatus._history_minute(h4.heartbeat_timestamp)
+                  BETWEEN pystatus._history_minute(b.since) AND pystatus._history_minute(b.until)
+              AND h4.heartbeat_timestamp >= b.since AND h4.heartbeat_timestamp < b.until
             OFFSET 0
         ) AS h
         WHERE _segments.service_name IS NULL
