@@ -328,6 +328,14 @@ def test_a_late_row_in_the_current_hour_counts_from_the_next_refresh(db: Conn) -
     db.execute("SELECT pystatus.refresh_rollups()")
     after = db.execute(CURRENT + " WHERE service_name = 'api'").fetchone()
     assert after[2] > 0 and after[1] < before[1]
+    # Recomputed alone, it keeps its newest row, as the fleet's refresh does.
+    newest = db.execute(
+        "SELECT heartbeat_timestamp, status FROM system_status_history"
+        " WHERE service_name = 'api'"
+        " AND heartbeat_timestamp < (SELECT current_until FROM pystatus.rollup_state)"
+        " ORDER BY heartbeat_timestamp DESC LIMIT 1"
+    ).fetchone()
+    assert after[6:] == newest
     assert_answers_equal_raw_history(db)
     assert one(db, "SELECT count(*) FROM pystatus.rollup_dirty") == 0
 
