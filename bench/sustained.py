@@ -396,12 +396,14 @@ def execution_ms(db: psycopg.Connection[Any], query: str) -> float:
 
 
 def rollup_lag(db: psycopg.Connection[Any]) -> tuple[float, float, float, str]:
-    """How far rolled_until trails the newest hour refresh_rollups() may have
-    rolled up by now (an hour is rolled up _rollup_delay() after it ends), and
-    how far it trails now()."""
+    """How long the oldest hour not yet rolled up has been due (an hour is due
+    _rollup_delay() after it ends; 0 while none is), and how far rolled_until
+    trails now(). Not the hours between rolled_until and the newest boundary:
+    that jumps from 0 to 3,600 s the moment an hour falls due, however soon
+    the job then rolls it up."""
     row = db.execute(
-        "SELECT extract(epoch FROM greatest(interval '0', date_bin('1 hour',"
-        " now() - pystatus._rollup_delay(), pystatus._bucket_origin()) - rolled_until))::float8,"
+        "SELECT extract(epoch FROM greatest(interval '0',"
+        " now() - (rolled_until + interval '1 hour' + pystatus._rollup_delay())))::float8,"
         " extract(epoch FROM now() - rolled_until)::float8,"
         " to_char(rolled_until AT TIME ZONE 'UTC', 'HH24:MI') FROM pystatus.rollup_state"
     ).fetchone()
@@ -941,12 +943,12 @@ class Sustained:
             f"Dashboard: `SELECT * FROM pystatus.live_status` every {DASHBOARD_EVERY:g} s as a"
             " pystatus_reader login, from a second process that also watches the rest; its"
             f" execution in the server (EXPLAIN ANALYZE) every {ROLLUP_EVERY:g} s.",
-            "Rollup lag: how far `rollup_state.rolled_until` trails `date_bin('1 hour', now() -"
-            " pystatus._rollup_delay(), origin)`, the newest hour boundary an up-to-date"
-            " `refresh_rollups()` has reached (an hour is rolled up 5 minutes after it ends, by"
-            f" the minute job), sampled every {ROLLUP_EVERY:g} s; 0 means up to date, and it is"
-            " only put to the test when the run passes 5 minutes past an hour. By design"
-            " `now() - rolled_until` itself runs up to 65 min.",
+            "Rollup lag: how long the oldest hour not yet rolled up has been due"
+            " (`now() - (rolled_until + 1 hour + pystatus._rollup_delay())`: an hour is due 5"
+            f" minutes after it ends, and rolled up by the minute job), sampled every"
+            f" {ROLLUP_EVERY:g} s; 0 means up to date, and it is only put to the test when the"
+            " run passes 5 minutes past an hour. By design `now() - rolled_until` itself runs"
+            " up to 65 min.",
             "Sweeper lag: from a silent service's deadline (`stale_after`: last heartbeat +"
             f" {plan.interval:g} s expected interval + {plan.grace:g} s grace) until a poll every"
             f" {SILENT_EVERY:g} s first sees it stale in system_status. The alert worker"
