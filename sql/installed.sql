@@ -541,17 +541,35 @@ BEGIN
                                 tstzmultirange(tstzrange(_compute_uptime.since, v_cover.edge_from),
                                                tstzrange(v_cover.current_to, v_until))) AS g
     ), edge AS (
-        -- The rest of since's hour: wholly up without spans, else up but for its spans.
+        -- The rest of since's hour: up, less what its spans hold where it has
+        -- them. Nearly every hour is wholly up and has none: the spans are read
+        -- only where they exist (measuring them for every service's hour called
+        -- a function per row: 3 ms of the fleet's answer).
         SELECT r.service_name::text AS service_name,
-               pystatus._microseconds(v_cover.hours_from - v_cover.edge_from) AS us,
-               coalesce(pystatus._multirange_us(sp.down * w.span), 0) AS down_us,
-               coalesce(pystatus._multirange_us(sp.maintenance * w.span), 0) AS maintenance_us,
-               coalesce(pystatus._multirange_us(sp.no_data * w.span), 0) AS no_data_us
-        FROM (SELECT tstzmultirange(tstzrange(v_cover.edge_from, v_cover.hours_from)) AS span) AS w
-        JOIN pystatus.rollup_hourly AS r ON r.bucket = v_cover.hours_from - interval '1 hour'
-        LEFT JOIN pystatus.rollup_spans AS sp ON sp.service_name = r.service_name AND sp.bucket = r.bucket
-        WHERE v_cover.edge_from < v_cover.hours_from
+               pystatus._microseconds(v_cover.hours_from - v_cover.edge_from) AS up_us,
+               0::bigint AS down_us, 0::bigint AS maintenance_us
+        FROM pystatus.rollup_hourly AS r
+        WHERE v_cover.edge_from < v_cover.hours_from AND r.bucket = v_cover.hours_from - interval '1 hour'
           AND (_compute_uptime.service_name IS NULL OR r.service_name = _compute_uptime.service_name)
+        UNION ALL
+        SELECT sp.service_name::text, -(p.down_us + p.maintenance_us + p.no_data_us), p.down_us, p.maintenance_us
+        FROM (SELECT tstzmultirange(tstzrange(v_cover.edge_from, v_cover.hours_from)) AS span) AS w
+        JOIN pystatus.rollup_spans AS sp ON sp.bucket = v_cover.hours_from - interval '1 hour'
+        CROSS JOIN LATERAL (
+            SELECT coalesce(sum(x.us) FILTER (WHERE x.kind = 'down'), 0) AS down_us,
+                   coalesce(sum(x.us) FILTER (WHERE x.kind = 'maintenance'), 0) AS maintenance_us,
+                   coalesce(sum(x.us) FILTER (WHERE x.kind = 'no data'), 0) AS no_data_us
+            FROM (SELECT 'down', pystatus._microseconds(upper(d.span) - lower(d.span))
+                  FROM unnest(sp.down * w.span) AS d(span)
+                  UNION ALL
+                  SELECT 'maintenance', pystatus._microseconds(upper(m.span) - lower(m.span))
+                  FROM unnest(sp.maintenance * w.span) AS m(span)
+                  UNION ALL
+                  SELECT 'no data', pystatus._microseconds(upper(n.span) - lower(n.span))
+                  FROM unnest(sp.no_data * w.span) AS n(span)) AS x(kind, us)
+        ) AS p
+        WHERE v_cover.edge_from < v_cover.hours_from
+          AND (_compute_uptime.service_name IS NULL OR sp.service_name = _compute_uptime.service_name)
     ), rolled AS (
         -- Whole hours: the service's first and last in them, by their running
         -- totals (two rows a service, however long the window). Nearly every
@@ -589,7 +607,7 @@ BEGIN
         WHERE v_cover.current_to > v_cover.hours_to
           AND (_compute_uptime.service_name IS NULL OR c.service_name = _compute_uptime.service_name)
         UNION ALL
-        SELECT e.service_name, e.us - e.down_us - e.maintenance_us - e.no_data_us, e.down_us, e.maintenance_us
+        SELECT e.service_name, e.up_us, e.down_us, e.maintenance_us
         FROM edge AS e
         UNION ALL
         SELECT raw.service_name,
@@ -1919,13 +1937,15 @@ CREATE FUNCTION pystatus._roll_up_current(service_name text, since timestamp wit
           AND h.heartbeat_timestamp >= _roll_up_current.since AND h.heartbeat_timestamp < _roll_up_current.until
         ORDER BY h.service_name, h.heartbeat_timestamp DESC, h.ctid DESC
     ) AS l ON l.service_name = t.service
+    LEFT JOIN pystatus.rollup_current AS kept ON kept.service_name = t.service
+    -- Else the newest row before until, looked up: for one service always,
+    -- for the fleet only where none is kept (a new service, or after a reset).
     LEFT JOIN LATERAL (
         SELECT h.heartbeat_timestamp, h.status FROM public.system_status_history AS h
-        WHERE _roll_up_current.service_name IS NOT NULL
+        WHERE (_roll_up_current.service_name IS NOT NULL OR (l.service_name IS NULL AND kept.last_at IS NULL))
           AND h.service_name = t.service
-          AND pystatus._history_hour(h.heartbeat_timestamp)
-              BETWEEN pystatus._history_hour(_roll_up_current.since) AND pystatus._history_hour(_roll_up_current.until)
-          AND h.heartbeat_timestamp >= _roll_up_current.since AND h.heartbeat_timestamp < _roll_up_current.until
+          AND pystatus._history_hour(h.heartbeat_timestamp) <= pystatus._history_hour(_roll_up_current.until)
+          AND h.heartbeat_timestamp < _roll_up_current.until
         ORDER BY pystatus._history_hour(h.heartbeat_timestamp) DESC, h.heartbeat_timestamp DESC, h.ctid DESC
         LIMIT 1
     ) AS one ON true
@@ -1944,7 +1964,7 @@ $$;
 -- Name: FUNCTION _roll_up_current(service_name text, since timestamp with time zone, until timestamp with time zone); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus._roll_up_current(service_name text, since timestamp with time zone, until timestamp with time zone) IS 'Adds [since, until) to rollup_current, for one service or (NULL) all: its times and spans, and its newest row if it has one.';
+COMMENT ON FUNCTION pystatus._roll_up_current(service_name text, since timestamp with time zone, until timestamp with time zone) IS 'Adds [since, until) to rollup_current, for one service or (NULL) all: its times and spans, and its row in force at until (the newest before it), where it has one.';
 
 --
 -- Name: _rollup_coverage(text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -2287,6 +2307,42 @@ $$;
 --
 
 COMMENT ON FUNCTION pystatus._spell_began(service_name text, into_down boolean) IS 'When the service went down (into_down) or came back up this time: from its events, else its raw history; the deadline for a service silent past it but not marked stale yet.';
+
+--
+-- Name: _start_current_hour(timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._start_current_hour(hour timestamp with time zone) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_state pystatus.rollup_state;
+BEGIN
+    SELECT * INTO v_state FROM pystatus.rollup_state;
+    IF v_state.current_from = v_state.rolled_until
+       AND v_state.current_until BETWEEN _start_current_hour.hour - interval '1 hour' AND _start_current_hour.hour THEN
+        IF _start_current_hour.hour > v_state.current_until THEN
+            PERFORM pystatus._roll_up_current(NULL, v_state.current_until, _start_current_hour.hour);
+        END IF;
+        DELETE FROM pystatus.rollup_current AS c
+        WHERE NOT EXISTS (SELECT FROM public.system_status AS s WHERE s.service_name = c.service_name)
+           OR c.last_at < (SELECT min(p.starts) FROM pystatus.history_partitions AS p WHERE NOT p.is_default);
+        UPDATE pystatus.rollup_current
+        SET up_us = 0, down_us = 0, maintenance_us = 0, down = '{}', silent = '{}';
+    ELSE
+        DELETE FROM pystatus.rollup_current;
+    END IF;
+    -- Answers and the next extension read the rows kept as of current_until.
+    UPDATE pystatus.rollup_state SET current_from = _start_current_hour.hour, current_until = _start_current_hour.hour;
+END;
+$$;
+
+--
+-- Name: FUNCTION _start_current_hour(hour timestamp with time zone); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._start_current_hour(hour timestamp with time zone) IS 'Starts rollup_current afresh at hour: sums cleared, each service''s row in force carried on (or, after a gap of over an hour, emptied).';
 
 --
 -- Name: _sync_logins_restricted(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -3807,16 +3863,20 @@ BEGIN
         DELETE FROM pystatus.rollup_spans WHERE bucket < now() - v_state.retention;
         DELETE FROM pystatus.rollup_daily WHERE bucket < now() - v_state.retention;
     END IF;
-    -- The current hour: started afresh once the hour before is rolled up (or
-    -- rolled_until was moved by hand), else extended from where it stopped.
-    IF v_current_from <> v_rolled_until THEN
-        DELETE FROM pystatus.rollup_current;
-        v_current_from := v_rolled_until;
-        v_current_until := v_rolled_until;
-    ELSIF cardinality(v_current_dirty) > 0 THEN
+    -- The current hour. Services with late rows in it first: recomputed, with
+    -- the row in force where it stops (rollup_current holds the hour only while
+    -- current_from = rolled_until: else it is started afresh below).
+    IF cardinality(v_current_dirty) > 0 AND v_state.current_from = v_state.rolled_until THEN
         DELETE FROM pystatus.rollup_current WHERE service_name = ANY (v_current_dirty);
         PERFORM pystatus._roll_up_current(d.service_name, v_current_from, v_current_until)
         FROM unnest(v_current_dirty) AS d(service_name);
+    END IF;
+    -- Started afresh once the hour before is rolled up (or rolled_until was
+    -- moved by hand), else extended from where it stopped.
+    IF v_current_from <> v_rolled_until THEN
+        PERFORM pystatus._start_current_hour(v_rolled_until);
+        v_current_from := v_rolled_until;
+        v_current_until := v_rolled_until;
     END IF;
     IF v_current_to > v_current_until THEN
         PERFORM pystatus._roll_up_current(NULL, v_current_until, v_current_to);
@@ -4933,7 +4993,7 @@ CREATE TABLE pystatus.rollup_current (
 -- Name: TABLE rollup_current; Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON TABLE pystatus.rollup_current IS 'Per service, for [rollup_state.current_from, rollup_state.current_until), the part of the current hour already rolled up: microseconds up, down and in maintenance; when it was down (silent: the part of down that was silence past the deadline); and the newest history row dated in it (last_at, last_status; NULL when there is none), the row in force at current_until. Extended every minute by pystatus.refresh_rollups(), started afresh when the hour is rolled up.';
+COMMENT ON TABLE pystatus.rollup_current IS 'Per service, for [rollup_state.current_from, rollup_state.current_until), the part of the current hour already rolled up: microseconds up, down and in maintenance; when it was down (silent: the part of down that was silence past the deadline); and the service''s newest history row before current_until (last_at, last_status; NULL until found), the row in force there, kept from hour to hour. Extended every minute by pystatus.refresh_rollups(); its sums start afresh when the hour is rolled up.';
 
 --
 -- Name: rollup_dirty; Type: TABLE; Schema: pystatus; Owner: -
@@ -5660,6 +5720,12 @@ REVOKE ALL ON FUNCTION pystatus._service_logins_changed() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION pystatus._spell_began(service_name text, into_down boolean) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _start_current_hour(hour timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._start_current_hour(hour timestamp with time zone) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _sync_logins_restricted(); Type: ACL; Schema: pystatus; Owner: -

@@ -360,3 +360,76 @@ def test_recent_incidents_read_one_by_one_or_the_whole_fleet_alike(db: Conn) -> 
             recent = db.execute("SELECT * FROM pystatus.recent_incidents(%s)", (since,)).fetchall()
             assert recent == db.execute(every, (since,)).fetchall()
         assert len({row[0] for row in recent}) == down
+
+
+def test_each_services_row_in_force_is_carried_into_the_next_hour(db: Conn) -> None:
+    reset(db, one(db, "SELECT date_trunc('hour', now() - interval '4 hours')"))
+    now = one(db, "SELECT now()")
+    for minute in range(180, 0, -1):
+        pystatus.record_heartbeat(db, "api", "ok", None, now - timedelta(minutes=minute))
+    # A worker that reported once (a job run now and then), silent since
+    # (stale), and a service no longer in system_status.
+    pystatus.record_heartbeat(db, "worker", "ok", None, now - timedelta(minutes=150))
+    pystatus.record_heartbeat(db, "gone", "ok", None, now - timedelta(minutes=100))
+    # A service silent since the oldest partition, which retention drops.
+    oldest, oldest_starts = db.execute(
+        "SELECT partition::text, starts FROM pystatus.history_partitions"
+        " WHERE NOT is_default ORDER BY starts LIMIT 1"
+    ).fetchone()
+    pystatus.record_heartbeat(db, "ancient", "ok", None, oldest_starts + timedelta(hours=1))
+    db.execute("SELECT pystatus.refresh_rollups()")
+    rolled_until = one(db, "SELECT rolled_until FROM pystatus.rollup_state")
+    # As things stood a few minutes before that hour was rolled up: the hour
+    # before rolled up to its last minutes, every service's row in force kept.
+    hour, near_its_end = rolled_until - timedelta(hours=1), rolled_until - timedelta(minutes=3)
+    db.execute("TRUNCATE pystatus.rollup_current")
+    db.execute(
+        "UPDATE pystatus.rollup_state SET rolled_until = %(hour)s, current_from = %(hour)s,"
+        " current_until = %(until)s",
+        {"hour": hour, "until": near_its_end},
+    )
+    db.execute("SELECT pystatus._roll_up_current(NULL, %s, %s)", (hour, near_its_end))
+    kept = dict(db.execute("SELECT service_name, last_at FROM pystatus.rollup_current").fetchall())
+    assert kept["worker"] == now - timedelta(minutes=150) and kept["gone"] and kept["ancient"]
+    db.execute("DELETE FROM system_status WHERE service_name = 'gone'")
+    db.execute(f"DROP TABLE {oldest}")
+
+    newest = (
+        "SELECT heartbeat_timestamp, status FROM system_status_history"
+        " WHERE service_name = %s AND heartbeat_timestamp < %s"
+        " ORDER BY heartbeat_timestamp DESC LIMIT 1"
+    )
+    # The new hour starts (as refresh_rollups() starts it once the hour before
+    # is rolled up): nothing in it yet, and each service in system_status with
+    # a row in history keeps its row in force there, though worker wrote none
+    # for hours; gone and ancient keep none (answers must equal raw history,
+    # which has none).
+    db.execute("SELECT pystatus._start_current_hour(%s)", (rolled_until,))
+    started = db.execute(CURRENT + " ORDER BY 1").fetchall()
+    assert [row[0] for row in started] == ["api", "worker"]
+    for row in started:
+        assert row[1:4] == (0, 0, 0) and not row[4] and not row[5]
+        assert row[6:] == db.execute(newest, (row[0], rolled_until)).fetchone()
+
+    # Extended from there (and the hour before rolled up) by the next refresh.
+    db.execute("SELECT pystatus.refresh_rollups()")
+    current_from, current_until = db.execute(
+        "SELECT current_from, current_until FROM pystatus.rollup_state"
+    ).fetchone()
+    assert current_from == rolled_until == one(db, "SELECT rolled_until FROM pystatus.rollup_state")
+    carried = db.execute(CURRENT + " ORDER BY 1").fetchall()
+    assert [row[0] for row in carried] == ["api", "worker"]
+    for row in carried:
+        assert row[6:] == db.execute(newest, (row[0], current_until)).fetchone()
+    # Its sums start from the new hour: as rolled up at once from there.
+    db.execute("TRUNCATE pystatus.rollup_current")
+    if current_until > current_from:
+        db.execute("SELECT pystatus._roll_up_current(NULL, %s, %s)", (current_from, current_until))
+        assert db.execute(CURRENT + " ORDER BY 1").fetchall() == carried
+    else:  # the first minute of the hour: nothing rolled up yet
+        assert all(row[1:4] == (0, 0, 0) and not row[4] and not row[5] for row in carried)
+    # The answers read the rows carried as raw history would. (Gone's and
+    # ancient's hours, rolled up before, keep what history said then.)
+    for table in ("system_status", "pystatus.rollup_hourly", "pystatus.rollup_spans"):
+        db.execute(f"DELETE FROM {table} WHERE service_name IN ('gone', 'ancient')")
+    assert_answers_equal_raw_history(db)

@@ -18,10 +18,10 @@ ALTER TABLE pystatus.rollup_current
 COMMENT ON TABLE pystatus.rollup_current IS
     'Per service, for [rollup_state.current_from, rollup_state.current_until), the part of the '
     'current hour already rolled up: microseconds up, down and in maintenance; when it was down '
-    '(silent: the part of down that was silence past the deadline); and the newest history row '
-    'dated in it (last_at, last_status; NULL when there is none), the row in force at '
-    'current_until. Extended every minute by pystatus.refresh_rollups(), started afresh when the '
-    'hour is rolled up.';
+    '(silent: the part of down that was silence past the deadline); and the service''s newest '
+    'history row before current_until (last_at, last_status; NULL until found), the row in force '
+    'there, kept from hour to hour. Extended every minute by pystatus.refresh_rollups(); its sums '
+    'start afresh when the hour is rolled up.';
 
 DELETE FROM pystatus.rollup_current;
 UPDATE pystatus.rollup_state SET current_from = rolled_until, current_until = rolled_until;

@@ -201,7 +201,10 @@ COMMENT ON FUNCTION pystatus._roll_up(text, timestamptz, timestamptz) IS
 
 -- Times and spans add up: the current hour is extended by the minutes since
 -- the last refresh, reading only their rows (from the row in force when they
--- start, which the last extension kept).
+-- start, which the last extension kept). Each service's row in force is kept
+-- from hour to hour: a service silent for hours (a stale one, a job that
+-- reports hourly) still starts from it, not from a search of its history at
+-- every refresh and answer (0.06 ms a service: 60 ms for 1,000).
 CREATE OR REPLACE FUNCTION pystatus._roll_up_current(service_name text, since timestamptz, until timestamptz)
 RETURNS void
 LANGUAGE sql
@@ -239,13 +242,15 @@ AS $$
           AND h.heartbeat_timestamp >= _roll_up_current.since AND h.heartbeat_timestamp < _roll_up_current.until
         ORDER BY h.service_name, h.heartbeat_timestamp DESC, h.ctid DESC
     ) AS l ON l.service_name = t.service
+    LEFT JOIN pystatus.rollup_current AS kept ON kept.service_name = t.service
+    -- Else the newest row before until, looked up: for one service always,
+    -- for the fleet only where none is kept (a new service, or after a reset).
     LEFT JOIN LATERAL (
         SELECT h.heartbeat_timestamp, h.status FROM public.system_status_history AS h
-        WHERE _roll_up_current.service_name IS NOT NULL
+        WHERE (_roll_up_current.service_name IS NOT NULL OR (l.service_name IS NULL AND kept.last_at IS NULL))
           AND h.service_name = t.service
-          AND pystatus._history_hour(h.heartbeat_timestamp)
-              BETWEEN pystatus._history_hour(_roll_up_current.since) AND pystatus._history_hour(_roll_up_current.until)
-          AND h.heartbeat_timestamp >= _roll_up_current.since AND h.heartbeat_timestamp < _roll_up_current.until
+          AND pystatus._history_hour(h.heartbeat_timestamp) <= pystatus._history_hour(_roll_up_current.until)
+          AND h.heartbeat_timestamp < _roll_up_current.until
         ORDER BY pystatus._history_hour(h.heartbeat_timestamp) DESC, h.heartbeat_timestamp DESC, h.ctid DESC
         LIMIT 1
     ) AS one ON true
@@ -261,7 +266,45 @@ AS $$
 $$;
 COMMENT ON FUNCTION pystatus._roll_up_current(text, timestamptz, timestamptz) IS
     'Adds [since, until) to rollup_current, for one service or (NULL) all: its times and spans, '
-    'and its newest row if it has one.';
+    'and its row in force at until (the newest before it), where it has one.';
+
+-- A new current hour: its sums start afresh, and each service's row in force
+-- is carried on. The hour before is extended to its end first (its last
+-- minutes, read by time), so that the rows kept are those in force where the
+-- new hour starts. After a longer gap (the job stopped), or when rollup_current
+-- held no hour (rolled_until moved by hand), it is emptied instead, and each
+-- service's row in force is looked up once, by the next extension. Not carried:
+-- the rows of services no longer in system_status, and rows older than the
+-- oldest partition (gone from raw history, which the answers must equal).
+CREATE OR REPLACE FUNCTION pystatus._start_current_hour(hour timestamptz)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_state pystatus.rollup_state;
+BEGIN
+    SELECT * INTO v_state FROM pystatus.rollup_state;
+    IF v_state.current_from = v_state.rolled_until
+       AND v_state.current_until BETWEEN _start_current_hour.hour - interval '1 hour' AND _start_current_hour.hour THEN
+        IF _start_current_hour.hour > v_state.current_until THEN
+            PERFORM pystatus._roll_up_current(NULL, v_state.current_until, _start_current_hour.hour);
+        END IF;
+        DELETE FROM pystatus.rollup_current AS c
+        WHERE NOT EXISTS (SELECT FROM public.system_status AS s WHERE s.service_name = c.service_name)
+           OR c.last_at < (SELECT min(p.starts) FROM pystatus.history_partitions AS p WHERE NOT p.is_default);
+        UPDATE pystatus.rollup_current
+        SET up_us = 0, down_us = 0, maintenance_us = 0, down = '{}', silent = '{}';
+    ELSE
+        DELETE FROM pystatus.rollup_current;
+    END IF;
+    -- Answers and the next extension read the rows kept as of current_until.
+    UPDATE pystatus.rollup_state SET current_from = _start_current_hour.hour, current_until = _start_current_hour.hour;
+END;
+$$;
+COMMENT ON FUNCTION pystatus._start_current_hour(timestamptz) IS
+    'Starts rollup_current afresh at hour: sums cleared, each service''s row in force carried on '
+    '(or, after a gap of over an hour, emptied).';
 
 CREATE OR REPLACE FUNCTION pystatus._refresh_uptime_windows()
 RETURNS void
@@ -348,16 +391,20 @@ BEGIN
         DELETE FROM pystatus.rollup_spans WHERE bucket < now() - v_state.retention;
         DELETE FROM pystatus.rollup_daily WHERE bucket < now() - v_state.retention;
     END IF;
-    -- The current hour: started afresh once the hour before is rolled up (or
-    -- rolled_until was moved by hand), else extended from where it stopped.
-    IF v_current_from <> v_rolled_until THEN
-        DELETE FROM pystatus.rollup_current;
-        v_current_from := v_rolled_until;
-        v_current_until := v_rolled_until;
-    ELSIF cardinality(v_current_dirty) > 0 THEN
+    -- The current hour. Services with late rows in it first: recomputed, with
+    -- the row in force where it stops (rollup_current holds the hour only while
+    -- current_from = rolled_until: else it is started afresh below).
+    IF cardinality(v_current_dirty) > 0 AND v_state.current_from = v_state.rolled_until THEN
         DELETE FROM pystatus.rollup_current WHERE service_name = ANY (v_current_dirty);
         PERFORM pystatus._roll_up_current(d.service_name, v_current_from, v_current_until)
         FROM unnest(v_current_dirty) AS d(service_name);
+    END IF;
+    -- Started afresh once the hour before is rolled up (or rolled_until was
+    -- moved by hand), else extended from where it stopped.
+    IF v_current_from <> v_rolled_until THEN
+        PERFORM pystatus._start_current_hour(v_rolled_until);
+        v_current_from := v_rolled_until;
+        v_current_until := v_rolled_until;
     END IF;
     IF v_current_to > v_current_until THEN
         PERFORM pystatus._roll_up_current(NULL, v_current_until, v_current_to);
