@@ -8,7 +8,9 @@ import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 from html.parser import HTMLParser
 from typing import Any
 
@@ -17,7 +19,8 @@ import pytest
 
 import pystatus
 from pystatus import alerts, answers
-from pystatus.dashboard import create_app, service_url, when
+from pystatus.dashboard import FastJSONResponse, create_app, service_url, when
+from pystatus.output import jsonable
 from tests.helpers import one
 from tests.serving import dashboard, get_json
 
@@ -236,6 +239,40 @@ def test_any_valid_name_works_in_urls(dsn: str, db: Conn) -> None:
             assert uptime["last_24h"]["service_name"] == name
             code, page = fetch(f"{url}{link}")
             assert code == 200 and f"<title>{html.escape(name, quote=False)} · pystatus" in page
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    at: datetime
+    exactly: datetime
+    day: date
+    every: timedelta
+    seconds: Decimal
+    ratio: float | None
+    hours: list[float | None]
+    flag: bool
+
+
+def test_the_api_writes_exactly_the_clis_json() -> None:
+    utc = timezone.utc
+    sample = Sample(
+        "ü/x",
+        datetime(2026, 12, 6, 17, 5, 9, 123, tzinfo=utc),
+        datetime(2026, 12, 6, 17, 5, tzinfo=timezone(timedelta(hours=-5))),
+        date(2026, 12, 6),
+        timedelta(minutes=1, microseconds=5),
+        Decimal("3870.051514"),
+        None,
+        [None, 0.25, 1.0],
+        True,
+    )
+    for value in (sample, [sample, sample], {"last_24h": sample}):
+        written = json.loads(FastJSONResponse(value).body)
+        assert written == json.loads(json.dumps(jsonable(value)))
+    assert written["last_24h"]["at"] == "2026-12-06T17:05:09.000123+00:00"
+    assert written["last_24h"]["exactly"] == "2026-12-06T17:05:00-05:00"
+    assert written["last_24h"]["every"] == 60.000005
 
 
 def test_json_types_are_the_clis(url: str) -> None:

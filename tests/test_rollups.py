@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pystatus
-from pystatus import alerts
+from pystatus import alerts, answers
 from tests.helpers import one
 
 Conn = psycopg.Connection[Any]
@@ -433,3 +433,31 @@ def test_each_services_row_in_force_is_carried_into_the_next_hour(db: Conn) -> N
     for table in ("system_status", "pystatus.rollup_hourly", "pystatus.rollup_spans"):
         db.execute(f"DELETE FROM {table} WHERE service_name IN ('gone', 'ancient')")
     assert_answers_equal_raw_history(db)
+
+
+def test_the_overviews_strip_is_each_hours_uptime_in_its_place(db: Conn) -> None:
+    reset(db, one(db, "SELECT date_trunc('hour', now() - interval '40 hours')"))
+    # api: from ten hours ago, down for an hour four hours ago; batch: one
+    # heartbeat 30 hours ago, silent (stale) since.
+    db.execute(
+        "SELECT pystatus.record_heartbeat('api',"
+        " CASE WHEN m BETWEEN 200 AND 260 THEN 'down' ELSE 'ok' END, NULL,"
+        " now() - m * interval '1 minute') FROM generate_series(600, 1, -2) AS m"
+    )
+    db.execute("SELECT pystatus.record_heartbeat('batch', 'ok', NULL, now() - interval '30 hours')")
+    db.execute("SELECT pystatus.refresh_rollups()")
+    strips = {s.service_name: s for s in answers.service_overview(db)}
+    for name, overview in strips.items():
+        hours = [overview.hours_until - timedelta(hours=24 - h) for h in range(24)]
+        expected = [
+            one(
+                db,
+                "SELECT uptime FROM pystatus.uptime(%s, %s, %s)",
+                (name, h, h + timedelta(hours=1)),
+            )
+            for h in hours
+        ]
+        assert overview.hourly_uptime == expected, name
+    assert strips["api"].hourly_uptime[:12] == [None] * 12  # before its first heartbeat
+    assert 0 < min(u for u in strips["api"].hourly_uptime if u is not None) < 1
+    assert strips["batch"].hourly_uptime == [0.0] * 24

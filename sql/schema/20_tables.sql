@@ -458,12 +458,16 @@ CREATE TABLE pystatus.uptime_windows (
     time_window text NOT NULL CHECK (time_window IN ('1d', '7d', '30d')),
     up_us bigint NOT NULL,
     down_us bigint NOT NULL,
+    hourly_uptime double precision[],
     PRIMARY KEY (service_name, time_window)
 );
 COMMENT ON TABLE pystatus.uptime_windows IS
     'Per service, microseconds up and down over the last 24 rolled-up hours (1d) and the last 7 and '
     '30 whole rolled-up days: what a Prometheus scrape reads (pystatus.metrics()), recomputed by '
     'pystatus.refresh_rollups() whenever the rollups change.';
+COMMENT ON COLUMN pystatus.uptime_windows.hourly_uptime IS
+    'In the 1d row: the uptime of each of its 24 hours, oldest first (NULL where no data), the '
+    'strip of pystatus.service_overview(); NULL in the others.';
 
 CREATE TABLE pystatus.alerts_progress (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),

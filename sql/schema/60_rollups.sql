@@ -312,14 +312,26 @@ LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
     DELETE FROM pystatus.uptime_windows;
-    INSERT INTO pystatus.uptime_windows (service_name, time_window, up_us, down_us)
-    SELECT r.service_name, '1d', sum(r.up_us), sum(r.down_us)
-    FROM pystatus.rollup_state AS s
-    JOIN pystatus.rollup_hourly AS r
-      ON r.bucket >= s.rolled_until - interval '24 hours' AND r.bucket < s.rolled_until
-    GROUP BY r.service_name
+    INSERT INTO pystatus.uptime_windows (service_name, time_window, up_us, down_us, hourly_uptime)
+    -- The 24 hours: their sums, and each hour's uptime in its place (the
+    -- dashboard's strip), from the hours a service has (NULL: no data).
+    SELECT t.service_name, '1d', t.up_us, t.down_us,
+           ARRAY(SELECT u.uptime
+                 FROM generate_series(0, 23) AS g(hour)
+                 LEFT JOIN unnest(t.hours, t.uptimes) AS u(hour, uptime) ON u.hour = g.hour
+                 ORDER BY g.hour)
+    FROM (
+        SELECT r.service_name, sum(r.up_us) AS up_us, sum(r.down_us) AS down_us,
+               array_agg((extract(epoch FROM r.bucket - (s.rolled_until - interval '24 hours')) / 3600)::integer)
+                   AS hours,
+               array_agg(r.up_us::double precision / nullif(r.up_us + r.down_us, 0)) AS uptimes
+        FROM pystatus.rollup_state AS s
+        JOIN pystatus.rollup_hourly AS r
+          ON r.bucket >= s.rolled_until - interval '24 hours' AND r.bucket < s.rolled_until
+        GROUP BY r.service_name
+    ) AS t
     UNION ALL
-    SELECT r.service_name, w.name, sum(r.up_us), sum(r.down_us)
+    SELECT r.service_name, w.name, sum(r.up_us), sum(r.down_us), NULL
     FROM pystatus.rollup_state AS s
     CROSS JOIN (VALUES ('7d', 7), ('30d', 30)) AS w(name, days)
     JOIN pystatus.rollup_daily AS r
@@ -329,6 +341,16 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION pystatus._refresh_uptime_windows() IS
     'Recomputes pystatus.uptime_windows from the rollups (refresh_rollups() runs it when they change).';
+
+-- Kept by refresh_rollups() from 0.3.0 on: an installation upgraded to it
+-- computes them at once rather than at its next rolled-up hour.
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pystatus.uptime_windows WHERE time_window = '1d' AND hourly_uptime IS NULL) THEN
+        PERFORM pystatus._refresh_uptime_windows();
+    END IF;
+END;
+$$;
 
 CREATE OR REPLACE FUNCTION pystatus.refresh_rollups()
 RETURNS jsonb
