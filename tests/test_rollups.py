@@ -437,11 +437,11 @@ def test_each_services_row_in_force_is_carried_into_the_next_hour(db: Conn) -> N
 
 def test_the_overviews_strip_is_each_hours_uptime_in_its_place(db: Conn) -> None:
     reset(db, one(db, "SELECT date_trunc('hour', now() - interval '40 hours')"))
-    # api: from ten hours ago, down for an hour four hours ago; batch: one
+    # api: from ten hours ago, down for half an hour; batch: one
     # heartbeat 30 hours ago, silent (stale) since.
     db.execute(
         "SELECT pystatus.record_heartbeat('api',"
-        " CASE WHEN m BETWEEN 200 AND 260 THEN 'down' ELSE 'ok' END, NULL,"
+        " CASE WHEN m BETWEEN 200 AND 230 THEN 'down' ELSE 'ok' END, NULL,"
         " now() - m * interval '1 minute') FROM generate_series(600, 1, -2) AS m"
     )
     db.execute("SELECT pystatus.record_heartbeat('batch', 'ok', NULL, now() - interval '30 hours')")
