@@ -117,15 +117,23 @@ def _logins(dsn: str) -> tuple[str, str, str, str]:
     )
 
 
+# Alerts and pings are printed from their threads while the main thread prints
+# too: each line whole (print writes the text and its newline apart, and two
+# threads' lines could run together, "Dashboard:" in the middle of an alert's).
+_PRINTING = threading.Lock()
+
+
+def _say(line: str) -> None:
+    with _PRINTING:
+        print(line, flush=True)
+
+
 class _PrintAlerts(BaseHTTPRequestHandler):
     """The demo's webhook receiver: prints what the alert worker sends."""
 
     def do_POST(self) -> None:
         body: dict[str, Any] = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        print(
-            f"ALERT via webhook: {body.get('text')}  (key {body.get('idempotency_key')})",
-            flush=True,
-        )
+        _say(f"ALERT via webhook: {body.get('text')}  (key {body.get('idempotency_key')})")
         self.send_response(204)
         self.end_headers()
 
@@ -188,7 +196,7 @@ def _pinging(dsn: str, ingest_dsn: str) -> Iterator[None]:
         try:
             urllib.request.urlopen(url + path, timeout=10).close()
         except (urllib.error.URLError, OSError) as exc:
-            print(f"{PINGED}: ping not recorded ({exc})", flush=True)
+            _say(f"{PINGED}: ping not recorded ({exc})")
 
     def job() -> None:
         while not server.started and not stop.wait(0.1):
@@ -266,9 +274,9 @@ def run(dsn: str | None = None, port: int = 8000, duration: float | None = None)
             threading.Thread(target=_refresh_rollups, args=(url,), daemon=True).start()
             if duration:
                 stopper.start()
-            print(f"Dashboard: http://127.0.0.1:{port}/", flush=True)
-            print(f"Prometheus metrics: http://127.0.0.1:{port}/metrics", flush=True)
-            print(f"({CRASHES} crashes after {CRASH_AFTER:.0f} s; Ctrl-C to stop)", flush=True)
+            _say(f"Dashboard: http://127.0.0.1:{port}/")
+            _say(f"Prometheus metrics: http://127.0.0.1:{port}/metrics")
+            _say(f"({CRASHES} crashes after {CRASH_AFTER:.0f} s; Ctrl-C to stop)")
             server.run()
         except KeyboardInterrupt:
             pass  # Ctrl-C before the server took over the signal: stop all the same
