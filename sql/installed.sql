@@ -1360,20 +1360,6 @@ $_$;
 COMMENT ON FUNCTION pystatus._missing_history_partitions(since timestamp with time zone, until timestamp with time zone) IS 'Starts of the history partitions missing in [since, until), aligned with the existing ones; NULL when none is missing.';
 
 --
--- Name: _multirange_us(tstzmultirange); Type: FUNCTION; Schema: pystatus; Owner: -
---
-
-CREATE FUNCTION pystatus._multirange_us(spans tstzmultirange) RETURNS bigint
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    RETURN (SELECT COALESCE(sum(pystatus._microseconds((upper(r.span) - lower(r.span)))), (0)::numeric) AS "coalesce" FROM unnest(_multirange_us.spans) r(span));
-
---
--- Name: FUNCTION _multirange_us(spans tstzmultirange); Type: COMMENT; Schema: pystatus; Owner: -
---
-
-COMMENT ON FUNCTION pystatus._multirange_us(spans tstzmultirange) IS 'How long a multirange of times lasts, in microseconds (0 when empty).';
-
---
 -- Name: _name_characters(text); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -5627,12 +5613,6 @@ REVOKE ALL ON FUNCTION pystatus._microseconds(duration interval) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION pystatus._missing_history_partitions(since timestamp with time zone, until timestamp with time zone) FROM PUBLIC;
-
---
--- Name: FUNCTION _multirange_us(spans tstzmultirange); Type: ACL; Schema: pystatus; Owner: -
---
-
-REVOKE ALL ON FUNCTION pystatus._multirange_us(spans tstzmultirange) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _partman_schema(); Type: ACL; Schema: pystatus; Owner: -

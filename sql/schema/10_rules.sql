@@ -199,17 +199,6 @@ RETURN (extract(epoch FROM duration) * 1000000)::bigint;
 COMMENT ON FUNCTION pystatus._microseconds(interval) IS
     'A duration in whole microseconds: rollups add these exactly.';
 
--- The length of a set of time spans (a multirange), in whole microseconds.
--- STRICT: a NULL (an hour without spans) costs no call; a call runs its own
--- small query, about 10 µs, three for each service of a fleet's uptime.
-CREATE OR REPLACE FUNCTION pystatus._multirange_us(spans tstzmultirange)
-RETURNS bigint
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-RETURN (SELECT coalesce(sum(pystatus._microseconds(upper(r.span) - lower(r.span))), 0)
-        FROM unnest(spans) AS r(span));
-COMMENT ON FUNCTION pystatus._multirange_us(tstzmultirange) IS
-    'How long a multirange of times lasts, in microseconds (0 when empty).';
-
 CREATE OR REPLACE FUNCTION pystatus._bucket_origin()
 RETURNS timestamptz
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
