@@ -10,6 +10,7 @@ noisy, and only ratios measured together are stable.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import platform
 import re
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -189,7 +191,8 @@ class Bench:
     def reset_writes(self) -> None:
         self.sql(
             "TRUNCATE system_status, system_status_history, bench.bare_status, bench.one_status,"
-            " bench.one_history, bench.option1_history"
+            " bench.one_history, bench.option1_history, bench.empty_trigger_status,"
+            " bench.least_status, bench.least_history"
         )
 
     # --- scenarios ------------------------------------------------------------
@@ -205,6 +208,10 @@ class Bench:
             + "SELECT pystatus.heartbeat('svc-' || :n, 'ok');\n",
             "plain upsert on system_status (trigger, no API function)": pick
             + BARE.replace("bench.bare_status", "public.system_status"),
+            "bare upsert + do-nothing statement triggers": pick
+            + BARE.replace("bench.bare_status", "bench.empty_trigger_status"),
+            "bare upsert + the least copy trigger (no checks)": pick
+            + BARE.replace("bench.bare_status", "bench.least_status"),
             "seed Option 1: insert-only history": pick + OPTION1,
             "pystatus.heartbeat() as a pystatus_writer login": pick
             + "SELECT pystatus.heartbeat('svc-' || :n, 'ok');\n",
@@ -268,6 +275,26 @@ class Bench:
                 f"the trigger alone / one statement, {clients} clients",
                 f"{plain / one:.2f}×",
                 "diagnostic: the trigger without the API function",
+            )
+            empty = statistics.median(tps["bare upsert + do-nothing statement triggers"])
+            least = statistics.median(tps["bare upsert + the least copy trigger (no checks)"])
+            self.results.add(
+                "1. single-row heartbeats",
+                f"do-nothing triggers / bare upsert, {clients} clients",
+                f"{empty / bare:.2f}×",
+                "diagnostic: what firing a statement trigger costs",
+            )
+            self.results.add(
+                "1. single-row heartbeats",
+                f"the least copy trigger / one statement, {clients} clients",
+                f"{least / one:.2f}×",
+                "diagnostic: the most any copy trigger can reach",
+            )
+            self.results.add(
+                "1. single-row heartbeats",
+                f"trigger path / the least copy trigger, {clients} clients",
+                f"{trigger / least:.2f}×",
+                "diagnostic: what pystatus's checks and API cost",
             )
         hot = self.sql(
             "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'system_status'"
@@ -556,6 +583,124 @@ class Bench:
             f"{per_row:.0f} (heap {size[1] / count:.0f})",
             f"≤ 90: {verdict(per_row <= 90)}",
         )
+        self.healthchecks_side_by_side()
+
+    def healthchecks_side_by_side(self) -> None:
+        """Healthchecks' database work beside pystatus's, in the same cluster, interleaved.
+
+        Its schema (the columns and indexes of `api_check`, `api_ping` and
+        `api_flip` that pinging and downtime reports use) and its statements, as
+        its Django models issue them: a ping looks its check up by code, locks
+        and updates it, reads it back and inserts the ping; "how long was it
+        down" reads the check's flips since the window's start and walks them
+        back from its current status in Python. The flips are the fleet's month
+        of history (a minute down every 997 minutes) as status changes.
+        """
+        s = self.sizes
+        print("12. Side by side with Healthchecks", flush=True)
+        self.sql(HEALTHCHECKS_TABLES)
+        self.sql(
+            f"INSERT INTO hc.api_check (id, code, created, timeout, grace, status)"
+            f" SELECT i, md5('check-' || i)::uuid, now() - interval '{s.days + 1} days',"
+            f" interval '1 minute', interval '1 minute', 'up' FROM generate_series(1, {s.fleet}) AS i"
+        )
+        # The history's down minutes are m with (m + i) % 997 = 0, counted from its start.
+        self.sql(
+            f"INSERT INTO hc.api_flip (owner_id, created, processed, old_status, new_status)"
+            f" SELECT i, start + (m + k) * interval '1 minute', start + (m + k) * interval '1 minute',"
+            f" CASE k WHEN 0 THEN 'up' ELSE 'down' END, CASE k WHEN 0 THEN 'down' ELSE 'up' END"
+            f" FROM (SELECT min(heartbeat_timestamp) AS start FROM system_status_history) AS h,"
+            f" generate_series(1, {s.fleet}) AS i,"
+            f" generate_series((997 - i % 997) % 997, {s.days * 1440 - 1}, 997) AS m,"
+            f" generate_series(0, 1) AS k ORDER BY 2"
+        )
+        self.sql("VACUUM (ANALYZE) hc.api_check, hc.api_flip")
+        flips = self.sql("SELECT count(*) FROM hc.api_flip WHERE owner_id = 1")[0][0]
+        window = timedelta(days=s.days)
+        since_sql = f"now() - interval '{s.days} days'"
+
+        def healthchecks_downtime() -> float:
+            """Seconds down over the window, as Check.downtimes_by_boundary() computes them."""
+            db = self._db_or_open()
+            check = db.execute(
+                "SELECT * FROM hc.api_check WHERE code = %s LIMIT 21", (CHECK_ONE,)
+            ).fetchone()
+            assert check is not None
+            until = db.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+            since = until - window
+            events = db.execute(
+                "SELECT created, old_status FROM hc.api_flip WHERE owner_id = %s AND created > %s",
+                (check[0], since),
+            ).fetchall()
+            down, moment, status = 0.0, until, check[-1]
+            for created, old_status in sorted(events, reverse=True):
+                if status == "down":
+                    down += (moment - created).total_seconds()
+                moment, status = created, old_status
+            if status == "down":
+                down += (moment - since).total_seconds()
+            return down
+
+        def pystatus_downtime() -> float:
+            row = self.sql(f"SELECT down_seconds FROM pystatus.uptime('svc-1', {since_sql})")
+            return float(row[0][0])
+
+        client: dict[str, list[float]] = {"healthchecks": [], "pystatus": []}
+        for _ in range(max(s.runs, 3) * 3):  # alternated, so drift hits both alike
+            for name, answer in (
+                ("healthchecks", healthchecks_downtime),
+                ("pystatus", pystatus_downtime),
+            ):
+                client[name] += self.timed(answer, 1, warm_up=False)
+        database = {
+            "healthchecks": self.execution_ms(
+                f"SELECT created, old_status FROM hc.api_flip WHERE owner_id = 1"
+                f" AND created > {since_sql}"
+            ),
+            "pystatus": self.execution_ms(f"SELECT * FROM pystatus.uptime('svc-1', {since_sql})"),
+        }
+        theirs, ours = healthchecks_downtime(), pystatus_downtime()
+        hc_ms, ours_ms = (statistics.median(client[n]) for n in ("healthchecks", "pystatus"))
+        self.results.add(
+            "12. Healthchecks",
+            f"one check's downtime over {s.days} days at the client (ms), Healthchecks:"
+            f" its {flips} flips walked in Python",
+            f"{spread(client['healthchecks'], '{:,.2f}')}; {database['healthchecks']:.2f} in the database",
+        )
+        self.results.add(
+            "12. Healthchecks",
+            f"one service's downtime over {s.days} days at the client (ms), pystatus.uptime()",
+            f"{spread(client['pystatus'], '{:,.2f}')}; {database['pystatus']:.2f} in the database",
+            f"pystatus / Healthchecks {ours_ms / hc_ms:.2f}× (diagnostic)",
+        )
+        self.results.add(
+            "12. Healthchecks",
+            "the two answers (s down)",
+            f"Healthchecks {theirs:,.0f}, pystatus {ours:,.0f}",
+            f"agree within a minute: {verdict(abs(theirs - ours) <= 60)}",
+        )
+        # A ping's database work, prepared statements, each client its checks at random.
+        pick = f"\\set n random(1, {min(s.services, s.fleet)})\n"
+        ping = pick + HEALTHCHECKS_PING
+        beat = pick + "SELECT pystatus.heartbeat('svc-' || :n, 'ok');\n"
+        for clients in s.clients[1:2] or s.clients:
+            tps: dict[str, list[float]] = {"healthchecks": [], "pystatus": []}
+            for _ in range(s.runs):
+                for name, script in (("healthchecks", ping), ("pystatus", beat)):
+                    tps[name].append(self.pgbench(script, clients, s.seconds)["tps"])
+            ratio = statistics.median(tps["healthchecks"]) / statistics.median(tps["pystatus"])
+            self.results.add(
+                "12. Healthchecks",
+                f"a ping's database work, {clients} clients (tps): Healthchecks (5 statements"
+                f" in a transaction) / pystatus.heartbeat()",
+                f"{spread(tps['healthchecks'])} / {spread(tps['pystatus'])}: {ratio:.2f}×",
+                f"pystatus ahead (< 1×): {verdict(ratio < 1)}",
+            )
+
+    def _db_or_open(self) -> psycopg.Connection[Any]:
+        if self._db is None or self._db.closed:
+            self._db = self.conn()
+        return self._db
 
     def dashboard_api(self) -> None:
         """Each JSON response the dashboard page needs, over the fleet's history."""
@@ -1079,6 +1224,33 @@ CREATE TABLE bench.one_history_now PARTITION OF bench.one_history
     FOR VALUES FROM (date_trunc('month', now() - interval '1 month')) TO (date_trunc('month', now() + interval '2 months'));
 CREATE TABLE bench.one_history_default PARTITION OF bench.one_history DEFAULT;
 CREATE INDEX ON bench.one_history (service_name, heartbeat_timestamp DESC);
+-- What any AFTER trigger costs, whatever it does: the same upsert into tables
+-- with statement triggers like pystatus's, one that does nothing and one that
+-- only copies the rows (no checks). The second is the fastest a trigger can
+-- copy history; pystatus's trigger path is measured against both.
+CREATE FUNCTION bench.do_nothing() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+CREATE FUNCTION bench.copy_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO bench.least_history (heartbeat_timestamp, service_name, status, current_task)
+    SELECT n.last_heartbeat, n.service_name, n.status, n.current_task FROM new_rows AS n;
+    RETURN NULL;
+END $$;
+CREATE TABLE bench.empty_trigger_status (LIKE bench.bare_status INCLUDING ALL) WITH (fillfactor = 50);
+CREATE TABLE bench.least_status (LIKE bench.bare_status INCLUDING ALL) WITH (fillfactor = 50);
+CREATE TABLE bench.least_history (LIKE bench.one_history INCLUDING DEFAULTS INCLUDING IDENTITY)
+    PARTITION BY RANGE (heartbeat_timestamp);
+CREATE TABLE bench.least_history_now PARTITION OF bench.least_history
+    FOR VALUES FROM (date_trunc('month', now() - interval '1 month')) TO (date_trunc('month', now() + interval '2 months'));
+CREATE TABLE bench.least_history_default PARTITION OF bench.least_history DEFAULT;
+CREATE INDEX ON bench.least_history (service_name, heartbeat_timestamp DESC);
+CREATE TRIGGER on_insert AFTER INSERT ON bench.empty_trigger_status REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION bench.do_nothing();
+CREATE TRIGGER on_update AFTER UPDATE ON bench.empty_trigger_status
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION bench.do_nothing();
+CREATE TRIGGER on_insert AFTER INSERT ON bench.least_status REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION bench.copy_only();
+CREATE TRIGGER on_update AFTER UPDATE ON bench.least_status
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION bench.copy_only();
 -- The seed's Option 1: one insert-only table, current status by DISTINCT ON.
 CREATE TABLE bench.option1_history (
     id serial PRIMARY KEY, service_name varchar(64) NOT NULL, status varchar(16) NOT NULL,
@@ -1101,6 +1273,60 @@ SELECT last_heartbeat, service_name, status, current_task FROM up;
 """
 OPTION1 = """INSERT INTO bench.option1_history (service_name, status, current_task, heartbeat_timestamp)
 VALUES ('svc-' || :n, 'ok', NULL, clock_timestamp());
+"""
+# Healthchecks' tables as its Django models create them, with the columns a
+# ping and a downtime report touch (hc/api/models.py: Check, Ping, Flip).
+HEALTHCHECKS_TABLES = """
+CREATE SCHEMA hc;
+CREATE TABLE hc.api_check (
+    id integer GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, code uuid NOT NULL UNIQUE,
+    name varchar(100) NOT NULL DEFAULT '', slug varchar(100) NOT NULL DEFAULT '',
+    tags varchar(500) NOT NULL DEFAULT '', "desc" text NOT NULL DEFAULT '',
+    project_id integer NOT NULL DEFAULT 1, created timestamptz NOT NULL,
+    kind varchar(10) NOT NULL DEFAULT 'simple', timeout interval NOT NULL, grace interval NOT NULL,
+    schedule varchar(100) NOT NULL DEFAULT '* * * * *', tz varchar(36) NOT NULL DEFAULT 'UTC',
+    methods varchar(30) NOT NULL DEFAULT '', manual_resume boolean NOT NULL DEFAULT false,
+    n_pings integer NOT NULL DEFAULT 0, last_ping timestamptz, last_start timestamptz,
+    last_start_rid uuid, last_duration interval, has_confirmation_link boolean NOT NULL DEFAULT false,
+    alert_after timestamptz, status varchar(6) NOT NULL DEFAULT 'new');
+CREATE INDEX ON hc.api_check (project_id);
+CREATE INDEX ON hc.api_check (project_id, slug);
+CREATE INDEX ON hc.api_check (alert_after) WHERE status <> 'down';
+CREATE TABLE hc.api_ping (
+    id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, n integer,
+    owner_id integer NOT NULL REFERENCES hc.api_check (id) DEFERRABLE INITIALLY DEFERRED,
+    created timestamptz NOT NULL, kind varchar(6), scheme varchar(10) NOT NULL,
+    remote_addr inet, method varchar(10) NOT NULL, ua varchar(200) NOT NULL, body text,
+    body_raw bytea, object_size integer, exitstatus smallint, rid uuid);
+CREATE INDEX ON hc.api_ping (owner_id);
+CREATE TABLE hc.api_flip (
+    id integer GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    owner_id integer NOT NULL REFERENCES hc.api_check (id) DEFERRABLE INITIALLY DEFERRED,
+    created timestamptz NOT NULL, processed timestamptz,
+    old_status varchar(8) NOT NULL, new_status varchar(8) NOT NULL);
+CREATE INDEX ON hc.api_flip (owner_id);
+CREATE INDEX ON hc.api_flip (processed) WHERE processed IS NULL;
+"""
+# Check 1's code, as the table was filled: md5('check-1')::uuid.
+CHECK_ONE = str(uuid.UUID(hashlib.md5(b"check-1").hexdigest()))
+# One successful ping of a check that is up: Check.objects.get(code=...), then in
+# Check.ping()'s transaction the row lock, save() (every column; n_pings by an
+# F() expression), refresh_from_db() and the Ping's insert.
+HEALTHCHECKS_PING = """SELECT * FROM hc.api_check WHERE code = md5('check-' || :n)::uuid LIMIT 21;
+BEGIN;
+SELECT * FROM hc.api_check WHERE id = :n LIMIT 21 FOR UPDATE;
+UPDATE hc.api_check SET name = '', slug = '', tags = '', "desc" = '', project_id = 1, kind = 'simple',
+    timeout = interval '1 minute', grace = interval '1 minute', schedule = '* * * * *', tz = 'UTC',
+    methods = '', manual_resume = false, last_ping = now(), last_start = NULL, last_start_rid = NULL,
+    last_duration = NULL, has_confirmation_link = false, alert_after = now() + interval '2 minutes',
+    n_pings = hc.api_check.n_pings + 1, status = 'up'
+WHERE id = :n;
+SELECT * FROM hc.api_check WHERE id = :n LIMIT 21;
+INSERT INTO hc.api_ping (n, owner_id, created, kind, scheme, remote_addr, method, ua, body, body_raw,
+    object_size, exitstatus, rid)
+VALUES (1, :n, now(), NULL, 'http', '127.0.0.1', 'GET', 'curl/8.5.0', NULL, ''::bytea, NULL, NULL, NULL)
+RETURNING id;
+COMMIT;
 """
 OPTION1_CURRENT = """SELECT DISTINCT ON (service_name) * FROM bench.option1_history
 ORDER BY service_name, heartbeat_timestamp DESC;
