@@ -604,15 +604,34 @@ class Bench:
             f" SELECT i, md5('check-' || i)::uuid, now() - interval '{s.days + 1} days',"
             f" interval '1 minute', interval '1 minute', 'up' FROM generate_series(1, {s.fleet}) AS i"
         )
-        # The history's down minutes are m with (m + i) % 997 = 0, counted from its start.
+        # Check 1's flips are svc-1's changes of status as pystatus.transitions()
+        # reads them from history, silence past the deadline included (which
+        # Healthchecks records as a flip to down when a check is late); the
+        # other checks' flips are the history's down minutes (a minute m of a
+        # day with (m + i) % 997 = 0), there for the table's size.
         self.sql(
             f"INSERT INTO hc.api_flip (owner_id, created, processed, old_status, new_status)"
-            f" SELECT i, start + (m + k) * interval '1 minute', start + (m + k) * interval '1 minute',"
-            f" CASE k WHEN 0 THEN 'up' ELSE 'down' END, CASE k WHEN 0 THEN 'down' ELSE 'up' END"
+            f" SELECT 1, t.at, t.at, f.hc, n.hc"
+            f" FROM pystatus.transitions('svc-1', now() - interval '{s.days + 1} days', now()) AS t"
+            f" CROSS JOIN LATERAL (SELECT CASE WHEN t.from_status IN ('down', 'stale') THEN 'down'"
+            f"                                 ELSE 'up' END AS hc) AS f"
+            f" CROSS JOIN LATERAL (SELECT CASE WHEN t.to_status IN ('down', 'stale') THEN 'down'"
+            f"                                 ELSE 'up' END AS hc) AS n"
+            f" WHERE t.from_status IS NOT NULL AND f.hc <> n.hc ORDER BY t.at"
+        )
+        self.sql(
+            "UPDATE hc.api_check SET status = coalesce((SELECT new_status FROM hc.api_flip"
+            " WHERE owner_id = 1 ORDER BY created DESC LIMIT 1), 'up') WHERE id = 1"
+        )
+        self.sql(
+            f"INSERT INTO hc.api_flip (owner_id, created, processed, old_status, new_status)"
+            f" SELECT i, at, at, CASE k WHEN 0 THEN 'up' ELSE 'down' END, CASE k WHEN 0 THEN 'down' ELSE 'up' END"
             f" FROM (SELECT min(heartbeat_timestamp) AS start FROM system_status_history) AS h,"
-            f" generate_series(1, {s.fleet}) AS i,"
-            f" generate_series((997 - i % 997) % 997, {s.days * 1440 - 1}, 997) AS m,"
-            f" generate_series(0, 1) AS k ORDER BY 2"
+            f" generate_series(2, {s.fleet}) AS i, generate_series(0, {s.days - 1}) AS d,"
+            f" LATERAL (SELECT (997 - i % 997) % 997 AS m UNION ALL SELECT (997 - i % 997) % 997 + 997) AS m,"
+            f" generate_series(0, 1) AS k,"
+            f" LATERAL (SELECT h.start + (d * 1440 + m.m + k) * interval '1 minute' AS at) AS t"
+            f" WHERE m.m < 1440 ORDER BY at"
         )
         self.sql("VACUUM (ANALYZE) hc.api_check, hc.api_flip")
         flips = self.sql("SELECT count(*) FROM hc.api_flip WHERE owner_id = 1")[0][0]

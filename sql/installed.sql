@@ -1094,12 +1094,30 @@ $_$;
 COMMENT ON FUNCTION pystatus._service_name_pattern() IS 'The naming rule as one regular expression, for is_valid_service_name().';
 
 --
+-- Name: _statuses(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._statuses() RETURNS text[]
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$
+BEGIN
+    RETURN ARRAY['ok', 'degraded', 'down', 'starting', 'stopping', 'maintenance', 'stale'];
+END;
+$$;
+
+--
+-- Name: FUNCTION _statuses(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._statuses() IS 'The status vocabulary as an array, for is_status().';
+
+--
 -- Name: is_status(text); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
 CREATE FUNCTION pystatus.is_status(status text) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN (status = ANY (ARRAY['ok'::text, 'degraded'::text, 'down'::text, 'starting'::text, 'stopping'::text, 'maintenance'::text, 'stale'::text]));
+    RETURN (status = ANY (pystatus._statuses()));
 
 --
 -- Name: FUNCTION is_status(status text); Type: COMMENT; Schema: pystatus; Owner: -
@@ -1729,7 +1747,7 @@ CREATE FUNCTION pystatus._role_rights() RETURNS TABLE(grantee name, privilege te
     -- Every role: what a status write calls with the writer's own rights, for
     -- services that still write system_status directly (granted INSERT and
     -- UPDATE by their DBA, as before pystatus): the rules system_status's
-    -- constraints call (with the naming rule's pattern), the two the copy
+    -- constraints call (with the naming rule's pattern and the status vocabulary), the two the copy
     -- trigger calls, and the constant the history's late-rows trigger compares with. None reads or writes anything
     -- the caller could not; looking their names up needs the schema's USAGE.
     ('public', 'USAGE', 'SCHEMA pystatus'),
@@ -1737,6 +1755,7 @@ CREATE FUNCTION pystatus._role_rights() RETURNS TABLE(grantee name, privilege te
     ('public', 'EXECUTE', 'FUNCTION pystatus._service_name_pattern()'),
     ('public', 'EXECUTE', 'FUNCTION pystatus._name_characters(text)'),
     ('public', 'EXECUTE', 'FUNCTION pystatus.is_status(text)'),
+    ('public', 'EXECUTE', 'FUNCTION pystatus._statuses()'),
     ('public', 'EXECUTE', 'FUNCTION pystatus._logins_restricted()'),
     ('public', 'EXECUTE', 'FUNCTION pystatus._may_report(text)'),
     ('public', 'EXECUTE', 'FUNCTION pystatus._rollup_delay()');
@@ -2025,8 +2044,12 @@ COMMENT ON FUNCTION pystatus._rollup_coverage(service_name text, since timestamp
 --
 
 CREATE FUNCTION pystatus._rollup_delay() RETURNS interval
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN '00:05:00'::interval;
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$
+BEGIN
+    RETURN interval '5 minutes';
+END;
+$$;
 
 --
 -- Name: FUNCTION _rollup_delay(); Type: COMMENT; Schema: pystatus; Owner: -

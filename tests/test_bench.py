@@ -42,5 +42,11 @@ def test_benchmark_harness_runs_every_scenario() -> None:
         r"bytes per history row, indexes included: \d+",
         r"share of system_status updates that were HOT: [\d.]+%",
         r"heartbeats during maintenance .*: [\d,]+/s, 0 failed",
+        r"the least copy trigger / one statement, 1 clients: [\d.]+\u00d7",
+        r"one check's downtime over 2 days at the client \(ms\), Healthchecks: its \d+ flips",
+        # Healthchecks' walk over its flips and pystatus.uptime() give one answer.
+        r"the two answers \(s down\): Healthchecks [\d,]+, pystatus [\d,]+"
+        r"  \[agree within a minute: met\]",
+        r"a ping's database work, 4 clients \(tps\): .*: [\d.]+\u00d7",
     ]:
         assert re.search(figure, out), figure

@@ -93,10 +93,30 @@ COMMENT ON FUNCTION pystatus.is_valid_service_name(text) IS
     'Whether a service name keeps the naming rules; the fast test behind the table constraint '
     'and the heartbeat functions.';
 
+-- The vocabulary lives in a PL/pgSQL function for the reason the name's
+-- characters do: system_status's constraint inlines is_status() into every
+-- statement that writes it, and the body it inlines is read back from the
+-- catalog and parsed each time. With the list spelled out in that body (a
+-- query tree of seven constants, stored compressed), preparing the constraint
+-- cost a heartbeat about 100,000 instructions, a sixth of all it costs; a call
+-- of this function, folded once per statement, costs a few thousand.
+-- search_path: not pinned, because the planner calls it for every statement that
+-- writes system_status (see _name_characters()); it calls nothing.
+CREATE OR REPLACE FUNCTION pystatus._statuses()
+RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $$
+BEGIN
+    RETURN ARRAY['ok', 'degraded', 'down', 'starting', 'stopping', 'maintenance', 'stale'];
+END;
+$$;
+COMMENT ON FUNCTION pystatus._statuses() IS
+    'The status vocabulary as an array, for is_status().';
+
 CREATE OR REPLACE FUNCTION pystatus.is_status(status text)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN status IN ('ok', 'degraded', 'down', 'starting', 'stopping', 'maintenance', 'stale');
+RETURN status = ANY (pystatus._statuses());
 COMMENT ON FUNCTION pystatus.is_status(text) IS
     'The status vocabulary: what services report (ok, degraded, down, starting, stopping, '
     'maintenance) plus stale, which only pystatus writes, when a service falls silent.';
@@ -233,10 +253,21 @@ RETURN date_bin('1 minute', at, pystatus._bucket_origin());
 COMMENT ON FUNCTION pystatus._history_minute(timestamptz) IS
     'The UTC minute a history row is indexed under by time (system_status_history_time).';
 
+-- PL/pgSQL, not SQL: history's trigger for late rows tests it in its WHEN
+-- clause, which is prepared for every statement that writes history; an SQL
+-- function there is inlined, its body read back from the catalog and parsed,
+-- each time (about 40,000 instructions a heartbeat), where a PL/pgSQL call,
+-- folded to a constant, costs a few thousand.
+-- search_path: not pinned, because the planner calls it for every statement that
+-- writes history; it calls nothing.
 CREATE OR REPLACE FUNCTION pystatus._rollup_delay()
 RETURNS interval
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN interval '5 minutes';
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $$
+BEGIN
+    RETURN interval '5 minutes';
+END;
+$$;
 COMMENT ON FUNCTION pystatus._rollup_delay() IS
     'How long after an hour ends it is rolled up, so that its heartbeats have committed; a '
     'history row dated further back than this when written is late and marks its rollups dirty.';

@@ -21,8 +21,9 @@ COMMENT ON FUNCTION pystatus._mark_rollups_dirty() IS
     'Trigger function: records that a late history row needs its rollups recomputed.';
 
 -- Heartbeats are dated after their transaction starts, so this WHEN clause
--- only fires for backfills. It costs a heartbeat no function call:
--- _rollup_delay() is a constant, folded when the condition is prepared.
+-- only fires for backfills. It costs a heartbeat no call per row:
+-- _rollup_delay() is folded to a constant when the condition is prepared, once
+-- per statement (a PL/pgSQL function for that reason: 10_rules.sql).
 CREATE OR REPLACE TRIGGER system_status_history_late_rows
     AFTER INSERT ON public.system_status_history
     FOR EACH ROW WHEN (NEW.heartbeat_timestamp < now() - pystatus._rollup_delay())

@@ -251,7 +251,7 @@ AS $$
     -- Every role: what a status write calls with the writer's own rights, for
     -- services that still write system_status directly (granted INSERT and
     -- UPDATE by their DBA, as before pystatus): the rules system_status's
-    -- constraints call (with the naming rule's pattern), the two the copy
+    -- constraints call (with the naming rule's pattern and the status vocabulary), the two the copy
     -- trigger calls, and the constant the history's late-rows trigger compares with. None reads or writes anything
     -- the caller could not; looking their names up needs the schema's USAGE.
     ('public', 'USAGE', 'SCHEMA pystatus'),
@@ -259,6 +259,7 @@ AS $$
     ('public', 'EXECUTE', 'FUNCTION pystatus._service_name_pattern()'),
     ('public', 'EXECUTE', 'FUNCTION pystatus._name_characters(text)'),
     ('public', 'EXECUTE', 'FUNCTION pystatus.is_status(text)'),
+    ('public', 'EXECUTE', 'FUNCTION pystatus._statuses()'),
     ('public', 'EXECUTE', 'FUNCTION pystatus._logins_restricted()'),
     ('public', 'EXECUTE', 'FUNCTION pystatus._may_report(text)'),
     ('public', 'EXECUTE', 'FUNCTION pystatus._rollup_delay()');
