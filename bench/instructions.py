@@ -4,7 +4,6 @@ a shared machine are not (docs/benchmarks-notes.md has the figures).
     python -m bench.instructions DATADIR [SETUP_SQL]
     python -m bench.instructions --paths DATADIR
 
-
 DATADIR is made once, with the pystatus found on PYTHONPATH (so a checkout of
 another commit can be compared), migrated, and stopped. Each count then runs a
 single-user backend under callgrind on a fresh copy of it, so every run starts
@@ -13,8 +12,8 @@ from the same state: a heartbeat's share is the difference between 1,500 and
 batched row's, between batches of 1,500 and 500. SETUP_SQL (e.g. an ALTER
 FUNCTION) runs first in each count. --paths counts one upsert by each path of
 `make bench`'s first section instead: the bare upsert, the hand-written
-statement, the least copy trigger, the upsert on system_status, heartbeat(). Needs valgrind, and root (the backend runs
-as the postgres user).
+statement, the least copy trigger, the upsert on system_status, heartbeat().
+Needs valgrind, and root (the backend runs as the postgres user).
 """
 
 from __future__ import annotations

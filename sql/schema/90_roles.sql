@@ -251,8 +251,9 @@ AS $$
     -- Every role: what a status write calls with the writer's own rights, for
     -- services that still write system_status directly (granted INSERT and
     -- UPDATE by their DBA, as before pystatus): the rules system_status's
-    -- constraints call (with the naming rule's pattern and the status vocabulary), the two the copy
-    -- trigger calls, and the constant the history's late-rows trigger compares with. None reads or writes anything
+    -- constraints call (with the naming rule's pattern and the status
+    -- vocabulary), the two the copy trigger calls, and the constant the
+    -- history's late-rows trigger compares with. None reads or writes anything
     -- the caller could not; looking their names up needs the schema's USAGE.
     ('public', 'USAGE', 'SCHEMA pystatus'),
     ('public', 'EXECUTE', 'FUNCTION pystatus.is_valid_service_name(text)'),
