@@ -115,11 +115,15 @@ class Bench:
     def conn(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.dsn, autocommit=True)
 
-    def sql(self, query: str, params: Any = None) -> Any:
-        """Runs a statement on the harness's own connection (opened once, so timings exclude it)."""
+    def _db_or_open(self) -> psycopg.Connection[Any]:
+        """The harness's own connection, opened once."""
         if self._db is None or self._db.closed:
             self._db = self.conn()
-        cursor = self._db.execute(query, params)
+        return self._db
+
+    def sql(self, query: str, params: Any = None) -> Any:
+        """Runs a statement on the harness's own connection (opened once, so timings exclude it)."""
+        cursor = self._db_or_open().execute(query, params)
         return cursor.fetchall() if cursor.description else None
 
     def pgbench(
@@ -715,11 +719,6 @@ class Bench:
                 f"{spread(tps['healthchecks'])} / {spread(tps['pystatus'])}: {ratio:.2f}×",
                 f"pystatus ahead (< 1×): {verdict(ratio < 1)}",
             )
-
-    def _db_or_open(self) -> psycopg.Connection[Any]:
-        if self._db is None or self._db.closed:
-            self._db = self.conn()
-        return self._db
 
     def dashboard_api(self) -> None:
         """Each JSON response the dashboard page needs, over the fleet's history."""

@@ -35,11 +35,13 @@ def test_demo_serves_the_dashboard_and_ctrl_c_leaves_nothing_running() -> None:
     try:
         too_long = threading.Timer(180, demo.kill)  # a demo that never says where: fail, not hang
         too_long.start()
-        for line in demo.stdout:
-            lines.append(line)
-            if line.startswith("Dashboard:"):
-                break
-        too_long.cancel()
+        try:
+            for line in demo.stdout:
+                lines.append(line)
+                if line.startswith("Dashboard:"):
+                    break
+        finally:
+            too_long.cancel()
         assert lines and lines[-1].startswith("Dashboard:"), "".join(lines)
         output = "".join(lines)
         database = int(re.search(r"127\.0\.0\.1:(\d+)/pystatus_demo", output).group(1))  # type: ignore[union-attr]
