@@ -41,6 +41,10 @@ class InvalidSetting(InvalidInput):
     """A setting (retention, interval, ...) has an impossible value."""
 
 
+class LimitExceeded(InvalidInput):
+    """A write would pass a bound of pystatus.limits: services in all, or heartbeats a call."""
+
+
 class NotInstalled(PystatusError):
     """pystatus (or pg_partman) is not installed in this database: run `pystatus migrate`."""
 
@@ -67,6 +71,7 @@ SQLSTATE_ERRORS: dict[str, type[PystatusError]] = {
     "PS006": InvalidMeasure,
     "PS007": NotAllowed,
     "PS008": UnknownToken,
+    "PS009": LimitExceeded,
     "PS010": NotInstalled,
     "3F000": NotInstalled,  # invalid_schema_name: no pystatus schema
     "42883": NotInstalled,  # undefined_function: schema older than the client

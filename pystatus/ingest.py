@@ -11,12 +11,14 @@ token's URL records a heartbeat for its service through ``pystatus.ping()``::
     GET      /healthz                 200 while the database answers, else 503
 
 with optional ``?task=`` (current_task) and ``?latency_ms=``; without ``task``, the
-last line of a POSTed body (a script's output) becomes the task. Answers:
+last line of a POSTed body (a script's output) becomes the task, and either is
+made one clean line (pystatus.names.clean_text, the SQL cleaning rule). Answers:
 200 ``OK``; 400 bad input (nothing written); 403 when the ingest login may not
 report the token's service (its allowances); 404 for a token that is unknown,
-revoked or malformed, alike, so a guess learns nothing; 413 a body over the
-limit; 429 over the per-token rate, with Retry-After; 503 while the database is
-away, with Retry-After (nothing written).
+revoked or malformed, alike, so a guess learns nothing; 405 for HEAD, which
+records nothing (a safe method); 413 a body over the limit; 414 a query string
+over the limit; 429 over the per-token rate, with Retry-After; 503 while the
+database is away, with Retry-After (nothing written).
 
 It writes as the login of its DSN, which must be a ``pystatus_writer``, never the
 owner. Tokens appear in URLs: the access log is off, and what is logged names a
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -36,7 +39,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
@@ -59,6 +62,12 @@ DEFAULT_MAX_BODY = 10_000  # bytes: room for a script's last lines
 DEFAULT_RATE = 60  # pings a minute per token
 MAX_TOKEN_LENGTH = 64  # longer is not a token: refused without asking the database
 MAX_TASK_CHARACTERS = 1000
+# Room for a task of MAX_TASK_CHARACTERS, percent-encoded, and a latency.
+MAX_QUERY_BYTES = 16_384
+PARAMETERS = ("task", "latency_ms")
+# ASCII digits only: str.isdigit() takes '²', int() and float() take '१' (Devanagari one).
+DIGITS = re.compile(r"[0-9]+")
+DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
 STATUS_PATHS = {
     "start": "starting",
     "fail": "down",
@@ -107,8 +116,20 @@ class RateLimiter:
 
 
 def token_prefix(token: str) -> str:
-    """How logs name a token: its listed prefix, never the secret."""
-    return token[:11] if token.startswith("ps_") else "(not a token)"
+    """How logs name a token: its listed prefix, never the secret (nor what a client
+    sent in its place)."""
+    return token[:11] if re.fullmatch(r"ps_[0-9a-f]{8}", token[:11]) else "(not a token)"
+
+
+def quoted(value: str) -> str:
+    """A client's text in an answer: short, and with control characters escaped (repr)."""
+    return repr(value[:40]) + ("..." if len(value) > 40 else "")
+
+
+def is_token_shaped(token: str) -> bool:
+    """False for what cannot be a token (too long, not printable ASCII, NUL): not asked of
+    the database, and answered as an unknown token is."""
+    return len(token) <= MAX_TOKEN_LENGTH and token.isascii() and token.isprintable()
 
 
 def task_from_body(body: bytes) -> str | None:
@@ -124,24 +145,43 @@ def ping_status(action: str | None) -> tuple[str, str | None]:
         return "ok", None
     if action in STATUS_PATHS:
         return STATUS_PATHS[action], None
-    if action.isdigit() and int(action) <= 255:
-        code = int(action)
+    if DIGITS.fullmatch(action):
+        # Its length first: int() refuses thousands of digits.
+        digits = action.lstrip("0") or "0"
+        if len(digits) > 3 or int(digits) > 255:
+            raise InvalidInput(f"invalid exit code {quoted(action)}: an exit code is 0 to 255")
+        code = int(digits)
         return ("ok", None) if code == 0 else ("down", f"exit code {code}")
     raise InvalidInput(
-        f"unknown ping {action!r}: use /start, /fail, an exit code 0-255 or a status "
+        f"unknown ping {quoted(action)}: use /start, /fail, an exit code 0-255 or a status "
         f"({', '.join(sorted(set(STATUS_PATHS.values())))})"
     )
+
+
+def ping_params(request: Request) -> dict[str, str]:
+    """The query's task and latency_ms; InvalidInput for one given twice (which to take?)."""
+    given = request.query_params
+    twice = [name for name in PARAMETERS if len(given.getlist(name)) > 1]
+    if twice:
+        raise InvalidInput(f"{twice[0]} given {len(given.getlist(twice[0]))} times: give it once")
+    return {name: given[name] for name in PARAMETERS if name in given}
+
+
+def task_param(value: str | None) -> str | None:
+    """?task= as a clean current_task, like a body's last line; None when nothing is left."""
+    if not value:
+        return None
+    return clean_text(value, MAX_TASK_CHARACTERS) or None
 
 
 def latency_param(value: str | None) -> float | None:
     if value is None or value == "":
         return None
-    try:
-        latency = float(value)
-    except ValueError:
-        raise InvalidInput(f"invalid latency_ms {value[:40]!r}: a number of milliseconds") from None
+    if not DECIMAL.fullmatch(value):
+        raise InvalidInput(f"invalid latency_ms {quoted(value)}: a number of milliseconds")
+    latency = float(value)
     if not math.isfinite(latency) or latency < 0:
-        raise InvalidInput(f"invalid latency_ms {value[:40]!r}: a finite number, 0 or more")
+        raise InvalidInput(f"invalid latency_ms {quoted(value)}: a finite number, 0 or more")
     return latency
 
 
@@ -150,9 +190,11 @@ def text(body: str, status_code: int, **headers: str) -> PlainTextResponse:
 
 
 async def read_body(request: Request, limit: int) -> bytes | None:
-    """The request's body, or None once it passes ``limit`` bytes (read no further)."""
+    """The request's body, or None once it passes ``limit`` bytes (read no further).
+    ClientDisconnect if the client leaves before sending it all."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    # Its length first: int() refuses thousands of digits.
+    if DIGITS.fullmatch(declared) and (len(declared) > 20 or int(declared) > limit):
         return None
     body = bytearray()
     async for chunk in request.stream():
@@ -207,18 +249,28 @@ def create_app(
                     raise
 
     async def ping(request: Request) -> PlainTextResponse:
+        if request.method == "HEAD":
+            # A safe method: link checkers, proxies and monitors send it expecting no
+            # effect (docs/integrations.md, "HTTP pings").
+            return text("HEAD records nothing: ping with GET or POST", 405, Allow="GET, POST")
         token = request.path_params["token"]
         wait = limiter.wait_needed(token)
         if wait:
             return text("too many pings: slow down", 429, **{"Retry-After": str(math.ceil(wait))})
-        body = await read_body(request, max_body)
+        if len(request.scope["query_string"]) > MAX_QUERY_BYTES:
+            return text(f"query string too long: the limit is {MAX_QUERY_BYTES} bytes", 414)
+        try:
+            body = await read_body(request, max_body)
+        except ClientDisconnect:
+            return text("body incomplete: not recorded", 400)  # no one is left to read it
         if body is None:
             return text(f"body too large: the limit is {max_body} bytes", 413)
         try:
             status, task = ping_status(request.path_params.get("action"))
-            task = request.query_params.get("task") or task_from_body(body) or task
-            latency = latency_param(request.query_params.get("latency_ms"))
-            if len(token) > MAX_TOKEN_LENGTH:
+            query = ping_params(request)
+            task = task_param(query.get("task")) or task_from_body(body) or task
+            latency = latency_param(query.get("latency_ms"))
+            if not is_token_shaped(token):
                 raise UnknownToken("unknown ping token")
             params = {"token": token, "status": status, "current_task": task, "latency_ms": latency}
             await record(params)
@@ -247,8 +299,8 @@ def create_app(
             return text(f"database unavailable: {describe(exc)}", 503)
         return text("OK", 200)
 
-    methods = ["GET", "POST"]
-    return Starlette(
+    methods = ["GET", "POST"]  # Starlette adds HEAD, which ping() refuses
+    app = Starlette(
         routes=[
             Route("/ping/{token}", ping, methods=methods),
             Route("/ping/{token}/{action}", ping, methods=methods),
@@ -256,6 +308,10 @@ def create_app(
         ],
         lifespan=lifespan,
     )
+    # A redirect (of /ping/<token>/ to /ping/<token>) records nothing, yet curl -f
+    # takes it for success: an unknown path is a 404 instead.
+    app.router.redirect_slashes = False
+    return app
 
 
 def describe(exc: BaseException) -> str:

@@ -10,7 +10,7 @@ Two kinds of SQL (sql/README.md):
   ahead of the pending migrations (the tables' constraints call them), the
   rest after.
 
-``apply`` runs every pending step in one transaction, under an advisory lock:
+``apply`` runs every pending step in one transaction, under the migrate lock:
 if any step fails, the database is exactly as it was.
 """
 
@@ -44,8 +44,27 @@ TABLES = "20_tables.sql"
 """The file of sql/schema/ that migrations build; the others are re-applied."""
 
 # One migrate or rollback at a time per database; a second one waits, then
-# finds nothing left to do.
-_LOCK = "SELECT pg_advisory_xact_lock(hashtext('pystatus.migrate'))"
+# finds nothing left to do. Installed, they lock a row of pystatus.job_locks,
+# which only the owner may lock; before it exists (a first install, an upgrade
+# from an older version) an advisory lock, which any login could hold: so the
+# wait is bounded either way, and the error names who holds it.
+_LOCK_ROW = "SELECT job FROM pystatus.job_locks WHERE job = 'migrate' FOR UPDATE SKIP LOCKED"
+_LOCK_ADVISORY = "SELECT 1 WHERE pg_try_advisory_xact_lock(hashtext('pystatus.migrate'))"
+_LOCK_HOLDERS_ROW = """
+    SELECT l.pid, a.usename, a.xact_start
+    FROM pystatus.job_locks AS j
+    JOIN pg_locks AS l ON l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted
+                      AND l.transactionid = j.xmax
+    LEFT JOIN pg_stat_activity AS a ON a.pid = l.pid
+    WHERE j.job = 'migrate'"""
+_LOCK_HOLDERS_ADVISORY = """
+    SELECT l.pid, a.usename, a.xact_start
+    FROM pg_locks AS l LEFT JOIN pg_stat_activity AS a ON a.pid = l.pid
+    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+      AND l.objid = (hashtext('pystatus.migrate')::bigint & 4294967295)::text::oid
+      AND l.pid <> pg_backend_pid()"""
+LOCK_WAIT = 60.0
+"""How long migrate and rollback wait for another one (seconds) before giving up."""
 # Every heartbeat queues behind a lock request that waits: migrate's DDL waits
 # at most this long for one, then gives up, changing nothing.
 _LOCK_TIMEOUT = "SELECT set_config('lock_timeout', '500ms', true)"
@@ -190,7 +209,7 @@ class _Steps:
 
     def __init__(self, backend: Any) -> None:
         self.backend = backend
-        self.current = "the advisory lock"
+        self.current = "the migrate lock"
         # Scripts set search_path and TimeZone for themselves (SET LOCAL): each
         # step starts from the session's own values.
         self._session = backend.connection.execute(
@@ -259,9 +278,40 @@ def installed_definitions(conn: psycopg.Connection[Any]) -> str | None:
     return None if row is None else str(row[0])
 
 
+def _take_migrate_lock(conn: psycopg.Connection[Any], wait: float) -> None:
+    """Takes the migrate lock for this transaction, waiting at most ``wait`` seconds
+    for another migrate (or rollback); then says which session holds it."""
+    deadline = time.monotonic() + wait
+    pause = 0.05
+    while True:
+        installed = conn.execute("SELECT to_regclass('pystatus.job_locks')").fetchone()
+        row = installed is not None and installed[0] is not None
+        if conn.execute(_LOCK_ROW if row else _LOCK_ADVISORY).fetchone() is not None:
+            return
+        if time.monotonic() >= deadline:
+            holders = conn.execute(_LOCK_HOLDERS_ROW if row else _LOCK_HOLDERS_ADVISORY).fetchall()
+            who = ", ".join(
+                f"pid {pid} (login {login or 'unknown'}"
+                + (f", in a transaction since {since:%Y-%m-%d %H:%M:%S %Z}" if since else "")
+                + ")"
+                for pid, login, since in holders
+            )
+            raise PystatusError(
+                f"another migrate or rollback held the migrate lock for more than {wait:g} s: "
+                f"{who or 'a session that has since ended'}. Let it finish, or end that session "
+                "(SELECT pg_terminate_backend(pid)), and run it again"
+            )
+        time.sleep(pause)
+        pause = min(pause * 2, 1.0)
+
+
 @contextmanager
 def _one_transaction(
-    dsn: str | None, settings: Mapping[str, str | None], sources: Sources, command: str
+    dsn: str | None,
+    settings: Mapping[str, str | None],
+    sources: Sources,
+    command: str,
+    lock_wait: float = LOCK_WAIT,
 ) -> Iterator[tuple[Any, _Steps, Any]]:
     """The backend, its step runner and the migrations, inside one transaction that
     holds the migrate lock; a failed step rolls everything back and says where."""
@@ -271,7 +321,7 @@ def _one_transaction(
         steps = _Steps(backend)
         try:
             with backend.transaction():
-                backend.execute(_LOCK)
+                _take_migrate_lock(backend.connection, lock_wait)
                 backend.execute(_LOCK_TIMEOUT)
                 yield backend, steps, migrations
         except (PystatusError, psycopg.Error) as exc:
@@ -284,11 +334,12 @@ def apply(
     *,
     reapply: bool = False,
     sources: Sources | None = None,
+    lock_wait: float = LOCK_WAIT,
 ) -> Migrated:
     """Applies the pending migrations and, when they changed (or ``reapply``), the
     definitions, in one transaction; then finishes the history index concurrently
     (``finish_history_index``). Returns what it applied."""
-    done = _apply_in_one_transaction(dsn, settings, reapply, sources or Sources())
+    done = _apply_in_one_transaction(dsn, settings, reapply, sources or Sources(), lock_wait)
     indexed = finish_history_index(dsn)
     return dataclasses.replace(done, indexed=tuple(indexed)) if indexed else done
 
@@ -368,9 +419,17 @@ def _with_retries(conn: psycopg.Connection[Any], statement: sql.SQL | sql.Compos
 
 
 def _apply_in_one_transaction(
-    dsn: str | None, settings: Mapping[str, str | None], reapply: bool, sources: Sources
+    dsn: str | None,
+    settings: Mapping[str, str | None],
+    reapply: bool,
+    sources: Sources,
+    lock_wait: float,
 ) -> Migrated:
-    with _one_transaction(dsn, settings, sources, "pystatus migrate") as (backend, steps, known):
+    with _one_transaction(dsn, settings, sources, "pystatus migrate", lock_wait) as (
+        backend,
+        steps,
+        known,
+    ):
         pending = backend.to_apply(known)
         checksum = sources.definitions_sha256()
         if not pending and not reapply and installed_definitions(backend.connection) == checksum:
@@ -395,12 +454,17 @@ def rollback(
     settings: Mapping[str, str | None] = {},
     *,
     sources: Sources | None = None,
+    lock_wait: float = LOCK_WAIT,
 ) -> list[str]:
     """Rolls back the newest ``count`` applied migrations (all when None), in one
     transaction; returns their ids. Rolling back the first migration removes
     pystatus entirely."""
     sources = sources or Sources()
-    with _one_transaction(dsn, settings, sources, "pystatus rollback") as (backend, steps, known):
+    with _one_transaction(dsn, settings, sources, "pystatus rollback", lock_wait) as (
+        backend,
+        steps,
+        known,
+    ):
         applied = backend.to_rollback(known)
         chosen = applied if count is None else applied[:count]
         for migration in chosen:

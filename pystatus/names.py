@@ -1,7 +1,8 @@
 """Text as pystatus's rules want it, checked in Python before it is sent: the
-naming rule of sql/schema/10_rules.sql (the database stays the authority; a
-test keeps the two in agreement), and free text such as a health check's
-output or a script's last line made into a clean, short current_task."""
+naming rule and the cleaning rule of sql/schema/10_rules.sql (the database
+stays the authority; tests keep each pair in agreement), used to make free
+text such as a health check's output or a script's last line a clean, short
+current_task."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ _INVISIBLE = (
 )
 # Lone surrogates (JSON may carry them) cannot be encoded as UTF-8 at all.
 _SURROGATE = "\ud800-\udfff"
-_UNPRINTABLE = re.compile(f"[{_CONTROL}{_INVISIBLE}{_SURROGATE}]")
+# What no text of pystatus's may hold, as the inside of a regular expression's bracket.
+UNPRINTABLE = f"{_CONTROL}{_INVISIBLE}{_SURROGATE}"
+_UNPRINTABLE = re.compile(f"[{UNPRINTABLE}]")
 _SPACES = re.compile(f"[{_WHITE_SPACE}]+")
 
 
@@ -37,6 +40,9 @@ def service_name_problem(name: str) -> str | None:
 
 
 def clean_text(text: str, limit: int) -> str:
-    """``text`` on one printable line of at most ``limit`` characters."""
-    line = _SPACES.sub(" ", _UNPRINTABLE.sub(" ", text)).strip()
-    return line if len(line) <= limit else line[: limit - 3].rstrip() + "..."
+    """``text`` on one printable line of at most ``limit`` characters: the SQL function
+    pystatus.clean_text() (control and invisible characters become spaces, runs of
+    white space one space, none at either end), then shortened to ``limit``."""
+    # strip(" "), as SQL's btrim(..., ' '): by now every other white space is a space.
+    line = _SPACES.sub(" ", _UNPRINTABLE.sub(" ", text)).strip(" ")
+    return line if len(line) <= limit else line[: limit - 3].rstrip(" ") + "..."

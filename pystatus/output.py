@@ -2,12 +2,18 @@
 
 The columns are the dataclass's fields, named as in SQL. A table goes through
 rich, which colours only a terminal and honours NO_COLOR (and FORCE_COLOR).
+
+A terminal is an interpreter: an escape sequence in a service's task would be
+an instruction to it. So every text the CLI prints for people goes through
+terminal_safe() (tables, messages, errors, logs), and JSON escapes on its own.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import fields, is_dataclass
@@ -20,6 +26,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from pystatus.names import UNPRINTABLE
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -46,6 +54,43 @@ STATUS_STYLES = {
 }
 STATUS_FIELDS = {"status", "effective_status", "reported_status", "from_status", "to_status"}
 LATENCY_FIELDS = {"latency_ms", "p50", "p95", "max"}
+
+# What a terminal must not be given raw: the characters no text of pystatus's may
+# hold (C0, DEL, C1, invisible and direction-changing ones, lone surrogates), the
+# line and paragraph separators, and every other format character (Unicode's
+# category Cf: deprecated format controls, tag characters, ...).
+_ESCAPED = (
+    f"{UNPRINTABLE}\u2028\u2029\u0600-\u0605\u06dd\u070f\u0890\u0891\u08e2\u206a-\u206f"
+    "\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f"
+)
+_UNSAFE = re.compile(f"[{_ESCAPED}]")
+
+
+def _escape(character: str) -> str:
+    code = ord(character)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def terminal_safe(text: str, lines: bool = False) -> str:
+    """``text`` with every character a terminal could act on written as a Python escape
+    (``\\x1b``, ``\\u202e``); with ``lines``, line breaks and tabs are kept (messages)."""
+    kept = "\n\t" if lines else ""
+    return _UNSAFE.sub(lambda c: c[0] if c[0] in kept else _escape(c[0]), text)
+
+
+def echo(text: str = "", file: TextIO | None = None, flush: bool = False) -> None:
+    """print(), for a message of the CLI that may carry any text."""
+    print(terminal_safe(text, lines=True), file=file or sys.stdout, flush=flush)
+
+
+class TerminalSafeFormatter(logging.Formatter):
+    """Log records as terminal_safe() text: they quote what clients sent."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return terminal_safe(super().format(record), lines=True)
 
 
 def duration(seconds: float) -> str:
@@ -106,10 +151,13 @@ def human(name: str, value: Any) -> str:
     return str(value)
 
 
-def _csv_value(value: Any) -> Any:
-    """A CSV cell: the exact value, as JSON gives it (times ISO 8601, durations in seconds)."""
+def _csv_value(value: Any, for_terminal: bool) -> Any:
+    """A CSV cell: the exact value, as JSON gives it (times ISO 8601, durations in seconds);
+    escaped when the CSV is printed on a terminal rather than kept."""
     plain = jsonable(value)
-    return "" if plain is None else plain
+    if plain is None:
+        return ""
+    return terminal_safe(plain) if for_terminal and isinstance(plain, str) else plain
 
 
 _PLAIN_TYPES = frozenset({str, int, float, bool})
@@ -164,7 +212,8 @@ def write_rows(
     elif fmt == "csv":
         writer = csv.writer(out)
         writer.writerow([c.name for c in columns])
-        writer.writerows([[_csv_value(v) for v in line] for line in values])
+        for_terminal = out.isatty()
+        writer.writerows([[_csv_value(v, for_terminal) for v in line] for line in values])
     else:
         table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
         for column in columns:
@@ -173,7 +222,7 @@ def write_rows(
             # Text, not str: a service named "[red]" must not be read as rich markup.
             cells = [
                 Text(
-                    human(c.name, v),
+                    terminal_safe(human(c.name, v)),
                     style=STATUS_STYLES.get(v, "") if c.name in STATUS_FIELDS else "",
                 )
                 for c, v in zip(columns, line)

@@ -4,15 +4,18 @@ template database migrated once, and a fresh copy of it for every test."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 from pytest_postgresql import factories
 
 from pystatus import migrations
 from pystatus.cluster import Cluster
+from tests.helpers import as_login
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +46,29 @@ def db(postgresql: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
     """An autocommit connection to this test's fresh, migrated database."""
     postgresql.autocommit = True
     return postgresql
+
+
+_serial = itertools.count()
+
+
+@pytest.fixture
+def login(db: psycopg.Connection[Any], dsn: str) -> Iterator[Callable[..., str]]:
+    """Makes a login (a cluster-wide role) granted the given roles; returns a DSN
+    to this test's database as that login. Dropped after the test."""
+    made: list[str] = []
+
+    def make(*roles: str) -> str:
+        name = f"login_{next(_serial)}_{len(made)}"
+        db.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
+        for role in roles:
+            db.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(role), sql.Identifier(name)))
+        made.append(name)
+        return as_login(dsn, name)
+
+    yield make
+    for name in made:
+        db.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+        db.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
 
 
 @pytest.fixture

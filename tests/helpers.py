@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 import pystatus
 from pystatus.cluster import Cluster
@@ -20,6 +21,16 @@ def one(conn: psycopg.Connection[Any], query: str, params: Any = None) -> Any:
     row = conn.execute(query, params).fetchone()
     assert row is not None
     return row[0]
+
+
+def as_login(dsn: str, login: str) -> str:
+    """The DSN ``dsn`` with another login."""
+    return f"{dsn} user={login}"
+
+
+def user(dsn: str) -> str:
+    """The login a DSN connects as."""
+    return str(conninfo_to_dict(dsn)["user"])
 
 
 def counts(conn: psycopg.Connection[Any]) -> tuple[int, int]:

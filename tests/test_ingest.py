@@ -5,8 +5,11 @@ database that goes away and comes back."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
+import logging
+import socket
 import subprocess
 import threading
 import urllib.error
@@ -48,13 +51,35 @@ def ingest(writer_dsn: str) -> Iterator[str]:
         yield url
 
 
-def request(url: str, data: bytes | None = None) -> tuple[int, str, Message]:
+def request(
+    url: str, data: bytes | None = None, method: str | None = None
+) -> tuple[int, str, Message]:
     """The status, body and headers of a request (errors included)."""
     try:
-        with urllib.request.urlopen(url, data=data, timeout=30) as response:
+        prepared = urllib.request.Request(url, data=data, method=method)
+        with urllib.request.urlopen(prepared, timeout=30) as response:
             return response.status, response.read().decode(), response.headers
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode(), error.headers
+
+
+def raw_request(url: str, head: str, body: bytes = b"", close_early: bool = False) -> bytes:
+    """What the server answers to a request as written (``head`` without its blank
+    line), over a socket of its own: what an HTTP client would refuse to send."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        # surrogateescape: "\udcff" in ``head`` sends the byte 0xff.
+        written = head.encode("utf-8", "surrogateescape")
+        sock.sendall(written + b"\r\nConnection: close\r\n\r\n" + body)
+        if close_early:
+            return b""
+        answer = b""
+        # A server refusing a request it has not read whole closes with the rest
+        # unread: the reset follows its answer.
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+        return answer
 
 
 def current(db: Conn, service: str) -> tuple[Any, ...]:
@@ -208,9 +233,8 @@ def test_bad_input_is_refused_and_nothing_is_written(ingest: str, db: Conn) -> N
         "?latency_ms=soon": (400, "latency_ms"),
         "?latency_ms=nan": (400, "latency_ms"),
         "/explode": (400, "unknown ping 'explode'"),
-        "/256": (400, "unknown ping '256'"),
+        "/256": (400, "invalid exit code '256'"),
         "/stale": (400, "unknown ping 'stale'"),
-        f"?task={'x' * 5000}": (400, "4096 bytes"),
     }
     for path, (code, reason) in refusals.items():
         status, text, _ = request(url + path)
@@ -221,6 +245,137 @@ def test_bad_input_is_refused_and_nothing_is_written(ingest: str, db: Conn) -> N
     status, text, _ = request(f"{ingest}/ping")
     assert status == 404
     assert history_rows(db) == 1
+
+
+def test_every_text_a_ping_takes_is_made_one_clean_line(ingest: str, db: Conn) -> None:
+    token = admin.add_ping_token(db, "backup")
+    url = f"{ingest}/ping/{token}"
+    cases: list[tuple[str, bytes | None, str | None]] = [
+        # An escape sequence, a direction override and a tab (the terminal's, undone).
+        ("?task=%1b%5b2J%e2%80%aeslow%09disk%0a", None, "[2J slow disk"),
+        ("/fail", b"copying\n\x1b]0;owned\x07 disk \xe2\x80\x8bfull\n", "]0;owned disk full"),
+        # Long: shortened as a body's line is, not refused.
+        (f"?task={'x' * 5000}", None, "x" * 997 + "..."),
+        # Invalid UTF-8 is replaced, as in a body.
+        ("?task=%ff%fe%20broken", None, "\ufffd\ufffd broken"),
+        # Nothing left once cleaned: the body's last line, else no task.
+        ("?task=%00%1b%e2%80%8b", b"from the body\n", "from the body"),
+        ("?task=%20%09", None, None),
+    ]
+    for path, body, task in cases:
+        assert request(url + path, body)[:2] == (200, "OK\n"), path
+        assert current(db, "backup")[1] == task, path
+
+
+def test_exit_codes_are_ascii_digits_from_0_to_255(ingest: str, db: Conn) -> None:
+    token = admin.add_ping_token(db, "backup")
+    url = f"{ingest}/ping/{token}"
+    refusals = {
+        "/%C2%B2": "unknown ping '\xb2'",  # superscript two: a digit to str.isdigit()
+        "/%E0%A5%A7": "unknown ping '\u0967'",  # Devanagari one: int() reads it as 1
+        f"/{'9' * 5000}": "invalid exit code '9999",  # more than int() reads
+        "/0256": "invalid exit code '0256': an exit code is 0 to 255",
+        "/-1": "unknown ping '-1'",
+    }
+    for path, reason in refusals.items():
+        status, text, _ = request(url + path)
+        assert status == 400 and reason in text, path
+    assert history_rows(db) == 0
+    assert request(url + "/003")[0] == 200
+    assert current(db, "backup")[:2] == ("down", "exit code 3")
+
+
+def test_head_and_other_methods_record_nothing(ingest: str, db: Conn) -> None:
+    token = admin.add_ping_token(db, "backup")
+    url = f"{ingest}/ping/{token}"
+    for path in ("", "/fail", "/0", "/start"):
+        status, _, headers = request(url + path, method="HEAD")
+        assert status == 405 and headers["Allow"] == "GET, POST", path
+    for method in ("PUT", "DELETE", "OPTIONS", "PATCH"):
+        assert request(url + "/fail", method=method)[0] == 405, method
+    # A script pinging with curl -I learns that nothing was recorded.
+    headed = subprocess.run(["curl", "-fsSI", f"{url}/fail"], capture_output=True)
+    assert headed.returncode == 22
+    assert history_rows(db) == 0
+    # HEAD asks nothing of the rate limit either: the GET after them passes.
+    assert request(url)[0] == 200 and history_rows(db) == 1
+    assert request(f"{ingest}/healthz", method="HEAD")[0] == 200
+
+
+def test_odd_queries_and_paths_get_a_clear_4xx(ingest: str, db: Conn) -> None:
+    token = admin.add_ping_token(db, "backup")
+    url = f"{ingest}/ping/{token}"
+    refusals = {
+        "?task=a&task=b": (400, "task given 2 times: give it once"),
+        "/fail?latency_ms=1&latency_ms=2": (400, "latency_ms given 2 times"),
+        "?latency_ms=%EF%BC%91": (400, "invalid latency_ms"),  # a fullwidth one
+        "?latency_ms=1_000": (400, "invalid latency_ms '1_000'"),
+        "?latency_ms=%201": (400, "invalid latency_ms"),
+        "?latency_ms=Infinity": (400, "invalid latency_ms"),
+        f"?task={'x' * 20_000}": (414, "query string too long: the limit is 16384 bytes"),
+        "/": (404, "Not Found"),  # not a redirect that records nothing yet looks fine to curl -f
+        "/fail%00": (400, "unknown ping 'fail\\x00'"),
+    }
+    for path, (code, reason) in refusals.items():
+        status, text, _ = request(url + path)
+        assert status == code and reason in text, path
+    # A token no token could be: refused like an unknown one, without asking the database.
+    for odd in ("%00", "ps_%00", "%FF%FE", "ps_%1B%5B2J"):
+        assert request(f"{ingest}/ping/{odd}")[:2] == (404, "not found\n"), odd
+    # Parameters it does not know are left alone, as Healthchecks' pings do.
+    assert request(url + "?rid=1&a=1&a=2&latency_ms=1.5e1")[0] == 200
+    assert current(db, "backup") == ("ok", None, 15.0)
+    assert history_rows(db) == 1
+
+
+def test_malformed_requests_are_refused_by_the_server(ingest: str, db: Conn) -> None:
+    token = admin.add_ping_token(db, "backup")
+    path = f"/ping/{token}"
+    malformed = [
+        f"GET {path}?task={'x' * 1_000_000} HTTP/1.1\r\nHost: x",  # past the server's limit
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {'9' * 5000}",
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: \u0661",  # Arabic-Indic one
+        f"GET {path} HTTP/1.1\r\nHost: x\r\nX-Filler: {'y' * 200_000}",
+        f"GET {path}/\udcff\udcfe HTTP/1.1\r\nHost: x",  # bytes that are not UTF-8, unescaped
+        f"GET {path}?task=\udcff HTTP/1.1\r\nHost: x",
+    ]
+    for head in malformed:
+        assert raw_request(ingest, head).startswith(b"HTTP/1.1 400 "), head[:60]
+    assert history_rows(db) == 0
+
+
+class Collected(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def server_errors() -> Iterator[list[logging.LogRecord]]:
+    """What the HTTP server logs as errors (a traceback, for an exception in a request)."""
+    handler = Collected()
+    logger = logging.getLogger("uvicorn.error")
+    logger.addHandler(handler)
+    yield handler.records
+    logger.removeHandler(handler)
+
+
+def test_a_client_leaving_mid_body_records_nothing_and_logs_no_traceback(
+    ingest: str, db: Conn, server_errors: list[logging.LogRecord]
+) -> None:
+    token = admin.add_ping_token(db, "backup")
+    head = f"POST /ping/{token}/fail HTTP/1.1\r\nHost: x\r\nContent-Length: 100"
+    for _ in range(3):
+        raw_request(ingest, head, b"only part", close_early=True)
+    # The server goes on answering, and has handled the three by the time it records this.
+    answer = raw_request(ingest, f"GET /ping/{token} HTTP/1.1\r\nHost: x")
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    wait_for(lambda: history_rows(db) == 1)
+    assert current(db, "backup")[0] == "ok"
+    assert [record.getMessage() for record in server_errors] == []
 
 
 def test_the_rate_limit_answers_429_alike_for_every_token(writer_dsn: str, db: Conn) -> None:

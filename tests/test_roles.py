@@ -5,7 +5,6 @@ be restricted to their own services."""
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,47 +14,16 @@ import psycopg
 import psycopg.errors
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 
 import pystatus
 from pystatus import cli, migrations
 from pystatus.client import Heartbeat
 from pystatus.cluster import Cluster
-from tests.helpers import empty_databases, one, wait_for
+from tests.helpers import as_login, empty_databases, one, user, wait_for
 from tests.serving import dashboard, get_json
 
 Conn = psycopg.Connection[Any]
 Login = Callable[..., str]
-
-_serial = itertools.count()
-
-
-def as_login(dsn: str, login: str) -> str:
-    return f"{dsn} user={login}"
-
-
-def user(dsn: str) -> str:
-    return str(conninfo_to_dict(dsn)["user"])
-
-
-@pytest.fixture
-def login(db: Conn, dsn: str) -> Iterator[Login]:
-    """Makes a login (a cluster-wide role) granted the given roles; returns a DSN
-    to this test's database as that login. Dropped after the test."""
-    made: list[str] = []
-
-    def make(*roles: str) -> str:
-        name = f"login_{next(_serial)}_{len(made)}"
-        db.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
-        for role in roles:
-            db.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(role), sql.Identifier(name)))
-        made.append(name)
-        return as_login(dsn, name)
-
-    yield make
-    for name in made:
-        db.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
-        db.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
 
 
 def history_rows(db: Conn) -> int:
@@ -246,10 +214,9 @@ def test_every_function_pins_search_path_but_those_the_sources_exempt(db: Conn) 
     # Each exemption is written once, with its reason, above the function's
     # definition in sql/schema/ (lint reads the same marks).
     exempt = migrations.Sources().unpinned_functions()
-    # Of these, only the copy trigger runs as its owner (test_search_path_cannot_hijack...).
-    assert sorted(unpinned) == sorted((name, name == "_copy_status_to_history") for name in exempt)
+    # None of them runs as its owner: every SECURITY DEFINER function pins its path.
+    assert sorted(unpinned) == sorted((name, False) for name in exempt)
     assert set(exempt) == {
-        "_copy_status_to_history",
         "create_history_partitions",
         "maintain",
         "move_default_rows",
@@ -452,7 +419,9 @@ def test_a_non_superuser_owner_can_turn_the_restriction_on(db: Conn, login: Logi
         "ALTER FUNCTION pystatus._logins_restricted() OWNER TO {0}",
         "GRANT USAGE, CREATE ON SCHEMA pystatus TO {0}",
         "GRANT EXECUTE ON FUNCTION pystatus.allow_service(name, text), "
-        "pystatus.disallow_service(name, text), pystatus._sync_logins_restricted() TO {0}",
+        "pystatus.disallow_service(name, text), pystatus._sync_logins_restricted(),"
+        " pystatus._wait_job_lock(text) TO {0}",
+        "GRANT SELECT, UPDATE ON pystatus.job_locks TO {0}",
     ):
         db.execute(sql.SQL(statement).format(sql.Identifier(owner)))
     with psycopg.connect(as_login(db.info.dsn, owner), autocommit=True) as conn:

@@ -60,6 +60,41 @@ $$;
 COMMENT ON FUNCTION pystatus._service_name_pattern() IS
     'The naming rule as one regular expression, for is_valid_service_name().';
 
+-- One cleaning rule for every free text a writer sets (a service's current
+-- task, an alert receiver's error): such text is printed by terminals and
+-- mailed, and an escape sequence in it is an instruction to the terminal.
+-- Control and invisible characters become spaces, runs of white space one
+-- space, and none is left at either end. pystatus.names.clean_text() is the
+-- Python twin, kept in agreement by a test.
+CREATE OR REPLACE FUNCTION pystatus.clean_text(text text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN btrim(regexp_replace(regexp_replace(text,
+                 '[' || pystatus._name_characters('control') || pystatus._name_characters('invisible') || ']',
+                 ' ', 'g'),
+             '[' || pystatus._name_characters('white space') || ']+', ' ', 'g'), ' ');
+COMMENT ON FUNCTION pystatus.clean_text(text) IS
+    'Free text on one printable line: control and invisible characters become spaces, runs of '
+    'white space one space, none at either end. Applied to every text a writer sets.';
+
+-- What clean_text() would change, as one regular expression: the copy trigger
+-- tests every text it copies with it, and cleans only those it matches. A
+-- constant PL/pgSQL function, folded once into the trigger's kept plans. A
+-- test keeps the two in agreement.
+CREATE OR REPLACE FUNCTION pystatus._unclean_text_pattern()
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- A control, invisible or white-space character other than a space; two
+    -- spaces; a space at either end.
+    RETURN '[\u0001-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u3164\ufeff\uffa0\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]|  |^ | $';
+END;
+$$;
+COMMENT ON FUNCTION pystatus._unclean_text_pattern() IS
+    'Matches exactly the texts pystatus.clean_text() changes.';
+
 CREATE OR REPLACE FUNCTION pystatus.service_name_problem(service_name text)
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE

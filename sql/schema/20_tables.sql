@@ -406,14 +406,32 @@ CREATE TABLE pystatus.alert_messages (
     attempts integer NOT NULL DEFAULT 0,
     next_attempt_at timestamptz NOT NULL DEFAULT now(),
     claimed_until timestamptz,
-    sent_at timestamptz
+    sent_at timestamptz,
+    services varchar(64)[]
 );
-CREATE INDEX alert_messages_due ON pystatus.alert_messages (next_attempt_at) WHERE state = 'pending';
 CREATE INDEX alert_messages_created ON pystatus.alert_messages (created_at);
 COMMENT ON TABLE pystatus.alert_messages IS
     'Messages to deliver, at least once, each with its idempotency key (sent in every copy): pending '
     'until a worker delivers it (sent) or gives up (failed). A worker holds a message it is sending '
     'until claimed_until; after that (the worker died) another sends it again.';
+COMMENT ON COLUMN pystatus.alert_messages.services IS
+    'A summary''s services (service_name NULL): one message for many services of a channel that '
+    'alerted at once. NULL for a message about one service, and for a test.';
+-- The pending queue, read by index only: a claim reads about what it takes,
+-- however many messages wait (a storm queues thousands).
+CREATE INDEX alert_messages_due ON pystatus.alert_messages (channel, next_attempt_at, id)
+    WHERE state = 'pending';
+COMMENT ON INDEX pystatus.alert_messages_due IS
+    'Each channel''s pending messages in the order they are due: what claim_alert_messages() takes.';
+CREATE INDEX alert_messages_pending_service ON pystatus.alert_messages (channel, service_name, id)
+    WHERE state = 'pending';
+COMMENT ON INDEX pystatus.alert_messages_pending_service IS
+    'Each channel''s pending messages by service (summaries under NULL): whether an earlier one about '
+    'the same service is still pending (_alert_in_turn()).';
+CREATE INDEX alert_messages_sending ON pystatus.alert_messages (channel)
+    WHERE state = 'pending' AND claimed_until IS NOT NULL;
+COMMENT ON INDEX pystatus.alert_messages_sending IS
+    'The messages claimed and not yet reported: how many of a channel''s are being sent.';
 
 CREATE TABLE pystatus.alert_attempts (
     message_id bigint NOT NULL REFERENCES pystatus.alert_messages ON DELETE CASCADE,
@@ -499,6 +517,37 @@ COMMENT ON TABLE pystatus.ping_tokens IS
 ------------------------------------------------------------------------------
 -- The installation itself
 ------------------------------------------------------------------------------
+
+-- pystatus's own serialization: a job locks its row (FOR UPDATE SKIP LOCKED,
+-- or waits for it). Only pystatus's owner may lock these rows, where an
+-- advisory lock is open to any login that can connect.
+CREATE TABLE pystatus.job_locks (
+    job text PRIMARY KEY,
+    period interval CHECK (period > interval '0'),
+    last_run timestamptz
+);
+COMMENT ON TABLE pystatus.job_locks IS
+    'One row per job that runs one at a time (maintain, sweep, refresh_rollups, evaluate_alerts, '
+    'migrate, service_logins): a run locks its row for its transaction. period: how often it is '
+    'due (NULL for those run on demand), which `pystatus check` compares with how long a holder '
+    'has kept it; last_run: when the newest committed run started.';
+INSERT INTO pystatus.job_locks (job, period) VALUES
+    ('maintain', interval '1 hour'), ('sweep', interval '1 minute'),
+    ('refresh_rollups', interval '1 minute'), ('evaluate_alerts', interval '1 minute'),
+    ('migrate', NULL), ('service_logins', NULL);
+
+CREATE TABLE pystatus.limits (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    max_services integer NOT NULL DEFAULT 20000 CHECK (max_services > 0),
+    max_batch integer NOT NULL DEFAULT 10000 CHECK (max_batch > 0),
+    max_metric_services integer NOT NULL DEFAULT 10000 CHECK (max_metric_services > 0)
+);
+COMMENT ON TABLE pystatus.limits IS
+    'Bounds a writer cannot pass: how many services system_status may hold (a new service past it '
+    'is refused, PS009) and how many heartbeats one heartbeat_many() call may carry; and how many '
+    'services a Prometheus scrape has series of (the rest are counted). Set with '
+    'pystatus.set_limits().';
+INSERT INTO pystatus.limits DEFAULT VALUES;
 
 CREATE TABLE pystatus.definitions_applied (
     version text NOT NULL,

@@ -56,6 +56,97 @@ COMMENT ON FUNCTION pystatus._may_write_stale() IS
     'pg_cron job, a DBA) and the roles that are members of it, and the alert worker''s login '
     '(pystatus_alerter); no service.';
 
+-- The bounds of pystatus.limits, read where a write could pass them: a new
+-- service (the copy trigger, for every writer) and a batch (heartbeat_many()).
+CREATE OR REPLACE FUNCTION pystatus._check_service_count(service_name text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_limit integer := (SELECT l.max_services FROM pystatus.limits AS l);
+    v_count bigint;
+BEGIN
+    -- An index-only count stops one past the limit, whatever the table holds.
+    SELECT count(*) INTO v_count
+    FROM (SELECT FROM public.system_status LIMIT v_limit + 1) AS s;
+    IF v_count > v_limit THEN
+        RAISE EXCEPTION 'too many services: system_status may hold % (pystatus.limits), so service % was not added',
+                        v_limit, quote_literal(service_name)
+            USING ERRCODE = 'PS009',
+                  HINT = 'Remove the services no longer used (DELETE FROM system_status WHERE ...), or raise '
+                         'the limit as pystatus''s owner: SELECT pystatus.set_limits(max_services => ...).';
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION pystatus._check_service_count(text) IS
+    'Raises PS009 when system_status holds more services than pystatus.limits.max_services (the '
+    'copy trigger calls it for statements that add services; service_name names one of them).';
+
+CREATE OR REPLACE FUNCTION pystatus.set_limits(
+    max_services integer DEFAULT NULL, max_batch integer DEFAULT NULL,
+    max_metric_services integer DEFAULT NULL)
+RETURNS pystatus.limits
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_limits pystatus.limits;
+BEGIN
+    IF set_limits.max_services <= 0 THEN
+        RAISE EXCEPTION 'invalid max_services %: must be positive', set_limits.max_services USING ERRCODE = 'PS005';
+    END IF;
+    IF set_limits.max_batch <= 0 THEN
+        RAISE EXCEPTION 'invalid max_batch %: must be positive', set_limits.max_batch USING ERRCODE = 'PS005';
+    END IF;
+    IF set_limits.max_metric_services <= 0 THEN
+        RAISE EXCEPTION 'invalid max_metric_services %: must be positive', set_limits.max_metric_services
+            USING ERRCODE = 'PS005';
+    END IF;
+    UPDATE pystatus.limits AS l
+    SET max_services = coalesce(set_limits.max_services, l.max_services),
+        max_batch = coalesce(set_limits.max_batch, l.max_batch),
+        max_metric_services = coalesce(set_limits.max_metric_services, l.max_metric_services)
+    RETURNING l.* INTO v_limits;
+    RETURN v_limits;
+END;
+$$;
+COMMENT ON FUNCTION pystatus.set_limits(integer, integer, integer) IS
+    'Sets the bounds (NULL keeps one): how many services system_status may hold, how many '
+    'heartbeats one heartbeat_many() call may carry, and how many services a Prometheus scrape '
+    'has series of. Returns them. Owner only.';
+
+-- Every writer's text is cleaned as it is written (10_rules.sql, clean_text()),
+-- by the copy trigger, which sees every status write: a text that needs it is
+-- cleaned in history as it is copied, and in system_status by an UPDATE of its
+-- own (rare: the heartbeat functions' callers and most services send clean
+-- text). A row trigger would cost every heartbeat its old row fetched again.
+CREATE OR REPLACE FUNCTION pystatus._clean_current_tasks(service_names text[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- The copy trigger, fired again by this UPDATE, knows it by this setting.
+    PERFORM set_config('pystatus.cleaning', 'on', true);
+    UPDATE public.system_status AS s SET current_task = pystatus.clean_text(s.current_task)
+    WHERE s.service_name = ANY (_clean_current_tasks.service_names)
+      AND s.current_task ~ pystatus._unclean_text_pattern();
+    PERFORM set_config('pystatus.cleaning', 'off', true);
+END;
+$$;
+COMMENT ON FUNCTION pystatus._clean_current_tasks(text[]) IS
+    'Cleans the current_task of these services in system_status (pystatus.clean_text()); the copy '
+    'trigger calls it for a statement that wrote text needing it.';
+
+CREATE OR REPLACE FUNCTION pystatus._cleaning()
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT coalesce(current_setting('pystatus.cleaning', true), '') = 'on' $$;
+COMMENT ON FUNCTION pystatus._cleaning() IS
+    'Whether pystatus._clean_current_tasks() is writing (the copy trigger then copies nothing).';
+
 -- Why a status write is refused, raised from one place for the copy
 -- trigger's two paths (one row, many rows).
 CREATE OR REPLACE FUNCTION pystatus._refuse_status_write(problem text, service_name text, at timestamptz)
@@ -96,12 +187,16 @@ COMMENT ON FUNCTION pystatus._refuse_status_write(text, text, timestamptz) IS
 --
 -- It runs as its owner (SECURITY DEFINER): a service that writes system_status
 -- directly, with the table rights it had before pystatus, needs no right on
--- history, nor on anything else pystatus added.
--- search_path: not pinned, because it runs for every statement that writes a status, and a pinned path costs each call a configuration save and restore (about 2.7 % of a heartbeat). It names every table, function and operator with its schema instead, which pgspot checks, so the caller's path reaches nothing.
+-- history, nor on anything else pystatus added. So its search_path is pinned
+-- like every definer function's: PL/pgSQL resolves the types of its variables
+-- and expressions by name when it first runs, types are looked up in pg_temp
+-- first unless the path lists it last, and any login may create a temporary
+-- type or domain named like a built-in one.
 CREATE OR REPLACE FUNCTION pystatus._copy_status_to_history()
 RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     -- One reading of the clock for the statement: its rows were written together.
@@ -109,7 +204,12 @@ DECLARE
     v_row record;
     v_written record;
     v_changed bigint;
+    v_unclean text[];
 BEGIN
+    -- Its own cleaning of the tasks it copied: nothing to copy again.
+    IF pg_catalog.pg_trigger_depth() OPERATOR(pg_catalog.>) 1 AND pystatus._cleaning() THEN
+        RETURN NULL;
+    END IF;
     -- The rules of 10_rules.sql are the table's constraints; what they cannot
     -- say (the clock, who may write stale, which login may report which
     -- service) is held here, for every writer. Only a new time is checked: a
@@ -163,6 +263,10 @@ BEGIN
                 LEFT JOIN pystatus.service_expectations AS e ON e.service_name OPERATOR(pg_catalog.=) v_row.service_name;
             END IF;
             -- end of status events
+            IF v_row.current_task OPERATOR(pg_catalog.~) pystatus._unclean_text_pattern() THEN
+                PERFORM pystatus._clean_current_tasks(ARRAY[v_row.service_name]);
+                v_row.current_task := pystatus.clean_text(v_row.current_task);
+            END IF;
             IF v_row.status OPERATOR(pg_catalog.<>) 'stale' OR v_row.last_heartbeat OPERATOR(pg_catalog.<>) v_row.old_time THEN
                 INSERT INTO public.system_status_history
                     (heartbeat_timestamp, created_at, service_name, status, current_task, latency_ms)
@@ -221,6 +325,11 @@ BEGIN
     IF v_written.total OPERATOR(pg_catalog.=) 0 THEN
         RETURN NULL;
     END IF;
+    -- New services: the fleet stays within its bound (pystatus.limits).
+    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+        PERFORM pystatus._check_service_count(
+            (SELECT pg_catalog.min(n.service_name) FROM new_rows AS n));
+    END IF;
     IF v_written.bad_time IS NOT NULL THEN
         PERFORM pystatus._refuse_status_write(
             'time', v_written.bad_time,
@@ -262,6 +371,12 @@ BEGIN
     END IF;
     -- end of status events
 
+    v_unclean := ARRAY(SELECT n.service_name FROM new_rows AS n
+                       WHERE n.current_task OPERATOR(pg_catalog.~) pystatus._unclean_text_pattern());
+    IF v_unclean OPERATOR(pg_catalog.<>) '{}' THEN
+        PERFORM pystatus._clean_current_tasks(v_unclean);
+    END IF;
+
     -- created_at only for a row written well after its time (a backfill, a
     -- clock behind): NULL costs no bytes, and most rows are written at their time.
     IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
@@ -270,7 +385,10 @@ BEGIN
         SELECT n.last_heartbeat,
                CASE WHEN n.last_heartbeat OPERATOR(pg_catalog.<) (v_clock OPERATOR(pg_catalog.-) interval '1 second')
                     THEN v_clock END,
-               n.service_name, n.status, n.current_task, n.latency_ms
+               n.service_name, n.status,
+               CASE WHEN n.current_task OPERATOR(pg_catalog.~) pystatus._unclean_text_pattern()
+                    THEN pystatus.clean_text(n.current_task) ELSE n.current_task END,
+               n.latency_ms
         FROM new_rows AS n
         WHERE CASE WHEN n.status OPERATOR(pg_catalog.=) 'stale'
                    THEN NOT EXISTS (SELECT FROM old_rows AS o
@@ -283,7 +401,10 @@ BEGIN
         SELECT n.last_heartbeat,
                CASE WHEN n.last_heartbeat OPERATOR(pg_catalog.<) (v_clock OPERATOR(pg_catalog.-) interval '1 second')
                     THEN v_clock END,
-               n.service_name, n.status, n.current_task, n.latency_ms
+               n.service_name, n.status,
+               CASE WHEN n.current_task OPERATOR(pg_catalog.~) pystatus._unclean_text_pattern()
+                    THEN pystatus.clean_text(n.current_task) ELSE n.current_task END,
+               n.latency_ms
         FROM new_rows AS n;
     END IF;
     RETURN NULL;
@@ -382,8 +503,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_count integer := coalesce(cardinality(service_names), 0);
+    v_limit integer;
     v_recorded integer;
-    v_bad bigint;
+    v_bad record;
 BEGIN
     IF cardinality(statuses) IS DISTINCT FROM v_count
        OR (current_tasks IS NOT NULL AND cardinality(current_tasks) <> v_count)
@@ -392,18 +514,30 @@ BEGIN
             v_count, cardinality(statuses), cardinality(current_tasks), cardinality(latencies_ms)
             USING ERRCODE = 'PS005', HINT = 'The arrays go in step: one element per heartbeat.';
     END IF;
+    IF coalesce(array_ndims(service_names), 1) > 1 OR coalesce(array_ndims(statuses), 1) > 1
+       OR coalesce(array_ndims(current_tasks), 1) > 1 OR coalesce(array_ndims(latencies_ms), 1) > 1 THEN
+        RAISE EXCEPTION 'invalid batch: the arrays must have one dimension'
+            USING ERRCODE = 'PS005', HINT = 'The arrays go in step: one element per heartbeat.';
+    END IF;
+    v_limit := (SELECT l.max_batch FROM pystatus.limits AS l);
+    IF v_count > v_limit THEN
+        RAISE EXCEPTION 'invalid batch: % heartbeats, the limit is % a call (pystatus.limits)', v_count, v_limit
+            USING ERRCODE = 'PS009', HINT = 'Send them in several calls.';
+    END IF;
     -- One set-based test; the precise error only for the first bad heartbeat.
-    SELECT b.position INTO v_bad
+    -- Elements are told apart by their place in the arrays (1 for the first),
+    -- whatever index the arrays start at.
+    SELECT b.* INTO v_bad
     FROM unnest(service_names, statuses, current_tasks, latencies_ms)
          WITH ORDINALITY AS b(service_name, status, current_task, latency_ms, position)
     WHERE NOT pystatus._is_valid_heartbeat(b.service_name, b.status, b.current_task, b.latency_ms)
     ORDER BY b.position LIMIT 1;
-    IF v_bad IS NOT NULL THEN
+    IF FOUND THEN
         BEGIN
-            PERFORM pystatus._check_heartbeat(service_names[v_bad], statuses[v_bad],
-                                              current_tasks[v_bad], latencies_ms[v_bad]);
+            PERFORM pystatus._check_heartbeat(v_bad.service_name, v_bad.status, v_bad.current_task,
+                                              v_bad.latency_ms);
         EXCEPTION WHEN SQLSTATE 'PS001' OR SQLSTATE 'PS002' OR SQLSTATE 'PS003' OR SQLSTATE 'PS006' THEN
-            RAISE EXCEPTION 'heartbeat % of %: %', v_bad, v_count, SQLERRM USING ERRCODE = SQLSTATE;
+            RAISE EXCEPTION 'heartbeat % of %: %', v_bad.position, v_count, SQLERRM USING ERRCODE = SQLSTATE;
         END;
     END IF;
     -- One upsert for the batch; a service named twice keeps its last heartbeat
@@ -490,7 +624,7 @@ BEGIN
     INSERT INTO public.system_status_history
         (heartbeat_timestamp, created_at, service_name, status, current_task, latency_ms)
     VALUES (record_heartbeat.at, clock_timestamp(), record_heartbeat.service_name, record_heartbeat.status,
-            record_heartbeat.current_task, record_heartbeat.latency_ms);
+            pystatus.clean_text(record_heartbeat.current_task), record_heartbeat.latency_ms);
     RETURN false;
 END;
 $$;

@@ -135,7 +135,7 @@ DECLARE
     v_starts timestamptz[];
 BEGIN
     -- Serialized with maintain(), which calls it too: never two at once.
-    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pystatus.maintain'));
+    PERFORM pystatus._wait_job_lock('maintain');
     v_starts := pystatus._missing_history_partitions(since, until);
     IF v_starts IS NOT NULL THEN
         EXECUTE pg_catalog.format(
@@ -183,7 +183,7 @@ DECLARE
     v_moved bigint;
 BEGIN
     -- Serialized with maintain(), which calls it too: never two at once.
-    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pystatus.maintain'));
+    PERFORM pystatus._wait_job_lock('maintain');
     EXECUTE pg_catalog.format('SELECT %I.partition_data_time(p_parent_table := %L, p_batch_count := %s)',
                               pystatus._partman_schema(), 'public.system_status_history',
                               greatest(pystatus.history_default_rows(), 1))
@@ -327,7 +327,7 @@ BEGIN
     END IF;
     -- One maintenance at a time (pg_cron's and a DBA's by hand, or two
     -- schedulers): the second returns at once instead of deadlocking with the first.
-    IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('pystatus.maintain')) THEN
+    IF NOT pystatus._try_job_lock('maintain') THEN
         RETURN pg_catalog.jsonb_build_object('skipped', 'another maintenance is running');
     END IF;
     v_before := pystatus._history_partition_names();

@@ -109,7 +109,7 @@ BEGIN
         RETURN 0;
     END IF;
     -- One sweep at a time (pg_cron's and one by hand): the second marks nothing.
-    IF NOT pg_try_advisory_xact_lock(hashtext('pystatus.sweep')) THEN
+    IF NOT pystatus._try_job_lock('sweep') THEN
         RETURN 0;
     END IF;
     -- The freshness test is on the target row (s), which PostgreSQL re-checks

@@ -377,7 +377,7 @@ BEGIN
     IF pg_is_in_recovery() THEN
         RETURN jsonb_build_object('skipped', 'this server is a replica');
     END IF;
-    IF NOT pg_try_advisory_xact_lock(hashtext('pystatus.refresh_rollups')) THEN
+    IF NOT pystatus._try_job_lock('refresh_rollups') THEN
         RETURN jsonb_build_object('skipped', 'another refresh is running');
     END IF;
     SELECT * INTO v_state FROM pystatus.rollup_state FOR UPDATE;

@@ -8,6 +8,65 @@
 
 SET LOCAL search_path = pg_catalog, pg_temp;
 
+------------------------------------------------------------------------------
+-- One run of a job at a time: a row of pystatus.job_locks, which only
+-- pystatus's owner may lock (an advisory lock any login could take first).
+------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION pystatus._try_job_lock(job text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE pystatus.job_locks AS j SET last_run = now()
+    WHERE j.job = (SELECT l.job FROM pystatus.job_locks AS l WHERE l.job = _try_job_lock.job
+                   FOR UPDATE SKIP LOCKED);
+    RETURN FOUND;
+END;
+$$;
+COMMENT ON FUNCTION pystatus._try_job_lock(text) IS
+    'Takes the job''s lock for this transaction if no other run holds it (true), else false at '
+    'once; records the run''s start in job_locks.last_run.';
+
+CREATE OR REPLACE FUNCTION pystatus._wait_job_lock(job text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE pystatus.job_locks AS j SET last_run = now() WHERE j.job = _wait_job_lock.job;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no job %', quote_literal(job) USING ERRCODE = 'PS005';
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION pystatus._wait_job_lock(text) IS
+    'Takes the job''s lock for this transaction, waiting for a run that holds it (bounded by the '
+    'caller''s lock_timeout).';
+
+CREATE OR REPLACE FUNCTION pystatus.job_lock_holders()
+RETURNS TABLE (job text, period interval, last_run timestamptz, holder_pid integer, holder_login name,
+               held_since timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- A row being changed carries its changer's transaction id in xmax until
+    -- that transaction ends, and the session running it holds the lock on that
+    -- id: pg_locks shows it to every role, where pg_stat_activity hides other
+    -- logins' transactions (xact_start is NULL then).
+    SELECT j.job, j.period, j.last_run, l.pid, a.usename, a.xact_start
+    FROM pystatus.job_locks AS j
+    LEFT JOIN pg_locks AS l
+           ON l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted
+          AND l.transactionid = j.xmax
+    LEFT JOIN pg_stat_activity AS a ON a.pid = l.pid
+    ORDER BY j.job;
+$$;
+COMMENT ON FUNCTION pystatus.job_lock_holders() IS
+    'Each job, how often it is due, when its newest committed run started, and the session that '
+    'holds its lock now (pid, login, since its transaction began; NULL when free).';
+
 -- Job names are pystatus-<job>:<database>: 0.2.0's rollback removes the jobs
 -- of this form, so new jobs keep it.
 CREATE OR REPLACE FUNCTION pystatus.maintenance_jobs()

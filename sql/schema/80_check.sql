@@ -21,6 +21,7 @@ DECLARE
     v_overdue record;
     v_bad_names text;
     v_alerts record;
+    v_held text;
 BEGIN
     v_schema := pystatus._partman_schema();  -- raises PS010 when pg_partman is missing
     item := 'pg_partman'; ok := true;
@@ -63,6 +64,22 @@ BEGIN
     item := 'sweeper'; ok := v_unswept = 0;
     detail := CASE WHEN ok THEN 'no silent service left unmarked'
                    ELSE v_unswept || ' silent services not marked stale for 5 minutes: is the sweep job running?' END;
+    RETURN NEXT;
+
+    -- A job whose lock has been held past its period is not running: its
+    -- holder (a session of pystatus's owner, or of the alert worker's login
+    -- inside a transaction left open) is named, so that it can be ended.
+    SELECT string_agg(format('%s held by pid %s (login %s) since %s', h.job, h.holder_pid,
+                             coalesce(h.holder_login::text, 'unknown'),
+                             coalesce(h.held_since, h.last_run)), '; ' ORDER BY h.job)
+    INTO v_held
+    FROM pystatus.job_lock_holders() AS h
+    WHERE h.holder_pid IS NOT NULL AND h.period IS NOT NULL
+      AND coalesce(h.held_since, h.last_run) < now() - h.period;
+    item := 'job locks'; ok := v_held IS NULL;
+    detail := CASE WHEN ok THEN 'no job waiting on another run'
+                   ELSE v_held || ': their runs are skipped meanwhile; end that session '
+                        '(SELECT pg_terminate_backend(pid)) if it is stuck' END;
     RETURN NEXT;
 
     -- Names stored before the naming rule last changed are not re-checked by

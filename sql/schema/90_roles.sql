@@ -128,7 +128,7 @@ DECLARE
 BEGIN
     -- One change at a time: two transactions replacing the function at once
     -- would fail with "tuple concurrently updated".
-    PERFORM pg_advisory_xact_lock(hashtext('pystatus.service_logins'));
+    PERFORM pystatus._wait_job_lock('service_logins');
     v_restricted := EXISTS (SELECT FROM pystatus.service_logins);
     IF v_restricted IS DISTINCT FROM pystatus._logins_restricted() THEN
         EXECUTE format('CREATE OR REPLACE FUNCTION pystatus._logins_restricted() RETURNS boolean '
@@ -240,7 +240,9 @@ AS $$
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.check()'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.cron_database()'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.metrics()'),  -- Prometheus scrapes
-    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.service_overview()'),  -- the dashboard
+    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.service_overview(integer, integer, boolean, text)'),  -- the dashboard
+    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.fleet_counts()'),
+    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.needs_attention(text)'),  -- fleet_counts calls it
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.recent_incidents(timestamptz)'),
     -- The alert worker: decide, claim, report (each runs as its owner).
     ('pystatus_alerter', 'USAGE', 'SCHEMA pystatus'),
