@@ -51,6 +51,8 @@ class Sizes:
     fleet: int = 1000  # services in the history scenarios
     days: int = 30  # days of 60-s heartbeats for them
     retention_rows_days: int = 7  # days of history in the month dropped by retention
+    alert_queue: tuple[int, ...] = (100, 1000, 10000)  # pending messages a claim is timed at
+    alert_storm: int = 10000  # services silent at once, drained to a webhook
 
 
 QUICK = Sizes(
@@ -64,6 +66,8 @@ QUICK = Sizes(
     fleet=10,
     days=2,
     retention_rows_days=1,
+    alert_queue=(10, 100),
+    alert_storm=50,
 )
 
 
@@ -862,6 +866,173 @@ class Bench:
             f"max < 5 s: {verdict(len(arrived) == services and max(late) < 5)}",
         )
 
+    def alert_storm(self) -> None:
+        """Claiming as the queue grows, evaluating a storm, and a storm drained to a
+        fast receiver by `pystatus alerts run` (a process of its own)."""
+        print("13. Alert storms", flush=True)
+        s = self.sizes
+        self.sql(
+            "SELECT pystatus.add_alert_channel('storm-a', 'webhook', 'http://127.0.0.1:9/', '{\"group_threshold\": 0}')"
+        )
+        self.sql(
+            "SELECT pystatus.add_alert_channel('storm-b', 'webhook', 'http://127.0.0.1:9/', '{\"group_threshold\": 0}')"
+        )
+        self.sql("SELECT pystatus.add_alert_rule('a-*', 'storm-a')")
+        self.sql("SELECT pystatus.add_alert_rule('b-*', 'storm-b')")
+        claim_ms: dict[int, float] = {}
+        db = self._db_or_open()
+
+        def claim_four() -> None:
+            with db.transaction(force_rollback=True):
+                claimed = db.execute(
+                    "SELECT * FROM pystatus.claim_alert_messages('bench', 4, interval '1 minute')"
+                ).fetchall()
+                assert len(claimed) == 4, claimed
+
+        for pending in s.alert_queue:
+            self._reset_alerts()
+            # Half the services on each channel: a claim takes 2 of a channel's at a time.
+            self.sql(
+                "INSERT INTO system_status (service_name, status, last_heartbeat)"
+                " SELECT chr(97 + i %% 2) || '-' || i, 'ok', now() - interval '10 minutes'"
+                " FROM generate_series(1, %s) AS i",
+                (pending,),
+            )
+            self.sql("SELECT pystatus.alert_sweep()")
+            start = time.perf_counter()
+            self.sql("SELECT * FROM pystatus.evaluate_alerts()")
+            evaluate_ms = (time.perf_counter() - start) * 1000
+            self.sql("VACUUM ANALYZE pystatus.alert_messages")
+            times = self.timed(claim_four, runs=max(s.runs, 5))
+            claim_ms[pending] = statistics.median(times)
+            self.results.add(
+                "13. alert storms",
+                f"evaluate_alerts(), {pending:,} services newly stale, queued one message each (ms)",
+                f"{evaluate_ms:,.0f}",
+            )
+            self.results.add(
+                "13. alert storms",
+                f"claim_alert_messages(), 4 at a time, {pending:,} pending (ms)",
+                spread(times, "{:,.2f}"),
+            )
+        smallest, largest = min(s.alert_queue), max(s.alert_queue)
+        ratio = claim_ms[largest] / claim_ms[smallest]
+        self.results.add(
+            "13. alert storms",
+            f"a claim at {largest:,} pending / at {smallest:,}",
+            f"{ratio:.2f}×",
+            f"≤ 2× (O(batch), not O(queue)): {verdict(ratio <= 2)}",
+        )
+        self._reset_alerts()
+        self.sql("DELETE FROM pystatus.alert_channels WHERE name LIKE 'storm-%'")
+        for summed_up in (True, False):
+            self._storm_drain(s.alert_storm, summed_up)
+
+    def _reset_alerts(self) -> None:
+        self.reset_writes()
+        self.sql(
+            "TRUNCATE pystatus.alert_messages, pystatus.alert_attempts, pystatus.alert_state,"
+            " pystatus.status_events"
+        )
+
+    def _storm_drain(self, services: int, summed_up: bool) -> None:
+        """``services`` silent at once, their deadline in common: from it until the
+        last alert reaches a webhook on 127.0.0.1; then all back at once, until the
+        last recovery."""
+        import json
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        arrived: dict[tuple[str, str], float] = {}
+
+        class Receiver(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                now = time.time()
+                for entry in body.get("services") or [body]:
+                    arrived.setdefault((body["kind"], entry["service"]), now)
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self._reset_alerts()
+        options = "{}" if summed_up else '{"group_threshold": 0}'
+        self.sql(
+            "SELECT pystatus.add_alert_channel('storm', 'webhook', %s, %s)",
+            (f"http://127.0.0.1:{server.server_port}/", options),
+        )
+        self.sql("SELECT pystatus.add_alert_rule('storm-*', 'storm')")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "pystatus.cli", "alerts", "run", "--dsn", self.dsn],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        how = "summed up (default)" if summed_up else "one message each"
+        try:
+            limit = time.monotonic() + 30
+            while not self.sql(
+                "SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'pystatus alerts%'"
+            ):
+                if time.monotonic() > limit:
+                    raise RuntimeError("the alert worker did not connect")
+                time.sleep(0.1)
+            # Their deadline (last heartbeat + 60 s + 60 s) 2 s from now, all the same.
+            self.sql(
+                "INSERT INTO system_status (service_name, status, last_heartbeat)"
+                " SELECT 'storm-' || i, 'ok', now() - interval '118 seconds'"
+                " FROM generate_series(1, %s) AS i",
+                (services,),
+            )
+            deadline = self.sql(
+                "SELECT extract(epoch FROM max(stale_after))::float8 FROM pystatus.live_status"
+            )[0][0]
+            down = self._wait_for_arrivals(arrived, "down", services)
+            back = time.time()
+            with self.conn() as conn:
+                pystatus.heartbeat_many(
+                    conn, [(f"storm-{i}", "ok") for i in range(1, services + 1)]
+                )
+            recovered = self._wait_for_arrivals(arrived, "recovered", services)
+            messages = self.sql("SELECT count(*) FROM pystatus.alert_messages")[0][0]
+        finally:
+            worker.terminate()
+            worker.wait(30)
+            server.shutdown()
+            server.server_close()
+        last_down = max(down) - deadline if len(down) == services else float("inf")
+        self.results.add(
+            "13. alert storms",
+            f"{services:,} services silent at once, {how}: after their deadline, the first"
+            " alert, the last (s)",
+            f"{min(down, default=float('nan')) - deadline:.2f}, {last_down:.2f}"
+            f" ({len(down):,} of {services:,} arrived, {messages:,} messages both ways)",
+            f"last < 60 s: {verdict(last_down < 60)}",
+        )
+        self.results.add(
+            "13. alert storms",
+            f"the same {services:,} back at once, {how}: the last recovery (s)",
+            f"{max(recovered, default=float('inf')) - back:.2f}"
+            f" ({len(recovered):,} of {services:,} arrived)",
+        )
+        self.sql("DELETE FROM pystatus.alert_channels WHERE name = 'storm'")
+        self._reset_alerts()
+
+    @staticmethod
+    def _wait_for_arrivals(
+        arrived: dict[tuple[str, str], float], kind: str, services: int, seconds: float = 180
+    ) -> list[float]:
+        limit = time.monotonic() + seconds
+        while time.monotonic() < limit:
+            times = [t for (k, _), t in list(arrived.items()) if k == kind]
+            if len(times) >= services:
+                return times
+            time.sleep(0.1)
+        return [t for (k, _), t in list(arrived.items()) if k == kind]
+
     def metrics_scrape(self) -> None:
         n = max(self.sizes.dashboard_services)
         print(f"8. Prometheus scrape, {n:,} services", flush=True)
@@ -1430,6 +1601,7 @@ def main() -> None:
             bench.scaling_curve,
             bench.retention,
             bench.alerts,
+            bench.alert_storm,
             bench.metrics_scrape,
             bench.ping_endpoint,
             bench.docker_collector,

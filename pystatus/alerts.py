@@ -13,20 +13,24 @@ to drop the copy.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import http.client
 import json
 import logging
 import os
+import queue
 import random
 import re
 import smtplib
 import socket
 import ssl
 import threading
+import time
 import urllib.error
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -255,6 +259,106 @@ def signature(secret: str, payload: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), payload, hashlib.sha256).hexdigest()
 
 
+class Deadline:
+    """The whole time one send may take. A socket timeout bounds each read, not
+    a send: a receiver that answers a byte at a time would hold it for as long
+    as it likes. When the time is up, or ``cut()`` is called (the worker
+    stops), the sockets the send opened are shut, and whatever it was reading
+    fails at once. Use it with ``with``: its clock starts there."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.reason: str | None = None  # why it was cut
+        self._ends = 0.0
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._timer = threading.Timer(
+            seconds, self.cut, (f"timed out: no whole answer within {seconds:g} s",)
+        )
+        self._timer.daemon = True
+
+    def __enter__(self) -> Deadline:
+        self._ends = time.monotonic() + self.seconds
+        self._timer.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            sock.close()
+
+    def remaining(self) -> float:
+        """Seconds left: what each network operation may wait, at most."""
+        left = self._ends - time.monotonic()
+        if self.reason is not None or left <= 0:
+            raise DeliveryFailed(self.reason or f"timed out after {self.seconds:g} s")
+        return left
+
+    def watch(self, sock: socket.socket) -> None:
+        """Shut ``sock`` when the deadline is cut. A duplicate of it is kept: it
+        shuts the same connection after TLS has wrapped the socket (STARTTLS)."""
+        with self._lock:
+            self._sockets.append(sock.dup())
+            cut = self.reason is not None
+        if cut:
+            self._shut()
+
+    def cut(self, reason: str) -> None:
+        with self._lock:
+            if self.reason is None:
+                self.reason = reason
+        self._shut()
+
+    def _shut(self) -> None:
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def failure(self, error: str) -> DeliveryFailed:
+        """The error to report: why the send was cut, when it was (a cut socket
+        fails with whatever its reader was doing), else ``error``."""
+        return DeliveryFailed(self.reason or error)
+
+
+def _watched(connection_class: type[http.client.HTTPConnection], deadline: Deadline) -> Any:
+    """urllib's connection class, with every socket it opens watched by ``deadline``
+    (a proxy's tunnel included)."""
+
+    def connect(*args: Any, **kwargs: Any) -> socket.socket:
+        sock = socket.create_connection(*args, **kwargs)
+        deadline.watch(sock)
+        return sock
+
+    def make(host: str, **kwargs: Any) -> http.client.HTTPConnection:
+        connection = connection_class(host, **kwargs)
+        connection._create_connection = connect  # type: ignore[attr-defined]
+        return connection
+
+    return make
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, deadline: Deadline) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_watched(http.client.HTTPConnection, self.deadline), req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: Deadline) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_watched(http.client.HTTPSConnection, self.deadline), req)
+
+
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
     """A redirected POST would arrive as a GET without its body: refuse it, so
     the attempt fails and says where the channel should point."""
@@ -271,10 +375,7 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         )
 
 
-_OPENER = urllib.request.build_opener(_NoRedirects)
-
-
-def send_webhook(message: Message, timeout: float) -> None:
+def send_webhook(message: Message, deadline: Deadline) -> None:
     payload = json.dumps(message.body, sort_keys=True).encode()
     request = urllib.request.Request(message.target, data=payload, method="POST")
     request.add_header("Content-Type", "application/json")
@@ -282,17 +383,43 @@ def send_webhook(message: Message, timeout: float) -> None:
     request.add_header(IDEMPOTENCY_HEADER, str(message.idempotency_key))
     if secret := message.options.get("secret"):
         request.add_header(SIGNATURE_HEADER, signature(str(secret), payload))
+    opener = urllib.request.build_opener(
+        _NoRedirects, _HTTPHandler(deadline), _HTTPSHandler(deadline)
+    )
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
+        with opener.open(request, timeout=deadline.remaining()) as response:
             response.read(65536)
     except urllib.error.HTTPError as exc:
-        raise DeliveryFailed(f"HTTP {exc.code} {exc.reason}") from exc
-    except (urllib.error.URLError, OSError) as exc:
+        raise deadline.failure(f"HTTP {exc.code} {exc.reason}") from exc
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise DeliveryFailed(f"{type(reason).__name__}: {reason}") from exc
+        raise deadline.failure(f"{type(reason).__name__}: {reason}") from exc
 
 
-def send_email(message: Message, timeout: float) -> None:
+class _SMTP(smtplib.SMTP):
+    """An SMTP client whose deadline watches its socket."""
+
+    def __init__(self, deadline: Deadline, host: str, port: int) -> None:
+        self.deadline = deadline  # before connecting, which the constructor does
+        super().__init__(host, port, timeout=deadline.remaining())
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock: socket.socket = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+        self.deadline.watch(sock)  # before TLS, for SMTP_SSL: its handshake is watched too
+        return sock
+
+
+class _SMTPSSL(smtplib.SMTP_SSL, _SMTP):
+    """SMTP over TLS: SMTP_SSL wraps the socket that _SMTP opened and watches."""
+
+    def __init__(self, deadline: Deadline, host: str, port: int) -> None:
+        self.deadline = deadline
+        smtplib.SMTP_SSL.__init__(
+            self, host, port, timeout=deadline.remaining(), context=ssl.create_default_context()
+        )
+
+
+def send_email(message: Message, deadline: Deadline) -> None:
     options = message.options
     email = EmailMessage()
     email["Subject"] = subject(message.body)
@@ -306,14 +433,11 @@ def send_email(message: Message, timeout: float) -> None:
     )
     host = str(options.get("host", "localhost"))
     try:
-        smtp: smtplib.SMTP
+        smtp: _SMTP
         if options.get("ssl"):
-            port = int(options.get("port", 465))
-            smtp = smtplib.SMTP_SSL(
-                host, port, timeout=timeout, context=ssl.create_default_context()
-            )
+            smtp = _SMTPSSL(deadline, host, int(options.get("port", 465)))
         else:
-            smtp = smtplib.SMTP(host, int(options.get("port", 25)), timeout=timeout)
+            smtp = _SMTP(deadline, host, int(options.get("port", 25)))
         with smtp:
             if options.get("starttls"):
                 smtp.starttls(context=ssl.create_default_context())
@@ -321,10 +445,10 @@ def send_email(message: Message, timeout: float) -> None:
                 smtp.login(str(options["username"]), str(options.get("password", "")))
             smtp.send_message(email)
     except (smtplib.SMTPException, OSError) as exc:
-        raise DeliveryFailed(f"SMTP {host}: {type(exc).__name__}: {exc}") from exc
+        raise deadline.failure(f"SMTP {host}: {type(exc).__name__}: {exc}") from exc
 
 
-def send_apprise(message: Message, timeout: float) -> None:
+def send_apprise(message: Message, deadline: Deadline) -> None:
     try:
         import apprise  # type: ignore[import-not-found,unused-ignore]
     except ImportError as exc:
@@ -341,19 +465,42 @@ def send_apprise(message: Message, timeout: float) -> None:
     notify_type = {"down": "failure", "reminder": "warning", "recovered": "success"}.get(
         str(kind), "info"
     )
-    # Its timeouts are the URLs' own (?cto=, ?rto=; 4 s by default).
-    sent = notifier.notify(title=subject(message.body), body=body, notify_type=notify_type)
-    if not sent:
+    # Its sockets are its own (their timeouts are the URLs' ?cto= and ?rto=, 4 s
+    # by default): it notifies in a thread of its own, and the send is given up
+    # at the deadline, that thread left to end by itself.
+    sent: list[bool] = []
+    notifying = threading.Thread(
+        target=lambda: sent.append(
+            bool(notifier.notify(title=subject(message.body), body=body, notify_type=notify_type))
+        ),
+        daemon=True,
+        name=f"pystatus-apprise-{message.message_id}",
+    )
+    notifying.start()
+    while notifying.is_alive():
+        notifying.join(min(0.1, deadline.remaining()))
+    if sent != [True]:
         raise DeliveryFailed("Apprise could not notify every URL (its log says why)")
 
 
-SENDERS = {"webhook": send_webhook, "email": send_email, "apprise": send_apprise}
+SENDERS: dict[str, Callable[[Message, Deadline], None]] = {
+    "webhook": send_webhook,
+    "email": send_email,
+    "apprise": send_apprise,
+}
 
 
-def deliver(message: Message, max_timeout: float) -> None:
-    """Sends one message through its channel; DeliveryFailed if the channel did not take it."""
-    timeout = min(float(message.options.get("timeout", DEFAULT_TIMEOUT)), max_timeout)
-    SENDERS[message.kind](message, timeout)
+def send_seconds(message: Message, max_seconds: float) -> float:
+    """How long sending ``message`` may take in all: its channel's ``timeout``, at
+    most ``max_seconds``."""
+    return min(float(message.options.get("timeout", DEFAULT_TIMEOUT)), max_seconds)
+
+
+def deliver(message: Message, max_seconds: float, deadline: Deadline | None = None) -> None:
+    """Sends one message through its channel within its deadline (``send_seconds``
+    unless given); DeliveryFailed if the channel did not take it in time."""
+    with deadline or Deadline(send_seconds(message, max_seconds)) as bound:
+        SENDERS[message.kind](message, bound)
 
 
 # --- The worker ---------------------------------------------------------------
@@ -362,14 +509,24 @@ def deliver(message: Message, max_timeout: float) -> None:
 class Worker:
     """``pystatus alerts run``: evaluates the rules and delivers the messages.
 
-    Each round it marks silent services stale, evaluates the rules and sends
-    what is due. It runs a round every ``poll_interval`` seconds, at the next
-    deadline or rule wait that ``evaluate_alerts()`` reports, and when notified
-    (a test message). Status writes do not notify (that would make services'
-    two-phase commits fail), hence the short poll. Any number of workers may
-    run: the database gives each message to one of them at a time, and a send
-    never outlives the lease it holds the message for.
+    Each round it marks silent services stale, evaluates the rules and starts
+    sending what is due. It runs a round every ``poll_interval`` seconds, at
+    the next deadline or rule wait that ``evaluate_alerts()`` reports, and when
+    notified (a test message). Status writes do not notify (that would make
+    services' two-phase commits fail), hence the short poll.
+
+    Up to ``concurrency`` sends run at once, each in a thread of its own, while
+    the loop goes on: a slow receiver holds only its own sends, and the
+    database gives out only a few of a channel's messages at a time
+    (``_alert_sends_per_channel()``), so the other channels' keep flowing. A
+    send is cut at its deadline, at most half the ``lease`` the message is
+    held for: no other worker sends it again while this one may still be
+    sending. Any number of workers may run: the database gives each message
+    to one of them at a time.
     """
+
+    stop_grace = 2.0
+    """Seconds the sends under way at ``stop()`` are given to end before they are cut."""
 
     def __init__(
         self,
@@ -379,7 +536,7 @@ class Worker:
         poll_interval: float = 1.0,
         lease: timedelta = timedelta(minutes=3),
         batch: int = 10,
-        concurrency: int = 4,
+        concurrency: int = 8,
     ) -> None:
         self.dsn = resolve_dsn(dsn)
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
@@ -390,10 +547,23 @@ class Worker:
         self.delivered = 0
         self.failed = 0
         self._stopping = threading.Event()
+        # What the sending threads report, and None to wake the loop: a
+        # SimpleQueue, whose put() a signal handler may call (stop()).
+        self._ended: queue.SimpleQueue[tuple[Message, str | None] | None] = queue.SimpleQueue()
+        self._unrecorded: list[tuple[Message, str | None]] = []
+        self._sending: dict[int, Deadline] = {}
+
+    @property
+    def max_send_seconds(self) -> float:
+        """The longest a send may take: half the lease, the other half a margin
+        for reporting its outcome before another worker may take the message."""
+        return self.lease.total_seconds() / 2
 
     def stop(self) -> None:
-        """Asks the loop to finish the deliveries in hand and return."""
+        """Asks the loop to return: the sends under way get ``stop_grace`` seconds to
+        end, then are cut (and retried later, by any worker). Safe in a signal handler."""
         self._stopping.set()
+        self._ended.put(None)
 
     @property
     def stopping(self) -> bool:
@@ -420,52 +590,59 @@ class Worker:
                 log.warning("alert worker %s: %s; retrying in %.0f s", self.name, exc, backoff)
                 self._stopping.wait(jitter(backoff))
                 backoff = min(backoff * 2, 30.0)
+        # Stopped without a database to report to: the sends still under way
+        # end now; their messages are sent again after their lease.
+        self._cut_sends()
 
     def _loop(self, conn: Conn) -> None:
+        next_round = 0.0
         while not self.stopping:
-            next_check = self.run_once(conn)
-            wait = min(self.poll_interval, max(0.0, next_check))
-            self._wait_for_notification(conn, wait)
+            self._record(conn)
+            if time.monotonic() >= next_round:
+                next_round = time.monotonic() + min(self.poll_interval, self._evaluate(conn))
+            self._start_due(conn)
+            self._wait(conn, next_round - time.monotonic())
+        self._wind_down(conn)
 
-    def run_once(self, conn: Conn) -> float:
-        """One round: evaluate, then deliver everything due. Returns the seconds
-        until the next evaluation is needed."""
+    def _evaluate(self, conn: Conn) -> float:
+        """Marks silent services stale and writes the messages due; returns the
+        seconds until the next evaluation is needed."""
         sweep(conn)
         evaluation = evaluate(conn)
-        # A socket timeout bounds each network operation, not the whole send:
-        # a quarter of the lease leaves room for connect, send and answer.
-        max_timeout = self.lease.total_seconds() / 4
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="pystatus-alert") as pool:
-            while not self.stopping:
-                # No more than can be sent at once: each send starts as its lease does.
-                messages = claim(conn, self.name, min(self.batch, self.concurrency), self.lease)
-                if not messages:
-                    break
-                outcomes = pool.map(lambda m: (m, attempt(m, max_timeout)), messages)
-                for message, error in outcomes:
-                    state = finish(conn, message, error)
-                    if error is None:
-                        self.delivered += 1
-                        log.info(
-                            "sent %s message %s via %s",
-                            message.body.get("kind"),
-                            message.message_id,
-                            message.channel,
-                        )
-                    else:
-                        self.failed += 1
-                        log.warning(
-                            "message %s via %s failed (%s): %s",
-                            message.message_id,
-                            message.channel,
-                            state,
-                            error,
-                        )
         now: datetime = fetch_value(conn, "server_now")
-        return (evaluation.next_check - now).total_seconds()
+        return max(0.0, (evaluation.next_check - now).total_seconds())
 
-    def _wait_for_notification(self, conn: Conn, seconds: float) -> None:
-        # In slices, so that stop() is honoured within half a second.
+    def _start_due(self, conn: Conn) -> None:
+        """Claims what there are free sends for, and starts sending each: a message
+        is claimed only when its send can start, so its lease is all its own."""
+        while not self.stopping and (free := self.concurrency - len(self._sending)) > 0:
+            wanted = min(self.batch, free)
+            messages = claim(conn, self.name, wanted, self.lease)
+            for message in messages:
+                deadline = Deadline(send_seconds(message, self.max_send_seconds))
+                self._sending[message.message_id] = deadline
+                threading.Thread(
+                    target=self._send,
+                    args=(message, deadline),
+                    daemon=True,  # one stuck in a library must not keep the process alive
+                    name=f"pystatus-alert-{message.message_id}",
+                ).start()
+            if len(messages) < wanted:
+                return
+
+    def _send(self, message: Message, deadline: Deadline) -> None:
+        self._ended.put((message, attempt(message, deadline.seconds, deadline)))
+
+    def _wait(self, conn: Conn, seconds: float) -> None:
+        """Until a send ends, a notification, ``stop()`` or ``seconds`` have passed."""
+        if self._sending:
+            with contextlib.suppress(queue.Empty):
+                ended = self._ended.get(timeout=max(0.0, seconds))
+                if ended is not None:
+                    self._unrecorded.append(ended)
+            return
+        # Nothing being sent: wait for a notification, in slices, so that
+        # stop() is honoured within half a second.
         remaining = seconds
         while remaining > 0 and not self.stopping:
             step = min(0.5, remaining)
@@ -474,11 +651,69 @@ class Worker:
                     return
             remaining -= step
 
+    def _record(self, conn: Conn) -> None:
+        """Reports the outcome of every send that ended (kept to report after a
+        reconnection, should the database be lost meanwhile)."""
+        while True:
+            try:
+                ended = self._ended.get_nowait()
+            except queue.Empty:
+                break
+            if ended is not None:
+                self._unrecorded.append(ended)
+        while self._unrecorded:
+            message, error = self._unrecorded[0]
+            state = finish(conn, message, error)
+            self._unrecorded.pop(0)
+            self._sending.pop(message.message_id, None)
+            if error is None:
+                self.delivered += 1
+                log.info(
+                    "sent %s message %s via %s",
+                    message.body.get("kind"),
+                    message.message_id,
+                    message.channel,
+                )
+            else:
+                self.failed += 1
+                log.warning(
+                    "message %s via %s failed (%s): %s",
+                    message.message_id,
+                    message.channel,
+                    state,
+                    error,
+                )
 
-def attempt(message: Message, max_timeout: float) -> str | None:
+    def _wind_down(self, conn: Conn) -> None:
+        """On stop: the sends under way get ``stop_grace`` seconds, then are cut
+        and reported as failed (they are retried later, by any worker)."""
+        for grace, cut in ((self.stop_grace, False), (1.0, True)):
+            if cut:
+                self._cut_sends()
+            ends = time.monotonic() + grace
+            while self._sending and time.monotonic() < ends:
+                with contextlib.suppress(queue.Empty):
+                    ended = self._ended.get(timeout=max(0.0, ends - time.monotonic()))
+                    if ended is not None:
+                        self._unrecorded.append(ended)
+                self._record(conn)
+        if self._sending:
+            log.warning(
+                "alert worker %s: %d sends did not end; their messages are sent again after"
+                " their lease",
+                self.name,
+                len(self._sending),
+            )
+
+    def _cut_sends(self) -> None:
+        for deadline in list(self._sending.values()):
+            deadline.cut("cut short: the worker stopped")
+
+
+def attempt(message: Message, max_seconds: float, deadline: Deadline | None = None) -> str | None:
     """Sends; the error as text when it failed, None when it was delivered."""
     try:
-        deliver(message, max_timeout)
+        deliver(message, max_seconds, deadline)
     except DeliveryFailed as exc:
         return without_secrets(str(exc))
     except Exception as exc:  # a bug in a sender must not stop the worker

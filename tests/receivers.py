@@ -1,5 +1,6 @@
 """Real receivers on 127.0.0.1 for the alert tests: an HTTP server that records
-what it is sent (and can answer errors or hang), and an SMTP server (aiosmtpd)."""
+what it is sent (and can answer errors or hang), one that answers a byte a
+second, and an SMTP server (aiosmtpd)."""
 
 from __future__ import annotations
 
@@ -33,18 +34,28 @@ class Received:
 @dataclass
 class HttpReceiver:
     """Records every POST. ``answers`` are the status codes of the next requests
-    (then 200); ``hang`` seconds are waited before answering the next ones."""
+    (then 200); ``hang`` seconds are waited before answering the next ones;
+    ``reason`` is the reason phrase of every answer (None: the standard one)."""
 
     url: str = ""
     received: list[Received] = field(default_factory=list)
     answers: list[int] = field(default_factory=list)
     hang: list[float] = field(default_factory=list)
+    reason: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def bodies(self, kind: str | None = None) -> list[Any]:
         with self.lock:
             bodies = [r.body for r in self.received]
         return [b for b in bodies if kind is None or b.get("kind") == kind]
+
+    def services(self, kind: str | None = None) -> list[str]:
+        """The services the messages received are about, a summary's each."""
+        return [
+            entry["service"]
+            for body in self.bodies(kind)
+            for entry in (body["services"] if body.get("services") else [body])
+        ]
 
 
 @contextmanager
@@ -60,7 +71,7 @@ def http_receiver() -> Iterator[HttpReceiver]:
                 delay = receiver.hang.pop(0) if receiver.hang else 0.0
             time.sleep(delay)
             try:
-                self.send_response(code)
+                self.send_response(code, receiver.reason)
                 if 300 <= code < 400:
                     self.send_header("Location", "/moved")
                 self.send_header("Content-Length", "2")
@@ -82,6 +93,83 @@ def http_receiver() -> Iterator[HttpReceiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@dataclass
+class DrippingReceiver:
+    """Reads each request whole, then answers a byte a second: every read of
+    the sender gets something, and the answer takes over a minute. With
+    ``greeting`` it reads nothing and drips that instead (an SMTP server's
+    first line). ``connections`` holds when each request arrived
+    (time.monotonic())."""
+
+    url: str = ""
+    connections: list[float] = field(default_factory=list)
+
+
+@contextmanager
+def dripping_receiver(
+    seconds_per_byte: float = 1.0, greeting: bytes | None = None
+) -> Iterator[DrippingReceiver]:
+    receiver = DrippingReceiver()
+    padding = b"X-Padding: " + b"." * 60 + b"\r\n"
+    answer = greeting or b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n" + padding + b"\r\nok"
+    stopping = threading.Event()
+
+    def drip(connection: socket.socket) -> None:
+        with connection:
+            request = b"\r\n\r\n" if greeting else b""
+            while b"\r\n\r\n" not in request:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    return
+                request += chunk
+            head, _, body = request.partition(b"\r\n\r\n")
+            length = next(
+                (
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
+            while len(body) < length:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    return
+                body += chunk
+            receiver.connections.append(time.monotonic())
+            for byte in answer:
+                if stopping.wait(seconds_per_byte):
+                    return
+                try:
+                    connection.sendall(bytes([byte]))
+                except OSError:
+                    return  # the sender gave up
+
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    receiver.url = f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+
+    def serve() -> None:
+        while not stopping.is_set():
+            try:
+                connection, _ = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            connection.settimeout(None)
+            threading.Thread(target=drip, args=(connection,), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        stopping.set()
+        thread.join(5)
+        server.close()
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """The alert worker under faults: killed with -9 mid-delivery (the message is
 sent again with the same idempotency key, nothing is lost), a database restart
-(it reconnects and delivers), and SIGTERM (it stops cleanly, exit 0)."""
+(it reconnects and delivers), and SIGTERM (it stops cleanly, exit 0, within
+seconds even while a send is stuck)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import pystatus
 from pystatus import alerts, migrations
 from pystatus.cluster import Cluster
 from tests.helpers import one, wait_for
-from tests.receivers import HttpReceiver, http_receiver
+from tests.receivers import HttpReceiver, dripping_receiver, http_receiver
 from tests.test_alerts import running_worker
 
 Conn = psycopg.Connection[Any]
@@ -79,6 +80,23 @@ def test_sigterm_stops_the_worker_cleanly(dsn: str) -> None:
         output, _ = worker.communicate(timeout=15)
         assert worker.returncode == 0, output
         assert "stopped: 0 sent" in output
+
+
+def test_sigterm_stops_the_worker_within_seconds_while_a_send_is_stuck(db: Conn, dsn: str) -> None:
+    with dripping_receiver() as slow:
+        alerts.add_channel(db, "ops", "webhook", slow.url, {"timeout": 60})
+        alerts.add_rule(db, "*", "ops")
+        with worker_process(dsn, "--poll-interval", "0.2") as worker:
+            pystatus.heartbeat(db, "billing", "down")
+            wait_for(lambda: len(slow.connections) == 1)
+            worker.send_signal(signal.SIGTERM)
+            output, _ = worker.communicate(timeout=10)  # the send had a minute left
+            assert worker.returncode == 0, output
+            assert "stopped: 0 sent, 1 failed attempts" in output
+    assert db.execute("SELECT outcome, error FROM pystatus.alert_attempts").fetchall() == [
+        ("failed", "cut short: the worker stopped")
+    ]
+    assert one(db, "SELECT state FROM pystatus.alert_messages") == "pending"  # retried later
 
 
 def _listening(dsn: str) -> bool:

@@ -16,8 +16,9 @@ import pytest
 import pystatus
 from pystatus import admin, alerts
 from pystatus.errors import InvalidInput, InvalidServiceName
+from pystatus.names import clean_text
 from tests.helpers import one, wait_for
-from tests.receivers import HttpReceiver, http_receiver, smtp_receiver
+from tests.receivers import HttpReceiver, dripping_receiver, http_receiver, smtp_receiver
 
 Conn = psycopg.Connection[Any]
 
@@ -386,7 +387,9 @@ def test_windows_take_the_same_service_patterns_as_rules(db: Conn) -> None:
         ("webhook", "http://x", {"password": "p"}, "password"),
         ("webhook", "http://x", {"timeout": 0}, "invalid timeout"),
         ("webhook", "http://x", {"timeout": "10"}, "invalid timeout"),
-        ("apprise", "json://x", {"timeout": 5}, "it takes none"),
+        ("apprise", "json://x", {"timeout": 5}, "it takes group_threshold"),
+        ("webhook", "http://x", {"group_threshold": 2.5}, "invalid group_threshold"),
+        ("webhook", "http://x", {"group_threshold": -1}, "invalid group_threshold"),
     ],
 )
 def test_bad_channels_are_refused(
@@ -523,6 +526,28 @@ def test_a_late_outcome_does_not_release_a_message_another_worker_holds(
     assert alerts.finish(db, second, None) == "sent"
 
 
+def test_texts_from_receivers_and_writers_are_stored_and_sent_clean(
+    db: Conn, hooked: HttpReceiver
+) -> None:
+    hooked.answers[:] = [500]
+    hooked.reason = "\x1b]0;pwned\x07 Internal\x1b[2J Error"
+    pystatus.heartbeat(db, "billing", "ok")
+    # A task written while the copy trigger was off (as a restore does): the
+    # alert still carries it clean.
+    db.execute("SET session_replication_role = replica")
+    db.execute(
+        "UPDATE system_status SET status = 'down', current_task = 'charging\x1b[31m cards\r'"
+    )
+    db.execute("RESET session_replication_role")
+    deliver_all(db)
+    error = one(db, "SELECT error FROM pystatus.alert_attempts")
+    assert error == "HTTP 500 ]0;pwned Internal [2J Error" == clean_text(error, 10_000)
+    db.execute("UPDATE pystatus.alert_messages SET next_attempt_at = now()")
+    deliver_all(db)
+    (first, second) = hooked.bodies()
+    assert first["current_task"] == second["current_task"] == "charging [31m cards"
+
+
 def test_stored_errors_carry_no_urls() -> None:
     error = "HTTP 302 Found: redirected to https://hooks.example.com/T0K3N?key=s3cret, set it"
     assert alerts.without_secrets(error) == "HTTP 302 Found: redirected to https://... set it"
@@ -657,6 +682,20 @@ def test_email_through_a_real_smtp_server(db: Conn) -> None:
         ]
 
 
+def test_an_smtp_server_dripping_its_greeting_is_cut_at_the_deadline(db: Conn) -> None:
+    with dripping_receiver(greeting=b"220 mail.example.com ESMTP " + b"." * 100 + b"\r\n") as slow:
+        host, port = slow.url.split("/")[2].split(":")
+        alerts.add_channel(
+            db, "mail", "email", "ops@example.com", {"host": host, "port": int(port), "timeout": 2}
+        )
+        alerts.add_rule(db, "billing", "mail")
+        pystatus.heartbeat(db, "billing", "down")
+        deliver_all(db)
+    assert one(db, "SELECT error FROM pystatus.alert_attempts") == (
+        "timed out: no whole answer within 2 s"
+    )
+
+
 def test_email_with_smtp_auth_and_a_wrong_password(db: Conn) -> None:
     with smtp_receiver(login=("pystatus", "right")) as smtp:
         options = {
@@ -726,6 +765,7 @@ def test_the_worker_runs_as_pystatus_alerter_with_nothing_else(
 
 
 def test_two_workers_send_each_message_once(db: Conn, dsn: str, hooked: HttpReceiver) -> None:
+    db.execute("UPDATE pystatus.alert_channels SET options = options || '{\"group_threshold\": 0}'")
     with running_worker(dsn, name="one", batch=3), running_worker(dsn, name="two", batch=3):
         for n in range(30):
             pystatus.heartbeat(db, f"svc-{n}", "down")

@@ -48,5 +48,8 @@ def test_benchmark_harness_runs_every_scenario() -> None:
         r"the two answers \(s down\): Healthchecks [\d,]+, pystatus [\d,]+"
         r"  \[agree within a minute: met\]",
         r"a ping's database work, 4 clients \(tps\): .*: [\d.]+\u00d7",
+        r"claim_alert_messages\(\), 4 at a time, 100 pending \(ms\): [\d.]+",
+        r"50 services silent at once, one message each: after their deadline, the first alert,"
+        r" the last \(s\): [\d.]+, [\d.]+ \(50 of 50 arrived",
     ]:
         assert re.search(figure, out), figure

@@ -22,7 +22,6 @@ from psycopg import sql
 
 import pystatus
 from pystatus.docker_collector import (
-    TASK_LIMIT,
     Collector,
     ContainerReport,
     container_status,
@@ -30,7 +29,7 @@ from pystatus.docker_collector import (
     listing_words,
     service_beats,
 )
-from pystatus.names import clean_text, service_name_problem
+from pystatus.names import service_name_problem
 from tests import dockerd as harness
 from tests.dockerd import IMAGE, Dockerd, network_state
 from tests.helpers import one, wait_for
@@ -133,13 +132,6 @@ def test_the_containers_of_one_service_make_one_heartbeat() -> None:
         ("web", "down", "task of a"),
         ("x", "ok", "task of b"),
     ]
-
-
-def test_clean_text_makes_one_short_printable_line() -> None:
-    assert clean_text("a\x00b\x1b[31mc\td\u200be\ud800f\n\n  g ", TASK_LIMIT) == "a b [31mc d e f g"
-    long = clean_text("x" * 5000, TASK_LIMIT)
-    assert len(long) == 200
-    assert long.endswith("...")
 
 
 NAMES = [

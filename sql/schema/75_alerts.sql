@@ -20,11 +20,8 @@ RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN 'pystatus_alerts';
 COMMENT ON FUNCTION pystatus._alerts_channel() IS
-    'The LISTEN/NOTIFY channel that wakes alert workers when a status changes.';
+    'The LISTEN/NOTIFY channel that wakes alert workers for a test message.';
 
--- Called by the copy trigger (30_write.sql), which runs as its owner, for a
--- write that changes a status: writers need no right on events. It inserts
--- one row and takes no lock a status write could wait for.
 ------------------------------------------------------------------------------
 -- Channels and rules
 ------------------------------------------------------------------------------
@@ -33,9 +30,11 @@ CREATE OR REPLACE FUNCTION pystatus._channel_options(kind text)
 RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN CASE kind
-    WHEN 'webhook' THEN ARRAY['secret', 'timeout']
-    WHEN 'email' THEN ARRAY['host', 'port', 'starttls', 'ssl', 'username', 'password', 'sender', 'timeout']
-    WHEN 'apprise' THEN ARRAY[]::text[]  -- Apprise URLs take their own (?cto=, ?rto= for timeouts)
+    WHEN 'webhook' THEN ARRAY['secret', 'timeout', 'group_threshold']
+    WHEN 'email' THEN ARRAY['host', 'port', 'starttls', 'ssl', 'username', 'password', 'sender', 'timeout',
+                            'group_threshold']
+    -- Apprise URLs take their own timeouts (?cto=, ?rto=)
+    WHEN 'apprise' THEN ARRAY['group_threshold']
 END;
 COMMENT ON FUNCTION pystatus._channel_options(text) IS
     'The options each kind of channel takes.';
@@ -84,6 +83,14 @@ BEGIN
         RAISE EXCEPTION 'invalid timeout %: seconds, from 1 to 120', add_alert_channel.options -> 'timeout'
             USING ERRCODE = 'PS005';
     END IF;
+    IF add_alert_channel.options ? 'group_threshold'
+       AND (jsonb_typeof(add_alert_channel.options -> 'group_threshold') <> 'number'
+            OR (add_alert_channel.options ->> 'group_threshold')::numeric NOT BETWEEN 0 AND 1000000
+            OR (add_alert_channel.options ->> 'group_threshold')::numeric
+               <> trunc((add_alert_channel.options ->> 'group_threshold')::numeric)) THEN
+        RAISE EXCEPTION 'invalid group_threshold %: a whole number of messages (0: never summed up)',
+            add_alert_channel.options -> 'group_threshold' USING ERRCODE = 'PS005';
+    END IF;
     INSERT INTO pystatus.alert_channels AS c (name, kind, target, options)
     VALUES (add_alert_channel.name, add_alert_channel.kind, add_alert_channel.target, add_alert_channel.options)
     ON CONFLICT ON CONSTRAINT alert_channels_pkey DO UPDATE
@@ -93,7 +100,8 @@ $$;
 COMMENT ON FUNCTION pystatus.add_alert_channel(text, text, text, jsonb) IS
     'Adds (or replaces) a channel: webhook (target: URL; options: secret, timeout), email (target: '
     'addresses; options: host, port, starttls, ssl, username, password, sender, timeout) or apprise '
-    '(target: Apprise URLs, with their own timeout parameters; no options). PS005 on bad input.';
+    '(target: Apprise URLs, with their own timeout parameters). Every kind takes group_threshold: '
+    'from how many messages of one kind due at once they go as one summary (0: never). PS005 on bad input.';
 
 CREATE OR REPLACE FUNCTION pystatus.remove_alert_channel(name text)
 RETURNS boolean
@@ -201,60 +209,75 @@ COMMENT ON FUNCTION pystatus.remove_alert_rule(bigint) IS
 -- Deciding: from events, rules and windows to messages
 ------------------------------------------------------------------------------
 
-CREATE OR REPLACE FUNCTION pystatus._alert_body(
-    kind text, channel text, rule_id bigint, service_pattern text, service_name text,
-    status text, down_since timestamptz, up_since timestamptz, reminders integer)
+-- What a message says about one service: a message about one service is this
+-- with the header of its channel (_alert_header()); a summary carries one of
+-- these per service. current_task is free text a writer set: cleaned, so that
+-- no control or escape character reaches a receiver.
+CREATE OR REPLACE FUNCTION pystatus._alert_entry(
+    kind text, rule_id bigint, service_pattern text, service_name text, status text,
+    down_since timestamptz, up_since timestamptz, reminders integer,
+    current_task text, last_heartbeat timestamptz)
 RETURNS jsonb
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT jsonb_build_object(
-        'version', 1,
-        'kind', _alert_body.kind,
-        'service', _alert_body.service_name,
-        'status', _alert_body.status,
-        'down_since', _alert_body.down_since,
-        'up_since', _alert_body.up_since,
-        'down_seconds', round(extract(epoch FROM coalesce(_alert_body.up_since, now()) - _alert_body.down_since), 3),
-        'reminder', _alert_body.reminders,
-        'current_task', s.current_task,
-        'last_heartbeat', s.last_heartbeat,
-        'rule', jsonb_build_object('id', _alert_body.rule_id, 'service_pattern', _alert_body.service_pattern),
-        'channel', _alert_body.channel,
-        'database', current_database(),
-        'created_at', now(),
-        'text', CASE _alert_body.kind
-            WHEN 'recovered' THEN format('%s recovered (%s) after %s down', _alert_body.service_name,
-                                         _alert_body.status, date_trunc('second', _alert_body.up_since - _alert_body.down_since))
-            WHEN 'reminder' THEN format('%s is still %s, for %s (reminder %s)', _alert_body.service_name,
-                                        _alert_body.status, date_trunc('second', now() - _alert_body.down_since),
-                                        _alert_body.reminders)
-            ELSE format('%s is %s since %s', _alert_body.service_name,
-                        CASE _alert_body.status WHEN 'stale' THEN 'stale (silent)' ELSE _alert_body.status END,
-                        to_char(_alert_body.down_since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"')) END)
-    FROM (SELECT) AS one
-    LEFT JOIN public.system_status AS s ON s.service_name = _alert_body.service_name;
-$$;
-COMMENT ON FUNCTION pystatus._alert_body(text, text, bigint, text, text, text, timestamptz, timestamptz, integer) IS
-    'An alert message as every channel receives it (docs/alerts.md, "The message").';
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN jsonb_build_object(
+    'service', service_name,
+    'status', status,
+    'down_since', down_since,
+    'up_since', up_since,
+    'down_seconds', round(extract(epoch FROM coalesce(up_since, now()) - down_since), 3),
+    'reminder', reminders,
+    'current_task', pystatus.clean_text(current_task),
+    'last_heartbeat', last_heartbeat,
+    'rule', jsonb_build_object('id', rule_id, 'service_pattern', service_pattern),
+    'text', CASE kind
+        WHEN 'recovered' THEN format('%s recovered (%s) after %s down', service_name, status,
+                                     date_trunc('second', up_since - down_since))
+        WHEN 'reminder' THEN format('%s is still %s, for %s (reminder %s)', service_name, status,
+                                    date_trunc('second', now() - down_since), reminders)
+        ELSE format('%s is %s since %s', service_name,
+                    CASE status WHEN 'stale' THEN 'stale (silent)' ELSE status END,
+                    to_char(down_since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"')) END);
+COMMENT ON FUNCTION pystatus._alert_entry(text, bigint, text, text, text, timestamptz, timestamptz, integer, text, timestamptz) IS
+    'What an alert message says about one service (docs/alerts.md, "The message"); a summary '
+    'carries one per service.';
 
-CREATE OR REPLACE FUNCTION pystatus._queue_alert(
-    kind text, channel text, rule_id bigint, service_pattern text, service_name text,
-    status text, down_since timestamptz, up_since timestamptz, reminders integer)
-RETURNS void
-LANGUAGE sql
-SET search_path = pg_catalog, pg_temp
-AS $$
-    INSERT INTO pystatus.alert_messages (idempotency_key, channel, rule_id, service_name, kind, body)
-    SELECT k.key, _queue_alert.channel, _queue_alert.rule_id, _queue_alert.service_name, _queue_alert.kind,
-           pystatus._alert_body(_queue_alert.kind, _queue_alert.channel, _queue_alert.rule_id,
-                                _queue_alert.service_pattern, _queue_alert.service_name, _queue_alert.status,
-                                _queue_alert.down_since, _queue_alert.up_since, _queue_alert.reminders)
-           || jsonb_build_object('idempotency_key', k.key)
-    FROM (SELECT gen_random_uuid() AS key) AS k;
-$$;
-COMMENT ON FUNCTION pystatus._queue_alert(text, text, bigint, text, text, text, timestamptz, timestamptz, integer) IS
-    'Queues one alert message, with a new idempotency key, for the workers to deliver.';
+CREATE OR REPLACE FUNCTION pystatus._alert_header(kind text, channel text)
+RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN jsonb_build_object('version', 1, 'kind', kind, 'channel', channel, 'database', current_database(),
+                          'created_at', now());
+COMMENT ON FUNCTION pystatus._alert_header(text, text) IS
+    'What every message of a channel carries, whatever it is about (the idempotency key is added as it is queued).';
+
+-- A summary's text names a few of its services: it is an email's subject and
+-- a chat line.
+CREATE OR REPLACE FUNCTION pystatus._alert_summary_text(kind text, services text[])
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN format('%s services %s: %s%s', cardinality(services),
+              CASE kind WHEN 'down' THEN 'are down or stale' WHEN 'reminder' THEN 'are still down or stale'
+                        ELSE 'recovered' END,
+              array_to_string(services[1:3], ', '),
+              CASE WHEN cardinality(services) > 3 THEN format(' and %s more', cardinality(services) - 3) END);
+COMMENT ON FUNCTION pystatus._alert_summary_text(text, text[]) IS
+    'The text of a summary: how many services, what happened to them, the first three names.';
+
+CREATE OR REPLACE FUNCTION pystatus._alert_group_threshold()
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN 10;
+COMMENT ON FUNCTION pystatus._alert_group_threshold() IS
+    'How many messages of one kind due on a channel at once go as one summary, for a channel '
+    'without its own group_threshold option.';
+
+-- A summary's body lists each of its services: past this many, a storm is
+-- summed up in several messages, so that no receiver is sent megabytes.
+CREATE OR REPLACE FUNCTION pystatus._alert_group_limit()
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN 1000;
+COMMENT ON FUNCTION pystatus._alert_group_limit() IS
+    'The most services one summary message lists.';
 
 -- The status a service's raw history gives at a time (stale once silent past
 -- its deadline), before any maintenance window: what a window's edge changes.
@@ -280,47 +303,31 @@ COMMENT ON FUNCTION pystatus._raw_status_at(text, timestamptz) IS
     'A service''s status at a time from its raw history (stale once silent past its deadline), '
     'maintenance windows not applied; NULL before its first row.';
 
--- When the service's current down (into_down) or up spell began. From its
--- newest event that crossed between down and not down, when that crossing
--- goes the right way; otherwise (events missing: written before alerts were
--- installed, or expired during a long outage) from raw history; a service
--- still reported up but silent past its deadline is down from the deadline.
-CREATE OR REPLACE FUNCTION pystatus._spell_began(service_name text, into_down boolean)
+-- When a service's current down (into_down) or up spell began by its raw
+-- history: its first row since the last row of the other kind. For a service
+-- whose events do not say (written before alerts were installed, or expired
+-- during a long outage): evaluate_alerts() reads the events first.
+CREATE OR REPLACE FUNCTION pystatus._spell_began_in_history(service_name text, into_down boolean)
 RETURNS timestamptz
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT CASE
-        WHEN _spell_began.into_down AND l.reported_status NOT IN ('down', 'stale') THEN l.stale_after
-        ELSE coalesce(
-            (SELECT CASE WHEN (pystatus.status_category(e.to_status) = 'down') = _spell_began.into_down
-                         THEN e.at END
-             FROM pystatus.status_events AS e
-             WHERE e.service_name = _spell_began.service_name
-               AND (pystatus.status_category(e.to_status) = 'down')
-                   <> coalesce(pystatus.status_category(e.from_status) = 'down', false)
-             ORDER BY e.at DESC, e.id DESC LIMIT 1),
-            -- The first row of the current spell in raw history.
-            (SELECT h.heartbeat_timestamp FROM public.system_status_history AS h
-             CROSS JOIN (SELECT coalesce(
-                 (SELECT h2.heartbeat_timestamp FROM public.system_status_history AS h2
-                  WHERE h2.service_name = _spell_began.service_name
-                    AND (h2.status IN ('down', 'stale')) <> _spell_began.into_down
-                  ORDER BY pystatus._history_hour(h2.heartbeat_timestamp) DESC, h2.heartbeat_timestamp DESC
-                  LIMIT 1), '-infinity') AS at) AS previous
-             WHERE h.service_name = _spell_began.service_name
-               AND pystatus._history_hour(h.heartbeat_timestamp) >= pystatus._history_hour(previous.at)
-               AND h.heartbeat_timestamp > previous.at
-             ORDER BY pystatus._history_hour(h.heartbeat_timestamp), h.heartbeat_timestamp
-             LIMIT 1),
-            l.last_heartbeat)
-        END
-    FROM pystatus.live_status AS l
-    WHERE l.service_name = _spell_began.service_name;
+    SELECT h.heartbeat_timestamp FROM public.system_status_history AS h
+    CROSS JOIN (SELECT coalesce(
+        (SELECT h2.heartbeat_timestamp FROM public.system_status_history AS h2
+         WHERE h2.service_name = _spell_began_in_history.service_name
+           AND (h2.status IN ('down', 'stale')) <> _spell_began_in_history.into_down
+         ORDER BY pystatus._history_hour(h2.heartbeat_timestamp) DESC, h2.heartbeat_timestamp DESC
+         LIMIT 1), '-infinity') AS at) AS previous
+    WHERE h.service_name = _spell_began_in_history.service_name
+      AND pystatus._history_hour(h.heartbeat_timestamp) >= pystatus._history_hour(previous.at)
+      AND h.heartbeat_timestamp > previous.at
+    ORDER BY pystatus._history_hour(h.heartbeat_timestamp), h.heartbeat_timestamp
+    LIMIT 1;
 $$;
-COMMENT ON FUNCTION pystatus._spell_began(text, boolean) IS
-    'When the service went down (into_down) or came back up this time: from its events, else its raw '
-    'history; the deadline for a service silent past it but not marked stale yet.';
+COMMENT ON FUNCTION pystatus._spell_began_in_history(text, boolean) IS
+    'When the service went down (into_down) or came back up this time, by its raw history alone; '
+    'NULL without history.';
 
 -- It writes only alert tables and events, and marks nothing stale itself (the
 -- worker calls alert_sweep() first, in a transaction of its own): no status
@@ -334,8 +341,7 @@ SET lock_timeout = '2s'
 AS $$
 DECLARE
     v_from timestamptz;
-    v_pair record;
-    v_ready timestamptz;
+    v_snoozed text[];
 BEGIN
     messages := 0;
     -- A hot standby is read-only: its primary does this work, and replication
@@ -345,7 +351,7 @@ BEGIN
         RETURN;
     END IF;
     -- One evaluation at a time (several workers): the others come back soon.
-    IF NOT pg_try_advisory_xact_lock(hashtext('pystatus.evaluate_alerts')) THEN
+    IF NOT pystatus._try_job_lock('evaluate_alerts') THEN
         next_check := now() + interval '1 second';
         RETURN;
     END IF;
@@ -373,75 +379,133 @@ BEGIN
     DELETE FROM pystatus.alert_state AS st
     WHERE NOT EXISTS (SELECT FROM public.system_status AS s WHERE s.service_name = st.service_name);
 
-    next_check := now() + interval '1 hour';
-    -- The pairs to look at: services down now with a rule, and the open alerts.
-    FOR v_pair IN
-        SELECT r.id AS rule_id, r.service_pattern, r.channel, r.down_for, r.down_reports, r.up_for, r.remind_every,
-               l.service_name, l.effective_status, l.maintenance_until, st.down_since AS alerted_since, st.alerted_at, st.reminded_at,
-               st.reminders,
-               EXISTS (SELECT FROM pystatus.maintenance_occurrences(now(), now() + interval '1 microsecond') AS o
-                       WHERE o.kind = 'snooze' AND l.service_name LIKE o.like_pattern) AS snoozed
+    SELECT coalesce(array_agg(o.like_pattern), '{}') INTO v_snoozed
+    FROM pystatus.maintenance_occurrences(now(), now() + interval '1 microsecond') AS o
+    WHERE o.kind = 'snooze';
+
+    -- Every pair of a rule and a service that is down now or alerted, decided
+    -- in one statement, whatever their number (a network partition silences
+    -- thousands of services at once): what is due, the open alerts it opens,
+    -- reminds or closes, and the messages.
+    WITH pairs AS MATERIALIZED (
+        SELECT r.id AS rule_id, r.service_pattern, r.channel, r.down_for, r.down_reports, r.up_for,
+               r.remind_every, l.service_name, l.effective_status,
+               l.effective_status IN ('down', 'stale') AS is_down, l.reported_status, l.stale_after,
+               l.last_heartbeat, l.current_task,
+               st.down_since AS alerted_since, st.alerted_at, st.reminded_at, st.reminders,
+               l.service_name LIKE ANY (v_snoozed) AS snoozed
         FROM pystatus.live_status AS l
         JOIN pystatus.alert_rules AS r ON l.service_name LIKE r.like_pattern
         LEFT JOIN pystatus.alert_state AS st ON st.rule_id = r.id AND st.service_name = l.service_name
-        WHERE st.rule_id IS NOT NULL OR l.effective_status IN ('down', 'stale')
-        ORDER BY l.service_name, r.id
-    LOOP
-        IF v_pair.maintenance_until IS NOT NULL AND v_pair.effective_status = 'maintenance' THEN
-            -- Down inside a maintenance window: muted, neither alerted nor recovered.
-            CONTINUE;
-        ELSIF v_pair.effective_status IN ('down', 'stale') THEN
-            IF v_pair.alerted_at IS NULL THEN
-                -- Not alerted yet: once down long enough and for enough reports.
-                v_ready := pystatus._spell_began(v_pair.service_name, true) + v_pair.down_for;
-                IF v_pair.snoozed THEN
-                    CONTINUE;
-                ELSIF v_ready > now() THEN
-                    next_check := least(next_check, v_ready);
-                ELSIF v_pair.effective_status = 'stale' OR v_pair.down_reports = 1
-                      OR (SELECT count(*) FROM (
-                              SELECT FROM public.system_status_history AS h
-                              WHERE h.service_name = v_pair.service_name AND h.status = 'down'
-                                AND pystatus._history_hour(h.heartbeat_timestamp)
-                                    >= pystatus._history_hour(v_ready - v_pair.down_for)
-                                AND h.heartbeat_timestamp >= v_ready - v_pair.down_for
-                              LIMIT v_pair.down_reports) AS d) >= v_pair.down_reports THEN
-                    INSERT INTO pystatus.alert_state (rule_id, service_name, down_since, alerted_at)
-                    VALUES (v_pair.rule_id, v_pair.service_name, v_ready - v_pair.down_for, now());
-                    PERFORM pystatus._queue_alert('down', v_pair.channel, v_pair.rule_id, v_pair.service_pattern,
-                                                  v_pair.service_name, v_pair.effective_status,
-                                                  v_ready - v_pair.down_for, NULL, 0);
-                    messages := messages + 1;
-                END IF;
-            ELSIF v_pair.remind_every IS NOT NULL THEN
-                -- Alerted: a reminder every remind_every (not while snoozed).
-                v_ready := coalesce(v_pair.reminded_at, v_pair.alerted_at) + v_pair.remind_every;
-                IF v_ready > now() THEN
-                    next_check := least(next_check, v_ready);
-                ELSIF NOT v_pair.snoozed THEN
-                    UPDATE pystatus.alert_state SET reminded_at = now(), reminders = reminders + 1
-                    WHERE rule_id = v_pair.rule_id AND service_name = v_pair.service_name;
-                    PERFORM pystatus._queue_alert('reminder', v_pair.channel, v_pair.rule_id, v_pair.service_pattern,
-                                                  v_pair.service_name, v_pair.effective_status,
-                                                  v_pair.alerted_since, NULL, v_pair.reminders + 1);
-                    messages := messages + 1;
-                    next_check := least(next_check, now() + v_pair.remind_every);
-                END IF;
-            END IF;
-        ELSIF v_pair.alerted_at IS NOT NULL THEN
-            -- Alerted, and out of down: the recovery once it has held for up_for.
-            v_ready := coalesce(pystatus._spell_began(v_pair.service_name, false), now()) + v_pair.up_for;
-            IF v_ready > now() THEN
-                next_check := least(next_check, v_ready);
-            ELSE
-                DELETE FROM pystatus.alert_state WHERE rule_id = v_pair.rule_id AND service_name = v_pair.service_name;
-                PERFORM pystatus._queue_alert('recovered', v_pair.channel, v_pair.rule_id, v_pair.service_pattern,
-                                              v_pair.service_name, v_pair.effective_status,
-                                              v_pair.alerted_since, v_ready - v_pair.up_for, v_pair.reminders);
-                messages := messages + 1;
-            END IF;
-        END IF;
-    END LOOP;
+        WHERE (st.rule_id IS NOT NULL OR l.effective_status IN ('down', 'stale'))
+          -- Down inside a maintenance window: muted, neither alerted nor recovered.
+          AND NOT (l.maintenance_until IS NOT NULL AND l.effective_status = 'maintenance')
+          -- Not alerted yet and snoozed: nothing to decide.
+          AND NOT (st.rule_id IS NULL AND l.service_name LIKE ANY (v_snoozed))
+    ), spells AS MATERIALIZED (
+        -- When the current down spell began (not alerted yet) or up spell
+        -- (alerted, out of down), once per service whatever its rules: a
+        -- service still reported up but silent past its deadline is down from
+        -- the deadline; otherwise its newest event that crossed between down
+        -- and not down says, when that crossing goes the right way; else its
+        -- raw history.
+        SELECT w.service_name,
+               CASE WHEN w.is_down AND w.reported_status NOT IN ('down', 'stale') THEN w.stale_after
+                    ELSE coalesce(crossed.at, pystatus._spell_began_in_history(w.service_name, w.is_down),
+                                  w.last_heartbeat) END AS began
+        FROM (SELECT DISTINCT p.service_name, p.is_down, p.reported_status, p.stale_after, p.last_heartbeat
+              FROM pairs AS p
+              WHERE (p.alerted_at IS NULL) = p.is_down) AS w
+        LEFT JOIN LATERAL (
+            SELECT CASE WHEN (pystatus.status_category(e.to_status) = 'down') = w.is_down THEN e.at END AS at
+            FROM pystatus.status_events AS e
+            WHERE e.service_name = w.service_name
+              AND (pystatus.status_category(e.to_status) = 'down')
+                  <> coalesce(pystatus.status_category(e.from_status) = 'down', false)
+            ORDER BY e.at DESC, e.id DESC
+            LIMIT 1) AS crossed ON true
+    ), timed AS (
+        SELECT p.*, coalesce(sp.began, now()) AS began,
+               CASE WHEN NOT p.is_down THEN coalesce(sp.began, now()) + p.up_for
+                    WHEN p.alerted_at IS NULL THEN sp.began + p.down_for
+                    -- Alerted: a reminder every remind_every (NULL: never).
+                    ELSE coalesce(p.reminded_at, p.alerted_at) + p.remind_every END AS ready
+        FROM pairs AS p
+        LEFT JOIN spells AS sp ON sp.service_name = p.service_name
+    ), decided AS MATERIALIZED (
+        SELECT t.*, CASE
+            WHEN t.ready IS NULL OR t.ready > now() THEN NULL
+            -- Out of down for up_for: the recovery.
+            WHEN NOT t.is_down THEN 'recovered'
+            WHEN t.alerted_at IS NOT NULL THEN CASE WHEN NOT t.snoozed THEN 'reminder' END
+            -- Down long enough, and for enough reports (silence is enough).
+            WHEN t.effective_status = 'stale' OR t.down_reports = 1
+                 OR (SELECT count(*) FROM (
+                         SELECT FROM public.system_status_history AS h
+                         WHERE h.service_name = t.service_name AND h.status = 'down'
+                           AND pystatus._history_hour(h.heartbeat_timestamp) >= pystatus._history_hour(t.began)
+                           AND h.heartbeat_timestamp >= t.began
+                         LIMIT t.down_reports) AS d) >= t.down_reports THEN 'down'
+            END AS action
+        FROM timed AS t
+    ), opened AS (
+        INSERT INTO pystatus.alert_state (rule_id, service_name, down_since, alerted_at)
+        SELECT d.rule_id, d.service_name, d.began, now() FROM decided AS d WHERE d.action = 'down'
+    ), reminded AS (
+        UPDATE pystatus.alert_state AS st SET reminded_at = now(), reminders = st.reminders + 1
+        FROM decided AS d
+        WHERE d.action = 'reminder' AND st.rule_id = d.rule_id AND st.service_name = d.service_name
+    ), closed AS (
+        DELETE FROM pystatus.alert_state AS st USING decided AS d
+        WHERE d.action = 'recovered' AND st.rule_id = d.rule_id AND st.service_name = d.service_name
+    ), entries AS (
+        SELECT d.channel, d.action AS kind, d.rule_id, d.service_name,
+               pystatus._alert_entry(d.action, d.rule_id, d.service_pattern, d.service_name, d.effective_status,
+                                     CASE d.action WHEN 'down' THEN d.began ELSE d.alerted_since END,
+                                     CASE d.action WHEN 'recovered' THEN d.began END,
+                                     CASE d.action WHEN 'down' THEN 0 WHEN 'reminder' THEN d.reminders + 1
+                                                   ELSE d.reminders END,
+                                     d.current_task, d.last_heartbeat) AS entry,
+               count(*) OVER (PARTITION BY d.channel, d.action) AS due,
+               (row_number() OVER (PARTITION BY d.channel, d.action ORDER BY d.service_name, d.rule_id) - 1)
+                   / pystatus._alert_group_limit() AS part,
+               coalesce((c.options ->> 'group_threshold')::integer, pystatus._alert_group_threshold()) AS threshold
+        FROM decided AS d
+        JOIN pystatus.alert_channels AS c ON c.name = d.channel
+        WHERE d.action IS NOT NULL
+    ), queued AS MATERIALIZED (
+        -- Each alone, or, when at least the channel's threshold of one kind are
+        -- due at once, summed up in one message (each service's open alert is
+        -- still its own).
+        SELECT e.channel, e.kind, e.rule_id, e.service_name, NULL::varchar(64)[] AS services,
+               e.entry || pystatus._alert_header(e.kind, e.channel) AS body, gen_random_uuid() AS key
+        FROM entries AS e
+        WHERE e.threshold = 0 OR e.due < e.threshold
+        UNION ALL
+        SELECT e.channel, e.kind, NULL, NULL, array_agg(e.service_name ORDER BY e.service_name, e.rule_id),
+               pystatus._alert_header(e.kind, e.channel) || jsonb_build_object(
+                   'service', NULL,
+                   'services', jsonb_agg(e.entry ORDER BY e.service_name, e.rule_id),
+                   'text', pystatus._alert_summary_text(
+                       e.kind, array_agg(e.service_name::text ORDER BY e.service_name, e.rule_id))),
+               gen_random_uuid()
+        FROM entries AS e
+        WHERE e.threshold > 0 AND e.due >= e.threshold
+        GROUP BY e.channel, e.kind, e.part
+    ), inserted AS (
+        INSERT INTO pystatus.alert_messages (idempotency_key, channel, rule_id, service_name, services, kind, body)
+        SELECT q.key, q.channel, q.rule_id, q.service_name, q.services, q.kind,
+               q.body || jsonb_build_object('idempotency_key', q.key)
+        FROM queued AS q
+        ORDER BY coalesce(q.service_name, q.services[1]), q.rule_id
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM inserted),
+           least(now() + interval '1 hour',
+                 min(CASE WHEN d.action = 'reminder' THEN now() + d.remind_every
+                          WHEN d.action IS NULL AND d.ready > now() THEN d.ready END))
+    INTO messages, next_check
+    FROM decided AS d;
 
     -- The next deadline of a service that may fall silent, and the next edge
     -- of a maintenance window.
@@ -454,8 +518,9 @@ END;
 $$;
 COMMENT ON FUNCTION pystatus.evaluate_alerts() IS
     'Turns status changes into alert messages by the rules: records the edges of maintenance '
-    'windows as events, then writes the '
-    'down, reminder and recovery messages that are due. Returns how many it wrote and when it '
+    'windows as events, then writes the down, reminder and recovery messages that are due, for '
+    'every service at once (those of one kind due on a channel together, from its group_threshold '
+    'on, as summaries). Returns how many it wrote and when it '
     'should run next (a deadline, a rule''s wait, a window''s edge). One evaluation at a time. '
     'On a hot standby (a read-only replica) it writes nothing: 0 messages, next check in a minute.';
 
@@ -482,6 +547,42 @@ RETURN interval '24 hours';
 COMMENT ON FUNCTION pystatus._alert_give_up_after() IS
     'How long a message is retried before it is marked failed.';
 
+-- How many messages of one channel are sent at once, by all workers together:
+-- a slow or hanging receiver holds this many of the workers' sends, and the
+-- other channels' messages go on being sent beside it.
+CREATE OR REPLACE FUNCTION pystatus._alert_sends_per_channel()
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN 2;
+COMMENT ON FUNCTION pystatus._alert_sends_per_channel() IS
+    'How many of a channel''s messages are being sent at once, at most, by all workers together.';
+
+-- A channel's messages about one service go out in order: a message waits
+-- while an earlier one of its channel about its service is pending, and a
+-- summary while one about any of its services is, or an earlier summary
+-- (summaries of a channel go out in order: comparing their lists of services
+-- would cost the product of their lengths). Each is a probe of an index of
+-- the pending queue (20_tables.sql): a claim reads what it takes.
+CREATE OR REPLACE FUNCTION pystatus._alert_in_turn(
+    message_id bigint, channel text, service_name text, services text[])
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN NOT EXISTS (
+        SELECT FROM pystatus.alert_messages AS p
+        WHERE p.state = 'pending' AND p.channel = _alert_in_turn.channel
+          AND p.service_name = ANY (coalesce(_alert_in_turn.services, ARRAY[_alert_in_turn.service_name]))
+          AND p.id < _alert_in_turn.message_id)
+    AND NOT EXISTS (
+        SELECT FROM pystatus.alert_messages AS p
+        WHERE p.state = 'pending' AND p.channel = _alert_in_turn.channel
+          AND p.service_name IS NULL AND p.services IS NOT NULL AND p.id < _alert_in_turn.message_id
+          AND (_alert_in_turn.services IS NOT NULL
+               OR p.services::text[] @> ARRAY[_alert_in_turn.service_name]));
+COMMENT ON FUNCTION pystatus._alert_in_turn(bigint, text, text, text[]) IS
+    'Whether a message may be sent now: no earlier pending message of its channel is about its '
+    'service (for a summary: about one of its services, or an earlier summary). A test message is '
+    'always in turn.';
+
 CREATE OR REPLACE FUNCTION pystatus.claim_alert_messages(
     worker text, max_messages integer DEFAULT 10, lease interval DEFAULT interval '3 minutes',
     message_id bigint DEFAULT NULL)
@@ -490,26 +591,46 @@ RETURNS TABLE (message_id bigint, attempt integer, idempotency_key uuid, channel
 LANGUAGE sql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+-- A claim reads a few rows: compiling its plan would cost more than running it.
+SET jit = off
 AS $$
-    WITH due AS (
-        -- SKIP LOCKED: two workers never take the same message; a message
-        -- another worker holds (claimed_until ahead) is left to it; after the
-        -- lease (that worker died) it is sent again, with the same key.
-        -- A channel's messages about one service go in order.
+    -- SKIP LOCKED: two workers never take the same message; a message
+    -- another worker holds (claimed_until ahead) is left to it; after the
+    -- lease (that worker died) it is sent again, with the same key.
+    WITH one AS (
+        -- One message by its id (a test, sent by the command that queued it).
         SELECT m.id FROM pystatus.alert_messages AS m
-        WHERE m.state = 'pending' AND m.next_attempt_at <= now()
-          AND (m.claimed_until IS NULL OR m.claimed_until < now())
-          AND (claim_alert_messages.message_id IS NULL OR m.id = claim_alert_messages.message_id)
-          AND NOT EXISTS (SELECT FROM pystatus.alert_messages AS p
-                          WHERE p.state = 'pending' AND p.channel = m.channel
-                            AND p.service_name IS NOT DISTINCT FROM m.service_name AND p.id < m.id)
-        ORDER BY m.next_attempt_at, m.id
-        LIMIT claim_alert_messages.max_messages
+        WHERE m.id = claim_alert_messages.message_id AND m.state = 'pending'
+          AND m.next_attempt_at <= now() AND (m.claimed_until IS NULL OR m.claimed_until < now())
+          AND pystatus._alert_in_turn(m.id, m.channel, m.service_name, m.services::text[])
         FOR UPDATE SKIP LOCKED
+    ), due AS (
+        -- Channel by channel, each channel's due messages in order
+        -- (alert_messages_due), as many as it may still send at once: a claim
+        -- reads about what it takes, however long the queue, and a channel
+        -- whose receiver is slow cannot take every send of the workers.
+        SELECT d.id
+        FROM pystatus.alert_channels AS c
+        CROSS JOIN LATERAL (
+            SELECT count(*) AS n FROM pystatus.alert_messages AS f
+            WHERE f.channel = c.name AND f.state = 'pending' AND f.claimed_until IS NOT NULL
+              AND f.claimed_until >= now()) AS sending
+        CROSS JOIN LATERAL (
+            SELECT m.id, m.next_attempt_at FROM pystatus.alert_messages AS m
+            WHERE m.channel = c.name AND m.state = 'pending' AND m.next_attempt_at <= now()
+              AND (m.claimed_until IS NULL OR m.claimed_until < now())
+              AND pystatus._alert_in_turn(m.id, m.channel, m.service_name, m.services::text[])
+            ORDER BY m.next_attempt_at, m.id
+            LIMIT greatest(0, pystatus._alert_sends_per_channel() - sending.n)
+            FOR UPDATE OF m SKIP LOCKED) AS d
+        WHERE claim_alert_messages.message_id IS NULL
+          AND sending.n < pystatus._alert_sends_per_channel()
+        ORDER BY d.next_attempt_at, d.id
+        LIMIT claim_alert_messages.max_messages
     ), claimed AS (
         UPDATE pystatus.alert_messages AS m
         SET attempts = m.attempts + 1, claimed_until = now() + claim_alert_messages.lease
-        FROM due WHERE m.id = due.id
+        WHERE m.id IN (SELECT one.id FROM one UNION ALL SELECT due.id FROM due)
         RETURNING m.*
     ), logged AS (
         INSERT INTO pystatus.alert_attempts (message_id, attempt, started_at, worker)
@@ -521,8 +642,9 @@ AS $$
 $$;
 COMMENT ON FUNCTION pystatus.claim_alert_messages(text, integer, interval, bigint) IS
     'Takes up to max_messages due messages (or only message_id) for this worker for lease (longer '
-    'than a channel''s timeout), logging the attempt; returns each with its channel. Report each '
-    'outcome with pystatus.finish_alert_attempt().';
+    'than a send may take), logging the attempt; returns each with its channel. A channel''s '
+    'messages about one service go in order, and at most _alert_sends_per_channel() of a channel''s '
+    'messages are out at once. Report each outcome with pystatus.finish_alert_attempt().';
 
 CREATE OR REPLACE FUNCTION pystatus.finish_alert_attempt(message_id bigint, attempt integer, error text DEFAULT NULL)
 RETURNS text
@@ -536,7 +658,7 @@ DECLARE
 BEGIN
     UPDATE pystatus.alert_attempts AS a
     SET finished_at = clock_timestamp(), outcome = CASE WHEN finish_alert_attempt.error IS NULL THEN 'sent' ELSE 'failed' END,
-        error = left(finish_alert_attempt.error, 2000)
+        error = left(pystatus.clean_text(finish_alert_attempt.error), 2000)
     WHERE a.message_id = finish_alert_attempt.message_id AND a.attempt = finish_alert_attempt.attempt;
     -- An attempt whose lease ran out (the message was claimed again since) only
     -- says whether it got through: the newer attempt owns the message.
@@ -559,7 +681,8 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION pystatus.finish_alert_attempt(bigint, integer, text) IS
-    'Records how an attempt ended (error NULL: delivered). A failed message is retried with '
+    'Records how an attempt ended (error NULL: delivered; an error is stored cleaned, as the receiver '
+    'may have written it). A failed message is retried with '
     'exponential backoff (5 s doubling, at most 10 minutes apart) until it is sent or 24 hours old '
     '(failed); a test message is not retried. Returns the message''s state.';
 
