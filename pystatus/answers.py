@@ -121,8 +121,9 @@ def _window(service_name: str | None, since: datetime, until: datetime | None) -
     return {"service_name": service_name, "since": since, "until": until}  # until None: now
 
 
-def live_status(conn: Conn) -> list[LiveStatus]:
-    return fetch_all(conn, LiveStatus, "live_status")
+def live_status(conn: Conn, limit: int | None = None, offset: int = 0) -> list[LiveStatus]:
+    """Every service's live status by name, or ``limit`` of them after ``offset``."""
+    return fetch_all(conn, LiveStatus, "live_status", {"max_rows": limit, "skip_rows": offset})
 
 
 def history(
@@ -211,8 +212,35 @@ class ServiceOverview:
     hourly_uptime: list[float | None]  # oldest first; None: no data
 
 
-def service_overview(conn: Conn) -> list[ServiceOverview]:
-    return fetch_all(conn, ServiceOverview, "service_overview")
+def service_overview(
+    conn: Conn,
+    limit: int | None = None,
+    offset: int = 0,
+    attention_only: bool = False,
+    service_name: str | None = None,
+) -> list[ServiceOverview]:
+    """Services by name as the dashboard lists them: all, or ``limit`` after ``offset``;
+    only those needing attention, or only ``service_name``."""
+    params = {
+        "max_rows": limit,
+        "skip_rows": offset,
+        "attention_only": attention_only,
+        "service_name": service_name,
+    }
+    return fetch_all(conn, ServiceOverview, "service_overview", params)
+
+
+@dataclass(frozen=True)
+class StatusCount:
+    """How many services are in one effective status (SQL: pystatus.fleet_counts())."""
+
+    effective_status: str
+    needs_attention: bool
+    services: int
+
+
+def fleet_counts(conn: Conn) -> list[StatusCount]:
+    return fetch_all(conn, StatusCount, "fleet_counts")
 
 
 def recent_incidents(conn: Conn, days: int = 7) -> list[Incident]:

@@ -27,9 +27,17 @@ from psycopg.conninfo import make_conninfo
 from pystatus import admin, alerts, answers, migrations
 from pystatus.client import heartbeat
 from pystatus.cluster import Cluster, ClusterError
-from pystatus.connection import resolve_dsn
+from pystatus.connection import STATEMENT_TIMEOUT, resolve_dsn
 from pystatus.errors import PystatusError, translate_errors
-from pystatus.output import FORMATS, HEADER, age, duration, write_rows
+from pystatus.output import (
+    FORMATS,
+    HEADER,
+    TerminalSafeFormatter,
+    age,
+    duration,
+    echo,
+    write_rows,
+)
 
 Conn = psycopg.Connection[Any]
 
@@ -101,32 +109,32 @@ def _known(conn: Conn, service_name: str | None) -> None:
 def _print_setup_report(conn: Conn) -> None:
     report = admin.setup_report(conn)
     for line in report:
-        print(f"  {line.item}: {line.value}")
+        echo(f"  {line.item}: {line.value}")
     todos = [line.todo for line in report if line.todo]
-    print("Left for the DBA:" if todos else "Nothing left to do.")
+    echo("Left for the DBA:" if todos else "Nothing left to do.")
     for todo in todos:
-        print(f"  - {todo}")
+        echo(f"  - {todo}")
 
 
 def _print_plan(plan: migrations.Plan) -> int:
-    print(f"Installing pystatus as {plan.role} in database {plan.database}.")
+    echo(f"Installing pystatus as {plan.role} in database {plan.database}.")
     missing = [item for item in plan.items if not item.ok]
     for database in dict.fromkeys(item.database for item in missing):
-        print(f"\nFirst, a superuser runs in database {database}:")
+        echo(f"\nFirst, a superuser runs in database {database}:")
         for item in missing:
             if item.database == database:
-                print(f"  -- {item.item}\n  {item.statement}")
+                echo(f"  -- {item.item}\n  {item.statement}")
     if not missing:
-        print("\nThis role can do everything itself.")
-    print(f"\nThen, as {plan.role}:")
-    print("  pystatus migrate")
+        echo("\nThis role can do everything itself.")
+    echo(f"\nThen, as {plan.role}:")
+    echo("  pystatus migrate")
     if plan.cron_database and plan.cron_database != plan.database:
-        print(f'  pystatus schedule --cron-dsn "dbname={plan.cron_database} ..."')
-    print("  GRANT pystatus_writer TO <the logins of services>;")
-    print("  GRANT pystatus_reader TO <the logins of dashboards and monitoring>;")
-    print("  GRANT pystatus_alerter TO <the login of the alert worker>;  -- if you use alerts")
+        echo(f'  pystatus schedule --cron-dsn "dbname={plan.cron_database} ..."')
+    echo("  GRANT pystatus_writer TO <the logins of services>;")
+    echo("  GRANT pystatus_reader TO <the logins of dashboards and monitoring>;")
+    echo("  GRANT pystatus_alerter TO <the login of the alert worker>;  -- if you use alerts")
     for note in plan.notes:
-        print(f"\nNote: {note}")
+        echo(f"\nNote: {note}")
     return 0 if plan.ready else 1
 
 
@@ -140,7 +148,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     if args.plan:
         return _print_plan(migrations.plan(args.dsn, args.cron_dsn))
     done = migrations.apply(args.dsn, settings, reapply=args.reapply)
-    print(f"pystatus {migrations.version()}: {done}.")
+    echo(f"pystatus {migrations.version()}: {done}.")
     with _connect(args.dsn) as conn:
         _print_setup_report(conn)
     return 0
@@ -172,14 +180,14 @@ def cmd_rollback(args: argparse.Namespace) -> None:
         if not (args.yes or _confirmed(what)):
             raise PystatusError(f"{what} Nothing was changed: run again with --yes to go on")
     undone = migrations.rollback(args.dsn, count, {"legacy_time_zone": args.legacy_time_zone})
-    print("Rolled back: " + ", ".join(undone) if undone else "Nothing to roll back.")
+    echo("Rolled back: " + ", ".join(undone) if undone else "Nothing to roll back.")
     if undone and allowances:
-        print("Removed these login allowances; after `pystatus migrate`, restore them with:")
+        echo("Removed these login allowances; after `pystatus migrate`, restore them with:")
         for allowance in allowances:
             pattern = shlex.quote(allowance.service_pattern)
-            print(f"  pystatus logins --allow {shlex.quote(allowance.login)} {pattern}")
+            echo(f"  pystatus logins --allow {shlex.quote(allowance.login)} {pattern}")
     if undone and not migrations.applied(args.dsn):
-        print(
+        echo(
             "If pg_cron lives in another database, remove the job there too: "
             "pystatus schedule --cron-dsn ... --remove"
         )
@@ -188,23 +196,23 @@ def cmd_rollback(args: argparse.Namespace) -> None:
 def cmd_maintain(args: argparse.Namespace) -> None:
     with _connect(args.dsn) as conn:  # autocommit: each job in its own transaction, as pg_cron
         for job in (admin.sweep, admin.refresh_rollups, admin.maintain):
-            print(f"{job.__name__}: {json.dumps(job(conn))}")
+            echo(f"{job.__name__}: {json.dumps(job(conn))}")
 
 
 def cmd_move_default_rows(args: argparse.Namespace) -> None:
     with _connect(args.dsn) as conn:
         moved = admin.move_default_rows(conn)
-    print(f"Moved {moved} rows out of the default partition.")
+    echo(f"Moved {moved} rows out of the default partition.")
 
 
 def cmd_schedule(args: argparse.Namespace) -> None:
     with _connect_with_cron(args.dsn, args.cron_dsn) as (conn, cron_conn):
         if args.remove:
             removed = admin.unschedule(conn, cron_conn)
-            print(f"Removed {removed} maintenance jobs from pg_cron.")
+            echo(f"Removed {removed} maintenance jobs from pg_cron.")
             return
         for job in admin.schedule(conn, cron_conn):
-            print(
+            echo(
                 f"Scheduled {job.job_name!r} ({job.schedule}) in database {job.database!r}: "
                 f"{job.command}"
             )
@@ -238,7 +246,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         services = answers.live_status(conn)
     code, summary = status_exit_code(services)
     if args.exit_code and args.format == "table":
-        print(summary)
+        echo(summary)
         return code
     if args.format != "table":
         write_rows(answers.LiveStatus, services, args.format)
@@ -255,7 +263,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         for s in services
     ]
     write_rows(StatusLine, lines, "table")
-    print(fleet_summary(services))
+    echo(fleet_summary(services))
     return 0
 
 
@@ -332,7 +340,7 @@ def cmd_tasks(args: argparse.Namespace) -> None:
 def cmd_expect(args: argparse.Namespace) -> None:
     with _connect(args.dsn) as conn:
         admin.set_expectations(conn, args.service_name, args.interval, args.grace)
-    print(
+    echo(
         f"{args.service_name}: heartbeat every {args.interval}, stale after a further {args.grace}."
     )
 
@@ -383,7 +391,7 @@ def cmd_heartbeat(args: argparse.Namespace) -> None:
         recorded_at = heartbeat(
             conn, args.service_name, args.status, args.current_task, args.latency
         )
-    print(recorded_at.isoformat())
+    echo(recorded_at.isoformat())
 
 
 def _options(pairs: Sequence[str]) -> dict[str, Any]:
@@ -408,11 +416,11 @@ def cmd_alerts(args: argparse.Namespace) -> int:
             write_rows(alerts.Channel, alerts.channels(conn), args.format)
         elif args.action == "add-channel":
             alerts.add_channel(conn, args.name, args.kind, args.target, _options(args.option))
-            print(f"Channel {args.name} ({args.kind}) saved.")
+            echo(f"Channel {args.name} ({args.kind}) saved.")
         elif args.action == "remove-channel":
             if not alerts.remove_channel(conn, args.name):
                 raise PystatusError(f"no channel {args.name!r}")
-            print(f"Channel {args.name} removed, with its rules.")
+            echo(f"Channel {args.name} removed, with its rules.")
         elif args.action == "rules":
             write_rows(alerts.Rule, alerts.rules(conn), args.format)
         elif args.action == "add-rule":
@@ -425,11 +433,11 @@ def cmd_alerts(args: argparse.Namespace) -> int:
                 up_for=args.up_for,
                 remind_every=args.remind_every,
             )
-            print(f"Rule {rule_id}: {args.service_pattern} -> {args.channel}.")
+            echo(f"Rule {rule_id}: {args.service_pattern} -> {args.channel}.")
         elif args.action == "remove-rule":
             if not alerts.remove_rule(conn, args.rule_id):
                 raise PystatusError(f"no rule {args.rule_id}")
-            print(f"Rule {args.rule_id} removed.")
+            echo(f"Rule {args.rule_id} removed.")
         elif args.action == "log":
             write_rows(
                 alerts.LogEntry,
@@ -450,13 +458,11 @@ def _send_test_alert(conn: Conn, channel: str) -> int:
         error = alerts.attempt(message, lease.total_seconds() / 2)
         alerts.finish(conn, message, error)
         if error:
-            print(f"Test message {message_id} via {channel} failed: {error}")
+            echo(f"Test message {message_id} via {channel} failed: {error}")
             return 1
-        print(f"Test message {message_id} sent via {channel}.")
+        echo(f"Test message {message_id} sent via {channel}.")
         return 0
-    print(
-        f"Test message {message_id} queued; a running worker is sending it (pystatus alerts log)."
-    )
+    echo(f"Test message {message_id} queued; a running worker is sending it (pystatus alerts log).")
     return 0
 
 
@@ -467,8 +473,16 @@ def _on_stop_signals(stop: Callable[[], None]) -> None:
         signal.signal(signum, lambda *_: stop())
 
 
+def _log_to_stderr() -> None:
+    """The long-running commands' log: their records quote what others sent (a
+    receiver's error, a container's output, a ping's path)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(TerminalSafeFormatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+
+
 def _run_alert_worker(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    _log_to_stderr()
     worker = alerts.Worker(
         args.dsn,
         name=args.name,
@@ -477,7 +491,7 @@ def _run_alert_worker(args: argparse.Namespace) -> int:
     )
     _on_stop_signals(worker.stop)
     worker.run()
-    print(
+    echo(
         f"alert worker {worker.name} stopped: "
         f"{worker.delivered} sent, {worker.failed} failed attempts"
     )
@@ -500,11 +514,11 @@ def cmd_maintenance(args: argparse.Namespace) -> None:
                 repeat_until=args.repeat_until,
                 reason=args.reason,
             )
-            print(f"Maintenance window {window_id} planned for {args.service_pattern}.")
+            echo(f"Maintenance window {window_id} planned for {args.service_pattern}.")
         elif args.action == "remove":
             if not alerts.remove_maintenance(conn, args.window_id):
                 raise PystatusError(f"no maintenance window {args.window_id}")
-            print(f"Maintenance window {args.window_id} removed.")
+            echo(f"Maintenance window {args.window_id} removed.")
         else:
             since = answers.ago(conn, "0 seconds")
             write_rows(
@@ -517,7 +531,7 @@ def cmd_maintenance(args: argparse.Namespace) -> None:
 def cmd_snooze(args: argparse.Namespace) -> None:
     with _connect(args.dsn) as conn:
         window_id = alerts.snooze(conn, args.service_pattern, args.duration, args.reason)
-    print(f"Alerts of {args.service_pattern} muted for {args.duration} (snooze {window_id}).")
+    echo(f"Alerts of {args.service_pattern} muted for {args.duration} (snooze {window_id}).")
 
 
 def cmd_db(args: argparse.Namespace) -> None:
@@ -525,10 +539,10 @@ def cmd_db(args: argparse.Namespace) -> None:
     try:
         if args.action == "start":
             cluster.start()
-            print(f"PostgreSQL running in {args.datadir}\n  DATABASE_URL={cluster.url()}")
+            echo(f"PostgreSQL running in {args.datadir}\n  DATABASE_URL={cluster.url()}")
         else:
             cluster.stop()
-            print("PostgreSQL stopped.")
+            echo("PostgreSQL stopped.")
     except ClusterError as exc:
         raise PystatusError(str(exc)) from exc
 
@@ -538,15 +552,13 @@ def cmd_tokens(args: argparse.Namespace) -> None:
         if args.action == "add":
             token = admin.add_ping_token(conn, args.service_name, args.note)
             url = f"{args.url.rstrip('/')}/ping/{token}"
-            print(
-                f"Ping token for {args.service_name} (shown only now; keep it secret):\n{token}\n"
-            )
-            print(f"  curl -fsS -m 10 --retry 3 {url}            # ok")
-            print(f"  curl -fsS -m 10 --retry 3 {url}/start      # a run begins")
-            print(f"  curl -fsS -m 10 --retry 3 {url}/$?         # a run ended: its exit code")
+            echo(f"Ping token for {args.service_name} (shown only now; keep it secret):\n{token}\n")
+            echo(f"  curl -fsS -m 10 --retry 3 {url}            # ok")
+            echo(f"  curl -fsS -m 10 --retry 3 {url}/start      # a run begins")
+            echo(f"  curl -fsS -m 10 --retry 3 {url}/$?         # a run ended: its exit code")
         elif args.action == "remove":
             service = admin.remove_ping_token(conn, args.token_prefix)
-            print(f"Ping token {args.token_prefix[:11]} of {service} revoked.")
+            echo(f"Ping token {args.token_prefix[:11]} of {service} revoked.")
         else:
             write_rows(admin.PingToken, admin.ping_tokens(conn), args.format)
 
@@ -559,8 +571,8 @@ def cmd_ingest(args: argparse.Namespace) -> None:
             "the ping endpoint needs the dashboard extra: "
             f"pip install 'pystatus[dashboard]' ({exc})"
         ) from exc
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    print(
+    _log_to_stderr()
+    echo(
         f"Ping endpoint on http://{args.host}:{args.port}/ping/<token> (Ctrl-C to stop)", flush=True
     )
     ingest.run(args.dsn, args.host, args.port, args.rate_limit, args.max_body)
@@ -573,10 +585,10 @@ def cmd_collect_docker(args: argparse.Namespace) -> None:
         raise PystatusError(
             f"the Docker collector needs its extra: pip install 'pystatus[docker]' ({exc})"
         ) from exc
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    _log_to_stderr()
     stop = threading.Event()
     _on_stop_signals(stop.set)
-    print(
+    echo(
         f"Recording the containers of {args.socket} as heartbeats every {args.interval:g} s"
         " (Ctrl-C to stop)",
         flush=True,
@@ -591,7 +603,7 @@ def cmd_exporter(args: argparse.Namespace) -> None:
 
     stop = threading.Event()
     _on_stop_signals(stop.set)
-    print(f"Prometheus metrics on http://{args.host}:{args.port}/metrics", flush=True)
+    echo(f"Prometheus metrics on http://{args.host}:{args.port}/metrics", flush=True)
     metrics.serve(args.dsn, args.host, args.port, stop)
 
 
@@ -602,8 +614,8 @@ def cmd_dashboard(args: argparse.Namespace) -> None:
         raise PystatusError(
             f"the dashboard needs its extra: pip install 'pystatus[dashboard]' ({exc})"
         ) from exc
-    print(f"Dashboard on http://{args.host}:{args.port}/ (Ctrl-C to stop)")
-    dashboard.run(args.dsn, args.host, args.port)
+    echo(f"Dashboard on http://{args.host}:{args.port}/ (Ctrl-C to stop)")
+    dashboard.run(args.dsn, args.host, args.port, args.statement_timeout)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -993,6 +1005,13 @@ def _parser() -> argparse.ArgumentParser:
     board = command("dashboard", cmd_dashboard, "serve the read-only dashboard and JSON API")
     board.add_argument("--host", default="127.0.0.1")
     board.add_argument("--port", type=int, default=8000)
+    board.add_argument(
+        "--statement-timeout",
+        type=_positive_seconds,
+        default=STATEMENT_TIMEOUT,
+        help="seconds a request's query may run before it is cancelled and answered 503 "
+        f"(default {STATEMENT_TIMEOUT:g})",
+    )
 
     demo = command("demo", cmd_demo, "run a local PostgreSQL with services heartbeating")
     demo.add_argument("--port", type=int, default=8000, help="the dashboard's port (default 8000)")
@@ -1015,7 +1034,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
         return code
     except PystatusError as exc:
-        print(f"pystatus: error: {exc}", file=sys.stderr)
+        echo(f"pystatus: error: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         # The reader left (`pystatus history x | head`): nothing more to say. Python

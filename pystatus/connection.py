@@ -18,6 +18,14 @@ POOL_OPTIONS: dict[str, Any] = {
     "reconnect_timeout": 3.0,
 }
 CONNECT_TIMEOUT = 2  # seconds
+# The longest a dashboard, scrape or ping statement may run (seconds): one stuck
+# behind a lock is cancelled and answered 503, and its connection serves again.
+STATEMENT_TIMEOUT = 10.0
+
+
+def statement_timeout_option(seconds: float = STATEMENT_TIMEOUT) -> str:
+    """libpq's ``options`` setting a session's statement_timeout."""
+    return f"-c statement_timeout={int(seconds * 1000)}"
 
 
 def resolve_dsn(dsn: str | None = None) -> str:

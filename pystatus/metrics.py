@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from pystatus.connection import resolve_dsn
+from pystatus.connection import resolve_dsn, statement_timeout_option
 from pystatus.errors import PystatusError
 from pystatus.queries import Conn, fetch_all
 
@@ -33,6 +33,8 @@ HELP = {
     "rolled-up hours (1d) or 7 and 30 whole days (7d, 30d)",
     "pystatus_service_latency_seconds": "Latency measure over the last rolled-up hour",
     "pystatus_services": "Services by effective status",
+    "pystatus_services_not_exported": "Services without series of their own in this scrape "
+    "(past pystatus.limits.max_metric_services; those needing attention come first)",
     "pystatus_sweeper_behind_services": "Services silent past their deadline for 5 minutes "
     "and not yet marked stale (is the sweep job running?)",
     "pystatus_rollup_lag_seconds": "How far the rollups are behind now",
@@ -82,7 +84,9 @@ class PystatusCollector(Collector):
     def __init__(self, dsn: str | None = None, connect: Any = None) -> None:
         self.dsn = resolve_dsn(dsn) if connect is None else ""
         self._connect = connect or (
-            lambda: psycopg.connect(self.dsn, autocommit=True, connect_timeout=5)
+            lambda: psycopg.connect(
+                self.dsn, autocommit=True, connect_timeout=5, options=statement_timeout_option()
+            )
         )
         self._lock = threading.Lock()  # one scrape at a time reads the database
 

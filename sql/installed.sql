@@ -61,46 +61,54 @@ CREATE TYPE pystatus.uptime_report AS (
 COMMENT ON TYPE pystatus.uptime_report IS 'Uptime over [since, until): seconds up, down, in maintenance and without data (they add up to the window), and uptime = up / (up + down), NULL when the service was never up or down.';
 
 --
--- Name: _alert_body(text, text, bigint, text, text, text, timestamp with time zone, timestamp with time zone, integer); Type: FUNCTION; Schema: pystatus; Owner: -
+-- Name: _name_characters(text); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
-CREATE FUNCTION pystatus._alert_body(kind text, channel text, rule_id bigint, service_pattern text, service_name text, status text, down_since timestamp with time zone, up_since timestamp with time zone, reminders integer) RETURNS jsonb
-    LANGUAGE sql STABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
+CREATE FUNCTION pystatus._name_characters(kind text) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $$
-    SELECT jsonb_build_object(
-        'version', 1,
-        'kind', _alert_body.kind,
-        'service', _alert_body.service_name,
-        'status', _alert_body.status,
-        'down_since', _alert_body.down_since,
-        'up_since', _alert_body.up_since,
-        'down_seconds', round(extract(epoch FROM coalesce(_alert_body.up_since, now()) - _alert_body.down_since), 3),
-        'reminder', _alert_body.reminders,
-        'current_task', s.current_task,
-        'last_heartbeat', s.last_heartbeat,
-        'rule', jsonb_build_object('id', _alert_body.rule_id, 'service_pattern', _alert_body.service_pattern),
-        'channel', _alert_body.channel,
-        'database', current_database(),
-        'created_at', now(),
-        'text', CASE _alert_body.kind
-            WHEN 'recovered' THEN format('%s recovered (%s) after %s down', _alert_body.service_name,
-                                         _alert_body.status, date_trunc('second', _alert_body.up_since - _alert_body.down_since))
-            WHEN 'reminder' THEN format('%s is still %s, for %s (reminder %s)', _alert_body.service_name,
-                                        _alert_body.status, date_trunc('second', now() - _alert_body.down_since),
-                                        _alert_body.reminders)
-            ELSE format('%s is %s since %s', _alert_body.service_name,
-                        CASE _alert_body.status WHEN 'stale' THEN 'stale (silent)' ELSE _alert_body.status END,
-                        to_char(_alert_body.down_since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"')) END)
-    FROM (SELECT) AS one
-    LEFT JOIN public.system_status AS s ON s.service_name = _alert_body.service_name;
+BEGIN
+    RETURN CASE
+        WHEN kind OPERATOR(pg_catalog.=) 'white space' THEN '\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000'
+        WHEN kind OPERATOR(pg_catalog.=) 'control' THEN '\u0001-\u001f\u007f-\u009f'
+        WHEN kind OPERATOR(pg_catalog.=) 'invisible' THEN '\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u3164\ufeff\uffa0'
+    END;
+END;
 $$;
 
 --
--- Name: FUNCTION _alert_body(kind text, channel text, rule_id bigint, service_pattern text, service_name text, status text, down_since timestamp with time zone, up_since timestamp with time zone, reminders integer); Type: COMMENT; Schema: pystatus; Owner: -
+-- Name: FUNCTION _name_characters(kind text); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus._alert_body(kind text, channel text, rule_id bigint, service_pattern text, service_name text, status text, down_since timestamp with time zone, up_since timestamp with time zone, reminders integer) IS 'An alert message as every channel receives it (docs/alerts.md, "The message").';
+COMMENT ON FUNCTION pystatus._name_characters(kind text) IS 'The characters of one kind (white space, control, invisible) that the naming rule names, as the inside of a regular expression''s bracket.';
+
+--
+-- Name: clean_text(text); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.clean_text(text text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN btrim(regexp_replace(regexp_replace(text, ((('['::text || pystatus._name_characters('control'::text)) || pystatus._name_characters('invisible'::text)) || ']'::text), ' '::text, 'g'::text), (('['::text || pystatus._name_characters('white space'::text)) || ']+'::text), ' '::text, 'g'::text), ' '::text);
+
+--
+-- Name: FUNCTION clean_text(text text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.clean_text(text text) IS 'Free text on one printable line: control and invisible characters become spaces, runs of white space one space, none at either end. Applied to every text a writer sets.';
+
+--
+-- Name: _alert_entry(text, bigint, text, text, text, timestamp with time zone, timestamp with time zone, integer, text, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._alert_entry(kind text, rule_id bigint, service_pattern text, service_name text, status text, down_since timestamp with time zone, up_since timestamp with time zone, reminders integer, current_task text, last_heartbeat timestamp with time zone) RETURNS jsonb
+    LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN jsonb_build_object('service', service_name, 'status', status, 'down_since', down_since, 'up_since', up_since, 'down_seconds', round(EXTRACT(epoch FROM (COALESCE(up_since, now()) - down_since)), 3), 'reminder', reminders, 'current_task', pystatus.clean_text(current_task), 'last_heartbeat', last_heartbeat, 'rule', jsonb_build_object('id', rule_id, 'service_pattern', service_pattern), 'text', CASE kind WHEN 'recovered'::text THEN format('%s recovered (%s) after %s down'::text, service_name, status, date_trunc('second'::text, (up_since - down_since))) WHEN 'reminder'::text THEN format('%s is still %s, for %s (reminder %s)'::text, service_name, status, date_trunc('second'::text, (now() - down_since)), reminders) ELSE format('%s is %s since %s'::text, service_name, CASE status WHEN 'stale'::text THEN 'stale (silent)'::text ELSE status END, to_char((down_since AT TIME ZONE 'UTC'::text), 'YYYY-MM-DD HH24:MI:SS "UTC"'::text)) END);
+
+--
+-- Name: FUNCTION _alert_entry(kind text, rule_id bigint, service_pattern text, service_name text, status text, down_since timestamp with time zone, up_since timestamp with time zone, reminders integer, current_task text, last_heartbeat timestamp with time zone); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._alert_entry(kind text, rule_id bigint, service_pattern text, service_name text, status text, down_since timestamp with time zone, up_since timestamp with time zone, reminders integer, current_task text, last_heartbeat timestamp with time zone) IS 'What an alert message says about one service (docs/alerts.md, "The message"); a summary carries one per service.';
 
 --
 -- Name: _alert_give_up_after(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -117,6 +125,129 @@ CREATE FUNCTION pystatus._alert_give_up_after() RETURNS interval
 COMMENT ON FUNCTION pystatus._alert_give_up_after() IS 'How long a message is retried before it is marked failed.';
 
 --
+-- Name: _alert_group_limit(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._alert_group_limit() RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN 1000;
+
+--
+-- Name: FUNCTION _alert_group_limit(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._alert_group_limit() IS 'The most services one summary message lists.';
+
+--
+-- Name: _alert_group_threshold(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._alert_group_threshold() RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN 10;
+
+--
+-- Name: FUNCTION _alert_group_threshold(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._alert_group_threshold() IS 'How many messages of one kind due on a channel at once go as one summary, for a channel without its own group_threshold option.';
+
+--
+-- Name: _alert_header(text, text); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._alert_header(kind text, channel text) RETURNS jsonb
+    LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN jsonb_build_object('version', 1, 'kind', kind, 'channel', channel, 'database', current_database(), 'created_at', now());
+
+--
+-- Name: FUNCTION _alert_header(kind text, channel text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._alert_header(kind text, channel text) IS 'What every message of a channel carries, whatever it is about (the idempotency key is added as it is queued).';
+
+SET default_tablespace = '';
+
+SET default_table_access_method = heap;
+
+--
+-- Name: alert_messages; Type: TABLE; Schema: pystatus; Owner: -
+--
+
+CREATE TABLE pystatus.alert_messages (
+    id bigint NOT NULL,
+    idempotency_key uuid NOT NULL,
+    channel character varying(64) NOT NULL,
+    rule_id bigint,
+    service_name character varying(64),
+    kind text NOT NULL,
+    body jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    state text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    claimed_until timestamp with time zone,
+    sent_at timestamp with time zone,
+    services character varying(64)[],
+    CONSTRAINT alert_messages_kind_check CHECK ((kind = ANY (ARRAY['down'::text, 'reminder'::text, 'recovered'::text, 'test'::text]))),
+    CONSTRAINT alert_messages_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'sent'::text, 'failed'::text])))
+);
+
+--
+-- Name: TABLE alert_messages; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON TABLE pystatus.alert_messages IS 'Messages to deliver, at least once, each with its idempotency key (sent in every copy): pending until a worker delivers it (sent) or gives up (failed). A worker holds a message it is sending until claimed_until; after that (the worker died) another sends it again.';
+
+--
+-- Name: COLUMN alert_messages.services; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON COLUMN pystatus.alert_messages.services IS 'A summary''s services (service_name NULL): one message for many services of a channel that alerted at once. NULL for a message about one service, and for a test.';
+
+--
+-- Name: _alert_in_turn(bigint, text, text, text[]); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._alert_in_turn(message_id bigint, channel text, service_name text, services text[]) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN ((NOT (EXISTS (SELECT FROM pystatus.alert_messages p WHERE ((p.state = 'pending'::text) AND ((p.channel)::text = _alert_in_turn.channel) AND ((p.service_name)::text = ANY (COALESCE(_alert_in_turn.services, ARRAY[_alert_in_turn.service_name]))) AND (p.id < _alert_in_turn.message_id))))) AND (NOT (EXISTS (SELECT FROM pystatus.alert_messages p WHERE ((p.state = 'pending'::text) AND ((p.channel)::text = _alert_in_turn.channel) AND (p.service_name IS NULL) AND (p.services IS NOT NULL) AND (p.id < _alert_in_turn.message_id) AND ((_alert_in_turn.services IS NOT NULL) OR ((p.services)::text[] @> ARRAY[_alert_in_turn.service_name])))))));
+
+--
+-- Name: FUNCTION _alert_in_turn(message_id bigint, channel text, service_name text, services text[]); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._alert_in_turn(message_id bigint, channel text, service_name text, services text[]) IS 'Whether a message may be sent now: no earlier pending message of its channel is about its service (for a summary: about one of its services, or an earlier summary). A test message is always in turn.';
+
+--
+-- Name: _alert_sends_per_channel(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._alert_sends_per_channel() RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN 2;
+
+--
+-- Name: FUNCTION _alert_sends_per_channel(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._alert_sends_per_channel() IS 'How many of a channel''s messages are being sent at once, at most, by all workers together.';
+
+--
+-- Name: _alert_summary_text(text, text[]); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._alert_summary_text(kind text, services text[]) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN format('%s services %s: %s%s'::text, cardinality(services), CASE kind WHEN 'down'::text THEN 'are down or stale'::text WHEN 'reminder'::text THEN 'are still down or stale'::text ELSE 'recovered'::text END, array_to_string((services)[1:3], ', '::text), CASE WHEN (cardinality(services) > 3) THEN format(' and %s more'::text, (cardinality(services) - 3)) ELSE NULL::text END);
+
+--
+-- Name: FUNCTION _alert_summary_text(kind text, services text[]); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._alert_summary_text(kind text, services text[]) IS 'The text of a summary: how many services, what happened to them, the first three names.';
+
+--
 -- Name: _alerts_channel(); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -128,7 +259,7 @@ CREATE FUNCTION pystatus._alerts_channel() RETURNS text
 -- Name: FUNCTION _alerts_channel(); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus._alerts_channel() IS 'The LISTEN/NOTIFY channel that wakes alert workers when a status changes.';
+COMMENT ON FUNCTION pystatus._alerts_channel() IS 'The LISTEN/NOTIFY channel that wakes alert workers for a test message.';
 
 --
 -- Name: _backfilling(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -165,7 +296,7 @@ COMMENT ON FUNCTION pystatus._bucket_origin() IS 'Where the rollups'' hours and 
 
 CREATE FUNCTION pystatus._channel_options(kind text) RETURNS text[]
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN CASE kind WHEN 'webhook'::text THEN ARRAY['secret'::text, 'timeout'::text] WHEN 'email'::text THEN ARRAY['host'::text, 'port'::text, 'starttls'::text, 'ssl'::text, 'username'::text, 'password'::text, 'sender'::text, 'timeout'::text] WHEN 'apprise'::text THEN ARRAY[]::text[] ELSE NULL::text[] END;
+    RETURN CASE kind WHEN 'webhook'::text THEN ARRAY['secret'::text, 'timeout'::text, 'group_threshold'::text] WHEN 'email'::text THEN ARRAY['host'::text, 'port'::text, 'starttls'::text, 'ssl'::text, 'username'::text, 'password'::text, 'sender'::text, 'timeout'::text, 'group_threshold'::text] WHEN 'apprise'::text THEN ARRAY['group_threshold'::text] ELSE NULL::text[] END;
 
 --
 -- Name: FUNCTION _channel_options(kind text); Type: COMMENT; Schema: pystatus; Owner: -
@@ -324,6 +455,37 @@ $$;
 COMMENT ON FUNCTION pystatus._check_roles() IS 'The roles'' health: pystatus_writer, pystatus_reader and pystatus_alerter exist and hold what pystatus._role_rights() grants them, cannot change any table, and no function is callable by every role but those it lists; allowances name existing logins.';
 
 --
+-- Name: _check_service_count(text); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._check_service_count(service_name text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_limit integer := (SELECT l.max_services FROM pystatus.limits AS l);
+    v_count bigint;
+BEGIN
+    -- An index-only count stops one past the limit, whatever the table holds.
+    SELECT count(*) INTO v_count
+    FROM (SELECT FROM public.system_status LIMIT v_limit + 1) AS s;
+    IF v_count > v_limit THEN
+        RAISE EXCEPTION 'too many services: system_status may hold % (pystatus.limits), so service % was not added',
+                        v_limit, quote_literal(service_name)
+            USING ERRCODE = 'PS009',
+                  HINT = 'Remove the services no longer used (DELETE FROM system_status WHERE ...), or raise '
+                         'the limit as pystatus''s owner: SELECT pystatus.set_limits(max_services => ...).';
+    END IF;
+END;
+$$;
+
+--
+-- Name: FUNCTION _check_service_count(service_name text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._check_service_count(service_name text) IS 'Raises PS009 when system_status holds more services than pystatus.limits.max_services (the copy trigger calls it for statements that add services; service_name names one of them).';
+
+--
 -- Name: _check_service_pattern(text); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -366,6 +528,7 @@ DECLARE
     v_overdue record;
     v_bad_names text;
     v_alerts record;
+    v_held text;
 BEGIN
     v_schema := pystatus._partman_schema();  -- raises PS010 when pg_partman is missing
     item := 'pg_partman'; ok := true;
@@ -408,6 +571,22 @@ BEGIN
     item := 'sweeper'; ok := v_unswept = 0;
     detail := CASE WHEN ok THEN 'no silent service left unmarked'
                    ELSE v_unswept || ' silent services not marked stale for 5 minutes: is the sweep job running?' END;
+    RETURN NEXT;
+
+    -- A job whose lock has been held past its period is not running: its
+    -- holder (a session of pystatus's owner, or of the alert worker's login
+    -- inside a transaction left open) is named, so that it can be ended.
+    SELECT string_agg(format('%s held by pid %s (login %s) since %s', h.job, h.holder_pid,
+                             coalesce(h.holder_login::text, 'unknown'),
+                             coalesce(h.held_since, h.last_run)), '; ' ORDER BY h.job)
+    INTO v_held
+    FROM pystatus.job_lock_holders() AS h
+    WHERE h.holder_pid IS NOT NULL AND h.period IS NOT NULL
+      AND coalesce(h.held_since, h.last_run) < now() - h.period;
+    item := 'job locks'; ok := v_held IS NULL;
+    detail := CASE WHEN ok THEN 'no job waiting on another run'
+                   ELSE v_held || ': their runs are skipped meanwhile; end that session '
+                        '(SELECT pg_terminate_backend(pid)) if it is stuck' END;
     RETURN NEXT;
 
     -- Names stored before the naming rule last changed are not re-checked by
@@ -485,6 +664,45 @@ $_$;
 --
 
 COMMENT ON FUNCTION pystatus._check_storage() IS 'pystatus.check() without the roles: pg_partman, partitions premade ahead, default partition empty, retention, rollups and sweeper keeping up, alerts delivered, pg_cron jobs scheduled and their last runs.';
+
+--
+-- Name: _clean_current_tasks(text[]); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._clean_current_tasks(service_names text[]) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    -- The copy trigger, fired again by this UPDATE, knows it by this setting.
+    PERFORM set_config('pystatus.cleaning', 'on', true);
+    UPDATE public.system_status AS s SET current_task = pystatus.clean_text(s.current_task)
+    WHERE s.service_name = ANY (_clean_current_tasks.service_names)
+      AND s.current_task ~ pystatus._unclean_text_pattern();
+    PERFORM set_config('pystatus.cleaning', 'off', true);
+END;
+$$;
+
+--
+-- Name: FUNCTION _clean_current_tasks(service_names text[]); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._clean_current_tasks(service_names text[]) IS 'Cleans the current_task of these services in system_status (pystatus.clean_text()); the copy trigger calls it for a statement that wrote text needing it.';
+
+--
+-- Name: _cleaning(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._cleaning() RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT coalesce(current_setting('pystatus.cleaning', true), '') = 'on' $$;
+
+--
+-- Name: FUNCTION _cleaning(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._cleaning() IS 'Whether pystatus._clean_current_tasks() is writing (the copy trigger then copies nothing).';
 
 --
 -- Name: _clock_tolerance(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -644,6 +862,7 @@ COMMENT ON FUNCTION pystatus._compute_uptime(service_name text, since timestamp 
 
 CREATE FUNCTION pystatus._copy_status_to_history() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     -- One reading of the clock for the statement: its rows were written together.
@@ -651,7 +870,12 @@ DECLARE
     v_row record;
     v_written record;
     v_changed bigint;
+    v_unclean text[];
 BEGIN
+    -- Its own cleaning of the tasks it copied: nothing to copy again.
+    IF pg_catalog.pg_trigger_depth() OPERATOR(pg_catalog.>) 1 AND pystatus._cleaning() THEN
+        RETURN NULL;
+    END IF;
     -- The rules of 10_rules.sql are the table's constraints; what they cannot
     -- say (the clock, who may write stale, which login may report which
     -- service) is held here, for every writer. Only a new time is checked: a
@@ -705,6 +929,10 @@ BEGIN
                 LEFT JOIN pystatus.service_expectations AS e ON e.service_name OPERATOR(pg_catalog.=) v_row.service_name;
             END IF;
             -- end of status events
+            IF v_row.current_task OPERATOR(pg_catalog.~) pystatus._unclean_text_pattern() THEN
+                PERFORM pystatus._clean_current_tasks(ARRAY[v_row.service_name]);
+                v_row.current_task := pystatus.clean_text(v_row.current_task);
+            END IF;
             IF v_row.status OPERATOR(pg_catalog.<>) 'stale' OR v_row.last_heartbeat OPERATOR(pg_catalog.<>) v_row.old_time THEN
                 INSERT INTO public.system_status_history
                     (heartbeat_timestamp, created_at, service_name, status, current_task, latency_ms)
@@ -763,6 +991,11 @@ BEGIN
     IF v_written.total OPERATOR(pg_catalog.=) 0 THEN
         RETURN NULL;
     END IF;
+    -- New services: the fleet stays within its bound (pystatus.limits).
+    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+        PERFORM pystatus._check_service_count(
+            (SELECT pg_catalog.min(n.service_name) FROM new_rows AS n));
+    END IF;
     IF v_written.bad_time IS NOT NULL THEN
         PERFORM pystatus._refuse_status_write(
             'time', v_written.bad_time,
@@ -804,6 +1037,12 @@ BEGIN
     END IF;
     -- end of status events
 
+    v_unclean := ARRAY(SELECT n.service_name FROM new_rows AS n
+                       WHERE n.current_task OPERATOR(pg_catalog.~) pystatus._unclean_text_pattern());
+    IF v_unclean OPERATOR(pg_catalog.<>) '{}' THEN
+        PERFORM pystatus._clean_current_tasks(v_unclean);
+    END IF;
+
     -- created_at only for a row written well after its time (a backfill, a
     -- clock behind): NULL costs no bytes, and most rows are written at their time.
     IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
@@ -812,7 +1051,10 @@ BEGIN
         SELECT n.last_heartbeat,
                CASE WHEN n.last_heartbeat OPERATOR(pg_catalog.<) (v_clock OPERATOR(pg_catalog.-) interval '1 second')
                     THEN v_clock END,
-               n.service_name, n.status, n.current_task, n.latency_ms
+               n.service_name, n.status,
+               CASE WHEN n.current_task OPERATOR(pg_catalog.~) pystatus._unclean_text_pattern()
+                    THEN pystatus.clean_text(n.current_task) ELSE n.current_task END,
+               n.latency_ms
         FROM new_rows AS n
         WHERE CASE WHEN n.status OPERATOR(pg_catalog.=) 'stale'
                    THEN NOT EXISTS (SELECT FROM old_rows AS o
@@ -825,7 +1067,10 @@ BEGIN
         SELECT n.last_heartbeat,
                CASE WHEN n.last_heartbeat OPERATOR(pg_catalog.<) (v_clock OPERATOR(pg_catalog.-) interval '1 second')
                     THEN v_clock END,
-               n.service_name, n.status, n.current_task, n.latency_ms
+               n.service_name, n.status,
+               CASE WHEN n.current_task OPERATOR(pg_catalog.~) pystatus._unclean_text_pattern()
+                    THEN pystatus.clean_text(n.current_task) ELSE n.current_task END,
+               n.latency_ms
         FROM new_rows AS n;
     END IF;
     RETURN NULL;
@@ -1378,28 +1623,6 @@ $_$;
 COMMENT ON FUNCTION pystatus._missing_history_partitions(since timestamp with time zone, until timestamp with time zone) IS 'Starts of the history partitions missing in [since, until), aligned with the existing ones; NULL when none is missing.';
 
 --
--- Name: _name_characters(text); Type: FUNCTION; Schema: pystatus; Owner: -
---
-
-CREATE FUNCTION pystatus._name_characters(kind text) RETURNS text
-    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-    AS $$
-BEGIN
-    RETURN CASE
-        WHEN kind OPERATOR(pg_catalog.=) 'white space' THEN '\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000'
-        WHEN kind OPERATOR(pg_catalog.=) 'control' THEN '\u0001-\u001f\u007f-\u009f'
-        WHEN kind OPERATOR(pg_catalog.=) 'invisible' THEN '\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u3164\ufeff\uffa0'
-    END;
-END;
-$$;
-
---
--- Name: FUNCTION _name_characters(kind text); Type: COMMENT; Schema: pystatus; Owner: -
---
-
-COMMENT ON FUNCTION pystatus._name_characters(kind text) IS 'The characters of one kind (white space, control, invisible) that the naming rule names, as the inside of a regular expression''s bracket.';
-
---
 -- Name: _partman_schema(); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -1451,29 +1674,6 @@ $_$;
 COMMENT ON FUNCTION pystatus._premade_range(OUT oldest timestamp with time zone, OUT premade_until timestamp with time zone) IS 'From the oldest partition to the horizon pg_partman premakes to (now + premake partitions): where maintain() fills holes.';
 
 --
--- Name: _queue_alert(text, text, bigint, text, text, text, timestamp with time zone, timestamp with time zone, integer); Type: FUNCTION; Schema: pystatus; Owner: -
---
-
-CREATE FUNCTION pystatus._queue_alert(kind text, channel text, rule_id bigint, service_pattern text, service_name text, status text, down_since timestamp with time zone, up_since timestamp with time zone, reminders integer) RETURNS void
-    LANGUAGE sql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    INSERT INTO pystatus.alert_messages (idempotency_key, channel, rule_id, service_name, kind, body)
-    SELECT k.key, _queue_alert.channel, _queue_alert.rule_id, _queue_alert.service_name, _queue_alert.kind,
-           pystatus._alert_body(_queue_alert.kind, _queue_alert.channel, _queue_alert.rule_id,
-                                _queue_alert.service_pattern, _queue_alert.service_name, _queue_alert.status,
-                                _queue_alert.down_since, _queue_alert.up_since, _queue_alert.reminders)
-           || jsonb_build_object('idempotency_key', k.key)
-    FROM (SELECT gen_random_uuid() AS key) AS k;
-$$;
-
---
--- Name: FUNCTION _queue_alert(kind text, channel text, rule_id bigint, service_pattern text, service_name text, status text, down_since timestamp with time zone, up_since timestamp with time zone, reminders integer); Type: COMMENT; Schema: pystatus; Owner: -
---
-
-COMMENT ON FUNCTION pystatus._queue_alert(kind text, channel text, rule_id bigint, service_pattern text, service_name text, status text, down_since timestamp with time zone, up_since timestamp with time zone, reminders integer) IS 'Queues one alert message, with a new idempotency key, for the workers to deliver.';
-
---
 -- Name: _raw_status_at(text, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -1514,10 +1714,6 @@ CREATE FUNCTION pystatus._recent_window() RETURNS interval
 --
 
 COMMENT ON FUNCTION pystatus._recent_window() IS 'How far behind the server''s clock a status write''s last_heartbeat may be, except in a backfill by pystatus.record_heartbeat(), which checks its times against the partitions.';
-
-SET default_tablespace = '';
-
-SET default_table_access_method = heap;
 
 --
 -- Name: rollup_daily; Type: TABLE; Schema: pystatus; Owner: -
@@ -1736,7 +1932,9 @@ CREATE FUNCTION pystatus._role_rights() RETURNS TABLE(grantee name, privilege te
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.check()'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.cron_database()'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.metrics()'),  -- Prometheus scrapes
-    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.service_overview()'),  -- the dashboard
+    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.service_overview(integer, integer, boolean, text)'),  -- the dashboard
+    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.fleet_counts()'),
+    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.needs_attention(text)'),  -- fleet_counts calls it
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.recent_incidents(timestamptz)'),
     -- The alert worker: decide, claim, report (each runs as its owner).
     ('pystatus_alerter', 'USAGE', 'SCHEMA pystatus'),
@@ -2298,47 +2496,32 @@ $$;
 COMMENT ON FUNCTION pystatus._service_logins_changed() IS 'Trigger function: keeps pystatus._logins_restricted() in step with pystatus.service_logins.';
 
 --
--- Name: _spell_began(text, boolean); Type: FUNCTION; Schema: pystatus; Owner: -
+-- Name: _spell_began_in_history(text, boolean); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
-CREATE FUNCTION pystatus._spell_began(service_name text, into_down boolean) RETURNS timestamp with time zone
+CREATE FUNCTION pystatus._spell_began_in_history(service_name text, into_down boolean) RETURNS timestamp with time zone
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    SELECT CASE
-        WHEN _spell_began.into_down AND l.reported_status NOT IN ('down', 'stale') THEN l.stale_after
-        ELSE coalesce(
-            (SELECT CASE WHEN (pystatus.status_category(e.to_status) = 'down') = _spell_began.into_down
-                         THEN e.at END
-             FROM pystatus.status_events AS e
-             WHERE e.service_name = _spell_began.service_name
-               AND (pystatus.status_category(e.to_status) = 'down')
-                   <> coalesce(pystatus.status_category(e.from_status) = 'down', false)
-             ORDER BY e.at DESC, e.id DESC LIMIT 1),
-            -- The first row of the current spell in raw history.
-            (SELECT h.heartbeat_timestamp FROM public.system_status_history AS h
-             CROSS JOIN (SELECT coalesce(
-                 (SELECT h2.heartbeat_timestamp FROM public.system_status_history AS h2
-                  WHERE h2.service_name = _spell_began.service_name
-                    AND (h2.status IN ('down', 'stale')) <> _spell_began.into_down
-                  ORDER BY pystatus._history_hour(h2.heartbeat_timestamp) DESC, h2.heartbeat_timestamp DESC
-                  LIMIT 1), '-infinity') AS at) AS previous
-             WHERE h.service_name = _spell_began.service_name
-               AND pystatus._history_hour(h.heartbeat_timestamp) >= pystatus._history_hour(previous.at)
-               AND h.heartbeat_timestamp > previous.at
-             ORDER BY pystatus._history_hour(h.heartbeat_timestamp), h.heartbeat_timestamp
-             LIMIT 1),
-            l.last_heartbeat)
-        END
-    FROM pystatus.live_status AS l
-    WHERE l.service_name = _spell_began.service_name;
+    SELECT h.heartbeat_timestamp FROM public.system_status_history AS h
+    CROSS JOIN (SELECT coalesce(
+        (SELECT h2.heartbeat_timestamp FROM public.system_status_history AS h2
+         WHERE h2.service_name = _spell_began_in_history.service_name
+           AND (h2.status IN ('down', 'stale')) <> _spell_began_in_history.into_down
+         ORDER BY pystatus._history_hour(h2.heartbeat_timestamp) DESC, h2.heartbeat_timestamp DESC
+         LIMIT 1), '-infinity') AS at) AS previous
+    WHERE h.service_name = _spell_began_in_history.service_name
+      AND pystatus._history_hour(h.heartbeat_timestamp) >= pystatus._history_hour(previous.at)
+      AND h.heartbeat_timestamp > previous.at
+    ORDER BY pystatus._history_hour(h.heartbeat_timestamp), h.heartbeat_timestamp
+    LIMIT 1;
 $$;
 
 --
--- Name: FUNCTION _spell_began(service_name text, into_down boolean); Type: COMMENT; Schema: pystatus; Owner: -
+-- Name: FUNCTION _spell_began_in_history(service_name text, into_down boolean); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus._spell_began(service_name text, into_down boolean) IS 'When the service went down (into_down) or came back up this time: from its events, else its raw history; the deadline for a service silent past it but not marked stale yet.';
+COMMENT ON FUNCTION pystatus._spell_began_in_history(service_name text, into_down boolean) IS 'When the service went down (into_down) or came back up this time, by its raw history alone; NULL without history.';
 
 --
 -- Name: _start_current_hour(timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -2389,7 +2572,7 @@ DECLARE
 BEGIN
     -- One change at a time: two transactions replacing the function at once
     -- would fail with "tuple concurrently updated".
-    PERFORM pg_advisory_xact_lock(hashtext('pystatus.service_logins'));
+    PERFORM pystatus._wait_job_lock('service_logins');
     v_restricted := EXISTS (SELECT FROM pystatus.service_logins);
     IF v_restricted IS DISTINCT FROM pystatus._logins_restricted() THEN
         EXECUTE format('CREATE OR REPLACE FUNCTION pystatus._logins_restricted() RETURNS boolean '
@@ -2403,6 +2586,71 @@ $$;
 --
 
 COMMENT ON FUNCTION pystatus._sync_logins_restricted() IS 'Makes pystatus._logins_restricted() return whether pystatus.service_logins has rows.';
+
+--
+-- Name: _try_job_lock(text); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._try_job_lock(job text) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    UPDATE pystatus.job_locks AS j SET last_run = now()
+    WHERE j.job = (SELECT l.job FROM pystatus.job_locks AS l WHERE l.job = _try_job_lock.job
+                   FOR UPDATE SKIP LOCKED);
+    RETURN FOUND;
+END;
+$$;
+
+--
+-- Name: FUNCTION _try_job_lock(job text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._try_job_lock(job text) IS 'Takes the job''s lock for this transaction if no other run holds it (true), else false at once; records the run''s start in job_locks.last_run.';
+
+--
+-- Name: _unclean_text_pattern(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._unclean_text_pattern() RETURNS text
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+BEGIN
+    -- A control, invisible or white-space character other than a space; two
+    -- spaces; a space at either end.
+    RETURN '[\u0001-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u3164\ufeff\uffa0\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]|  |^ | $';
+END;
+$_$;
+
+--
+-- Name: FUNCTION _unclean_text_pattern(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._unclean_text_pattern() IS 'Matches exactly the texts pystatus.clean_text() changes.';
+
+--
+-- Name: _wait_job_lock(text); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._wait_job_lock(job text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    UPDATE pystatus.job_locks AS j SET last_run = now() WHERE j.job = _wait_job_lock.job;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no job %', quote_literal(job) USING ERRCODE = 'PS005';
+    END IF;
+END;
+$$;
+
+--
+-- Name: FUNCTION _wait_job_lock(job text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._wait_job_lock(job text) IS 'Takes the job''s lock for this transaction, waiting for a run that holds it (bounded by the caller''s lock_timeout).';
 
 --
 -- Name: _windows_changed(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -2477,6 +2725,14 @@ BEGIN
         RAISE EXCEPTION 'invalid timeout %: seconds, from 1 to 120', add_alert_channel.options -> 'timeout'
             USING ERRCODE = 'PS005';
     END IF;
+    IF add_alert_channel.options ? 'group_threshold'
+       AND (jsonb_typeof(add_alert_channel.options -> 'group_threshold') <> 'number'
+            OR (add_alert_channel.options ->> 'group_threshold')::numeric NOT BETWEEN 0 AND 1000000
+            OR (add_alert_channel.options ->> 'group_threshold')::numeric
+               <> trunc((add_alert_channel.options ->> 'group_threshold')::numeric)) THEN
+        RAISE EXCEPTION 'invalid group_threshold %: a whole number of messages (0: never summed up)',
+            add_alert_channel.options -> 'group_threshold' USING ERRCODE = 'PS005';
+    END IF;
     INSERT INTO pystatus.alert_channels AS c (name, kind, target, options)
     VALUES (add_alert_channel.name, add_alert_channel.kind, add_alert_channel.target, add_alert_channel.options)
     ON CONFLICT ON CONSTRAINT alert_channels_pkey DO UPDATE
@@ -2488,7 +2744,7 @@ $_$;
 -- Name: FUNCTION add_alert_channel(name text, kind text, target text, options jsonb); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus.add_alert_channel(name text, kind text, target text, options jsonb) IS 'Adds (or replaces) a channel: webhook (target: URL; options: secret, timeout), email (target: addresses; options: host, port, starttls, ssl, username, password, sender, timeout) or apprise (target: Apprise URLs, with their own timeout parameters; no options). PS005 on bad input.';
+COMMENT ON FUNCTION pystatus.add_alert_channel(name text, kind text, target text, options jsonb) IS 'Adds (or replaces) a channel: webhook (target: URL; options: secret, timeout), email (target: addresses; options: host, port, starttls, ssl, username, password, sender, timeout) or apprise (target: Apprise URLs, with their own timeout parameters). Every kind takes group_threshold: from how many messages of one kind due at once they go as one summary (0: never). PS005 on bad input.';
 
 --
 -- Name: add_alert_rule(text, text, interval, integer, interval, interval); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -2749,26 +3005,45 @@ COMMENT ON FUNCTION pystatus."check"() IS 'The installation''s health: pg_partma
 CREATE FUNCTION pystatus.claim_alert_messages(worker text, max_messages integer DEFAULT 10, lease interval DEFAULT '00:03:00'::interval, message_id bigint DEFAULT NULL::bigint) RETURNS TABLE(message_id bigint, attempt integer, idempotency_key uuid, channel text, kind text, target text, options jsonb, body jsonb)
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET jit TO 'off'
     AS $$
-    WITH due AS (
-        -- SKIP LOCKED: two workers never take the same message; a message
-        -- another worker holds (claimed_until ahead) is left to it; after the
-        -- lease (that worker died) it is sent again, with the same key.
-        -- A channel's messages about one service go in order.
+    -- SKIP LOCKED: two workers never take the same message; a message
+    -- another worker holds (claimed_until ahead) is left to it; after the
+    -- lease (that worker died) it is sent again, with the same key.
+    WITH one AS (
+        -- One message by its id (a test, sent by the command that queued it).
         SELECT m.id FROM pystatus.alert_messages AS m
-        WHERE m.state = 'pending' AND m.next_attempt_at <= now()
-          AND (m.claimed_until IS NULL OR m.claimed_until < now())
-          AND (claim_alert_messages.message_id IS NULL OR m.id = claim_alert_messages.message_id)
-          AND NOT EXISTS (SELECT FROM pystatus.alert_messages AS p
-                          WHERE p.state = 'pending' AND p.channel = m.channel
-                            AND p.service_name IS NOT DISTINCT FROM m.service_name AND p.id < m.id)
-        ORDER BY m.next_attempt_at, m.id
-        LIMIT claim_alert_messages.max_messages
+        WHERE m.id = claim_alert_messages.message_id AND m.state = 'pending'
+          AND m.next_attempt_at <= now() AND (m.claimed_until IS NULL OR m.claimed_until < now())
+          AND pystatus._alert_in_turn(m.id, m.channel, m.service_name, m.services::text[])
         FOR UPDATE SKIP LOCKED
+    ), due AS (
+        -- Channel by channel, each channel's due messages in order
+        -- (alert_messages_due), as many as it may still send at once: a claim
+        -- reads about what it takes, however long the queue, and a channel
+        -- whose receiver is slow cannot take every send of the workers.
+        SELECT d.id
+        FROM pystatus.alert_channels AS c
+        CROSS JOIN LATERAL (
+            SELECT count(*) AS n FROM pystatus.alert_messages AS f
+            WHERE f.channel = c.name AND f.state = 'pending' AND f.claimed_until IS NOT NULL
+              AND f.claimed_until >= now()) AS sending
+        CROSS JOIN LATERAL (
+            SELECT m.id, m.next_attempt_at FROM pystatus.alert_messages AS m
+            WHERE m.channel = c.name AND m.state = 'pending' AND m.next_attempt_at <= now()
+              AND (m.claimed_until IS NULL OR m.claimed_until < now())
+              AND pystatus._alert_in_turn(m.id, m.channel, m.service_name, m.services::text[])
+            ORDER BY m.next_attempt_at, m.id
+            LIMIT greatest(0, pystatus._alert_sends_per_channel() - sending.n)
+            FOR UPDATE OF m SKIP LOCKED) AS d
+        WHERE claim_alert_messages.message_id IS NULL
+          AND sending.n < pystatus._alert_sends_per_channel()
+        ORDER BY d.next_attempt_at, d.id
+        LIMIT claim_alert_messages.max_messages
     ), claimed AS (
         UPDATE pystatus.alert_messages AS m
         SET attempts = m.attempts + 1, claimed_until = now() + claim_alert_messages.lease
-        FROM due WHERE m.id = due.id
+        WHERE m.id IN (SELECT one.id FROM one UNION ALL SELECT due.id FROM due)
         RETURNING m.*
     ), logged AS (
         INSERT INTO pystatus.alert_attempts (message_id, attempt, started_at, worker)
@@ -2783,7 +3058,7 @@ $$;
 -- Name: FUNCTION claim_alert_messages(worker text, max_messages integer, lease interval, message_id bigint); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus.claim_alert_messages(worker text, max_messages integer, lease interval, message_id bigint) IS 'Takes up to max_messages due messages (or only message_id) for this worker for lease (longer than a channel''s timeout), logging the attempt; returns each with its channel. Report each outcome with pystatus.finish_alert_attempt().';
+COMMENT ON FUNCTION pystatus.claim_alert_messages(worker text, max_messages integer, lease interval, message_id bigint) IS 'Takes up to max_messages due messages (or only message_id) for this worker for lease (longer than a send may take), logging the attempt; returns each with its channel. A channel''s messages about one service go in order, and at most _alert_sends_per_channel() of a channel''s messages are out at once. Report each outcome with pystatus.finish_alert_attempt().';
 
 --
 -- Name: create_history_partitions(timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -2797,7 +3072,7 @@ DECLARE
     v_starts timestamptz[];
 BEGIN
     -- Serialized with maintain(), which calls it too: never two at once.
-    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pystatus.maintain'));
+    PERFORM pystatus._wait_job_lock('maintain');
     v_starts := pystatus._missing_history_partitions(since, until);
     IF v_starts IS NOT NULL THEN
         EXECUTE pg_catalog.format(
@@ -2920,8 +3195,7 @@ CREATE FUNCTION pystatus.evaluate_alerts(OUT messages integer, OUT next_check ti
     AS $$
 DECLARE
     v_from timestamptz;
-    v_pair record;
-    v_ready timestamptz;
+    v_snoozed text[];
 BEGIN
     messages := 0;
     -- A hot standby is read-only: its primary does this work, and replication
@@ -2931,7 +3205,7 @@ BEGIN
         RETURN;
     END IF;
     -- One evaluation at a time (several workers): the others come back soon.
-    IF NOT pg_try_advisory_xact_lock(hashtext('pystatus.evaluate_alerts')) THEN
+    IF NOT pystatus._try_job_lock('evaluate_alerts') THEN
         next_check := now() + interval '1 second';
         RETURN;
     END IF;
@@ -2959,75 +3233,133 @@ BEGIN
     DELETE FROM pystatus.alert_state AS st
     WHERE NOT EXISTS (SELECT FROM public.system_status AS s WHERE s.service_name = st.service_name);
 
-    next_check := now() + interval '1 hour';
-    -- The pairs to look at: services down now with a rule, and the open alerts.
-    FOR v_pair IN
-        SELECT r.id AS rule_id, r.service_pattern, r.channel, r.down_for, r.down_reports, r.up_for, r.remind_every,
-               l.service_name, l.effective_status, l.maintenance_until, st.down_since AS alerted_since, st.alerted_at, st.reminded_at,
-               st.reminders,
-               EXISTS (SELECT FROM pystatus.maintenance_occurrences(now(), now() + interval '1 microsecond') AS o
-                       WHERE o.kind = 'snooze' AND l.service_name LIKE o.like_pattern) AS snoozed
+    SELECT coalesce(array_agg(o.like_pattern), '{}') INTO v_snoozed
+    FROM pystatus.maintenance_occurrences(now(), now() + interval '1 microsecond') AS o
+    WHERE o.kind = 'snooze';
+
+    -- Every pair of a rule and a service that is down now or alerted, decided
+    -- in one statement, whatever their number (a network partition silences
+    -- thousands of services at once): what is due, the open alerts it opens,
+    -- reminds or closes, and the messages.
+    WITH pairs AS MATERIALIZED (
+        SELECT r.id AS rule_id, r.service_pattern, r.channel, r.down_for, r.down_reports, r.up_for,
+               r.remind_every, l.service_name, l.effective_status,
+               l.effective_status IN ('down', 'stale') AS is_down, l.reported_status, l.stale_after,
+               l.last_heartbeat, l.current_task,
+               st.down_since AS alerted_since, st.alerted_at, st.reminded_at, st.reminders,
+               l.service_name LIKE ANY (v_snoozed) AS snoozed
         FROM pystatus.live_status AS l
         JOIN pystatus.alert_rules AS r ON l.service_name LIKE r.like_pattern
         LEFT JOIN pystatus.alert_state AS st ON st.rule_id = r.id AND st.service_name = l.service_name
-        WHERE st.rule_id IS NOT NULL OR l.effective_status IN ('down', 'stale')
-        ORDER BY l.service_name, r.id
-    LOOP
-        IF v_pair.maintenance_until IS NOT NULL AND v_pair.effective_status = 'maintenance' THEN
-            -- Down inside a maintenance window: muted, neither alerted nor recovered.
-            CONTINUE;
-        ELSIF v_pair.effective_status IN ('down', 'stale') THEN
-            IF v_pair.alerted_at IS NULL THEN
-                -- Not alerted yet: once down long enough and for enough reports.
-                v_ready := pystatus._spell_began(v_pair.service_name, true) + v_pair.down_for;
-                IF v_pair.snoozed THEN
-                    CONTINUE;
-                ELSIF v_ready > now() THEN
-                    next_check := least(next_check, v_ready);
-                ELSIF v_pair.effective_status = 'stale' OR v_pair.down_reports = 1
-                      OR (SELECT count(*) FROM (
-                              SELECT FROM public.system_status_history AS h
-                              WHERE h.service_name = v_pair.service_name AND h.status = 'down'
-                                AND pystatus._history_hour(h.heartbeat_timestamp)
-                                    >= pystatus._history_hour(v_ready - v_pair.down_for)
-                                AND h.heartbeat_timestamp >= v_ready - v_pair.down_for
-                              LIMIT v_pair.down_reports) AS d) >= v_pair.down_reports THEN
-                    INSERT INTO pystatus.alert_state (rule_id, service_name, down_since, alerted_at)
-                    VALUES (v_pair.rule_id, v_pair.service_name, v_ready - v_pair.down_for, now());
-                    PERFORM pystatus._queue_alert('down', v_pair.channel, v_pair.rule_id, v_pair.service_pattern,
-                                                  v_pair.service_name, v_pair.effective_status,
-                                                  v_ready - v_pair.down_for, NULL, 0);
-                    messages := messages + 1;
-                END IF;
-            ELSIF v_pair.remind_every IS NOT NULL THEN
-                -- Alerted: a reminder every remind_every (not while snoozed).
-                v_ready := coalesce(v_pair.reminded_at, v_pair.alerted_at) + v_pair.remind_every;
-                IF v_ready > now() THEN
-                    next_check := least(next_check, v_ready);
-                ELSIF NOT v_pair.snoozed THEN
-                    UPDATE pystatus.alert_state SET reminded_at = now(), reminders = reminders + 1
-                    WHERE rule_id = v_pair.rule_id AND service_name = v_pair.service_name;
-                    PERFORM pystatus._queue_alert('reminder', v_pair.channel, v_pair.rule_id, v_pair.service_pattern,
-                                                  v_pair.service_name, v_pair.effective_status,
-                                                  v_pair.alerted_since, NULL, v_pair.reminders + 1);
-                    messages := messages + 1;
-                    next_check := least(next_check, now() + v_pair.remind_every);
-                END IF;
-            END IF;
-        ELSIF v_pair.alerted_at IS NOT NULL THEN
-            -- Alerted, and out of down: the recovery once it has held for up_for.
-            v_ready := coalesce(pystatus._spell_began(v_pair.service_name, false), now()) + v_pair.up_for;
-            IF v_ready > now() THEN
-                next_check := least(next_check, v_ready);
-            ELSE
-                DELETE FROM pystatus.alert_state WHERE rule_id = v_pair.rule_id AND service_name = v_pair.service_name;
-                PERFORM pystatus._queue_alert('recovered', v_pair.channel, v_pair.rule_id, v_pair.service_pattern,
-                                              v_pair.service_name, v_pair.effective_status,
-                                              v_pair.alerted_since, v_ready - v_pair.up_for, v_pair.reminders);
-                messages := messages + 1;
-            END IF;
-        END IF;
-    END LOOP;
+        WHERE (st.rule_id IS NOT NULL OR l.effective_status IN ('down', 'stale'))
+          -- Down inside a maintenance window: muted, neither alerted nor recovered.
+          AND NOT (l.maintenance_until IS NOT NULL AND l.effective_status = 'maintenance')
+          -- Not alerted yet and snoozed: nothing to decide.
+          AND NOT (st.rule_id IS NULL AND l.service_name LIKE ANY (v_snoozed))
+    ), spells AS MATERIALIZED (
+        -- When the current down spell began (not alerted yet) or up spell
+        -- (alerted, out of down), once per service whatever its rules: a
+        -- service still reported up but silent past its deadline is down from
+        -- the deadline; otherwise its newest event that crossed between down
+        -- and not down says, when that crossing goes the right way; else its
+        -- raw history.
+        SELECT w.service_name,
+               CASE WHEN w.is_down AND w.reported_status NOT IN ('down', 'stale') THEN w.stale_after
+                    ELSE coalesce(crossed.at, pystatus._spell_began_in_history(w.service_name, w.is_down),
+                                  w.last_heartbeat) END AS began
+        FROM (SELECT DISTINCT p.service_name, p.is_down, p.reported_status, p.stale_after, p.last_heartbeat
+              FROM pairs AS p
+              WHERE (p.alerted_at IS NULL) = p.is_down) AS w
+        LEFT JOIN LATERAL (
+            SELECT CASE WHEN (pystatus.status_category(e.to_status) = 'down') = w.is_down THEN e.at END AS at
+            FROM pystatus.status_events AS e
+            WHERE e.service_name = w.service_name
+              AND (pystatus.status_category(e.to_status) = 'down')
+                  <> coalesce(pystatus.status_category(e.from_status) = 'down', false)
+            ORDER BY e.at DESC, e.id DESC
+            LIMIT 1) AS crossed ON true
+    ), timed AS (
+        SELECT p.*, coalesce(sp.began, now()) AS began,
+               CASE WHEN NOT p.is_down THEN coalesce(sp.began, now()) + p.up_for
+                    WHEN p.alerted_at IS NULL THEN sp.began + p.down_for
+                    -- Alerted: a reminder every remind_every (NULL: never).
+                    ELSE coalesce(p.reminded_at, p.alerted_at) + p.remind_every END AS ready
+        FROM pairs AS p
+        LEFT JOIN spells AS sp ON sp.service_name = p.service_name
+    ), decided AS MATERIALIZED (
+        SELECT t.*, CASE
+            WHEN t.ready IS NULL OR t.ready > now() THEN NULL
+            -- Out of down for up_for: the recovery.
+            WHEN NOT t.is_down THEN 'recovered'
+            WHEN t.alerted_at IS NOT NULL THEN CASE WHEN NOT t.snoozed THEN 'reminder' END
+            -- Down long enough, and for enough reports (silence is enough).
+            WHEN t.effective_status = 'stale' OR t.down_reports = 1
+                 OR (SELECT count(*) FROM (
+                         SELECT FROM public.system_status_history AS h
+                         WHERE h.service_name = t.service_name AND h.status = 'down'
+                           AND pystatus._history_hour(h.heartbeat_timestamp) >= pystatus._history_hour(t.began)
+                           AND h.heartbeat_timestamp >= t.began
+                         LIMIT t.down_reports) AS d) >= t.down_reports THEN 'down'
+            END AS action
+        FROM timed AS t
+    ), opened AS (
+        INSERT INTO pystatus.alert_state (rule_id, service_name, down_since, alerted_at)
+        SELECT d.rule_id, d.service_name, d.began, now() FROM decided AS d WHERE d.action = 'down'
+    ), reminded AS (
+        UPDATE pystatus.alert_state AS st SET reminded_at = now(), reminders = st.reminders + 1
+        FROM decided AS d
+        WHERE d.action = 'reminder' AND st.rule_id = d.rule_id AND st.service_name = d.service_name
+    ), closed AS (
+        DELETE FROM pystatus.alert_state AS st USING decided AS d
+        WHERE d.action = 'recovered' AND st.rule_id = d.rule_id AND st.service_name = d.service_name
+    ), entries AS (
+        SELECT d.channel, d.action AS kind, d.rule_id, d.service_name,
+               pystatus._alert_entry(d.action, d.rule_id, d.service_pattern, d.service_name, d.effective_status,
+                                     CASE d.action WHEN 'down' THEN d.began ELSE d.alerted_since END,
+                                     CASE d.action WHEN 'recovered' THEN d.began END,
+                                     CASE d.action WHEN 'down' THEN 0 WHEN 'reminder' THEN d.reminders + 1
+                                                   ELSE d.reminders END,
+                                     d.current_task, d.last_heartbeat) AS entry,
+               count(*) OVER (PARTITION BY d.channel, d.action) AS due,
+               (row_number() OVER (PARTITION BY d.channel, d.action ORDER BY d.service_name, d.rule_id) - 1)
+                   / pystatus._alert_group_limit() AS part,
+               coalesce((c.options ->> 'group_threshold')::integer, pystatus._alert_group_threshold()) AS threshold
+        FROM decided AS d
+        JOIN pystatus.alert_channels AS c ON c.name = d.channel
+        WHERE d.action IS NOT NULL
+    ), queued AS MATERIALIZED (
+        -- Each alone, or, when at least the channel's threshold of one kind are
+        -- due at once, summed up in one message (each service's open alert is
+        -- still its own).
+        SELECT e.channel, e.kind, e.rule_id, e.service_name, NULL::varchar(64)[] AS services,
+               e.entry || pystatus._alert_header(e.kind, e.channel) AS body, gen_random_uuid() AS key
+        FROM entries AS e
+        WHERE e.threshold = 0 OR e.due < e.threshold
+        UNION ALL
+        SELECT e.channel, e.kind, NULL, NULL, array_agg(e.service_name ORDER BY e.service_name, e.rule_id),
+               pystatus._alert_header(e.kind, e.channel) || jsonb_build_object(
+                   'service', NULL,
+                   'services', jsonb_agg(e.entry ORDER BY e.service_name, e.rule_id),
+                   'text', pystatus._alert_summary_text(
+                       e.kind, array_agg(e.service_name::text ORDER BY e.service_name, e.rule_id))),
+               gen_random_uuid()
+        FROM entries AS e
+        WHERE e.threshold > 0 AND e.due >= e.threshold
+        GROUP BY e.channel, e.kind, e.part
+    ), inserted AS (
+        INSERT INTO pystatus.alert_messages (idempotency_key, channel, rule_id, service_name, services, kind, body)
+        SELECT q.key, q.channel, q.rule_id, q.service_name, q.services, q.kind,
+               q.body || jsonb_build_object('idempotency_key', q.key)
+        FROM queued AS q
+        ORDER BY coalesce(q.service_name, q.services[1]), q.rule_id
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM inserted),
+           least(now() + interval '1 hour',
+                 min(CASE WHEN d.action = 'reminder' THEN now() + d.remind_every
+                          WHEN d.action IS NULL AND d.ready > now() THEN d.ready END))
+    INTO messages, next_check
+    FROM decided AS d;
 
     -- The next deadline of a service that may fall silent, and the next edge
     -- of a maintenance window.
@@ -3043,7 +3375,7 @@ $$;
 -- Name: FUNCTION evaluate_alerts(OUT messages integer, OUT next_check timestamp with time zone); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus.evaluate_alerts(OUT messages integer, OUT next_check timestamp with time zone) IS 'Turns status changes into alert messages by the rules: records the edges of maintenance windows as events, then writes the down, reminder and recovery messages that are due. Returns how many it wrote and when it should run next (a deadline, a rule''s wait, a window''s edge). One evaluation at a time. On a hot standby (a read-only replica) it writes nothing: 0 messages, next check in a minute.';
+COMMENT ON FUNCTION pystatus.evaluate_alerts(OUT messages integer, OUT next_check timestamp with time zone) IS 'Turns status changes into alert messages by the rules: records the edges of maintenance windows as events, then writes the down, reminder and recovery messages that are due, for every service at once (those of one kind due on a channel together, from its group_threshold on, as summaries). Returns how many it wrote and when it should run next (a deadline, a rule''s wait, a window''s edge). One evaluation at a time. On a hot standby (a read-only replica) it writes nothing: 0 messages, next check in a minute.';
 
 --
 -- Name: finish_alert_attempt(bigint, integer, text); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -3059,7 +3391,7 @@ DECLARE
 BEGIN
     UPDATE pystatus.alert_attempts AS a
     SET finished_at = clock_timestamp(), outcome = CASE WHEN finish_alert_attempt.error IS NULL THEN 'sent' ELSE 'failed' END,
-        error = left(finish_alert_attempt.error, 2000)
+        error = left(pystatus.clean_text(finish_alert_attempt.error), 2000)
     WHERE a.message_id = finish_alert_attempt.message_id AND a.attempt = finish_alert_attempt.attempt;
     -- An attempt whose lease ran out (the message was claimed again since) only
     -- says whether it got through: the newer attempt owns the message.
@@ -3086,7 +3418,27 @@ $$;
 -- Name: FUNCTION finish_alert_attempt(message_id bigint, attempt integer, error text); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus.finish_alert_attempt(message_id bigint, attempt integer, error text) IS 'Records how an attempt ended (error NULL: delivered). A failed message is retried with exponential backoff (5 s doubling, at most 10 minutes apart) until it is sent or 24 hours old (failed); a test message is not retried. Returns the message''s state.';
+COMMENT ON FUNCTION pystatus.finish_alert_attempt(message_id bigint, attempt integer, error text) IS 'Records how an attempt ended (error NULL: delivered; an error is stored cleaned, as the receiver may have written it). A failed message is retried with exponential backoff (5 s doubling, at most 10 minutes apart) until it is sent or 24 hours old (failed); a test message is not retried. Returns the message''s state.';
+
+--
+-- Name: fleet_counts(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.fleet_counts() RETURNS TABLE(effective_status text, needs_attention boolean, services bigint)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT l.effective_status::text, pystatus.needs_attention(l.effective_status), count(*)
+    FROM pystatus.live_status AS l
+    GROUP BY l.effective_status
+    ORDER BY l.effective_status;
+$$;
+
+--
+-- Name: FUNCTION fleet_counts(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.fleet_counts() IS 'How many services are in each effective status, and whether that status needs attention: the whole fleet in a few rows.';
 
 --
 -- Name: goes_stale(text); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -3163,8 +3515,9 @@ CREATE FUNCTION pystatus.heartbeat_many(service_names text[], statuses text[], c
     AS $$
 DECLARE
     v_count integer := coalesce(cardinality(service_names), 0);
+    v_limit integer;
     v_recorded integer;
-    v_bad bigint;
+    v_bad record;
 BEGIN
     IF cardinality(statuses) IS DISTINCT FROM v_count
        OR (current_tasks IS NOT NULL AND cardinality(current_tasks) <> v_count)
@@ -3173,18 +3526,30 @@ BEGIN
             v_count, cardinality(statuses), cardinality(current_tasks), cardinality(latencies_ms)
             USING ERRCODE = 'PS005', HINT = 'The arrays go in step: one element per heartbeat.';
     END IF;
+    IF coalesce(array_ndims(service_names), 1) > 1 OR coalesce(array_ndims(statuses), 1) > 1
+       OR coalesce(array_ndims(current_tasks), 1) > 1 OR coalesce(array_ndims(latencies_ms), 1) > 1 THEN
+        RAISE EXCEPTION 'invalid batch: the arrays must have one dimension'
+            USING ERRCODE = 'PS005', HINT = 'The arrays go in step: one element per heartbeat.';
+    END IF;
+    v_limit := (SELECT l.max_batch FROM pystatus.limits AS l);
+    IF v_count > v_limit THEN
+        RAISE EXCEPTION 'invalid batch: % heartbeats, the limit is % a call (pystatus.limits)', v_count, v_limit
+            USING ERRCODE = 'PS009', HINT = 'Send them in several calls.';
+    END IF;
     -- One set-based test; the precise error only for the first bad heartbeat.
-    SELECT b.position INTO v_bad
+    -- Elements are told apart by their place in the arrays (1 for the first),
+    -- whatever index the arrays start at.
+    SELECT b.* INTO v_bad
     FROM unnest(service_names, statuses, current_tasks, latencies_ms)
          WITH ORDINALITY AS b(service_name, status, current_task, latency_ms, position)
     WHERE NOT pystatus._is_valid_heartbeat(b.service_name, b.status, b.current_task, b.latency_ms)
     ORDER BY b.position LIMIT 1;
-    IF v_bad IS NOT NULL THEN
+    IF FOUND THEN
         BEGIN
-            PERFORM pystatus._check_heartbeat(service_names[v_bad], statuses[v_bad],
-                                              current_tasks[v_bad], latencies_ms[v_bad]);
+            PERFORM pystatus._check_heartbeat(v_bad.service_name, v_bad.status, v_bad.current_task,
+                                              v_bad.latency_ms);
         EXCEPTION WHEN SQLSTATE 'PS001' OR SQLSTATE 'PS002' OR SQLSTATE 'PS003' OR SQLSTATE 'PS006' THEN
-            RAISE EXCEPTION 'heartbeat % of %: %', v_bad, v_count, SQLERRM USING ERRCODE = SQLSTATE;
+            RAISE EXCEPTION 'heartbeat % of %: %', v_bad.position, v_count, SQLERRM USING ERRCODE = SQLSTATE;
         END;
     END IF;
     -- One upsert for the batch; a service named twice keeps its last heartbeat
@@ -3338,6 +3703,33 @@ $$;
 COMMENT ON FUNCTION pystatus.incidents(service_name text, since timestamp with time zone, until timestamp with time zone) IS 'Down intervals in [since, until), clipped to it: started, ended (NULL while still down), duration (so far, when open) and cause (reported down, or silence). "When did librarian stop responding?" is SELECT * FROM pystatus.incidents(''librarian'', now() - interval ''7 days'').';
 
 --
+-- Name: job_lock_holders(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.job_lock_holders() RETURNS TABLE(job text, period interval, last_run timestamp with time zone, holder_pid integer, holder_login name, held_since timestamp with time zone)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    -- A row being changed carries its changer's transaction id in xmax until
+    -- that transaction ends, and the session running it holds the lock on that
+    -- id: pg_locks shows it to every role, where pg_stat_activity hides other
+    -- logins' transactions (xact_start is NULL then).
+    SELECT j.job, j.period, j.last_run, l.pid, a.usename, a.xact_start
+    FROM pystatus.job_locks AS j
+    LEFT JOIN pg_locks AS l
+           ON l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted
+          AND l.transactionid = j.xmax
+    LEFT JOIN pg_stat_activity AS a ON a.pid = l.pid
+    ORDER BY j.job;
+$$;
+
+--
+-- Name: FUNCTION job_lock_holders(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.job_lock_holders() IS 'Each job, how often it is due, when its newest committed run started, and the session that holds its lock now (pid, login, since its transaction began; NULL when free).';
+
+--
 -- Name: latency_hourly(text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -3381,7 +3773,7 @@ BEGIN
     END IF;
     -- One maintenance at a time (pg_cron's and a DBA's by hand, or two
     -- schedulers): the second returns at once instead of deadlocking with the first.
-    IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('pystatus.maintain')) THEN
+    IF NOT pystatus._try_job_lock('maintain') THEN
         RETURN pg_catalog.jsonb_build_object('skipped', 'another maintenance is running');
     END IF;
     v_before := pystatus._history_partition_names();
@@ -3543,22 +3935,29 @@ CREATE FUNCTION pystatus.metrics() RETURNS TABLE(metric text, service text, stat
     AS $$
     WITH live AS MATERIALIZED (
         SELECT l.service_name::text AS service, l.effective_status::text AS status, l.seconds_since,
-               l.reported_status, l.stale_after
+               l.reported_status, l.stale_after,
+               -- A scrape has series of a bounded number of services: those
+               -- needing attention first, so that the cap never hides one.
+               row_number() OVER (ORDER BY pystatus.needs_attention(l.effective_status) DESC, l.service_name)
+                   <= (SELECT m.max_metric_services FROM pystatus.limits AS m) AS exported
         FROM pystatus.live_status AS l
+    ), exported AS MATERIALIZED (
+        SELECT l.service FROM live AS l WHERE l.exported
     ), state AS (
         SELECT s.rolled_until FROM pystatus.rollup_state AS s
     )
     SELECT 'pystatus_service_up', l.service, l.status, NULL, NULL,
            (pystatus.status_category(l.status) = 'up')::int::double precision
-    FROM live AS l
+    FROM live AS l WHERE l.exported
     UNION ALL
     SELECT 'pystatus_service_heartbeat_age_seconds', l.service, NULL, NULL, NULL, l.seconds_since
-    FROM live AS l
+    FROM live AS l WHERE l.exported
     UNION ALL
     -- Kept by refresh_rollups(): a scrape reads three rows a service.
     SELECT 'pystatus_service_uptime_ratio', w.service_name, NULL, w.time_window, NULL,
            w.up_us::double precision / (w.up_us + w.down_us)
-    FROM pystatus.uptime_windows AS w WHERE w.up_us + w.down_us > 0
+    FROM pystatus.uptime_windows AS w
+    WHERE w.up_us + w.down_us > 0 AND w.service_name IN (SELECT e.service FROM exported AS e)
     UNION ALL
     -- The latency measure over the last rolled-up hour, in seconds.
     SELECT 'pystatus_service_latency_seconds', r.service_name, NULL, NULL, q.quantile, q.ms / 1000
@@ -3567,7 +3966,10 @@ CREATE FUNCTION pystatus.metrics() RETURNS TABLE(metric text, service text, stat
     FROM pystatus.rollup_hourly AS r
     CROSS JOIN LATERAL (VALUES ('0.5', r.latency_p50), ('0.95', r.latency_p95)) AS q(quantile, ms)
     WHERE r.bucket = (SELECT s.rolled_until FROM pystatus.rollup_state AS s) - interval '1 hour'
-      AND q.ms IS NOT NULL
+      AND q.ms IS NOT NULL AND r.service_name IN (SELECT e.service FROM exported AS e)
+    UNION ALL
+    SELECT 'pystatus_services_not_exported', NULL, NULL, NULL, NULL,
+           (SELECT count(*) FROM live AS l WHERE NOT l.exported)
     UNION ALL
     SELECT 'pystatus_services', NULL, s.status, NULL, NULL,
            (SELECT count(*) FROM live AS l WHERE l.status = s.status)
@@ -3608,7 +4010,7 @@ DECLARE
     v_moved bigint;
 BEGIN
     -- Serialized with maintain(), which calls it too: never two at once.
-    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pystatus.maintain'));
+    PERFORM pystatus._wait_job_lock('maintain');
     EXECUTE pg_catalog.format('SELECT %I.partition_data_time(p_parent_table := %L, p_batch_count := %s)',
                               pystatus._partman_schema(), 'public.system_status_history',
                               greatest(pystatus.history_default_rows(), 1))
@@ -3622,6 +4024,20 @@ $$;
 --
 
 COMMENT ON FUNCTION pystatus.move_default_rows() IS 'Remedy for rows in the default partition: creates the partitions they belong to and moves them there (pg_partman''s partition_data_time). Returns the number of rows moved.';
+
+--
+-- Name: needs_attention(text); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.needs_attention(effective_status text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN (effective_status = ANY (ARRAY['degraded'::text, 'down'::text, 'stale'::text]));
+
+--
+-- Name: FUNCTION needs_attention(effective_status text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.needs_attention(effective_status text) IS 'Whether a service in this effective status needs attention: degraded, down or stale.';
 
 --
 -- Name: ping(text, text, text, double precision); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -3820,7 +4236,7 @@ BEGIN
     INSERT INTO public.system_status_history
         (heartbeat_timestamp, created_at, service_name, status, current_task, latency_ms)
     VALUES (record_heartbeat.at, clock_timestamp(), record_heartbeat.service_name, record_heartbeat.status,
-            record_heartbeat.current_task, record_heartbeat.latency_ms);
+            pystatus.clean_text(record_heartbeat.current_task), record_heartbeat.latency_ms);
     RETURN false;
 END;
 $$;
@@ -3858,7 +4274,7 @@ BEGIN
     IF pg_is_in_recovery() THEN
         RETURN jsonb_build_object('skipped', 'this server is a replica');
     END IF;
-    IF NOT pg_try_advisory_xact_lock(hashtext('pystatus.refresh_rollups')) THEN
+    IF NOT pystatus._try_job_lock('refresh_rollups') THEN
         RETURN jsonb_build_object('skipped', 'another refresh is running');
     END IF;
     SELECT * INTO v_state FROM pystatus.rollup_state FOR UPDATE;
@@ -4209,10 +4625,10 @@ CREATE FUNCTION pystatus.service_name_problem(service_name text) RETURNS text
 COMMENT ON FUNCTION pystatus.service_name_problem(service_name text) IS 'Why a service name breaks the naming rules (1-64 characters, not blank, no control or invisible characters, no white space at either end), or NULL when it is valid.';
 
 --
--- Name: service_overview(); Type: FUNCTION; Schema: pystatus; Owner: -
+-- Name: service_overview(integer, integer, boolean, text); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
-CREATE FUNCTION pystatus.service_overview() RETURNS TABLE(service_name text, effective_status text, reported_status text, last_heartbeat timestamp with time zone, seconds_since double precision, current_task text, latency_ms double precision, expected_interval interval, grace interval, stale_after timestamp with time zone, maintenance_until timestamp with time zone, needs_attention boolean, uptime_24h double precision, observed_24h_seconds double precision, uptime_30d double precision, observed_30d_seconds double precision, hours_until timestamp with time zone, hourly_uptime double precision[])
+CREATE FUNCTION pystatus.service_overview(max_rows integer DEFAULT NULL::integer, skip_rows integer DEFAULT 0, attention_only boolean DEFAULT false, only_service text DEFAULT NULL::text) RETURNS TABLE(service_name text, effective_status text, reported_status text, last_heartbeat timestamp with time zone, seconds_since double precision, current_task text, latency_ms double precision, expected_interval interval, grace interval, stale_after timestamp with time zone, maintenance_until timestamp with time zone, needs_attention boolean, uptime_24h double precision, observed_24h_seconds double precision, uptime_30d double precision, observed_30d_seconds double precision, hours_until timestamp with time zone, hourly_uptime double precision[])
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET jit TO 'off'
@@ -4220,7 +4636,7 @@ CREATE FUNCTION pystatus.service_overview() RETURNS TABLE(service_name text, eff
     SELECT l.service_name::text, l.effective_status::text, l.reported_status::text, l.last_heartbeat,
            l.seconds_since, l.current_task::text, l.latency_ms, l.expected_interval, l.grace,
            l.stale_after, l.maintenance_until,
-           l.effective_status IN ('degraded', 'down', 'stale'),
+           pystatus.needs_attention(l.effective_status),
            d.up_us::double precision / nullif(d.up_us + d.down_us, 0),
            coalesce(d.up_us + d.down_us, 0) / 1e6::double precision,
            m.up_us::double precision / nullif(m.up_us + m.down_us, 0),
@@ -4233,14 +4649,17 @@ CREATE FUNCTION pystatus.service_overview() RETURNS TABLE(service_name text, eff
     -- the hourly rollups at each call, it was nine tenths of this one).
     LEFT JOIN pystatus.uptime_windows AS d ON d.service_name = l.service_name AND d.time_window = '1d'
     LEFT JOIN pystatus.uptime_windows AS m ON m.service_name = l.service_name AND m.time_window = '30d'
-    ORDER BY l.service_name;
+    WHERE (NOT service_overview.attention_only OR pystatus.needs_attention(l.effective_status))
+      AND (service_overview.only_service IS NULL OR l.service_name = service_overview.only_service)
+    ORDER BY l.service_name
+    LIMIT service_overview.max_rows OFFSET greatest(service_overview.skip_rows, 0);
 $$;
 
 --
--- Name: FUNCTION service_overview(); Type: COMMENT; Schema: pystatus; Owner: -
+-- Name: FUNCTION service_overview(max_rows integer, skip_rows integer, attention_only boolean, only_service text); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus.service_overview() IS 'Every service as the dashboard lists it: live_status''s columns; needs_attention (effective status degraded, down or stale); uptime over the last 24 rolled-up hours and the last 30 whole days (from uptime_windows) with the seconds of up or down time each rests on (observed: the rest of the window is no data or maintenance); and hourly_uptime, the uptime of each of the 24 hours before hours_until (rollup_state.rolled_until), oldest first, NULL where no data.';
+COMMENT ON FUNCTION pystatus.service_overview(max_rows integer, skip_rows integer, attention_only boolean, only_service text) IS 'Services as the dashboard lists them, by name: at most max_rows (NULL: all) after skipping skip_rows; only those needing attention if attention_only; only only_service if given. Columns: live_status''s; needs_attention; uptime over the last 24 rolled-up hours and the last 30 whole days (from uptime_windows) with the seconds of up or down time each rests on (observed: the rest of the window is no data or maintenance); and hourly_uptime, the uptime of each of the 24 hours before hours_until (rollup_state.rolled_until), oldest first, NULL where no data.';
 
 --
 -- Name: set_expectations(text, interval, interval); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -4304,6 +4723,63 @@ $_$;
 --
 
 COMMENT ON FUNCTION pystatus.set_history_retention(retention interval) IS 'Changes how long history is kept; the next maintenance drops partitions that ended longer ago.';
+
+--
+-- Name: limits; Type: TABLE; Schema: pystatus; Owner: -
+--
+
+CREATE TABLE pystatus.limits (
+    singleton boolean DEFAULT true NOT NULL,
+    max_services integer DEFAULT 20000 NOT NULL,
+    max_batch integer DEFAULT 10000 NOT NULL,
+    max_metric_services integer DEFAULT 10000 NOT NULL,
+    CONSTRAINT limits_max_batch_check CHECK ((max_batch > 0)),
+    CONSTRAINT limits_max_metric_services_check CHECK ((max_metric_services > 0)),
+    CONSTRAINT limits_max_services_check CHECK ((max_services > 0)),
+    CONSTRAINT limits_singleton_check CHECK (singleton)
+);
+
+--
+-- Name: TABLE limits; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON TABLE pystatus.limits IS 'Bounds a writer cannot pass: how many services system_status may hold (a new service past it is refused, PS009) and how many heartbeats one heartbeat_many() call may carry; and how many services a Prometheus scrape has series of (the rest are counted). Set with pystatus.set_limits().';
+
+--
+-- Name: set_limits(integer, integer, integer); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.set_limits(max_services integer DEFAULT NULL::integer, max_batch integer DEFAULT NULL::integer, max_metric_services integer DEFAULT NULL::integer) RETURNS pystatus.limits
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_limits pystatus.limits;
+BEGIN
+    IF set_limits.max_services <= 0 THEN
+        RAISE EXCEPTION 'invalid max_services %: must be positive', set_limits.max_services USING ERRCODE = 'PS005';
+    END IF;
+    IF set_limits.max_batch <= 0 THEN
+        RAISE EXCEPTION 'invalid max_batch %: must be positive', set_limits.max_batch USING ERRCODE = 'PS005';
+    END IF;
+    IF set_limits.max_metric_services <= 0 THEN
+        RAISE EXCEPTION 'invalid max_metric_services %: must be positive', set_limits.max_metric_services
+            USING ERRCODE = 'PS005';
+    END IF;
+    UPDATE pystatus.limits AS l
+    SET max_services = coalesce(set_limits.max_services, l.max_services),
+        max_batch = coalesce(set_limits.max_batch, l.max_batch),
+        max_metric_services = coalesce(set_limits.max_metric_services, l.max_metric_services)
+    RETURNING l.* INTO v_limits;
+    RETURN v_limits;
+END;
+$$;
+
+--
+-- Name: FUNCTION set_limits(max_services integer, max_batch integer, max_metric_services integer); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.set_limits(max_services integer, max_batch integer, max_metric_services integer) IS 'Sets the bounds (NULL keeps one): how many services system_status may hold, how many heartbeats one heartbeat_many() call may carry, and how many services a Prometheus scrape has series of. Returns them. Owner only.';
 
 --
 -- Name: set_rollup_retention(interval); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -4455,7 +4931,7 @@ BEGIN
         RETURN 0;
     END IF;
     -- One sweep at a time (pg_cron's and one by hand): the second marks nothing.
-    IF NOT pg_try_advisory_xact_lock(hashtext('pystatus.sweep')) THEN
+    IF NOT pystatus._try_job_lock('sweep') THEN
         RETURN 0;
     END IF;
     -- The freshness test is on the target row (s), which PostgreSQL re-checks
@@ -4787,34 +5263,6 @@ CREATE TABLE pystatus.alert_attempts (
 COMMENT ON TABLE pystatus.alert_attempts IS 'The delivery log: every attempt to send a message, with its worker, outcome and error. An attempt with no outcome was cut short (its worker died).';
 
 --
--- Name: alert_messages; Type: TABLE; Schema: pystatus; Owner: -
---
-
-CREATE TABLE pystatus.alert_messages (
-    id bigint NOT NULL,
-    idempotency_key uuid NOT NULL,
-    channel character varying(64) NOT NULL,
-    rule_id bigint,
-    service_name character varying(64),
-    kind text NOT NULL,
-    body jsonb NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    state text DEFAULT 'pending'::text NOT NULL,
-    attempts integer DEFAULT 0 NOT NULL,
-    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
-    claimed_until timestamp with time zone,
-    sent_at timestamp with time zone,
-    CONSTRAINT alert_messages_kind_check CHECK ((kind = ANY (ARRAY['down'::text, 'reminder'::text, 'recovered'::text, 'test'::text]))),
-    CONSTRAINT alert_messages_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'sent'::text, 'failed'::text])))
-);
-
---
--- Name: TABLE alert_messages; Type: COMMENT; Schema: pystatus; Owner: -
---
-
-COMMENT ON TABLE pystatus.alert_messages IS 'Messages to deliver, at least once, each with its idempotency key (sent in every copy): pending until a worker delivers it (sent) or gives up (failed). A worker holds a message it is sending until claimed_until; after that (the worker died) another sends it again.';
-
---
 -- Name: alert_messages_id_seq; Type: SEQUENCE; Schema: pystatus; Owner: -
 --
 
@@ -4910,6 +5358,23 @@ CREATE VIEW pystatus.history_partitions AS
 --
 
 COMMENT ON VIEW pystatus.history_partitions IS 'Partitions of system_status_history with their bounds [starts, ends); the default partition (is_default) catches rows no partition covers and should stay empty.';
+
+--
+-- Name: job_locks; Type: TABLE; Schema: pystatus; Owner: -
+--
+
+CREATE TABLE pystatus.job_locks (
+    job text NOT NULL,
+    period interval,
+    last_run timestamp with time zone,
+    CONSTRAINT job_locks_period_check CHECK ((period > '00:00:00'::interval))
+);
+
+--
+-- Name: TABLE job_locks; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON TABLE pystatus.job_locks IS 'One row per job that runs one at a time (maintain, sweep, refresh_rollups, evaluate_alerts, migrate, service_logins): a run locks its row for its transaction. period: how often it is due (NULL for those run on demand), which `pystatus check` compares with how long a holder has kept it; last_run: when the newest committed run started.';
 
 --
 -- Name: service_expectations; Type: TABLE; Schema: pystatus; Owner: -
@@ -5175,6 +5640,20 @@ ALTER TABLE ONLY pystatus.alerts_progress
     ADD CONSTRAINT alerts_progress_pkey PRIMARY KEY (singleton);
 
 --
+-- Name: job_locks job_locks_pkey; Type: CONSTRAINT; Schema: pystatus; Owner: -
+--
+
+ALTER TABLE ONLY pystatus.job_locks
+    ADD CONSTRAINT job_locks_pkey PRIMARY KEY (job);
+
+--
+-- Name: limits limits_pkey; Type: CONSTRAINT; Schema: pystatus; Owner: -
+--
+
+ALTER TABLE ONLY pystatus.limits
+    ADD CONSTRAINT limits_pkey PRIMARY KEY (singleton);
+
+--
 -- Name: maintenance_windows maintenance_windows_pkey; Type: CONSTRAINT; Schema: pystatus; Owner: -
 --
 
@@ -5304,7 +5783,37 @@ CREATE INDEX alert_messages_created ON pystatus.alert_messages USING btree (crea
 -- Name: alert_messages_due; Type: INDEX; Schema: pystatus; Owner: -
 --
 
-CREATE INDEX alert_messages_due ON pystatus.alert_messages USING btree (next_attempt_at) WHERE (state = 'pending'::text);
+CREATE INDEX alert_messages_due ON pystatus.alert_messages USING btree (channel, next_attempt_at, id) WHERE (state = 'pending'::text);
+
+--
+-- Name: INDEX alert_messages_due; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON INDEX pystatus.alert_messages_due IS 'Each channel''s pending messages in the order they are due: what claim_alert_messages() takes.';
+
+--
+-- Name: alert_messages_pending_service; Type: INDEX; Schema: pystatus; Owner: -
+--
+
+CREATE INDEX alert_messages_pending_service ON pystatus.alert_messages USING btree (channel, service_name, id) WHERE (state = 'pending'::text);
+
+--
+-- Name: INDEX alert_messages_pending_service; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON INDEX pystatus.alert_messages_pending_service IS 'Each channel''s pending messages by service (summaries under NULL): whether an earlier one about the same service is still pending (_alert_in_turn()).';
+
+--
+-- Name: alert_messages_sending; Type: INDEX; Schema: pystatus; Owner: -
+--
+
+CREATE INDEX alert_messages_sending ON pystatus.alert_messages USING btree (channel) WHERE ((state = 'pending'::text) AND (claimed_until IS NOT NULL));
+
+--
+-- Name: INDEX alert_messages_sending; Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON INDEX pystatus.alert_messages_sending IS 'The messages claimed and not yet reported: how many of a channel''s are being sent.';
 
 --
 -- Name: ping_tokens_service; Type: INDEX; Schema: pystatus; Owner: -
@@ -5459,16 +5968,58 @@ GRANT USAGE ON SCHEMA pystatus TO pystatus_alerter;
 GRANT USAGE ON SCHEMA pystatus TO PUBLIC;
 
 --
--- Name: FUNCTION _alert_body(kind text, channel text, rule_id bigint, service_pattern text, service_name text, status text, down_since timestamp with time zone, up_since timestamp with time zone, reminders integer); Type: ACL; Schema: pystatus; Owner: -
+-- Name: FUNCTION clean_text(text text); Type: ACL; Schema: pystatus; Owner: -
 --
 
-REVOKE ALL ON FUNCTION pystatus._alert_body(kind text, channel text, rule_id bigint, service_pattern text, service_name text, status text, down_since timestamp with time zone, up_since timestamp with time zone, reminders integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pystatus.clean_text(text text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _alert_entry(kind text, rule_id bigint, service_pattern text, service_name text, status text, down_since timestamp with time zone, up_since timestamp with time zone, reminders integer, current_task text, last_heartbeat timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._alert_entry(kind text, rule_id bigint, service_pattern text, service_name text, status text, down_since timestamp with time zone, up_since timestamp with time zone, reminders integer, current_task text, last_heartbeat timestamp with time zone) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _alert_give_up_after(); Type: ACL; Schema: pystatus; Owner: -
 --
 
 REVOKE ALL ON FUNCTION pystatus._alert_give_up_after() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _alert_group_limit(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._alert_group_limit() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _alert_group_threshold(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._alert_group_threshold() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _alert_header(kind text, channel text); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._alert_header(kind text, channel text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _alert_in_turn(message_id bigint, channel text, service_name text, services text[]); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._alert_in_turn(message_id bigint, channel text, service_name text, services text[]) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _alert_sends_per_channel(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._alert_sends_per_channel() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _alert_summary_text(kind text, services text[]); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._alert_summary_text(kind text, services text[]) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _alerts_channel(); Type: ACL; Schema: pystatus; Owner: -
@@ -5507,6 +6058,12 @@ REVOKE ALL ON FUNCTION pystatus._check_heartbeat(service_name text, status text,
 REVOKE ALL ON FUNCTION pystatus._check_roles() FROM PUBLIC;
 
 --
+-- Name: FUNCTION _check_service_count(service_name text); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._check_service_count(service_name text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _check_service_pattern(service_pattern text); Type: ACL; Schema: pystatus; Owner: -
 --
 
@@ -5517,6 +6074,18 @@ REVOKE ALL ON FUNCTION pystatus._check_service_pattern(service_pattern text) FRO
 --
 
 REVOKE ALL ON FUNCTION pystatus._check_storage() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _clean_current_tasks(service_names text[]); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._clean_current_tasks(service_names text[]) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _cleaning(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._cleaning() FROM PUBLIC;
 
 --
 -- Name: FUNCTION _clock_tolerance(); Type: ACL; Schema: pystatus; Owner: -
@@ -5651,12 +6220,6 @@ REVOKE ALL ON FUNCTION pystatus._partman_schema() FROM PUBLIC;
 REVOKE ALL ON FUNCTION pystatus._premade_range(OUT oldest timestamp with time zone, OUT premade_until timestamp with time zone) FROM PUBLIC;
 
 --
--- Name: FUNCTION _queue_alert(kind text, channel text, rule_id bigint, service_pattern text, service_name text, status text, down_since timestamp with time zone, up_since timestamp with time zone, reminders integer); Type: ACL; Schema: pystatus; Owner: -
---
-
-REVOKE ALL ON FUNCTION pystatus._queue_alert(kind text, channel text, rule_id bigint, service_pattern text, service_name text, status text, down_since timestamp with time zone, up_since timestamp with time zone, reminders integer) FROM PUBLIC;
-
---
 -- Name: FUNCTION _raw_status_at(service_name text, at timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
 --
 
@@ -5729,10 +6292,10 @@ REVOKE ALL ON FUNCTION pystatus._segments(service_name text, spans tstzmultirang
 REVOKE ALL ON FUNCTION pystatus._service_logins_changed() FROM PUBLIC;
 
 --
--- Name: FUNCTION _spell_began(service_name text, into_down boolean); Type: ACL; Schema: pystatus; Owner: -
+-- Name: FUNCTION _spell_began_in_history(service_name text, into_down boolean); Type: ACL; Schema: pystatus; Owner: -
 --
 
-REVOKE ALL ON FUNCTION pystatus._spell_began(service_name text, into_down boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pystatus._spell_began_in_history(service_name text, into_down boolean) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _start_current_hour(hour timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
@@ -5745,6 +6308,24 @@ REVOKE ALL ON FUNCTION pystatus._start_current_hour(hour timestamp with time zon
 --
 
 REVOKE ALL ON FUNCTION pystatus._sync_logins_restricted() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _try_job_lock(job text); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._try_job_lock(job text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _unclean_text_pattern(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._unclean_text_pattern() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _wait_job_lock(job text); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._wait_job_lock(job text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _windows_changed(); Type: ACL; Schema: pystatus; Owner: -
@@ -5856,6 +6437,13 @@ REVOKE ALL ON FUNCTION pystatus.finish_alert_attempt(message_id bigint, attempt 
 GRANT ALL ON FUNCTION pystatus.finish_alert_attempt(message_id bigint, attempt integer, error text) TO pystatus_alerter;
 
 --
+-- Name: FUNCTION fleet_counts(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.fleet_counts() FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus.fleet_counts() TO pystatus_reader;
+
+--
 -- Name: FUNCTION goes_stale(status text); Type: ACL; Schema: pystatus; Owner: -
 --
 
@@ -5903,6 +6491,12 @@ REVOKE ALL ON FUNCTION pystatus.incidents(service_name text, since timestamp wit
 GRANT ALL ON FUNCTION pystatus.incidents(service_name text, since timestamp with time zone, until timestamp with time zone) TO pystatus_reader;
 
 --
+-- Name: FUNCTION job_lock_holders(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.job_lock_holders() FROM PUBLIC;
+
+--
 -- Name: FUNCTION latency_hourly(service_name text, since timestamp with time zone, until timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
 --
 
@@ -5947,6 +6541,13 @@ GRANT ALL ON FUNCTION pystatus.metrics() TO pystatus_reader;
 --
 
 REVOKE ALL ON FUNCTION pystatus.move_default_rows() FROM PUBLIC;
+
+--
+-- Name: FUNCTION needs_attention(effective_status text); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.needs_attention(effective_status text) FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus.needs_attention(effective_status text) TO pystatus_reader;
 
 --
 -- Name: FUNCTION ping(token text, status text, current_task text, latency_ms double precision); Type: ACL; Schema: pystatus; Owner: -
@@ -6029,11 +6630,11 @@ REVOKE ALL ON FUNCTION pystatus.send_test_alert(channel text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pystatus.service_name_problem(service_name text) FROM PUBLIC;
 
 --
--- Name: FUNCTION service_overview(); Type: ACL; Schema: pystatus; Owner: -
+-- Name: FUNCTION service_overview(max_rows integer, skip_rows integer, attention_only boolean, only_service text); Type: ACL; Schema: pystatus; Owner: -
 --
 
-REVOKE ALL ON FUNCTION pystatus.service_overview() FROM PUBLIC;
-GRANT ALL ON FUNCTION pystatus.service_overview() TO pystatus_reader;
+REVOKE ALL ON FUNCTION pystatus.service_overview(max_rows integer, skip_rows integer, attention_only boolean, only_service text) FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus.service_overview(max_rows integer, skip_rows integer, attention_only boolean, only_service text) TO pystatus_reader;
 
 --
 -- Name: FUNCTION set_expectations(service_name text, expected_interval interval, grace interval); Type: ACL; Schema: pystatus; Owner: -
@@ -6046,6 +6647,12 @@ REVOKE ALL ON FUNCTION pystatus.set_expectations(service_name text, expected_int
 --
 
 REVOKE ALL ON FUNCTION pystatus.set_history_retention(retention interval) FROM PUBLIC;
+
+--
+-- Name: FUNCTION set_limits(max_services integer, max_batch integer, max_metric_services integer); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.set_limits(max_services integer, max_batch integer, max_metric_services integer) FROM PUBLIC;
 
 --
 -- Name: FUNCTION set_rollup_retention(retention interval); Type: ACL; Schema: pystatus; Owner: -

@@ -60,7 +60,7 @@ SELECT now() - %(interval)s::interval
 -- Every service with its effective status (stale once silent past its deadline).
 SELECT service_name, effective_status, reported_status, last_heartbeat, seconds_since,
        current_task, latency_ms, expected_interval, grace, stale_after, maintenance_until
-FROM pystatus.live_status ORDER BY service_name
+FROM pystatus.live_status ORDER BY service_name LIMIT %(max_rows)s::integer OFFSET %(skip_rows)s::integer
 
 -- set_expectations --
 -- Sets a service's expected heartbeat interval and grace period.
@@ -305,11 +305,15 @@ SELECT token_prefix, service_name, note, created_by, created_at FROM pystatus.pi
 SELECT r.rolsuper OR pg_has_role(current_user, n.nspowner, 'MEMBER') FROM pg_roles AS r, pg_namespace AS n WHERE r.rolname = current_user AND n.nspname = 'pystatus'
 
 -- service_overview --
--- Every service as the dashboard lists it: live status, rolled-up 24 h and 30 d uptime, the last 24 hours.
+-- Services as the dashboard lists them (a page of them): live status, rolled-up 24 h and 30 d uptime, the last 24 hours.
 SELECT service_name, effective_status, reported_status, last_heartbeat, seconds_since, current_task,
        latency_ms, expected_interval, grace, stale_after, maintenance_until, needs_attention,
        uptime_24h, observed_24h_seconds, uptime_30d, observed_30d_seconds, hours_until, hourly_uptime
-FROM pystatus.service_overview()
+FROM pystatus.service_overview(%(max_rows)s::integer, %(skip_rows)s::integer, %(attention_only)s::boolean, %(service_name)s::text)
+
+-- fleet_counts --
+-- How many services are in each effective status, and whether it needs attention.
+SELECT effective_status, needs_attention, services FROM pystatus.fleet_counts()
 
 -- recent_incidents --
 -- Every service's incidents over the last %(days)s days, newest first.

@@ -123,6 +123,62 @@ def test_cells_are_text_not_markup() -> None:
     assert out.getvalue().splitlines()[2].split() == ["[red]x[/red]", ":smile:", "ok"]
 
 
+# A task as rows written before the cleaning rule may hold it: clear the screen,
+# retitle the window, reverse what follows, and a second line.
+HOSTILE = "\x1b[2J\x1b]0;owned\x07\u202eksat\nfake row\tok"
+SHOWN = "\\x1b[2J\\x1b]0;owned\\x07\\u202eksat\\x0afake row\\x09ok"
+
+
+def _written_before_cleaning(db: Conn, service: str, task: str) -> None:
+    """A status and a history row holding ``task`` raw: triggers off, as a superuser
+    may still write, and as rows older than the cleaning rule are."""
+    with db.transaction():
+        db.execute("SET LOCAL session_replication_role = replica")
+        db.execute(
+            "INSERT INTO system_status (service_name, status, current_task, last_heartbeat)"
+            " VALUES (%s, 'down', %s, now())",
+            (service, task),
+        )
+        db.execute(
+            "INSERT INTO system_status_history (heartbeat_timestamp, created_at, service_name,"
+            " status, current_task) VALUES (now(), now(), %s, 'down', %s)",
+            (service, task),
+        )
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_printed_texts_cannot_drive_the_terminal(
+    db: Conn, dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _written_before_cleaning(db, "mailer", HOSTILE)
+    for argv in (["status"], ["history", "mailer"], ["tasks", "mailer"]):
+        code, out, _ = run(capsys, *argv, "--dsn", dsn)
+        assert code == 0 and SHOWN in out and "\x1b" not in out and "\u202e" not in out, argv
+        # One line a row: the task's line break does not start a row of its own.
+        assert all(SHOWN in line for line in out.splitlines() if "fake row" in line), argv
+    # JSON escapes on its own, and gives the text back exactly.
+    code, out, _ = run(capsys, "status", "--dsn", dsn, "--format", "json")
+    assert "\x1b" not in out and json.loads(out)[0]["current_task"] == HOSTILE
+    # CSV keeps the exact text for a program; on a terminal it is escaped too.
+    code, out, _ = run(capsys, "history", "mailer", "--dsn", dsn, "--format", "csv")
+    [row] = csv.DictReader(io.StringIO(out))
+    assert row["current_task"] == HOSTILE
+    shown = Terminal()
+    write_rows(Line, [Line("mailer", HOSTILE)], "csv", shown)
+    assert shown.getvalue() == f"service,status\r\nmailer,{SHOWN}\r\n"
+    # Texts set by people (a token's note) and quoted in errors are escaped alike.
+    assert run(capsys, "tokens", "add", "mailer", "--note", HOSTILE, "--dsn", dsn)[0] == 0
+    code, out, _ = run(capsys, "tokens", "list", "--dsn", dsn)
+    assert SHOWN in out and "\x1b" not in out
+    code, _, err = run(capsys, "heartbeat", "bad\x1b]0;owned\x07", "--dsn", dsn)
+    assert code == 1 and "invalid service name 'bad\\x1b]0;owned\\x07'" in err
+    assert "\x1b" not in err
+
+
 def _ago(db: Conn, **delta: int) -> Any:
     return db.execute("SELECT now()").fetchone()[0] - timedelta(**delta)  # type: ignore[index]
 
@@ -239,7 +295,8 @@ def test_the_wheel_carries_the_sql_and_migrates_outside_the_repository(
     assert (
         "applied 0001_baseline, 0002_finite_times, 0003_alerts, 0004_ping_tokens, "
         "0005_compact_history, 0006_rollup_spans, 0007_current_hour_spans, "
-        "0008_history_time_index, 0009_rollup_running_totals, "
+        "0008_history_time_index, 0009_rollup_running_totals, 0010_job_locks, "
+        "0011_alert_queue, 0012_overview_pages, "
         "the definitions of sql/schema/." in done.stdout
     )
 
@@ -359,7 +416,8 @@ def test_rollback_that_removes_pystatus_asks_for_yes_and_prints_the_allowances(
         code, out, _ = run(capsys, "rollback", "--all", "--dsn", dsn, "--yes")
         assert (
             code == 0
-            and "Rolled back: 0009_rollup_running_totals, 0008_history_time_index, "
+            and "Rolled back: 0012_overview_pages, 0011_alert_queue, 0010_job_locks, "
+            "0009_rollup_running_totals, 0008_history_time_index, "
             "0007_current_hour_spans, "
             "0006_rollup_spans, 0005_compact_history, "
             "0004_ping_tokens, 0003_alerts, 0002_finite_times, 0001_baseline"

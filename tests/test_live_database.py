@@ -173,6 +173,9 @@ def test_a_seed_table_with_a_time_that_is_not_finite_is_refused_as_it_is(empty_d
         "0007_current_hour_spans",
         "0008_history_time_index",
         "0009_rollup_running_totals",
+        "0010_job_locks",
+        "0011_alert_queue",
+        "0012_overview_pages",
     ]
 
 

@@ -30,7 +30,15 @@ ALL = [
     "0007_current_hour_spans",
     "0008_history_time_index",
     "0009_rollup_running_totals",
+    "0010_job_locks",
+    "0011_alert_queue",
+    "0012_overview_pages",
 ]
+
+
+def migrations_from(first: str) -> list[str]:
+    """The migrations from ``first`` on, oldest first."""
+    return ALL[ALL.index(first) :]
 
 
 def assert_same_schema(actual: str, expected: str) -> None:
@@ -319,12 +327,10 @@ def test_rollups_made_before_spans_were_kept_are_marked_so(empty_dsn: str) -> No
     with psycopg.connect(empty_dsn, autocommit=True) as db:
         assert db.execute(state).fetchone() == (False, True, True)  # a fresh install
     for rolled_up in (True, False):
-        assert migrations.rollback(empty_dsn, count=4) == [
-            "0009_rollup_running_totals",
-            "0008_history_time_index",
-            "0007_current_hour_spans",
-            "0006_rollup_spans",
-        ]
+        assert (
+            migrations.rollback(empty_dsn, count=len(migrations_from("0006_rollup_spans")))
+            == migrations_from("0006_rollup_spans")[::-1]
+        )
         with psycopg.connect(empty_dsn, autocommit=True) as db:
             db.execute("TRUNCATE pystatus.rollup_hourly")
             if rolled_up:
@@ -333,12 +339,7 @@ def test_rollups_made_before_spans_were_kept_are_marked_so(empty_dsn: str) -> No
                     " SELECT 'librarian', rolled_until - interval '1 hour', 3600000000, 0, 0, 60, 0"
                     " FROM pystatus.rollup_state"
                 )
-        assert migrations.apply(empty_dsn).migrations == [
-            "0006_rollup_spans",
-            "0007_current_hour_spans",
-            "0008_history_time_index",
-            "0009_rollup_running_totals",
-        ]
+        assert migrations.apply(empty_dsn).migrations == migrations_from("0006_rollup_spans")
         with psycopg.connect(empty_dsn, autocommit=True) as db:
             assert db.execute(state).fetchone() == (rolled_up, not rolled_up, True)
 
@@ -347,11 +348,10 @@ def test_the_current_hour_is_rolled_up_again_with_its_spans_after_0007(empty_dsn
     """Upgrading to 0007: the current hour's rollup, kept without spans, is
     started afresh, and the next refresh rolls it up again with them."""
     migrations.apply(empty_dsn)
-    assert migrations.rollback(empty_dsn, count=3) == [
-        "0009_rollup_running_totals",
-        "0008_history_time_index",
-        "0007_current_hour_spans",
-    ]
+    assert (
+        migrations.rollback(empty_dsn, count=len(migrations_from("0007_current_hour_spans")))
+        == migrations_from("0007_current_hour_spans")[::-1]
+    )
     with psycopg.connect(empty_dsn, autocommit=True) as db:
         # An hour half lived: rolled up so far as 0006 did (times only).
         db.execute(
@@ -359,11 +359,7 @@ def test_the_current_hour_is_rolled_up_again_with_its_spans_after_0007(empty_dsn
             " current_from = date_trunc('hour', now()), current_until = now()"
         )
         db.execute("INSERT INTO pystatus.rollup_current VALUES ('librarian', 0, 60000000, 0)")
-    assert migrations.apply(empty_dsn).migrations == [
-        "0007_current_hour_spans",
-        "0008_history_time_index",
-        "0009_rollup_running_totals",
-    ]
+    assert migrations.apply(empty_dsn).migrations == migrations_from("0007_current_hour_spans")
     with psycopg.connect(empty_dsn, autocommit=True) as db:
         assert one(db, "SELECT count(*) FROM pystatus.rollup_current") == 0
         assert one(
@@ -377,13 +373,10 @@ def test_compacting_a_history_with_rows_builds_its_index_after_the_transaction(
     empty_dsn: str, cluster: Cluster
 ) -> None:
     migrations.apply(empty_dsn)
-    assert migrations.rollback(empty_dsn, count=5) == [
-        "0009_rollup_running_totals",
-        "0008_history_time_index",
-        "0007_current_hour_spans",
-        "0006_rollup_spans",
-        "0005_compact_history",
-    ]
+    assert (
+        migrations.rollback(empty_dsn, count=len(migrations_from("0005_compact_history")))
+        == migrations_from("0005_compact_history")[::-1]
+    )
     with psycopg.connect(empty_dsn, autocommit=True) as db:
         for status in ("ok", "down", "ok"):
             pystatus.heartbeat(db, "librarian", status)
@@ -392,13 +385,7 @@ def test_compacting_a_history_with_rows_builds_its_index_after_the_transaction(
     done = migrations.apply(empty_dsn)
 
     # The partition with rows was indexed concurrently, after the migration.
-    assert done.migrations == [
-        "0005_compact_history",
-        "0006_rollup_spans",
-        "0007_current_hour_spans",
-        "0008_history_time_index",
-        "0009_rollup_running_totals",
-    ]
+    assert done.migrations == migrations_from("0005_compact_history")
     assert len(done.indexed) == 1 and "system_status_history_p" in done.indexed[0]
     assert "the indexes of history on 1 partition(s)" in str(done)
     with psycopg.connect(empty_dsn, autocommit=True) as db:
@@ -429,18 +416,21 @@ def test_indexing_a_history_with_rows_by_time_builds_the_index_after_the_transac
     planner's estimate of the fleet's last minutes); every partition made later
     has it from the start; and a fleet's answers read the same rows through it."""
     migrations.apply(empty_dsn)
-    assert migrations.rollback(empty_dsn, count=2) == [
-        "0009_rollup_running_totals",
-        "0008_history_time_index",
-    ]
+    # The rows are written first: between a rollback and the older version's
+    # own migrate, the definitions left are this version's.
     with psycopg.connect(empty_dsn, autocommit=True) as db:
-        assert one(db, "SELECT to_regclass('system_status_history_time')") is None
         for service, status in [("librarian", "ok"), ("reader", "down"), ("librarian", "down")]:
             pystatus.heartbeat(db, service, status)
+    assert (
+        migrations.rollback(empty_dsn, count=len(migrations_from("0008_history_time_index")))
+        == migrations_from("0008_history_time_index")[::-1]
+    )
+    with psycopg.connect(empty_dsn, autocommit=True) as db:
+        assert one(db, "SELECT to_regclass('system_status_history_time')") is None
 
     done = migrations.apply(empty_dsn)
 
-    assert done.migrations == ["0008_history_time_index", "0009_rollup_running_totals"]
+    assert done.migrations == migrations_from("0008_history_time_index")
     assert len(done.indexed) == 1 and "system_status_history_p" in done.indexed[0]
     with psycopg.connect(empty_dsn, autocommit=True) as db:
         unindexed, partitions = db.execute(PARTITION_INDEXES).fetchone()
@@ -477,7 +467,10 @@ def test_upgrading_to_running_totals_computes_them_for_the_rollups_kept(empty_ds
     """0009: each kept hourly rollup gets what its service's earlier hours add
     up to, and uptime over them reads the same as before the upgrade."""
     migrations.apply(empty_dsn)
-    assert migrations.rollback(empty_dsn) == ["0009_rollup_running_totals"]
+    assert (
+        migrations.rollback(empty_dsn, count=len(migrations_from("0009_rollup_running_totals")))
+        == migrations_from("0009_rollup_running_totals")[::-1]
+    )
     with psycopg.connect(empty_dsn, autocommit=True) as db:
         # Three hours of librarian (up, up then down, down) and one of reader.
         db.execute(
@@ -489,7 +482,7 @@ def test_upgrading_to_running_totals_computes_them_for_the_rollups_kept(empty_ds
             "              ('librarian', 2, 0, 3000000000, 600000000),"
             "              ('reader', 3, 5, 7, 11)) AS v(s, h, up, down, m)"
         )
-    assert migrations.apply(empty_dsn).migrations == ["0009_rollup_running_totals"]
+    assert migrations.apply(empty_dsn).migrations == migrations_from("0009_rollup_running_totals")
     with psycopg.connect(empty_dsn, autocommit=True) as db:
         totals = db.execute(
             "SELECT service_name, up_us_before, down_us_before, maintenance_us_before"

@@ -28,13 +28,39 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg_pool import ConnectionPool
 
 from pystatus import answers, metrics
-from pystatus.connection import CONNECT_TIMEOUT, POOL_OPTIONS, resolve_dsn
+from pystatus.connection import (
+    CONNECT_TIMEOUT,
+    POOL_OPTIONS,
+    STATEMENT_TIMEOUT,
+    resolve_dsn,
+    statement_timeout_option,
+)
 from pystatus.errors import InvalidInput, PystatusError, translate_errors
 from pystatus.output import jsonable
 
 Days = Annotated[int, Query(ge=1, le=400, description="window: the last N days")]
-# Read-only sessions: the dashboard cannot write, whatever its role may do.
-READ_ONLY: dict[str, Any] = {"autocommit": True, "options": "-c default_transaction_read_only=on"}
+# The fleet is listed a page at a time, so that a page's size does not grow with
+# the fleet: the front page and what app.js fetches every 5 s stay small.
+PAGE_SIZE = 50
+ATTENTION_SHOWN = 25  # of those needing attention, the first by name; "N more" for the rest
+API_PAGE = 1000  # rows of a JSON list, unless ?limit= says otherwise (at most API_PAGE_MAX)
+API_PAGE_MAX = 10000
+Page = Annotated[int, Query(ge=1, le=1_000_000, description="the page of the fleet, from 1")]
+Limit = Annotated[int, Query(ge=1, le=API_PAGE_MAX, description="at most this many rows")]
+Offset = Annotated[int, Query(ge=0, le=10_000_000, description="skip this many rows first")]
+Attention = Annotated[bool, Query(description="list only the services needing attention")]
+
+
+def read_only(statement_timeout: float = STATEMENT_TIMEOUT) -> dict[str, Any]:
+    """The sessions' options: read-only, so the dashboard cannot write whatever its
+    role may do; and a statement that waits (behind a lock, a slow plan) is
+    cancelled after ``statement_timeout`` seconds, answered 503, and frees its
+    connection for the next request."""
+    options = f"-c default_transaction_read_only=on {statement_timeout_option(statement_timeout)}"
+    return {"autocommit": True, "options": options}
+
+
+READ_ONLY = read_only()
 # A figure "rests on little data" when up and down time cover less than this
 # share of its window (the rest: no data or maintenance).
 LITTLE_DATA = 0.5
@@ -195,37 +221,83 @@ def not_found(service_name: str) -> HTTPException:
 
 @dataclass(frozen=True)
 class Fleet:
-    """The fleet as the header and the front page show it."""
+    """The fleet as the header and the front page show it: its counts by status, one
+    page of its services, and the first of those needing attention."""
 
-    services: list[answers.ServiceOverview]
+    statuses: list[answers.StatusCount]
+    services: list[answers.ServiceOverview]  # the page shown (none on a service's page)
+    attention: list[answers.ServiceOverview]  # the first ATTENTION_SHOWN needing it
+    page: int = 1
+    attention_only: bool = False  # the page lists only those needing attention
+
+    @classmethod
+    def read(
+        cls, conn: psycopg.Connection[Any], page: int | None, attention_only: bool = False
+    ) -> Fleet:
+        """The counts; with a page number, that page and those needing attention."""
+        statuses = answers.fleet_counts(conn)
+        if page is None:
+            return cls(statuses, [], [])
+        offset = (page - 1) * PAGE_SIZE
+        return cls(
+            statuses,
+            answers.service_overview(conn, PAGE_SIZE, offset, attention_only),
+            answers.service_overview(conn, ATTENTION_SHOWN, attention_only=True),
+            page,
+            attention_only,
+        )
 
     @property
-    def attention(self) -> list[answers.ServiceOverview]:
-        return [s for s in self.services if s.needs_attention]
+    def total(self) -> int:
+        return sum(c.services for c in self.statuses)
+
+    @property
+    def needy(self) -> int:
+        return sum(c.services for c in self.statuses if c.needs_attention)
+
+    @property
+    def more_attention(self) -> int:
+        """Those needing attention that the list leaves out."""
+        return self.needy - len(self.attention)
+
+    @property
+    def listed(self) -> int:
+        """How many services the pages list."""
+        return self.needy if self.attention_only else self.total
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.listed // PAGE_SIZE))
+
+    def page_url(self, page: int) -> str:
+        return f"/?page={page}" + ("&attention=1" if self.attention_only else "")
+
+    @property
+    def first(self) -> int:
+        """The position of the page's first service in the fleet, from 1."""
+        return (self.page - 1) * PAGE_SIZE + 1
 
     @property
     def summary(self) -> str:
-        total, needy = len(self.services), len(self.attention)
+        total, needy = self.total, self.needy
         if not total:
             return "No services yet"
         if not needy:
-            return f"All {total} services are fine" if total > 1 else "The service is fine"
-        return f"{needy} of {total} services need{'s' if needy == 1 else ''} attention"
+            return f"All {total:,} services are fine" if total > 1 else "The service is fine"
+        return f"{needy:,} of {total:,} services need{'s' if needy == 1 else ''} attention"
 
     @property
     def counts(self) -> str:
-        counts: dict[str, int] = {}
-        for s in self.services:
-            counts[s.effective_status] = counts.get(s.effective_status, 0) + 1
-        return " · ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        return " · ".join(f"{c.services:,} {c.effective_status}" for c in self.statuses)
 
 
-def create_app(dsn: str | None = None) -> FastAPI:
-    """The dashboard application, reading the database at ``dsn`` (or DATABASE_URL, PG*)."""
+def create_app(dsn: str | None = None, statement_timeout: float = STATEMENT_TIMEOUT) -> FastAPI:
+    """The dashboard application, reading the database at ``dsn`` (or DATABASE_URL, PG*);
+    no statement runs longer than ``statement_timeout`` seconds."""
     pool = ConnectionPool(
         resolve_dsn(dsn),
         open=False,
-        kwargs=READ_ONLY | {"connect_timeout": CONNECT_TIMEOUT},
+        kwargs=read_only(statement_timeout) | {"connect_timeout": CONNECT_TIMEOUT},
         # A connection is checked before each use, so that the first request after a
         # database restart is served, not answered 503 from a dead connection.
         check=ConnectionPool.check_connection,
@@ -264,6 +336,15 @@ def create_app(dsn: str | None = None) -> FastAPI:
     def json(value: Any) -> JSONResponse:
         return FastJSONResponse(value)
 
+    def json_page(request: Request, rows: list[Any], limit: int, offset: int) -> JSONResponse:
+        """``limit`` of the rows (one more was read, to know there are more); a ``Link``
+        header names the next page when there is one (RFC 8288, as GitHub's API)."""
+        response = json(rows[:limit])
+        if len(rows) > limit:
+            following = request.url.include_query_params(limit=limit, offset=offset + limit)
+            response.headers["Link"] = f'<{following}>; rel="next"'
+        return response
+
     scraped = metrics.registry(connect=connection)
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
@@ -280,21 +361,23 @@ def create_app(dsn: str | None = None) -> FastAPI:
     # except a service's uptime (three windows).
     @app.get(
         "/api/status",
-        summary="Every service's live status",
+        summary="Every service's live status, by name, a page at a time (Link: next)",
         response_model=list[answers.LiveStatus],
     )
-    def status() -> JSONResponse:
+    def status(request: Request, limit: Limit = API_PAGE, offset: Offset = 0) -> JSONResponse:
         with connection() as conn:
-            return json(answers.live_status(conn))
+            return json_page(request, answers.live_status(conn, limit + 1, offset), limit, offset)
 
     @app.get(
         "/api/overview",
-        summary="Every service with its 24 h and 30 d uptime and its last 24 hours",
+        summary="Every service with its 24 h and 30 d uptime and its last 24 hours, by name, "
+        "a page at a time (Link: next)",
         response_model=list[answers.ServiceOverview],
     )
-    def overview() -> JSONResponse:
+    def overview(request: Request, limit: Limit = API_PAGE, offset: Offset = 0) -> JSONResponse:
         with connection() as conn:
-            return json(answers.service_overview(conn))
+            rows = answers.service_overview(conn, limit + 1, offset)
+            return json_page(request, rows, limit, offset)
 
     @app.get(
         "/api/incidents",
@@ -373,27 +456,30 @@ def create_app(dsn: str | None = None) -> FastAPI:
 
     # The pages, rendered on the server: they work without JavaScript.
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def front_page(request: Request) -> HTMLResponse:
-        """The fleet: summary, every service, those needing attention, recent incidents."""
+    def front_page(request: Request, page: Page = 1, attention: Attention = False) -> HTMLResponse:
+        """The fleet: summary, a page of services, those needing attention, recent incidents."""
         with connection() as conn:
-            fleet = Fleet(answers.service_overview(conn))
+            fleet = Fleet.read(conn, page, attention)
             incidents = answers.recent_incidents(conn, FLEET_INCIDENT_DAYS)
         context = {"fleet": fleet, "incidents": incidents, "incident_days": FLEET_INCIDENT_DAYS}
         return TEMPLATES.TemplateResponse(request, "front.html", context)
 
     @app.get("/fragments/fleet", response_class=HTMLResponse, include_in_schema=False)
-    def fleet_fragment(request: Request) -> HTMLResponse:
-        """What app.js refreshes: the summary, the services table, those needing attention."""
+    def fleet_fragment(
+        request: Request, page: Page = 1, attention: Attention = False
+    ) -> HTMLResponse:
+        """What app.js refreshes: the summary, the page of services, those needing attention."""
         with connection() as conn:
-            fleet = Fleet(answers.service_overview(conn))
+            fleet = Fleet.read(conn, page, attention)
         return TEMPLATES.TemplateResponse(request, "fleet.html", {"fleet": fleet})
 
     @app.get("/services/{service_name:path}", response_class=HTMLResponse, include_in_schema=False)
     def service_page(request: Request, service_name: str, days: Days = 30) -> HTMLResponse:
         """One service: its live status and expectations, uptime, days, incidents, latency."""
         with connection() as conn:
-            fleet = Fleet(answers.service_overview(conn))
-            current = next((s for s in fleet.services if s.service_name == service_name), None)
+            fleet = Fleet.read(conn, None)
+            found = answers.service_overview(conn, service_name=service_name)
+            current = found[0] if found else None
             if current is None:
                 context = {"fleet": fleet, "service_name": service_name}
                 return TEMPLATES.TemplateResponse(
@@ -420,7 +506,12 @@ def create_app(dsn: str | None = None) -> FastAPI:
     return app
 
 
-def run(dsn: str | None, host: str = "127.0.0.1", port: int = 8000) -> None:
+def run(
+    dsn: str | None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    statement_timeout: float = STATEMENT_TIMEOUT,
+) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(dsn), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(dsn, statement_timeout), host=host, port=port, log_level="warning")

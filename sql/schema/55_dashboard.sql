@@ -4,8 +4,20 @@
 
 SET LOCAL search_path = pg_catalog, pg_temp;
 
+-- What "needs attention" means, for the dashboard, its counts and the CLI.
+CREATE OR REPLACE FUNCTION pystatus.needs_attention(effective_status text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN needs_attention.effective_status IN ('degraded', 'down', 'stale');
+COMMENT ON FUNCTION pystatus.needs_attention(text) IS
+    'Whether a service in this effective status needs attention: degraded, down or stale.';
+
 -- Runs as its owner: a pystatus_reader login reads the rollups only through it.
-CREATE OR REPLACE FUNCTION pystatus.service_overview()
+-- A page at a time: a fleet of any size is listed in pages of a bounded size,
+-- and the rows past the page are never built.
+CREATE OR REPLACE FUNCTION pystatus.service_overview(
+    max_rows integer DEFAULT NULL, skip_rows integer DEFAULT 0,
+    attention_only boolean DEFAULT false, only_service text DEFAULT NULL)
 RETURNS TABLE (
     service_name text, effective_status text, reported_status text, last_heartbeat timestamptz,
     seconds_since double precision, current_task text, latency_ms double precision,
@@ -22,7 +34,7 @@ AS $$
     SELECT l.service_name::text, l.effective_status::text, l.reported_status::text, l.last_heartbeat,
            l.seconds_since, l.current_task::text, l.latency_ms, l.expected_interval, l.grace,
            l.stale_after, l.maintenance_until,
-           l.effective_status IN ('degraded', 'down', 'stale'),
+           pystatus.needs_attention(l.effective_status),
            d.up_us::double precision / nullif(d.up_us + d.down_us, 0),
            coalesce(d.up_us + d.down_us, 0) / 1e6::double precision,
            m.up_us::double precision / nullif(m.up_us + m.down_us, 0),
@@ -35,14 +47,34 @@ AS $$
     -- the hourly rollups at each call, it was nine tenths of this one).
     LEFT JOIN pystatus.uptime_windows AS d ON d.service_name = l.service_name AND d.time_window = '1d'
     LEFT JOIN pystatus.uptime_windows AS m ON m.service_name = l.service_name AND m.time_window = '30d'
-    ORDER BY l.service_name;
+    WHERE (NOT service_overview.attention_only OR pystatus.needs_attention(l.effective_status))
+      AND (service_overview.only_service IS NULL OR l.service_name = service_overview.only_service)
+    ORDER BY l.service_name
+    LIMIT service_overview.max_rows OFFSET greatest(service_overview.skip_rows, 0);
 $$;
-COMMENT ON FUNCTION pystatus.service_overview() IS
-    'Every service as the dashboard lists it: live_status''s columns; needs_attention (effective '
-    'status degraded, down or stale); uptime over the last 24 rolled-up hours and the last 30 whole '
-    'days (from uptime_windows) with the seconds of up or down time each rests on (observed: the '
-    'rest of the window is no data or maintenance); and hourly_uptime, the uptime of each of the '
-    '24 hours before hours_until (rollup_state.rolled_until), oldest first, NULL where no data.';
+COMMENT ON FUNCTION pystatus.service_overview(integer, integer, boolean, text) IS
+    'Services as the dashboard lists them, by name: at most max_rows (NULL: all) after skipping '
+    'skip_rows; only those needing attention if attention_only; only only_service if given. '
+    'Columns: live_status''s; needs_attention; uptime over the last 24 rolled-up hours and the '
+    'last 30 whole days (from uptime_windows) with the seconds of up or down time each rests on '
+    '(observed: the rest of the window is no data or maintenance); and hourly_uptime, the uptime '
+    'of each of the 24 hours before hours_until (rollup_state.rolled_until), oldest first, NULL '
+    'where no data.';
+
+-- The dashboard's header and page count, whatever the page shown.
+CREATE OR REPLACE FUNCTION pystatus.fleet_counts()
+RETURNS TABLE (effective_status text, needs_attention boolean, services bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT l.effective_status::text, pystatus.needs_attention(l.effective_status), count(*)
+    FROM pystatus.live_status AS l
+    GROUP BY l.effective_status
+    ORDER BY l.effective_status;
+$$;
+COMMENT ON FUNCTION pystatus.fleet_counts() IS
+    'How many services are in each effective status, and whether that status needs attention: '
+    'the whole fleet in a few rows.';
 
 CREATE OR REPLACE FUNCTION pystatus.recent_incidents(since timestamptz)
 RETURNS TABLE (service_name text, started timestamptz, ended timestamptz, duration interval, cause text)

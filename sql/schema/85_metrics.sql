@@ -19,22 +19,29 @@ SET jit = off
 AS $$
     WITH live AS MATERIALIZED (
         SELECT l.service_name::text AS service, l.effective_status::text AS status, l.seconds_since,
-               l.reported_status, l.stale_after
+               l.reported_status, l.stale_after,
+               -- A scrape has series of a bounded number of services: those
+               -- needing attention first, so that the cap never hides one.
+               row_number() OVER (ORDER BY pystatus.needs_attention(l.effective_status) DESC, l.service_name)
+                   <= (SELECT m.max_metric_services FROM pystatus.limits AS m) AS exported
         FROM pystatus.live_status AS l
+    ), exported AS MATERIALIZED (
+        SELECT l.service FROM live AS l WHERE l.exported
     ), state AS (
         SELECT s.rolled_until FROM pystatus.rollup_state AS s
     )
     SELECT 'pystatus_service_up', l.service, l.status, NULL, NULL,
            (pystatus.status_category(l.status) = 'up')::int::double precision
-    FROM live AS l
+    FROM live AS l WHERE l.exported
     UNION ALL
     SELECT 'pystatus_service_heartbeat_age_seconds', l.service, NULL, NULL, NULL, l.seconds_since
-    FROM live AS l
+    FROM live AS l WHERE l.exported
     UNION ALL
     -- Kept by refresh_rollups(): a scrape reads three rows a service.
     SELECT 'pystatus_service_uptime_ratio', w.service_name, NULL, w.time_window, NULL,
            w.up_us::double precision / (w.up_us + w.down_us)
-    FROM pystatus.uptime_windows AS w WHERE w.up_us + w.down_us > 0
+    FROM pystatus.uptime_windows AS w
+    WHERE w.up_us + w.down_us > 0 AND w.service_name IN (SELECT e.service FROM exported AS e)
     UNION ALL
     -- The latency measure over the last rolled-up hour, in seconds.
     SELECT 'pystatus_service_latency_seconds', r.service_name, NULL, NULL, q.quantile, q.ms / 1000
@@ -43,7 +50,10 @@ AS $$
     FROM pystatus.rollup_hourly AS r
     CROSS JOIN LATERAL (VALUES ('0.5', r.latency_p50), ('0.95', r.latency_p95)) AS q(quantile, ms)
     WHERE r.bucket = (SELECT s.rolled_until FROM pystatus.rollup_state AS s) - interval '1 hour'
-      AND q.ms IS NOT NULL
+      AND q.ms IS NOT NULL AND r.service_name IN (SELECT e.service FROM exported AS e)
+    UNION ALL
+    SELECT 'pystatus_services_not_exported', NULL, NULL, NULL, NULL,
+           (SELECT count(*) FROM live AS l WHERE NOT l.exported)
     UNION ALL
     SELECT 'pystatus_services', NULL, s.status, NULL, NULL,
            (SELECT count(*) FROM live AS l WHERE l.status = s.status)

@@ -1,5 +1,5 @@
-// pystatus dashboard: every 5 s, the fleet (summary, services table, those needing
-// attention) is replaced by the server's HTML for it (/fragments/fleet), so the
+// pystatus dashboard: every 5 s, the fleet (summary, the page of the services table,
+// those needing attention) is replaced by the server's HTML for it (/fragments/fleet), so the
 // page reads the same with JavaScript as without. Keyboard focus survives a refresh.
 "use strict";
 
@@ -25,12 +25,12 @@ window.pystatus = { when, duration };
 async function refresh() {
   const stamp = document.getElementById("refreshed");
   try {
-    const response = await fetch("/fragments/fleet");
+    const response = await fetch(`/fragments/fleet${location.search}`);
     if (!response.ok) throw new Error(`${response.status}`);
     const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
     const focused = document.activeElement && document.activeElement.closest("#services, #attention")
       ? document.activeElement.getAttribute("href") : null;
-    for (const id of ["summary", "services", "attention"]) {
+    for (const id of ["summary", "services", "attention", "pages"]) {
       const here = document.getElementById(id), there = fresh.getElementById(id);
       if (here && there) here.replaceChildren(...there.childNodes);
     }
