@@ -552,6 +552,11 @@ class Collector:
                 self._on_event(client, event)
         finally:
             self._close_stream()
+            # The SDK's close() shuts the socket, but the HTTP response still
+            # holds a file on it, and the descriptor stays open until the
+            # response is collected: closed here, in the thread that read it.
+            with contextlib.suppress(Exception):
+                stream._response.close()
 
     def _adopt_stream(self, client: Any, stream: Any) -> bool:
         """Keeps the stream where run() can close it; False (and closed) if run() is

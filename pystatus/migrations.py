@@ -20,13 +20,14 @@ import dataclasses
 import hashlib
 import importlib.metadata
 import importlib.resources
+import itertools
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg.errors
@@ -66,8 +67,26 @@ _LOCK_HOLDERS_ADVISORY = """
 LOCK_WAIT = 60.0
 """How long migrate and rollback wait for another one (seconds) before giving up."""
 # Every heartbeat queues behind a lock request that waits: migrate's DDL waits
-# at most this long for one, then gives up, changing nothing.
+# at most this long for one, then gives up, changing nothing, and the whole
+# transaction is tried again after a pause in which the queued writes go on:
+# a service's open transaction delays the upgrade, never the other services.
 _LOCK_TIMEOUT = "SELECT set_config('lock_timeout', '500ms', true)"
+_LOCK_PAUSES = (0.5, 1.0, 2.0, 4.0)  # between attempts; the last one repeats
+# The sessions holding locks on pystatus's tables and the status tables: what a
+# migrate that gave up waiting names.
+_TABLE_LOCK_HOLDERS = """
+    SELECT a.pid, a.usename, a.xact_start, string_agg(DISTINCT c.relname, ', ')
+    FROM pg_locks AS l
+    JOIN pg_class AS c ON c.oid = l.relation
+    JOIN pg_namespace AS n ON n.oid = c.relnamespace
+    JOIN pg_stat_activity AS a ON a.pid = l.pid
+    WHERE l.granted AND l.locktype = 'relation' AND a.pid <> pg_backend_pid()
+      AND c.relkind IN ('r', 'p')
+      AND (n.nspname = 'pystatus' OR c.relname LIKE 'system_status%%')
+      AND a.xact_start < now() - interval '1 second'
+    GROUP BY a.pid, a.usename, a.xact_start
+    ORDER BY a.xact_start, a.pid
+    LIMIT 5"""
 _UNPINNED = re.compile(r"^-- search_path: not pinned, because (?P<why>.*)", re.MULTILINE)
 _FUNCTION = re.compile(r"^CREATE OR REPLACE FUNCTION pystatus\.(?P<name>\w+)\(", re.MULTILINE)
 
@@ -104,10 +123,13 @@ class Sources:
         return read_migrations(str(self.root / "migrations"))
 
     def definitions_sha256(self) -> str:
-        """Changes whenever a re-applied file of sql/schema/ does."""
+        """Changes whenever a re-applied file of sql/schema/ does, or a migration is
+        added: what a client compares with the database's (``version_problem``)."""
         digest = hashlib.sha256()
         for path in [*self.before_migrations, *self.after_migrations]:
             digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        for migration in self.migrations():
+            digest.update(migration.id.encode() + b"\0")
         return digest.hexdigest()
 
     def unpinned_functions(self) -> dict[str, str]:
@@ -147,6 +169,7 @@ class Migrated:
     migrations: list[str]
     definitions: bool
     indexed: tuple[str, ...] = ()
+    attempts: int = 1  # more than 1: it gave way to sessions holding locks it needed
 
     def __bool__(self) -> bool:
         return bool(self.migrations) or self.definitions or bool(self.indexed)
@@ -155,7 +178,12 @@ class Migrated:
         done = [*self.migrations, *(["the definitions of sql/schema/"] if self.definitions else [])]
         if self.indexed:
             done.append(f"the indexes of history on {len(self.indexed)} partition(s)")
-        return "applied " + ", ".join(done) if done else "already up to date"
+        waited = (
+            f" (after giving way {self.attempts - 1} time(s) to sessions holding locks it needed)"
+            if self.attempts > 1
+            else ""
+        )
+        return ("applied " + ", ".join(done) if done else "already up to date") + waited
 
 
 class _Backend(PostgresqlPsycopgBackend):  # type: ignore[misc]
@@ -268,6 +296,73 @@ def _refuse_unknown(backend: Any, known: Any) -> None:
         )
 
 
+def _release(text: str) -> tuple[int, ...]:
+    """``0.3.0`` as (0, 3, 0); a development suffix counts as before its release."""
+    numbers = re.match(r"(\d+(?:\.\d+)*)", text)
+    return tuple(int(n) for n in numbers[1].split(".")) if numbers else ()
+
+
+class VersionProblem(str):
+    """What to run, as a message; ``newer``: the database's pystatus is newer than
+    this one (which may still read it)."""
+
+    newer: bool = False
+
+
+def _newer(message: str) -> VersionProblem:
+    problem = VersionProblem(message)
+    problem.newer = True
+    return problem
+
+
+def version_problem(
+    conn: psycopg.Connection[Any], sources: Sources | None = None
+) -> VersionProblem | None:
+    """What to run when this database's pystatus is not this pystatus (not installed,
+    older, newer, or other definitions); None when they are the same. Any login may
+    ask: it reads ``pystatus.installed_version()``, granted to every role."""
+    mine = version()
+    if conn.execute("SELECT to_regnamespace('pystatus')").fetchone() == (None,):
+        return VersionProblem(
+            "pystatus is not installed in this database: its owner runs `pystatus migrate "
+            "--plan` (what a superuser must grant first), then `pystatus migrate` "
+            f"(pystatus {mine})"
+        )
+    if conn.execute("SELECT to_regprocedure('pystatus.installed_version()')").fetchone() == (None,):
+        try:
+            with conn.transaction():
+                row = conn.execute(
+                    "SELECT version FROM pystatus.definitions_applied"
+                    " ORDER BY applied_at DESC LIMIT 1"
+                ).fetchone()
+            installed = f"pystatus {row[0]}" if row else "an older pystatus"
+        except psycopg.Error:
+            installed = "an older pystatus"
+        return VersionProblem(
+            f"this database is at {installed}, older than this pystatus {mine}: its owner runs "
+            "`pystatus migrate` (`pystatus migrate --plan` says what it needs)"
+        )
+    row = conn.execute(
+        "SELECT version, sources_sha256 FROM pystatus.installed_version()"
+    ).fetchone()
+    if row is None:
+        return VersionProblem(
+            "pystatus's definitions were never applied here: its owner runs `pystatus migrate`"
+        )
+    installed, checksum = row
+    if checksum == (sources or Sources()).definitions_sha256():
+        return None
+    if _release(installed) > _release(mine):
+        return _newer(
+            f"this database is at pystatus {installed}, newer than this pystatus {mine}: "
+            f"upgrade this client (pip install 'pystatus>={installed}')"
+        )
+    return VersionProblem(
+        f"this database is at pystatus {installed} and this pystatus is {mine}, with other "
+        "definitions: its owner runs `pystatus migrate`"
+    )
+
+
 def installed_definitions(conn: psycopg.Connection[Any]) -> str | None:
     """The checksum of the definitions last applied, or None (not installed)."""
     if conn.execute("SELECT to_regclass('pystatus.definitions_applied')").fetchone() == (None,):
@@ -328,6 +423,48 @@ def _one_transaction(
             raise steps.failed(exc, command) from exc
 
 
+T = TypeVar("T")
+
+
+def _giving_way(
+    dsn: str | None, command: str, lock_wait: float, attempt: Callable[[], T]
+) -> tuple[T, int]:
+    """Runs ``attempt`` (one whole transaction) until none of its statements has to
+    wait more than the lock timeout for a lock, pausing between attempts so that
+    the writes queued behind it go on; for at most ``lock_wait`` seconds, then
+    names the sessions holding locks on pystatus's tables. Returns its result and
+    the number of attempts."""
+    deadline = time.monotonic() + lock_wait
+    for attempts in itertools.count(1):
+        try:
+            return attempt(), attempts
+        except PystatusError as exc:
+            if not isinstance(exc.__cause__, psycopg.errors.LockNotAvailable):
+                raise
+            if time.monotonic() >= deadline:
+                raise PystatusError(
+                    f"{command} gave way to sessions holding locks it needs for {lock_wait:g} s "
+                    f"({attempts} attempts, nothing changed): {_lock_holders(dsn)}. Let them "
+                    "finish (or end them: SELECT pg_terminate_backend(pid)), and run it again"
+                ) from exc
+            pause = _LOCK_PAUSES[min(attempts, len(_LOCK_PAUSES)) - 1]
+            time.sleep(max(0.0, min(pause, deadline - time.monotonic())))
+    raise AssertionError("unreachable")
+
+
+def _lock_holders(dsn: str | None) -> str:
+    with translate_errors(), psycopg.connect(resolve_dsn(dsn), autocommit=True) as conn:
+        holders = conn.execute(_TABLE_LOCK_HOLDERS).fetchall()
+    return (
+        ", ".join(
+            f"pid {pid} (login {login or 'unknown'}, "
+            f"in a transaction since {since:%Y-%m-%d %H:%M:%S %Z}, holding {tables})"
+            for pid, login, since, tables in holders
+        )
+        or "sessions that have since ended"
+    )
+
+
 def apply(
     dsn: str | None = None,
     settings: Mapping[str, str | None] = {},
@@ -337,11 +474,18 @@ def apply(
     lock_wait: float = LOCK_WAIT,
 ) -> Migrated:
     """Applies the pending migrations and, when they changed (or ``reapply``), the
-    definitions, in one transaction; then finishes the history index concurrently
-    (``finish_history_index``). Returns what it applied."""
-    done = _apply_in_one_transaction(dsn, settings, reapply, sources or Sources(), lock_wait)
+    definitions, in one transaction, given way to sessions holding the locks it
+    needs (tried again for up to ``lock_wait`` seconds); then finishes the
+    history index concurrently (``finish_history_index``). Returns what it applied."""
+    sources = sources or Sources()
+    done, attempts = _giving_way(
+        dsn,
+        "pystatus migrate",
+        lock_wait,
+        lambda: _apply_in_one_transaction(dsn, settings, reapply, sources, lock_wait),
+    )
     indexed = finish_history_index(dsn)
-    return dataclasses.replace(done, indexed=tuple(indexed)) if indexed else done
+    return dataclasses.replace(done, indexed=tuple(indexed), attempts=attempts)
 
 
 # Waits of the index steps that heartbeats could queue behind (attaching an
@@ -460,16 +604,20 @@ def rollback(
     transaction; returns their ids. Rolling back the first migration removes
     pystatus entirely."""
     sources = sources or Sources()
-    with _one_transaction(dsn, settings, sources, "pystatus rollback", lock_wait) as (
-        backend,
-        steps,
-        known,
-    ):
-        applied = backend.to_rollback(known)
-        chosen = applied if count is None else applied[:count]
-        for migration in chosen:
-            steps.run_migration(migration, "rollback")
-        return [m.id for m in chosen]
+
+    def attempt() -> list[str]:
+        with _one_transaction(dsn, settings, sources, "pystatus rollback", lock_wait) as (
+            backend,
+            steps,
+            known,
+        ):
+            applied = backend.to_rollback(known)
+            chosen = applied if count is None else applied[:count]
+            for migration in chosen:
+                steps.run_migration(migration, "rollback")
+            return [m.id for m in chosen]
+
+    return _giving_way(dsn, "pystatus rollback", lock_wait, attempt)[0]
 
 
 def pending(dsn: str | None = None) -> list[str]:

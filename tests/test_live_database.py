@@ -179,13 +179,18 @@ def test_a_seed_table_with_a_time_that_is_not_finite_is_refused_as_it_is(empty_d
     ]
 
 
-def test_migrate_gives_up_rather_than_queue_heartbeats_behind_it(db: Conn, dsn: str) -> None:
+def test_migrate_gives_way_rather_than_queue_heartbeats_behind_it(db: Conn, dsn: str) -> None:
     with psycopg.connect(dsn) as service, heartbeats_flowing(dsn) as failures:
         pystatus.heartbeat(service, "long-transaction")  # holds system_status until rollback
+        pid = one(service, "SELECT pg_backend_pid()")
         # Applying the definitions again replaces the copy trigger, which needs a
         # lock the open transaction holds against it.
-        with pytest.raises(pystatus.PystatusError, match=r"changed nothing.*run it again"):
-            migrations.apply(dsn, reapply=True)
+        with pytest.raises(
+            pystatus.PystatusError,
+            match=rf"gave way .* for 2 s \(\d+ attempts, nothing changed\): pid {pid} "
+            r"\(login \w+, in a transaction since .*, holding .*system_status.*\)\. .*run it again",
+        ):
+            migrations.apply(dsn, reapply=True, lock_wait=2)
         service.rollback()
     assert failures == []
     assert migrations.apply(dsn, reapply=True).definitions  # and at a quieter moment, it does

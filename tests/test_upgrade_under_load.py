@@ -1,0 +1,135 @@
+"""Upgrading a loaded release while services heartbeat, each statement under
+``statement_timeout = 1s``: no heartbeat fails, whatever the upgrade waits for.
+A service's transaction left open on its row makes migrate give way (tried
+again after pauses, then stopped with nothing changed, naming the session),
+never the other services wait."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pystatus import migrations
+from pystatus.errors import PystatusError
+from tests.helpers import one
+from tests.test_releases import RELEASES, install_release, released_migrations
+
+SERVICES = 40
+DAYS = 3
+
+
+def load_history(dsn: str) -> int:
+    """SERVICES services with DAYS days of one-minute history, as the release wrote it."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO system_status (service_name, status, last_heartbeat, updated_at)"
+            " SELECT 'svc-' || s, 'ok', now(), now() FROM generate_series(1, %s) AS s",
+            [SERVICES],
+        )
+        conn.execute(
+            "INSERT INTO system_status_history (service_name, status, heartbeat_timestamp)"
+            " SELECT 'svc-' || s, CASE WHEN m %% 97 = 0 THEN 'down' ELSE 'ok' END,"
+            "        now() - %s * interval '1 day' + m * interval '1 minute'"
+            " FROM generate_series(1, %s) AS s, generate_series(0, %s * 1440 - 1) AS m",
+            [DAYS, SERVICES, DAYS],
+        )
+        return one(conn, "SELECT count(*) FROM system_status_history")  # type: ignore[no-any-return]
+
+
+class Writers:
+    """Services heartbeating in threads, the way each writes: a legacy UPDATE of
+    its row, and pystatus.heartbeat() (in both the release and this version)."""
+
+    def __init__(self, dsn: str, services: list[str]) -> None:
+        self.dsn, self.services = dsn, services
+        self.stop = threading.Event()
+        self.written: list[str] = []
+        self.failed: list[str] = []
+        self.threads = [threading.Thread(target=self.run, args=(s,)) for s in services]
+
+    def run(self, service: str) -> None:
+        legacy = service.endswith(("1", "3", "5", "7", "9"))
+        with psycopg.connect(self.dsn, autocommit=True, options="-c statement_timeout=1s") as conn:
+            while not self.stop.is_set():
+                try:
+                    if legacy:
+                        conn.execute(
+                            "UPDATE system_status SET status = 'ok', last_heartbeat = now(),"
+                            " updated_at = now() WHERE service_name = %s",
+                            [service],
+                        )
+                    else:
+                        conn.execute("SELECT pystatus.heartbeat(%s, 'ok')", [service])
+                    self.written.append(service)
+                except psycopg.Error as exc:
+                    self.failed.append(f"{service}: {type(exc).__name__}: {exc}")
+                self.stop.wait(0.02)
+
+    @contextmanager
+    def running(self) -> Iterator[Writers]:
+        for thread in self.threads:
+            thread.start()
+        try:
+            yield self
+        finally:
+            self.stop.set()
+            for thread in self.threads:
+                thread.join(30)
+
+
+@contextmanager
+def open_transaction_on(dsn: str, service: str) -> Iterator[int]:
+    """A service's transaction that wrote its row and stays open: it holds a lock
+    on system_status (and on the history partitions its write reached)."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute("SELECT pystatus.heartbeat(%s, 'ok')", [service])
+        yield one(conn, "SELECT pg_backend_pid()")
+        conn.rollback()
+
+
+@pytest.mark.parametrize("release", RELEASES, ids=[r.stem for r in RELEASES])
+def test_upgrading_a_loaded_release_fails_no_heartbeat(release: Path, empty_dsn: str) -> None:
+    install_release(empty_dsn, release)
+    loaded = load_history(empty_dsn)
+    writers = Writers(empty_dsn, [f"svc-{i}" for i in range(2, 8)])
+    with writers.running():
+        writers_before = len(writers.written)
+        # A service's transaction stays open through the first migrate: it gives
+        # way, again and again, then stops with nothing changed and names it.
+        with (
+            open_transaction_on(empty_dsn, "svc-1") as blocker,
+            pytest.raises(PystatusError) as stopped,
+        ):
+            migrations.apply(empty_dsn, lock_wait=3)
+        assert "gave way to sessions holding locks it needs for 3 s" in str(stopped.value)
+        assert f"pid {blocker} " in str(stopped.value) and "nothing changed" in str(stopped.value)
+        assert migrations.applied(empty_dsn) == released_migrations(release)
+        # Then the upgrade itself, with the services still heartbeating.
+        done = migrations.apply(empty_dsn)
+        assert done.migrations and done.definitions
+        during = len(writers.written) - writers_before
+    assert writers.failed == []
+    assert during > 0 and len(writers.written) > 0
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        # Every heartbeat is in history, before the upgrade, during and after.
+        rows = one(conn, "SELECT count(*) FROM system_status_history")
+        assert rows == loaded + len(writers.written)
+    assert not migrations.apply(empty_dsn)
+
+
+def test_rollback_gives_way_too(dsn: str) -> None:
+    newest = [m.id for m in migrations.Sources().migrations()][-3:]
+    with psycopg.connect(dsn) as reader:
+        # A session reading the bounds keeps rolling back 0010 (which drops them) waiting.
+        reader.execute("SELECT * FROM pystatus.limits")
+        blocker = one(reader, "SELECT pg_backend_pid()")
+        with pytest.raises(
+            PystatusError, match=f"pystatus rollback gave way .* pid {blocker} .*holding limits"
+        ):
+            migrations.rollback(dsn, count=3, lock_wait=2)
+    assert migrations.applied(dsn)[-3:] == newest
