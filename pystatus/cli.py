@@ -28,7 +28,7 @@ from pystatus import admin, alerts, answers, migrations
 from pystatus.client import heartbeat
 from pystatus.cluster import Cluster, ClusterError
 from pystatus.connection import STATEMENT_TIMEOUT, resolve_dsn
-from pystatus.errors import PystatusError, translate_errors
+from pystatus.errors import NotInstalled, PystatusError, translate_errors
 from pystatus.output import (
     FORMATS,
     HEADER,
@@ -58,9 +58,40 @@ MAX_WINDOW_DAYS = 3660  # ten years: longer than any history or rollup is kept
 STATUSES = ("ok", "degraded", "down", "starting", "stopping", "maintenance")
 
 
-def _connect(dsn: str | None) -> Conn:
+def _connect(dsn: str | None, *, guard: bool = True) -> Conn:
+    """A connection to pystatus's database; with ``guard``, refused (saying what to
+    run) unless the database's pystatus is this one, or a newer one (a warning)."""
     with translate_errors():
-        return psycopg.connect(resolve_dsn(dsn), autocommit=True)
+        conn = psycopg.connect(resolve_dsn(dsn), autocommit=True)
+        problem = migrations.version_problem(conn) if guard else None
+    if problem and problem.newer:
+        echo(f"pystatus: warning: {problem}", file=sys.stderr)
+    elif problem:
+        conn.close()
+        raise NotInstalled(problem)
+    return conn
+
+
+def _version_problem(dsn: str | None) -> migrations.VersionProblem | None:
+    """Whether this database's pystatus is this one, asked of the database (None when
+    they match, or when the database cannot be asked: the caller's own error stands)."""
+    try:
+        with psycopg.connect(resolve_dsn(dsn), autocommit=True, connect_timeout=5) as conn:
+            return migrations.version_problem(conn)
+    except psycopg.Error:
+        return None
+
+
+def _require_current(dsn: str | None) -> None:
+    """A long-running command (dashboard, exporter, ingest, workers) starts only
+    against the pystatus it was written for: else it says what to run. A database
+    that is away is not refused here: the command waits for it as it always does."""
+    problem = _version_problem(dsn)
+    if problem and problem.newer:
+        # Upgraded first, as a rolling upgrade does: this one serves what it knows.
+        logging.getLogger("pystatus").warning("%s", problem)
+    elif problem:
+        raise NotInstalled(problem)
 
 
 @contextlib.contextmanager
@@ -70,7 +101,7 @@ def _connect_with_cron(dsn: str | None, cron_dsn: str | None) -> Iterator[tuple[
         if cron_dsn is None:
             yield conn, None
         else:
-            with _connect(cron_dsn) as cron_conn:
+            with _connect(cron_dsn, guard=False) as cron_conn:
                 yield conn, cron_conn
 
 
@@ -170,7 +201,7 @@ def cmd_rollback(args: argparse.Namespace) -> None:
         # never without a yes. The login allowances go too; they are printed
         # below, so that a re-install can restore them (without them every
         # writer login may report any service).
-        with _connect(args.dsn) as conn:
+        with _connect(args.dsn, guard=False) as conn:
             allowances = admin.service_logins(conn)
             rows = admin.history_rows_estimate(conn)
         what = (
@@ -482,6 +513,7 @@ def _log_to_stderr() -> None:
 
 
 def _run_alert_worker(args: argparse.Namespace) -> int:
+    _require_current(args.dsn)
     _log_to_stderr()
     worker = alerts.Worker(
         args.dsn,
@@ -571,6 +603,7 @@ def cmd_ingest(args: argparse.Namespace) -> None:
             "the ping endpoint needs the dashboard extra: "
             f"pip install 'pystatus[dashboard]' ({exc})"
         ) from exc
+    _require_current(args.dsn)
     _log_to_stderr()
     echo(
         f"Ping endpoint on http://{args.host}:{args.port}/ping/<token> (Ctrl-C to stop)", flush=True
@@ -585,6 +618,7 @@ def cmd_collect_docker(args: argparse.Namespace) -> None:
         raise PystatusError(
             f"the Docker collector needs its extra: pip install 'pystatus[docker]' ({exc})"
         ) from exc
+    _require_current(args.dsn)
     _log_to_stderr()
     stop = threading.Event()
     _on_stop_signals(stop.set)
@@ -601,6 +635,7 @@ def cmd_collect_docker(args: argparse.Namespace) -> None:
 def cmd_exporter(args: argparse.Namespace) -> None:
     from pystatus import metrics
 
+    _require_current(args.dsn)
     stop = threading.Event()
     _on_stop_signals(stop.set)
     echo(f"Prometheus metrics on http://{args.host}:{args.port}/metrics", flush=True)
@@ -614,6 +649,7 @@ def cmd_dashboard(args: argparse.Namespace) -> None:
         raise PystatusError(
             f"the dashboard needs its extra: pip install 'pystatus[dashboard]' ({exc})"
         ) from exc
+    _require_current(args.dsn)
     echo(f"Dashboard on http://{args.host}:{args.port}/ (Ctrl-C to stop)")
     dashboard.run(args.dsn, args.host, args.port, args.statement_timeout)
 
@@ -1027,12 +1063,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _dsn_problem(args: argparse.Namespace) -> str | None:
+    if not hasattr(args, "dsn"):
+        return None
+    return _version_problem(args.dsn)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         code = int(args.handler(args) or 0)
         sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
         return code
+    except NotInstalled as exc:
+        # A missing function, table or column: say what to run, when the cause is
+        # that the database's pystatus is not this one.
+        problem = None if args.handler in (cmd_migrate, cmd_rollback) else _dsn_problem(args)
+        echo(f"pystatus: error: {problem or exc}", file=sys.stderr)
+        if problem and problem != str(exc):
+            echo(f"  ({exc})", file=sys.stderr)
+        return 1
     except PystatusError as exc:
         echo(f"pystatus: error: {exc}", file=sys.stderr)
         return 1

@@ -75,6 +75,9 @@ SQLSTATE_ERRORS: dict[str, type[PystatusError]] = {
     "PS010": NotInstalled,
     "3F000": NotInstalled,  # invalid_schema_name: no pystatus schema
     "42883": NotInstalled,  # undefined_function: schema older than the client
+    "42703": NotInstalled,  # undefined_column: likewise
+    "42P01": NotInstalled,  # undefined_table: likewise
+    "42704": NotInstalled,  # undefined_object (a type): likewise
     "42501": NotAllowed,  # insufficient_privilege: the login lacks pystatus_writer/_reader
     "22007": InvalidInput,  # invalid_datetime_format, e.g. a bad --since
     "22P02": InvalidInput,  # invalid_text_representation

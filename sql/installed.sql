@@ -1950,6 +1950,8 @@ CREATE FUNCTION pystatus._role_rights() RETURNS TABLE(grantee name, privilege te
     -- history's late-rows trigger compares with. None reads or writes anything
     -- the caller could not; looking their names up needs the schema's USAGE.
     ('public', 'USAGE', 'SCHEMA pystatus'),
+    -- Every client asks which version is installed before it explains an error.
+    ('public', 'EXECUTE', 'FUNCTION pystatus.installed_version()'),
     ('public', 'EXECUTE', 'FUNCTION pystatus.is_valid_service_name(text)'),
     ('public', 'EXECUTE', 'FUNCTION pystatus._service_name_pattern()'),
     ('public', 'EXECUTE', 'FUNCTION pystatus._name_characters(text)'),
@@ -3701,6 +3703,26 @@ $$;
 --
 
 COMMENT ON FUNCTION pystatus.incidents(service_name text, since timestamp with time zone, until timestamp with time zone) IS 'Down intervals in [since, until), clipped to it: started, ended (NULL while still down), duration (so far, when open) and cause (reported down, or silence). "When did librarian stop responding?" is SELECT * FROM pystatus.incidents(''librarian'', now() - interval ''7 days'').';
+
+--
+-- Name: installed_version(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.installed_version() RETURNS TABLE(version text, sources_sha256 text, applied_at timestamp with time zone)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT d.version, d.sources_sha256, d.applied_at
+    FROM pystatus.definitions_applied AS d
+    ORDER BY d.applied_at DESC
+    LIMIT 1;
+$$;
+
+--
+-- Name: FUNCTION installed_version(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.installed_version() IS 'The pystatus version whose definitions are installed, the checksum of its sql/schema/ files and when `pystatus migrate` applied them (the newest row of definitions_applied).';
 
 --
 -- Name: job_lock_holders(); Type: FUNCTION; Schema: pystatus; Owner: -

@@ -4,6 +4,24 @@
 
 SET LOCAL search_path = pg_catalog, pg_temp;
 
+-- Every client compares this with its own sources before it says anything
+-- else when a query fails on a missing object: "run pystatus migrate", not
+-- "column ... does not exist". Any login may ask, whatever its rights.
+CREATE OR REPLACE FUNCTION pystatus.installed_version()
+RETURNS TABLE (version text, sources_sha256 text, applied_at timestamptz)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT d.version, d.sources_sha256, d.applied_at
+    FROM pystatus.definitions_applied AS d
+    ORDER BY d.applied_at DESC
+    LIMIT 1;
+$$;
+COMMENT ON FUNCTION pystatus.installed_version() IS
+    'The pystatus version whose definitions are installed, the checksum of its sql/schema/ files '
+    'and when `pystatus migrate` applied them (the newest row of definitions_applied).';
+
 CREATE OR REPLACE FUNCTION pystatus._check_storage()
 RETURNS TABLE (item text, ok boolean, detail text)
 LANGUAGE plpgsql STABLE

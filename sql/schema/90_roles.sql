@@ -258,6 +258,8 @@ AS $$
     -- history's late-rows trigger compares with. None reads or writes anything
     -- the caller could not; looking their names up needs the schema's USAGE.
     ('public', 'USAGE', 'SCHEMA pystatus'),
+    -- Every client asks which version is installed before it explains an error.
+    ('public', 'EXECUTE', 'FUNCTION pystatus.installed_version()'),
     ('public', 'EXECUTE', 'FUNCTION pystatus.is_valid_service_name(text)'),
     ('public', 'EXECUTE', 'FUNCTION pystatus._service_name_pattern()'),
     ('public', 'EXECUTE', 'FUNCTION pystatus._name_characters(text)'),
