@@ -27,7 +27,7 @@ class MaintenanceJob:
 @dataclass(frozen=True)
 class CheckItem:
     item: str
-    ok: bool
+    ok: bool | None  # None: unknown (could not be read from here)
     detail: str
 
 
@@ -95,15 +95,25 @@ def schedule(conn: Conn, cron_conn: Conn | None = None) -> list[MaintenanceJob]:
     return jobs
 
 
+def unschedule_job(cron_conn: Conn, job: MaintenanceJob) -> int:
+    """Removes one of another database's jobs from pg_cron's database (1, or 0 when
+    it was not there): what uninstalling does once the jobs' names are known."""
+    return int(fetch_value(cron_conn, "unschedule_in_cron_database", asdict(job)))
+
+
+def maintenance_scheduler(conn: Conn) -> str:
+    """Where maintenance is scheduled from: ``pg_cron in this database``, ``pg_cron in
+    database X``, ``pg_cron in another database (...)`` when its name cannot be read,
+    or ``none``."""
+    return str(fetch_value(conn, "maintenance_scheduler"))
+
+
 def unschedule(conn: Conn, cron_conn: Conn | None = None) -> int:
     """Removes the maintenance jobs from pg_cron, in this database or, given ``cron_conn``, in
     pg_cron's database; returns how many there were."""
     if cron_conn is None:
         return int(fetch_value(conn, "unschedule_maintenance_here"))
-    return sum(
-        int(fetch_value(cron_conn, "unschedule_in_cron_database", asdict(job)))
-        for job in maintenance_jobs(conn)
-    )
+    return sum(unschedule_job(cron_conn, job) for job in maintenance_jobs(conn))
 
 
 def check(conn: Conn, cron_conn: Conn | None = None) -> list[CheckItem]:
@@ -161,9 +171,10 @@ def service_logins(conn: Conn) -> list[ServiceLogin]:
     return fetch_all(conn, ServiceLogin, "service_logins")
 
 
-def history_rows_estimate(conn: Conn) -> int:
-    """About how many rows history holds, from the planner's statistics."""
-    return int(fetch_value(conn, "history_rows_estimate"))
+def history_rows(conn: Conn) -> int:
+    """How many rows history holds, counted (a scan: for a prompt before dropping it;
+    the planner's estimate said 0 of a table never analyzed)."""
+    return int(fetch_value(conn, "history_rows"))
 
 
 def add_ping_token(conn: Conn, service_name: str, note: str | None = None) -> str:

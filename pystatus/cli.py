@@ -178,8 +178,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     }
     if args.plan:
         return _print_plan(migrations.plan(args.dsn, args.cron_dsn))
+    with _connect(args.dsn, guard=False) as conn:
+        adopted = migrations.adoption(conn, args.legacy_time_zone)
     done = migrations.apply(args.dsn, settings, reapply=args.reapply)
     echo(f"pystatus {migrations.version()}: {done}.")
+    if adopted:
+        echo(f"  {adopted[0].upper()}{adopted[1:]}.")
     with _connect(args.dsn) as conn:
         _print_setup_report(conn)
     return 0
@@ -192,8 +196,38 @@ def _confirmed(question: str) -> bool:
     return input(f"{question} Type yes to go on: ").strip() == "yes"
 
 
+def _cron_dsn_for_removal(conn: Conn, dsn: str | None, cron_dsn: str | None) -> str | None:
+    """Where uninstalling must remove this database's pg_cron jobs: ``--cron-dsn``, or
+    pg_cron's database with the same login; None when pg_cron lives here (the
+    rollback removes them) or nowhere. Refuses, changing nothing, when the jobs
+    are in a database this login cannot reach."""
+    if cron_dsn is not None:
+        return cron_dsn
+    name = admin.cron_database(conn)
+    if name is None:
+        if admin.maintenance_scheduler(conn).startswith("pg_cron in another database"):
+            raise PystatusError(
+                "pg_cron runs this database's jobs in another database, which this login cannot "
+                "name: give --cron-dsn for pg_cron's database, so that they are removed too. "
+                "Nothing was changed"
+            )
+        return None
+    candidate = make_conninfo(resolve_dsn(dsn), dbname=name)
+    try:
+        with psycopg.connect(candidate, connect_timeout=5):
+            return candidate
+    except psycopg.Error as exc:
+        raise PystatusError(
+            f"pg_cron runs this database's jobs in database {name}, where this login cannot "
+            f"remove them ({str(exc).strip()}): give --cron-dsn with a login that can. Nothing "
+            "was changed"
+        ) from exc
+
+
 def cmd_rollback(args: argparse.Namespace) -> None:
     count = None if args.all else args.count
+    jobs: list[admin.MaintenanceJob] = []
+    cron_dsn: str | None = None
     applied = migrations.applied(args.dsn)
     allowances: list[admin.ServiceLogin] = []
     if applied and (count is None or count >= len(applied)):
@@ -203,25 +237,30 @@ def cmd_rollback(args: argparse.Namespace) -> None:
         # writer login may report any service).
         with _connect(args.dsn, guard=False) as conn:
             allowances = admin.service_logins(conn)
-            rows = admin.history_rows_estimate(conn)
+            rows = admin.history_rows(conn)
+            jobs = admin.maintenance_jobs(conn)
+            cron_dsn = _cron_dsn_for_removal(conn, args.dsn, args.cron_dsn)
         what = (
-            f"This removes pystatus from the database: about {rows} history rows and "
+            f"This removes pystatus from the database: {rows:,} history row"
+            f"{'' if rows == 1 else 's'} and "
             f"{len(allowances)} login allowances are dropped (system_status stays)."
         )
         if not (args.yes or _confirmed(what)):
             raise PystatusError(f"{what} Nothing was changed: run again with --yes to go on")
     undone = migrations.rollback(args.dsn, count, {"legacy_time_zone": args.legacy_time_zone})
     echo("Rolled back: " + ", ".join(undone) if undone else "Nothing to roll back.")
+    if undone and cron_dsn is not None:
+        # pystatus is gone from this database: its jobs in pg_cron's go too, or
+        # pg_cron would run them every minute, failing, forever.
+        with _connect(cron_dsn, guard=False) as cron_conn:
+            removed = sum(admin.unschedule_job(cron_conn, job) for job in jobs)
+            where = cron_conn.info.dbname
+        echo(f"Removed {removed} maintenance jobs from pg_cron in database {where}.")
     if undone and allowances:
         echo("Removed these login allowances; after `pystatus migrate`, restore them with:")
         for allowance in allowances:
             pattern = shlex.quote(allowance.service_pattern)
             echo(f"  pystatus logins --allow {shlex.quote(allowance.login)} {pattern}")
-    if undone and not migrations.applied(args.dsn):
-        echo(
-            "If pg_cron lives in another database, remove the job there too: "
-            "pystatus schedule --cron-dsn ... --remove"
-        )
 
 
 def cmd_maintain(args: argparse.Namespace) -> None:
@@ -400,7 +439,7 @@ def _check_following_pg_cron(conn: Conn, dsn: str | None) -> list[admin.CheckIte
     except (psycopg.Error, PystatusError) as exc:
         unreadable = admin.CheckItem(
             "jobs",
-            False,
+            None,  # unknown: not failing
             f"pg_cron lives in database {name}, where this login cannot read the jobs' runs "
             f"({str(exc).strip()}): give --cron-dsn with a login that can",
         )
@@ -413,8 +452,12 @@ def cmd_check(args: argparse.Namespace) -> int:
             items = _check_following_pg_cron(conn, args.dsn)
         else:
             items = admin.check(conn, cron_conn)
-    write_rows(admin.CheckItem, items, args.format, emphasize=lambda item: not item.ok)
-    return 0 if all(item.ok for item in items) else 1
+    write_rows(admin.CheckItem, items, args.format, emphasize=lambda item: item.ok is False)
+    # As monitoring plugins do: 1 when something fails, 3 when all that could be
+    # read is fine but something could not be (the jobs' runs, elsewhere).
+    if any(item.ok is False for item in items):
+        return 1
+    return 3 if any(item.ok is None for item in items) else 0
 
 
 def cmd_heartbeat(args: argparse.Namespace) -> None:
@@ -633,8 +676,12 @@ def cmd_collect_docker(args: argparse.Namespace) -> None:
 
 
 def cmd_exporter(args: argparse.Namespace) -> None:
-    from pystatus import metrics
-
+    try:
+        from pystatus import metrics
+    except ImportError as exc:
+        raise PystatusError(
+            f"the exporter needs the dashboard extra: pip install 'pystatus[dashboard]' ({exc})"
+        ) from exc
     _require_current(args.dsn)
     stop = threading.Event()
     _on_stop_signals(stop.set)
@@ -769,6 +816,10 @@ def _parser() -> argparse.ArgumentParser:
         "--yes", action="store_true", help="go on when this removes pystatus and its history"
     )
     rollback.add_argument("--legacy-time-zone", help="zone to write TIMESTAMP values back in")
+    rollback.add_argument(
+        "--cron-dsn",
+        help="pg_cron's database, when it is another one: removing pystatus removes its jobs there",
+    )
 
     command(
         "maintain",

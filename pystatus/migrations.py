@@ -363,6 +363,25 @@ def version_problem(
     )
 
 
+# Whether the roles exist and hold their rights: after a restore into a cluster
+# without them (pg_dump carries grants, not roles), migrate makes them again.
+_ROLES_INTACT = """
+    SELECT coalesce(bool_and(CASE
+        WHEN to_regrole(r.grantee) IS NULL THEN false
+        WHEN split_part(r.object, ' ', 1) = 'FUNCTION'
+            THEN has_function_privilege(r.grantee, substr(r.object, 10), r.privilege)
+        WHEN split_part(r.object, ' ', 1) = 'TABLE'
+            THEN has_table_privilege(r.grantee, substr(r.object, 7), r.privilege)
+        ELSE has_schema_privilege(r.grantee, substr(r.object, 8), r.privilege) END), true)
+    FROM pystatus._role_rights() AS r
+    WHERE r.grantee <> 'public'"""
+
+
+def _roles_intact(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute(_ROLES_INTACT).fetchone()
+    return bool(row and row[0])
+
+
 def installed_definitions(conn: psycopg.Connection[Any]) -> str | None:
     """The checksum of the definitions last applied, or None (not installed)."""
     if conn.execute("SELECT to_regclass('pystatus.definitions_applied')").fetchone() == (None,):
@@ -576,7 +595,12 @@ def _apply_in_one_transaction(
     ):
         pending = backend.to_apply(known)
         checksum = sources.definitions_sha256()
-        if not pending and not reapply and installed_definitions(backend.connection) == checksum:
+        if (
+            not pending
+            and not reapply
+            and installed_definitions(backend.connection) == checksum
+            and _roles_intact(backend.connection)
+        ):
             return Migrated([], False)
         for path in sources.before_migrations:
             steps.run_file(path)
@@ -668,6 +692,51 @@ def _cron_database_name(conn: psycopg.Connection[Any]) -> tuple[str | None, bool
     return (None if row is None else row[0]), True
 
 
+def adoption(conn: psycopg.Connection[Any], legacy_time_zone: str | None = None) -> str | None:
+    """What installing does to a ``system_status`` that is already there (the
+    original design's table, with its rows); None when there is none, or pystatus
+    is installed."""
+    installed = conn.execute(
+        "SELECT to_regclass('public.system_status_history') IS NOT NULL"
+        " OR to_regnamespace('pystatus') IS NOT NULL"
+    ).fetchone()
+    if installed is None or installed[0]:
+        return None
+    if conn.execute("SELECT to_regclass('public.system_status')").fetchone() == (None,):
+        return None
+    readable = conn.execute("SELECT has_table_privilege('public.system_status', 'SELECT')")
+    rows = (
+        conn.execute("SELECT count(*) FROM public.system_status").fetchone()
+        if readable.fetchone() == (True,)
+        else None
+    )
+    naive = [
+        name
+        for (name,) in conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = 'public.system_status'::regclass"
+            " AND atttypid = 'timestamp'::regtype AND attnum > 0 AND NOT attisdropped"
+            " ORDER BY attnum"
+        )
+    ]
+    count = (
+        "rows this role may not count yet"
+        if rows is None
+        else f"{rows[0]:,} row{'' if rows[0] == 1 else 's'}"
+    )
+    what = (
+        f"an existing public.system_status with {count} is adopted: its rows are kept, and none "
+        "is copied into history (each service's history starts with its next write)"
+    )
+    if naive:
+        zone = legacy_time_zone or "UTC"
+        what += (
+            f"; its TIMESTAMP column{'s' if len(naive) > 1 else ''} {', '.join(naive)} become"
+            f"{'' if len(naive) > 1 else 's'} timestamptz, the values read as times in {zone}"
+            + ("" if legacy_time_zone else " (--legacy-time-zone to say another zone)")
+        )
+    return what
+
+
 def plan(dsn: str | None = None, cron_dsn: str | None = None) -> Plan:
     """What the role ``dsn`` connects as needs before ``apply`` can install pystatus
     and ``pystatus schedule`` register its jobs: read from the catalogs, changing
@@ -677,7 +746,8 @@ def plan(dsn: str | None = None, cron_dsn: str | None = None) -> Plan:
         role, database = conn.info.user, conn.info.dbname
         items = fetch_all(conn, PlanItem, "install_plan")
         cron_name, readable = _cron_database_name(conn)
-    notes = []
+        adopted = adoption(conn)
+    notes = [adopted[0].upper() + adopted[1:] + "."] if adopted else []
     if cron_dsn is None and cron_name and cron_name != database:
         cron_dsn = make_conninfo(resolve_dsn(dsn), dbname=cron_name)
     elif cron_dsn is None and not readable:

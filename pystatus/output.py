@@ -131,6 +131,8 @@ def moment(value: datetime) -> str:
 
 def human(name: str, value: Any) -> str:
     """A table cell: ``value`` of the field ``name``, as a person reads it."""
+    if name == "ok" and value is None:
+        return "unknown"
     if value is None:
         return ""
     if name == "uptime":

@@ -148,10 +148,13 @@ SELECT pystatus.disallow_service(%(login)s::name, %(service_pattern)s::text)
 -- Which services each login may heartbeat for (empty: no restriction).
 SELECT login::text, service_pattern FROM pystatus.service_logins ORDER BY login, service_pattern
 
--- history_rows_estimate --
--- About how many rows history holds (the planner's estimate: no scan of a large table).
-SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint
-FROM pystatus.history_partitions AS p JOIN pg_class AS c ON c.oid = p.partition
+-- history_rows --
+-- How many rows history holds, counted: what a prompt before dropping it says.
+SELECT count(*) FROM public.system_status_history
+
+-- maintenance_scheduler --
+-- Where maintenance can be scheduled from: pg_cron here, in another database, or none.
+SELECT pystatus.maintenance_scheduler()
 
 -- cron_database --
 -- The other database pg_cron lives in, or NULL.
@@ -187,8 +190,11 @@ SELECT 'pg_partman installed, usable by this role',
                  coalesce(partman.schema, 'partman'), me.rolname), current_database()
 FROM me LEFT JOIN partman ON true
 UNION ALL
-SELECT 'role ' || r.name, me.rolsuper OR me.rolcreaterole OR to_regrole(r.name) IS NOT NULL,
-       format('CREATE ROLE %I NOLOGIN;', r.name), current_database()
+SELECT 'role ' || r.name || ', which this role may grant',
+       me.rolsuper OR me.rolcreaterole
+           OR (to_regrole(r.name) IS NOT NULL AND pg_has_role(r.name, 'USAGE WITH ADMIN OPTION')),
+       CASE WHEN to_regrole(r.name) IS NULL THEN format('CREATE ROLE %I NOLOGIN; ', r.name) ELSE '' END
+       || format('GRANT %I TO %I WITH ADMIN OPTION;', r.name, me.rolname), current_database()
 FROM me, (VALUES ('pystatus_writer'), ('pystatus_reader'), ('pystatus_alerter')) AS r(name)
 
 -- install_plan_cron --

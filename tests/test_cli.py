@@ -411,6 +411,8 @@ def test_rollback_that_removes_pystatus_asks_for_yes_and_prints_the_allowances(
         code, _, err = run(capsys, "rollback", "--all", "--dsn", dsn)
         assert code == 1
         assert "login allowances are dropped" in err and "run again with --yes" in err
+        # Counted, not the planner's estimate (0 for a table never analyzed).
+        assert "This removes pystatus from the database: 1 history row and 1 login" in err
         assert one(db, "SELECT count(*) FROM system_status_history") == 1  # nothing changed
 
         code, out, _ = run(capsys, "rollback", "--all", "--dsn", dsn, "--yes")
@@ -551,3 +553,39 @@ def test_a_closed_pipe_ends_quietly(db: Conn, dsn: str) -> None:
         "task",
     ]
     assert done.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "module", "extra"),
+    [
+        (["exporter"], "prometheus_client", "dashboard"),
+        (["dashboard"], "fastapi", "dashboard"),
+        (["ingest"], "starlette", "dashboard"),
+        (["collect", "docker"], "docker", "docker"),
+    ],
+)
+def test_a_missing_extra_is_named_without_a_traceback(
+    argv: list[str],
+    module: str,
+    extra: str,
+    dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed: import fails
+    for loaded in [
+        m
+        for m in sys.modules
+        if m.startswith(
+            (
+                "pystatus.dashboard",
+                "pystatus.metrics",
+                "pystatus.ingest",
+                "pystatus.docker_collector",
+            )
+        )
+    ]:
+        monkeypatch.delitem(sys.modules, loaded)
+    code, _, err = run(capsys, *argv, "--dsn", dsn)
+    assert code == 1
+    assert f"pip install 'pystatus[{extra}]'" in err and "Traceback" not in err

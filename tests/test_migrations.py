@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 import pystatus
-from pystatus import answers, migrations
+from pystatus import answers, cli, migrations
 from pystatus.cluster import Cluster
 from tests.catalog import describe
 from tests.helpers import SEED_TABLE, one
@@ -494,3 +494,25 @@ def test_upgrading_to_running_totals_computes_them_for_the_rollups_kept(empty_ds
             ("librarian", 3600001000, 3599999000, 0),
             ("reader", 0, 0, 0),
         ]
+
+
+def test_adoption_is_announced_by_the_plan_and_by_migrate(
+    empty_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed_install(empty_dsn)
+    said = (
+        "An existing public.system_status with 2 rows is adopted: its rows are kept, and none is"
+        " copied into history (each service's history starts with its next write); its"
+        " TIMESTAMP columns last_heartbeat, updated_at become timestamptz, the values read as"
+        " times in {zone}."
+    )
+    cli.main(["migrate", "--plan", "--dsn", empty_dsn])
+    assert (
+        "Note: " + said.format(zone="UTC (--legacy-time-zone to say another zone)")
+        in capsys.readouterr().out
+    )
+    assert cli.main(["migrate", "--dsn", empty_dsn, "--legacy-time-zone", "Asia/Tokyo"]) == 0
+    assert "  " + said.format(zone="Asia/Tokyo") in capsys.readouterr().out
+    # Once installed, nothing more is said of it.
+    assert cli.main(["migrate", "--dsn", empty_dsn]) == 0
+    assert "adopted" not in capsys.readouterr().out

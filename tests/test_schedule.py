@@ -184,3 +184,20 @@ def test_without_pg_cron_the_migration_says_to_run_pystatus_maintain(
         assert cli.main(["maintain", "--dsn", dsn]) == 0
         assert hole in capsys.readouterr().out
         assert one(db, "SELECT to_regclass(%s)", (hole,)) is not None
+
+
+def test_uninstalling_removes_the_jobs_where_pg_cron_lives(
+    dsn: str, db: Conn, cron_db: Conn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pg_cron in "postgres", pystatus in the test's database: `rollback --all`
+    finds pg_cron's database with the same login and removes the jobs there."""
+    assert cli.main(["schedule", "--dsn", dsn, "--cron-dsn", cron_db.info.dsn]) == 0
+    database = db.info.dbname
+    mine = [j for j in pystatus_jobs(cron_db) if j[3] == database]
+    assert mine
+    assert cli.main(["rollback", "--all", "--yes", "--dsn", dsn]) == 0
+    assert (
+        f"Removed {len(mine)} maintenance jobs from pg_cron in database postgres."
+        in capsys.readouterr().out
+    )
+    assert [j for j in pystatus_jobs(cron_db) if j[3] == database] == []

@@ -160,10 +160,12 @@ BEGIN
         END LOOP;
     ELSE
         -- Not verified from here: `pystatus check` reads them where pg_cron lives.
-        item := 'jobs'; ok := pystatus.maintenance_scheduler() = 'none';
+        -- Unknown (NULL), not failing: a healthy install must not page anyone.
+        item := 'jobs';
+        ok := CASE WHEN pystatus.maintenance_scheduler() = 'none' THEN true END;
         detail := pystatus.maintenance_scheduler()
                   || CASE WHEN ok THEN ': run `pystatus maintain` every minute from another scheduler'
-                          ELSE ': their runs are not visible from this database: pystatus check '
+                          ELSE ': unknown, their runs are not visible from this database: pystatus check '
                                '--cron-dsn <pg_cron''s database> reads them there' END;
         RETURN NEXT;
     END IF;
@@ -243,7 +245,9 @@ BEGIN
     RETURN QUERY
     SELECT r.item, r.detail,
            CASE WHEN NOT r.ok THEN r.detail
-                WHEN NOT EXISTS (SELECT FROM pg_auth_members WHERE roleid = to_regrole(substr(r.item, 6)))
+                -- The owner administers the roles (WITH ADMIN OPTION): it does not count.
+                WHEN NOT EXISTS (SELECT FROM pg_auth_members
+                                 WHERE roleid = to_regrole(substr(r.item, 6)) AND NOT admin_option)
                 THEN format('grant %s to the logins of %s: GRANT %1$s TO <login>',
                             substr(r.item, 6),
                             CASE r.item WHEN 'role pystatus_writer' THEN 'services'

@@ -37,7 +37,9 @@ EXCEPTION WHEN insufficient_privilege THEN
         USING ERRCODE = 'PS010',
               HINT = 'As a superuser (or a role with CREATEROLE): '
                      'CREATE ROLE pystatus_writer NOLOGIN; CREATE ROLE pystatus_reader NOLOGIN; '
-                     'CREATE ROLE pystatus_alerter NOLOGIN; then migrate again.';
+                     'CREATE ROLE pystatus_alerter NOLOGIN; GRANT pystatus_writer, pystatus_reader, '
+                     'pystatus_alerter TO ' || quote_ident(current_user) || ' WITH ADMIN OPTION; '
+                     '(the owner grants them to logins); then migrate again.';
 END;
 $$;
 
@@ -328,7 +330,8 @@ AS $$
            CASE WHEN cardinality(problems) = 0
                 THEN summary || coalesce(' (granted to ' || (
                          SELECT string_agg(m.member::regrole::text, ', ' ORDER BY m.member::regrole::text)
-                         FROM pg_auth_members AS m WHERE m.roleid = to_regrole(name)) || ')', ' (granted to no one yet)')
+                         FROM pg_auth_members AS m WHERE m.roleid = to_regrole(name) AND NOT m.admin_option)
+                         || ')', ' (granted to no one yet)')
                 ELSE array_to_string(problems, '; ') END
     FROM role_problems
     UNION ALL
