@@ -11,15 +11,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import threading
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from pystatus.connection import resolve_dsn
-from pystatus.errors import PystatusError, translate_errors
+from pystatus.errors import (
+    InvalidInput,
+    InvalidServiceName,
+    NotAllowed,
+    PystatusError,
+    translate_errors,
+)
+from pystatus.names import service_name_problem
 from pystatus.queries import fetch_value, fetch_value_async
 
 logger = logging.getLogger("pystatus")
@@ -122,6 +131,14 @@ async def heartbeat_async(
     return await fetch_value_async(conn, "heartbeat", params)  # type: ignore[no-any-return]
 
 
+# What the server says when it refuses the login itself (libpq gives no SQLSTATE):
+# a configuration error, not an outage.
+_REFUSED = re.compile(
+    r"FATAL:\s+(role \S+ does not exist|password authentication failed|database \S+ does not"
+    r" exist|no pg_hba\.conf entry|permission denied for database)"
+)
+
+
 class _Beating:
     """What the thread and the asyncio heartbeaters share: state and retry policy."""
 
@@ -139,7 +156,16 @@ class _Beating:
     ) -> None:
         if interval <= 0:
             raise ValueError(f"interval must be positive, got {interval!r}")
+        # A configuration error is the caller's to see now: later, every failure
+        # is logged and retried, as an outage is.
+        problem = service_name_problem(service_name)
+        if problem:
+            raise InvalidServiceName(f"invalid service name {service_name!r}: {problem}")
         self.dsn = resolve_dsn(dsn)
+        try:
+            conninfo_to_dict(self.dsn)
+        except psycopg.ProgrammingError as error:
+            raise InvalidInput(f"invalid dsn: {str(error).strip()}") from None
         self.service_name = service_name
         self.interval = interval
         self._status, self._current_task = status, current_task
@@ -147,7 +173,8 @@ class _Beating:
         self.failures = 0
         self.last_error: PystatusError | None = None
         self.last_recorded_at: datetime | None = None
-        # Sent with the next heartbeat (e.g. a measured request latency); no heartbeat of its own.
+        # Sent with the next heartbeat only (e.g. a measured request latency), then
+        # cleared: a latency measured once is not reported again; no heartbeat of its own.
         self.latency_ms: float | None = None
         self._stopping = False
         self._setup()
@@ -179,7 +206,13 @@ class _Beating:
             return self.interval
         return min(self.interval, 0.5 * 2.0 ** (self.failures - 1))
 
-    def _succeeded(self, recorded_at: datetime) -> None:
+    def _latency_for(self, status: str) -> float | None:
+        """The latency to send with a heartbeat of ``status``: none with the final one."""
+        return None if self._stopping and status == self.final_status else self.latency_ms
+
+    def _succeeded(self, recorded_at: datetime, latency_ms: float | None = None) -> None:
+        if latency_ms is not None and self.latency_ms == latency_ms:
+            self.latency_ms = None  # sent: the next heartbeat carries a new one, or none
         if self.failures:
             logger.info("pystatus: %s heartbeats resumed", self.service_name)
         self.failures, self.last_error, self.last_recorded_at = 0, None, recorded_at
@@ -187,7 +220,15 @@ class _Beating:
     def _failed(self, error: PystatusError) -> None:
         self.failures += 1
         self.last_error = error
-        log = logger.warning if self.failures == 1 else logger.debug
+        # A login refused or not allowed is a configuration error: said every time.
+        configuration = isinstance(error, NotAllowed) or bool(_REFUSED.search(str(error)))
+        log = (
+            logger.error
+            if configuration
+            else logger.warning
+            if self.failures == 1
+            else logger.debug
+        )
         log(
             "pystatus: %s heartbeat failed (attempt %d): %s",
             self.service_name,
@@ -253,8 +294,9 @@ class Heartbeat(_Beating):
                 with translate_errors():
                     self._conn = psycopg.connect(self.dsn, **CONNECT_OPTIONS)
                     self._conn.execute(BOUNDED_WAITS)
+            latency = self._latency_for(status)
             self._succeeded(
-                heartbeat(self._conn, self.service_name, status, current_task, self.latency_ms)
+                heartbeat(self._conn, self.service_name, status, current_task, latency), latency
             )
         except PystatusError as error:
             self._failed(error)
@@ -317,10 +359,10 @@ class AsyncHeartbeat(_Beating):
                 with translate_errors():
                     self._conn = await psycopg.AsyncConnection.connect(self.dsn, **CONNECT_OPTIONS)
                     await self._conn.execute(BOUNDED_WAITS)
+            latency = self._latency_for(status)
             self._succeeded(
-                await heartbeat_async(
-                    self._conn, self.service_name, status, current_task, self.latency_ms
-                )
+                await heartbeat_async(self._conn, self.service_name, status, current_task, latency),
+                latency,
             )
         except PystatusError as error:
             self._failed(error)

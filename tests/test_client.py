@@ -80,6 +80,41 @@ def test_interval_must_be_positive() -> None:
         Heartbeat(None, "worker", interval=0)
 
 
+def test_a_configuration_error_is_raised_at_construction() -> None:
+    with pytest.raises(pystatus.InvalidInput, match=r"invalid dsn: missing \"=\" after \"port\""):
+        Heartbeat("host=db port", "worker")
+    with pytest.raises(pystatus.InvalidServiceName, match="invalid service name ' api'"):
+        Heartbeat(None, " api")
+
+
+def test_a_login_the_server_refuses_is_logged_as_an_error_each_time(
+    dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Heartbeat(f"{dsn} user=no_such_login", "worker", interval=0.1, final_status=None) as beat:
+        wait_for(lambda: beat.failures >= 3)
+    refused = [r for r in caplog.records if "no_such_login" in r.getMessage()]
+    assert len(refused) >= 3 and {r.levelname for r in refused} == {"ERROR"}
+
+
+def test_a_latency_is_sent_with_the_next_heartbeat_only(dsn: str) -> None:
+    def latencies() -> list[tuple[str, float | None]]:
+        with psycopg.connect(dsn) as conn:
+            return conn.execute(
+                "SELECT status, latency_ms FROM system_status_history"
+                " WHERE service_name = 'worker' ORDER BY heartbeat_timestamp"
+            ).fetchall()
+
+    with Heartbeat(dsn, "worker", interval=3600) as beat:
+        wait_for(lambda: len(latencies()) == 1)
+        beat.latency_ms = 42.0
+        beat.current_task = "serving"  # a heartbeat now, carrying it
+        wait_for(lambda: len(latencies()) == 2)
+        beat.current_task = "idle"  # and the next one, without it
+        wait_for(lambda: len(latencies()) == 3)
+        beat.latency_ms = 7.0  # measured, then the service stops: not in the final status
+    assert latencies() == [("ok", None), ("ok", 42.0), ("ok", None), ("stopping", None)]
+
+
 @pytest.fixture(scope="module")
 def own_cluster() -> Iterator[Cluster]:
     """A cluster of its own, so restarting it disturbs no other test."""
