@@ -37,10 +37,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import PlainTextResponse
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from pystatus.connection import CONNECT_TIMEOUT, POOL_OPTIONS, resolve_dsn
@@ -113,6 +114,21 @@ class RateLimiter:
         if len(self.buckets) > self.capacity:
             self.buckets.popitem(last=False)
         return wait
+
+
+# What a ping's answer says of it, as the outcome label of pystatus_ingest_pings_total.
+OUTCOMES = {
+    200: "recorded",
+    400: "bad_request",
+    403: "not_allowed",
+    404: "unknown_token",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    414: "query_too_long",
+    429: "rate_limited",
+    503: "database_unavailable",
+}
+LOGGED = {403, 503}  # refusals logged where they happen, with their cause
 
 
 def token_prefix(token: str) -> str:
@@ -226,6 +242,17 @@ def create_app(
         **POOL_OPTIONS,  # no check before use: see record()
     )
     limiter = RateLimiter(rate_per_minute)
+    # The endpoint's own metrics, at /metrics: pings by outcome (a registry of
+    # its own, so two apps in one process count apart).
+    registry = CollectorRegistry(auto_describe=True)
+    pings = Counter(
+        "pystatus_ingest_pings",
+        "Pings received, by outcome (recorded, or why not)",
+        ["outcome"],
+        registry=registry,
+    )
+    for outcome in OUTCOMES.values():
+        pings.labels(outcome).inc(0)  # every outcome from the start: rate() sees the first
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -249,6 +276,21 @@ def create_app(
                     raise
 
     async def ping(request: Request) -> PlainTextResponse:
+        response = await answer(request)
+        outcome = OUTCOMES.get(response.status_code, "other")
+        pings.labels(outcome).inc()
+        if response.status_code >= 400 and response.status_code not in LOGGED:
+            # One line per refused ping, naming the token by its prefix only.
+            reason = bytes(response.body).decode(errors="replace").strip()
+            log.info(
+                "ping %s refused: %d %s",
+                token_prefix(request.path_params["token"]),
+                response.status_code,
+                quoted(reason),
+            )
+        return response
+
+    async def answer(request: Request) -> PlainTextResponse:
         if request.method == "HEAD":
             # A safe method: link checkers, proxies and monitors send it expecting no
             # effect (docs/integrations.md, "HTTP pings").
@@ -291,6 +333,9 @@ def create_app(
             )
         return text("OK", 200)
 
+    async def metrics_page(request: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
     async def healthz(request: Request) -> PlainTextResponse:
         try:
             async with pool.connection() as conn:
@@ -305,6 +350,7 @@ def create_app(
             Route("/ping/{token}", ping, methods=methods),
             Route("/ping/{token}/{action}", ping, methods=methods),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics_page, methods=["GET"]),
         ],
         lifespan=lifespan,
     )

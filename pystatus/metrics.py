@@ -26,12 +26,14 @@ from pystatus.queries import Conn, fetch_all
 log = logging.getLogger("pystatus.metrics")
 
 HELP = {
-    "pystatus_service_up": "1 when the service's effective status is up (ok, degraded), else 0; "
-    "the status is a label",
+    "pystatus_service_up": "1 when the service's effective status is up (ok, degraded), else 0",
+    "pystatus_service_status": "1 for the service's effective status, 0 for the others",
     "pystatus_service_heartbeat_age_seconds": "Seconds since the service's last heartbeat",
     "pystatus_service_uptime_ratio": "Time-weighted uptime, up / (up + down), over the last 24 "
     "rolled-up hours (1d) or 7 and 30 whole days (7d, 30d)",
-    "pystatus_service_latency_seconds": "Latency measure over the last rolled-up hour",
+    "pystatus_service_latency_p50_seconds": "Median latency measure over the last rolled-up hour",
+    "pystatus_service_latency_p95_seconds": "95th percentile of the latency measure over the last "
+    "rolled-up hour",
     "pystatus_services": "Services by effective status",
     "pystatus_services_not_exported": "Services without series of their own in this scrape "
     "(past pystatus.limits.max_metric_services; those needing attention come first)",
@@ -42,7 +44,7 @@ HELP = {
     "pystatus_default_partition_rows": "Rows in history's default partition (should be 0)",
     "pystatus_scrape_ok": "1 when this scrape could read the database, else 0",
 }
-LABELS = ("service", "status", "time_window", "quantile")
+LABELS = ("service", "status", "time_window")
 # Prometheus's label for time_window is "window" (a reserved word in SQL).
 LABEL_NAMES = {"time_window": "window"}
 
@@ -53,7 +55,6 @@ class Sample:
     service: str | None
     status: str | None
     time_window: str | None
-    quantile: str | None
     value: float | None
 
 

@@ -288,7 +288,7 @@ SELECT pystatus.finish_alert_attempt(%(message_id)s::bigint, %(attempt)s::intege
 
 -- metrics --
 -- Every Prometheus sample of a scrape: metric, labels (NULL where none), value.
-SELECT metric, service, status, time_window, quantile, value FROM pystatus.metrics()
+SELECT metric, service, status, time_window, value FROM pystatus.metrics()
 
 -- ping --
 -- Records a heartbeat for the service a ping token belongs to; returns the recorded time.

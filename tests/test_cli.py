@@ -296,7 +296,7 @@ def test_the_wheel_carries_the_sql_and_migrates_outside_the_repository(
         "applied 0001_baseline, 0002_finite_times, 0003_alerts, 0004_ping_tokens, "
         "0005_compact_history, 0006_rollup_spans, 0007_current_hour_spans, "
         "0008_history_time_index, 0009_rollup_running_totals, 0010_job_locks, "
-        "0011_alert_queue, 0012_overview_pages, "
+        "0011_alert_queue, 0012_overview_pages, 0013_metric_families, "
         "the definitions of sql/schema/." in done.stdout
     )
 
@@ -418,7 +418,8 @@ def test_rollback_that_removes_pystatus_asks_for_yes_and_prints_the_allowances(
         code, out, _ = run(capsys, "rollback", "--all", "--dsn", dsn, "--yes")
         assert (
             code == 0
-            and "Rolled back: 0012_overview_pages, 0011_alert_queue, 0010_job_locks, "
+            and "Rolled back: 0013_metric_families, 0012_overview_pages, 0011_alert_queue, "
+            "0010_job_locks, "
             "0009_rollup_running_totals, 0008_history_time_index, "
             "0007_current_hour_spans, "
             "0006_rollup_spans, 0005_compact_history, "

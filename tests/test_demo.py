@@ -70,7 +70,7 @@ def test_demo_serves_the_dashboard_and_ctrl_c_leaves_nothing_running() -> None:
         assert len(days) == 30
         with urllib.request.urlopen(f"http://127.0.0.1:{web}/metrics") as response:
             assert (
-                'pystatus_service_up{service="mailer",status="stale"} 0.0'
+                'pystatus_service_status{service="mailer",status="stale"} 1.0'
                 in response.read().decode()
             )
         # mailer, silent since yesterday, is alerted at once: often before the

@@ -499,3 +499,42 @@ def test_a_ping_on_a_killed_connection_is_sent_again_on_a_new_one(ingest: str, d
     assert killed is not None and killed[0] >= 1
     assert request(f"{ingest}/ping/{token}/fail")[:2] == (200, "OK\n")
     assert current(db, "backup")[0] == "down"
+
+
+def test_pings_are_counted_by_outcome_and_each_refusal_logged_by_prefix(
+    ingest: str, db: Conn, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = admin.add_ping_token(db, "nightly-backup")
+    caplog.set_level(logging.INFO, logger="pystatus")
+    assert request(f"{ingest}/ping/{token}")[0] == 200
+    assert request(f"{ingest}/ping/{token}/fail")[0] == 200
+    assert request(f"{ingest}/ping/{token}/%C2%B2")[0] == 400
+    wrong = token[:-1] + ("1" if token.endswith("0") else "0")  # same prefix, other secret
+    assert request(f"{ingest}/ping/{wrong}")[0] == 404
+    assert request(f"{ingest}/ping/{token}", data=b"x" * 2000)[0] == 413
+    status, page, headers = request(f"{ingest}/metrics")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    counts = {
+        line.split('"')[1]: float(line.rsplit(" ", 1)[1])
+        for line in page.splitlines()
+        if line.startswith("pystatus_ingest_pings_total{")
+    }
+    assert counts == {
+        "recorded": 2,
+        "bad_request": 1,
+        "not_allowed": 0,
+        "unknown_token": 1,
+        "method_not_allowed": 0,
+        "body_too_large": 1,
+        "query_too_long": 0,
+        "rate_limited": 0,
+        "database_unavailable": 0,
+    }
+    checked = subprocess.run(
+        ["promtool", "check", "metrics"], input=page, capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode == 0 and not checked.stdout.strip(), checked.stdout
+    refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refused) == 3
+    assert all(m.startswith(f"ping {token[:11]} refused: 4") for m in refused), refused
+    assert all(token[11:] not in m and wrong[11:] not in m for m in refused)

@@ -176,6 +176,7 @@ def test_a_seed_table_with_a_time_that_is_not_finite_is_refused_as_it_is(empty_d
         "0010_job_locks",
         "0011_alert_queue",
         "0012_overview_pages",
+        "0013_metric_families",
     ]
 
 

@@ -33,6 +33,7 @@ ALL = [
     "0010_job_locks",
     "0011_alert_queue",
     "0012_overview_pages",
+    "0013_metric_families",
 ]
 
 

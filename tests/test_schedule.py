@@ -74,6 +74,7 @@ def test_pg_cron_in_this_database_the_migration_schedules_the_job(
         assert pystatus_jobs(cron_db) == expected_jobs("postgres")
         rolled_back = migrations.rollback(dsn, count=None)
         assert rolled_back == [
+            "0013_metric_families",
             "0012_overview_pages",
             "0011_alert_queue",
             "0010_job_locks",
