@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell md5sum pyproject.toml | cut -c1-12)
 
-.PHONY: help system-packages browser-packages venv test lint format migrate db db-stop demo bench bench-quick bench-sustained schema clean
+.PHONY: help system-packages demo-packages browser-packages venv test lint format migrate db db-stop demo bench bench-quick bench-sustained schema clean
 
 help:
 	@echo "make demo      start a local PostgreSQL, migrate, and show services heartbeating"
@@ -20,6 +20,9 @@ help:
 
 system-packages:
 	@sh scripts/install-system-packages
+
+demo-packages:
+	@sh scripts/install-system-packages --demo
 
 browser-packages:
 	@sh scripts/install-system-packages --browser
@@ -56,7 +59,7 @@ db: venv
 db-stop: venv
 	$(BIN)/pystatus db stop
 
-demo: venv
+demo: demo-packages $(STAMP)
 	$(BIN)/pystatus demo $(DEMO_ARGS)
 
 bench: venv

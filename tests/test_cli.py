@@ -559,9 +559,11 @@ def test_a_closed_pipe_ends_quietly(db: Conn, dsn: str) -> None:
 @pytest.mark.parametrize(
     ("argv", "module", "extra"),
     [
-        (["exporter"], "prometheus_client", "dashboard"),
-        (["dashboard"], "fastapi", "dashboard"),
-        (["ingest"], "starlette", "dashboard"),
+        # An address no server can bind: were the import to succeed, the command
+        # would fail at once rather than serve.
+        (["exporter", "--host", "192.0.2.1"], "prometheus_client", "dashboard"),
+        (["dashboard", "--host", "192.0.2.1"], "fastapi", "dashboard"),
+        (["ingest", "--host", "192.0.2.1"], "psycopg_pool", "dashboard"),
         (["collect", "docker"], "docker", "docker"),
     ],
 )
@@ -574,18 +576,11 @@ def test_a_missing_extra_is_named_without_a_traceback(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setitem(sys.modules, module, None)  # as if not installed: import fails
-    for loaded in [
-        m
-        for m in sys.modules
-        if m.startswith(
-            (
-                "pystatus.dashboard",
-                "pystatus.metrics",
-                "pystatus.ingest",
-                "pystatus.docker_collector",
-            )
-        )
-    ]:
+    # pystatus's modules that import it are imported afresh (and fail).
+    for name in ("dashboard", "metrics", "ingest", "docker_collector"):
+        monkeypatch.delitem(sys.modules, f"pystatus.{name}", raising=False)
+        monkeypatch.delattr(pystatus, name, raising=False)
+    for loaded in [m for m in sys.modules if m.startswith("pystatus.dashboard.")]:
         monkeypatch.delitem(sys.modules, loaded)
     code, _, err = run(capsys, *argv, "--dsn", dsn)
     assert code == 1
