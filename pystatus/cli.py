@@ -230,6 +230,18 @@ def cmd_rollback(args: argparse.Namespace) -> None:
     cron_dsn: str | None = None
     applied = migrations.applied(args.dsn)
     allowances: list[admin.ServiceLogin] = []
+    if applied and count is not None and 0 < count < len(applied) and not args.older_migrate_next:
+        # The definitions stay this version's, and they need the tables the
+        # rolled-back migrations made: the database works again only once the
+        # older version's migrate has applied its own.
+        named = ", ".join(reversed(applied[-count:]))
+        raise PystatusError(
+            f"rolling back {named} keeps this version's functions, which need what those "
+            "migrations made: answers and heartbeats may fail until the older version of "
+            "pystatus runs `pystatus migrate` (which applies its own definitions). Nothing was "
+            "changed: to go on, run again with --older-migrate-next and then the older "
+            "version's `pystatus migrate`; or remove pystatus with --all"
+        )
     if applied and (count is None or count >= len(applied)):
         # Rolling back the first migration removes pystatus, history included:
         # never without a yes. The login allowances go too; they are printed
@@ -816,6 +828,12 @@ def _parser() -> argparse.ArgumentParser:
         "--yes", action="store_true", help="go on when this removes pystatus and its history"
     )
     rollback.add_argument("--legacy-time-zone", help="zone to write TIMESTAMP values back in")
+    rollback.add_argument(
+        "--older-migrate-next",
+        action="store_true",
+        help="roll back some migrations, knowing that the older version's `pystatus migrate` "
+        "must run next to apply its definitions",
+    )
     rollback.add_argument(
         "--cron-dsn",
         help="pg_cron's database, when it is another one: removing pystatus removes its jobs there",

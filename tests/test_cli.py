@@ -585,3 +585,16 @@ def test_a_missing_extra_is_named_without_a_traceback(
     code, _, err = run(capsys, *argv, "--dsn", dsn)
     assert code == 1
     assert f"pip install 'pystatus[{extra}]'" in err and "Traceback" not in err
+
+
+def test_a_partial_rollback_says_what_must_follow_and_waits_for_consent(
+    db: Conn, dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = migrations.applied(dsn)
+    code, _, err = run(capsys, "rollback", "--dsn", dsn)
+    assert code == 1
+    assert f"rolling back {before[-1]} keeps this version's functions" in err
+    assert "--older-migrate-next" in err and migrations.applied(dsn) == before
+    code, out, _ = run(capsys, "rollback", "--dsn", dsn, "--older-migrate-next")
+    assert (code, out) == (0, f"Rolled back: {before[-1]}\n")
+    assert migrations.applied(dsn) == before[:-1]
