@@ -214,8 +214,9 @@ def _cron_dsn_for_removal(conn: Conn, dsn: str | None, cron_dsn: str | None) -> 
         return None
     candidate = make_conninfo(resolve_dsn(dsn), dbname=name)
     try:
-        with psycopg.connect(candidate, connect_timeout=5):
-            return candidate
+        with psycopg.connect(candidate, connect_timeout=5) as cron:
+            has_jobs = cron.execute("SELECT to_regclass('cron.job') IS NOT NULL").fetchone()
+            return candidate if has_jobs and has_jobs[0] else None  # no pg_cron there yet
     except psycopg.Error as exc:
         raise PystatusError(
             f"pg_cron runs this database's jobs in database {name}, where this login cannot "
@@ -264,10 +265,18 @@ def cmd_rollback(args: argparse.Namespace) -> None:
     if undone and cron_dsn is not None:
         # pystatus is gone from this database: its jobs in pg_cron's go too, or
         # pg_cron would run them every minute, failing, forever.
-        with _connect(cron_dsn, guard=False) as cron_conn:
-            removed = sum(admin.unschedule_job(cron_conn, job) for job in jobs)
-            where = cron_conn.info.dbname
-        echo(f"Removed {removed} maintenance jobs from pg_cron in database {where}.")
+        try:
+            with _connect(cron_dsn, guard=False) as cron_conn:
+                removed = sum(admin.unschedule_job(cron_conn, job) for job in jobs)
+                where = cron_conn.info.dbname
+            echo(f"Removed {removed} maintenance jobs from pg_cron in database {where}.")
+        except (PystatusError, psycopg.Error) as exc:
+            names = ", ".join(job.job_name for job in jobs)
+            echo(
+                f"pystatus: warning: its pg_cron jobs ({names}) could not be removed ({exc}): "
+                "remove them there with SELECT cron.unschedule(name)",
+                file=sys.stderr,
+            )
     if undone and allowances:
         echo("Removed these login allowances; after `pystatus migrate`, restore them with:")
         for allowance in allowances:

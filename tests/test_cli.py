@@ -415,7 +415,8 @@ def test_rollback_that_removes_pystatus_asks_for_yes_and_prints_the_allowances(
         assert "This removes pystatus from the database: 1 history row and 1 login" in err
         assert one(db, "SELECT count(*) FROM system_status_history") == 1  # nothing changed
 
-        code, out, _ = run(capsys, "rollback", "--all", "--dsn", dsn, "--yes")
+        code, out, err2 = run(capsys, "rollback", "--all", "--dsn", dsn, "--yes")
+        assert code == 0, err2
         assert (
             code == 0
             and "Rolled back: 0013_metric_families, 0012_overview_pages, 0011_alert_queue, "
