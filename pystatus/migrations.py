@@ -366,15 +366,7 @@ def version_problem(
 # Whether the roles exist and hold their rights: after a restore into a cluster
 # without them (pg_dump carries grants, not roles), migrate makes them again.
 _ROLES_INTACT = """
-    SELECT coalesce(bool_and(CASE
-        WHEN to_regrole(r.grantee) IS NULL THEN false
-        WHEN split_part(r.object, ' ', 1) = 'FUNCTION'
-            THEN has_function_privilege(r.grantee, substr(r.object, 10), r.privilege)
-        WHEN split_part(r.object, ' ', 1) = 'TABLE'
-            THEN has_table_privilege(r.grantee, substr(r.object, 7), r.privilege)
-        ELSE has_schema_privilege(r.grantee, substr(r.object, 8), r.privilege) END), true)
-    FROM pystatus._role_rights() AS r
-    WHERE r.grantee <> 'public'"""
+    SELECT coalesce(bool_and(h.held), true) FROM pystatus._role_rights_held() AS h"""
 
 
 def _roles_intact(conn: psycopg.Connection[Any]) -> bool:

@@ -360,13 +360,9 @@ CREATE FUNCTION pystatus._check_roles() RETURNS TABLE(item text, ok boolean, det
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     WITH rights AS (
-        SELECT r.grantee, r.object,
-               CASE split_part(r.object, ' ', 1)
-                   WHEN 'FUNCTION' THEN has_function_privilege(r.grantee, substr(r.object, 10), r.privilege)
-                   WHEN 'TABLE' THEN has_table_privilege(r.grantee, substr(r.object, 7), r.privilege)
-                   ELSE has_schema_privilege(r.grantee, substr(r.object, 8), r.privilege) END AS held
-        FROM pystatus._role_rights() AS r
-        WHERE r.grantee <> 'public' AND to_regrole(r.grantee) IS NOT NULL
+        SELECT h.grantee, h.object, h.held
+        FROM pystatus._role_rights_held() AS h
+        WHERE to_regrole(h.grantee) IS NOT NULL
     ), role_problems AS (
         SELECT r.name,
                array_remove(ARRAY[
@@ -1970,6 +1966,31 @@ $$;
 --
 
 COMMENT ON FUNCTION pystatus._role_rights() IS 'Every right pystatus grants: grantee (public for every role), privilege and object. Nothing else in the pystatus schema, nor on the status tables, is granted to these roles.';
+
+--
+-- Name: _role_rights_held(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._role_rights_held() RETURNS TABLE(grantee name, object text, held boolean)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT r.grantee, r.object,
+           CASE WHEN to_regrole(r.grantee) IS NULL THEN false
+                WHEN split_part(r.object, ' ', 1) = 'FUNCTION'
+                    THEN has_function_privilege(r.grantee, substr(r.object, 10), r.privilege)
+                WHEN split_part(r.object, ' ', 1) = 'TABLE'
+                    THEN has_table_privilege(r.grantee, substr(r.object, 7), r.privilege)
+                ELSE has_schema_privilege(r.grantee, substr(r.object, 8), r.privilege) END
+    FROM pystatus._role_rights() AS r
+    WHERE r.grantee <> 'public';
+$$;
+
+--
+-- Name: FUNCTION _role_rights_held(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._role_rights_held() IS 'Each right of _role_rights() but PUBLIC''s, and whether its role holds it (false when the role does not exist).';
 
 --
 -- Name: _roll_up(text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -6280,6 +6301,12 @@ REVOKE ALL ON FUNCTION pystatus._refuse_status_write(problem text, service_name 
 --
 
 REVOKE ALL ON FUNCTION pystatus._role_rights() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _role_rights_held(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._role_rights_held() FROM PUBLIC;
 
 --
 -- Name: FUNCTION _roll_up(service_name text, since timestamp with time zone, until timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -

@@ -279,19 +279,36 @@ COMMENT ON FUNCTION pystatus._role_rights() IS
 -- The roles' health, for check() and setup_report() (80_check.sql)
 ------------------------------------------------------------------------------
 
+-- Whether each role holds each right of the list: what check() reports, and
+-- what makes migrate apply the definitions again (after a restore without roles).
+CREATE OR REPLACE FUNCTION pystatus._role_rights_held()
+RETURNS TABLE (grantee name, object text, held boolean)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT r.grantee, r.object,
+           CASE WHEN to_regrole(r.grantee) IS NULL THEN false
+                WHEN split_part(r.object, ' ', 1) = 'FUNCTION'
+                    THEN has_function_privilege(r.grantee, substr(r.object, 10), r.privilege)
+                WHEN split_part(r.object, ' ', 1) = 'TABLE'
+                    THEN has_table_privilege(r.grantee, substr(r.object, 7), r.privilege)
+                ELSE has_schema_privilege(r.grantee, substr(r.object, 8), r.privilege) END
+    FROM pystatus._role_rights() AS r
+    WHERE r.grantee <> 'public';
+$$;
+COMMENT ON FUNCTION pystatus._role_rights_held() IS
+    'Each right of _role_rights() but PUBLIC''s, and whether its role holds it (false when the '
+    'role does not exist).';
+
 CREATE OR REPLACE FUNCTION pystatus._check_roles()
 RETURNS TABLE (item text, ok boolean, detail text)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH rights AS (
-        SELECT r.grantee, r.object,
-               CASE split_part(r.object, ' ', 1)
-                   WHEN 'FUNCTION' THEN has_function_privilege(r.grantee, substr(r.object, 10), r.privilege)
-                   WHEN 'TABLE' THEN has_table_privilege(r.grantee, substr(r.object, 7), r.privilege)
-                   ELSE has_schema_privilege(r.grantee, substr(r.object, 8), r.privilege) END AS held
-        FROM pystatus._role_rights() AS r
-        WHERE r.grantee <> 'public' AND to_regrole(r.grantee) IS NOT NULL
+        SELECT h.grantee, h.object, h.held
+        FROM pystatus._role_rights_held() AS h
+        WHERE to_regrole(h.grantee) IS NOT NULL
     ), role_problems AS (
         SELECT r.name,
                array_remove(ARRAY[
