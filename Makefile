@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell md5sum pyproject.toml | cut -c1-12)
 
-.PHONY: help system-packages demo-packages browser-packages venv test lint format migrate db db-stop demo bench bench-quick bench-sustained schema clean
+.PHONY: help system-packages demo-packages browser-packages venv test lint format migrate db db-stop demo bench bench-quick bench-sustained bench-upgrade schema clean
 
 help:
 	@echo "make demo      start a local PostgreSQL, migrate, and show services heartbeating"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench     the benchmarks at full size (about 25 min); rewrites docs/benchmarks.md"
 	@echo "make bench-sustained  10,000 services heartbeating for 30 min with pg_cron's jobs running;"
 	@echo "               rewrites docs/benchmarks-sustained.md"
+	@echo "make bench-upgrade  each release with 18 M history rows upgraded while services heartbeat"
 	@echo "make schema    regenerate sql/installed.sql (pg_dump of a fresh install)"
 
 system-packages:
@@ -70,6 +71,9 @@ bench-quick: venv
 
 bench-sustained: venv
 	$(BIN)/python -m bench.sustained
+
+bench-upgrade: venv
+	$(BIN)/python -m bench.upgrade
 
 schema: venv
 	$(BIN)/python -m tests.schema_snapshot > sql/installed.sql

@@ -65,10 +65,26 @@ def upgrade(dsn: str, hold_open: float) -> None:
                 waits.append(time.perf_counter() - started)
                 stop.wait(0.02)
 
+    holding = threading.Event()
+
     def blocker() -> None:
-        with psycopg.connect(dsn) as conn:
+        with psycopg.connect(dsn) as conn, psycopg.connect(dsn, autocommit=True) as watch:
             conn.execute("SELECT pystatus.heartbeat('svc-1', 'ok')")
-            time.sleep(hold_open)
+            holding.set()  # its row lock, and system_status's, held from here
+            # At least hold_open seconds, and until migrate has given way once
+            # (its lock request seen, then gone): whatever the machine's speed.
+            started, seen = time.monotonic(), False
+            while True:
+                waiting = watch.execute(
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted"
+                    " AND relation = 'public.system_status'::regclass"
+                ).fetchone()
+                seen = seen or bool(waiting and waiting[0])
+                gave_way = seen and waiting == (0,)
+                held = time.monotonic() - started
+                if (gave_way and held >= hold_open) or held > 120:  # an upgrade that never waits
+                    break
+                time.sleep(0.05)
             conn.rollback()
 
     threads = [threading.Thread(target=writer, args=(f"svc-{i}",)) for i in range(2, 2 + WRITERS)]
@@ -77,7 +93,8 @@ def upgrade(dsn: str, hold_open: float) -> None:
     time.sleep(1)
     if hold_open:
         threading.Thread(target=blocker).start()
-        time.sleep(0.2)
+        if not holding.wait(60):
+            raise RuntimeError("the open transaction did not start")
     started = time.perf_counter()
     done = migrations.apply(dsn)
     took = time.perf_counter() - started
