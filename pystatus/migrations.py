@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -170,14 +171,25 @@ class Migrated:
     definitions: bool
     indexed: tuple[str, ...] = ()
     attempts: int = 1  # more than 1: it gave way to sessions holding locks it needed
+    spanned_from: datetime | None = None  # old hours' spans computed back to here
 
     def __bool__(self) -> bool:
-        return bool(self.migrations) or self.definitions or bool(self.indexed)
+        return (
+            bool(self.migrations)
+            or self.definitions
+            or bool(self.indexed)
+            or self.spanned_from is not None
+        )
 
     def __str__(self) -> str:
         done = [*self.migrations, *(["the definitions of sql/schema/"] if self.definitions else [])]
         if self.indexed:
             done.append(f"the indexes of history on {len(self.indexed)} partition(s)")
+        if self.spanned_from is not None:
+            done.append(
+                f"the spans of the hours rolled up before they were kept, back to "
+                f"{self.spanned_from:%Y-%m-%d %H:%M %Z}"
+            )
         waited = (
             f" (after giving way {self.attempts - 1} time(s) to sessions holding locks it needed)"
             if self.attempts > 1
@@ -496,7 +508,38 @@ def apply(
         lambda: _apply_in_one_transaction(dsn, settings, reapply, sources, lock_wait),
     )
     indexed = finish_history_index(dsn)
-    return dataclasses.replace(done, indexed=tuple(indexed), attempts=attempts)
+    spanned = finish_old_spans(dsn)
+    return dataclasses.replace(
+        done, indexed=tuple(indexed), attempts=attempts, spanned_from=spanned
+    )
+
+
+def finish_old_spans(dsn: str | None = None) -> datetime | None:
+    """Computes the spans of hours rolled up before spans were kept, while raw
+    history holds them (``pystatus.span_old_hours()``, a day per transaction, after
+    migrate's own); resumed by the next migrate if stopped. Returns how far back
+    spans now reach, or None when there was nothing to do."""
+    reached: datetime | None = None
+    with translate_errors(), psycopg.connect(resolve_dsn(dsn), autocommit=True) as conn:
+        if conn.execute(
+            "SELECT to_regprocedure('pystatus.span_old_hours(interval)')"
+        ).fetchone() == (None,):
+            return None
+        conn.execute(_INDEX_LOCK_TIMEOUT)
+        waits = 0
+        while True:
+            try:
+                row = conn.execute("SELECT pystatus.span_old_hours()").fetchone()
+            except psycopg.errors.LockNotAvailable:
+                # A refresh of the rollups holds their lock: after it, or at the next migrate.
+                waits += 1
+                if waits > _INDEX_ATTEMPTS:
+                    return reached
+                time.sleep(1)
+                continue
+            if row is None or row[0] is None:
+                return reached
+            reached = row[0]
 
 
 # Waits of the index steps that heartbeats could queue behind (attaching an

@@ -49,6 +49,38 @@ COMMENT ON FUNCTION pystatus._rollup_pieces(text, timestamptz, timestamptz) IS
     'The segments of [since, until) (service_name NULL: every service), cut at UTC hours: each '
     'piece with its hour (bucket) and status.';
 
+-- An hour's times and spans, from its pieces: what _roll_up() stores, and what
+-- span_old_hours() adds to hours rolled up before spans were kept.
+CREATE OR REPLACE FUNCTION pystatus._rollup_hours(service_name text, since timestamptz, until timestamptz)
+RETURNS TABLE (service_name text, bucket timestamptz, up_us bigint, down_us bigint,
+               maintenance_us bigint, down tstzmultirange, silent tstzmultirange,
+               maintenance tstzmultirange, no_data tstzmultirange)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+ROWS 10000
+AS $$
+    SELECT p.service_name, p.bucket,
+           coalesce(sum(p.us) FILTER (WHERE p.category = 'up'), 0)::bigint,
+           coalesce(sum(p.us) FILTER (WHERE p.category = 'down'), 0)::bigint,
+           coalesce(sum(p.us) FILTER (WHERE p.category = 'maintenance'), 0)::bigint,
+           coalesce(range_agg(p.piece) FILTER (WHERE p.category = 'down'), '{}'),
+           coalesce(range_agg(p.piece) FILTER (WHERE p.status = 'stale'), '{}'),
+           coalesce(range_agg(p.piece) FILTER (WHERE p.category = 'maintenance'), '{}'),
+           coalesce(range_agg(p.piece) FILTER (WHERE p.category = 'no data'), '{}')
+               + (tstzmultirange(tstzrange(p.bucket, p.bucket + interval '1 hour'))
+                  - tstzmultirange(tstzrange(min(lower(p.piece)), max(upper(p.piece)))))
+    FROM (SELECT r.service_name, r.bucket, r.status, r.piece,
+                 pystatus.status_category(r.status) AS category,
+                 pystatus._microseconds(upper(r.piece) - lower(r.piece)) AS us
+          FROM pystatus._rollup_pieces(_rollup_hours.service_name, _rollup_hours.since,
+                                       _rollup_hours.until) AS r) AS p
+    GROUP BY p.service_name, p.bucket;
+$$;
+COMMENT ON FUNCTION pystatus._rollup_hours(text, timestamptz, timestamptz) IS
+    'Each hour of [since, until) a service (NULL: every service) has pieces in: microseconds up, '
+    'down and in maintenance, and the spans down, silent, in maintenance and without data (the '
+    'hour''s time outside its pieces included).';
+
 CREATE OR REPLACE FUNCTION pystatus._roll_up(service_name text, since timestamptz, until timestamptz)
 RETURNS integer
 LANGUAGE plpgsql
@@ -70,27 +102,10 @@ BEGIN
     -- reading are contiguous, so what they leave of the hour is at its ends).
     -- Heartbeat counts and latency come from the raw rows.
     WITH hours AS MATERIALIZED (
-        SELECT p.service_name, p.bucket,
-               coalesce(sum(p.us) FILTER (WHERE p.category = 'up'), 0) AS up_us,
-               coalesce(sum(p.us) FILTER (WHERE p.category = 'down'), 0) AS down_us,
-               coalesce(sum(p.us) FILTER (WHERE p.category = 'maintenance'), 0) AS maintenance_us,
-               range_agg(p.piece) FILTER (WHERE p.category = 'down') AS down,
-               range_agg(p.piece) FILTER (WHERE p.status = 'stale') AS silent,
-               range_agg(p.piece) FILTER (WHERE p.category = 'maintenance') AS maintenance,
-               range_agg(p.piece) FILTER (WHERE p.category = 'no data') AS no_data,
-               tstzrange(min(lower(p.piece)), max(upper(p.piece))) AS covered
-        FROM (SELECT r.service_name, r.bucket, r.status, r.piece,
-                     pystatus.status_category(r.status) AS category,
-                     pystatus._microseconds(upper(r.piece) - lower(r.piece)) AS us
-              FROM pystatus._rollup_pieces(_roll_up.service_name, _roll_up.since, _roll_up.until) AS r) AS p
-        GROUP BY p.service_name, p.bucket
+        SELECT * FROM pystatus._rollup_hours(_roll_up.service_name, _roll_up.since, _roll_up.until)
     ), spans AS (
         INSERT INTO pystatus.rollup_spans (service_name, bucket, down, silent, maintenance, no_data)
-        SELECT h.service_name, h.bucket, coalesce(h.down, '{}'), coalesce(h.silent, '{}'),
-               coalesce(h.maintenance, '{}'),
-               coalesce(h.no_data, '{}')
-                   + (tstzmultirange(tstzrange(h.bucket, h.bucket + interval '1 hour'))
-                      - tstzmultirange(h.covered))
+        SELECT h.service_name, h.bucket, h.down, h.silent, h.maintenance, h.no_data
         FROM hours AS h
         WHERE h.up_us < pystatus._microseconds(interval '1 hour')
     ), beats AS (
@@ -451,6 +466,58 @@ COMMENT ON FUNCTION pystatus.refresh_rollups() IS
     'heartbeats have committed), drops rollups past their retention. Run every minute (pg_cron '
     'job pystatus-rollups). On a hot standby (a read-only replica) it does nothing and returns '
     '{"skipped": "this server is a replica"}.';
+
+-- Hours rolled up before spans were kept (an upgrade from 0.2.0) are answered
+-- from raw history where they saw down time, and once that history expires,
+-- their incidents and the edges of windows inside them would be lost. While raw
+-- history still holds them, their spans are computed from it, a day at a time
+-- from spans_from backwards (each call a transaction of its own: `pystatus
+-- migrate` calls it after its own until nothing is left, and resumes where a
+-- stopped one left off). Only spans are written: the hours' times stay as they
+-- were rolled up, and what the answers read from raw for them is what the spans
+-- now hold. Hours whose raw history is already gone stay as they are.
+CREATE OR REPLACE FUNCTION pystatus.span_old_hours(max_span interval DEFAULT interval '1 day')
+RETURNS timestamptz
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_to timestamptz;
+    v_from timestamptz;
+    v_oldest timestamptz;
+BEGIN
+    IF span_old_hours.max_span IS NULL OR span_old_hours.max_span < interval '1 hour' THEN
+        RAISE EXCEPTION 'invalid max_span %: at least 1 hour', span_old_hours.max_span
+            USING ERRCODE = 'PS005';
+    END IF;
+    PERFORM pystatus._wait_job_lock('refresh_rollups');  -- refresh writes spans too
+    SELECT s.spans_from INTO v_to FROM pystatus.rollup_state AS s;
+    IF v_to IS NULL OR v_to = '-infinity'::timestamptz THEN
+        RETURN NULL;
+    END IF;
+    -- The first whole hour raw history holds, with the row in force at its start.
+    SELECT min(h.heartbeat_timestamp) INTO v_oldest FROM public.system_status_history AS h;
+    IF v_oldest IS NULL THEN
+        RETURN NULL;
+    END IF;
+    v_from := greatest(date_bin('1 hour', v_oldest, pystatus._bucket_origin()) + interval '1 hour',
+                       date_bin('1 hour', v_to - span_old_hours.max_span, pystatus._bucket_origin()));
+    IF v_from >= v_to THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO pystatus.rollup_spans (service_name, bucket, down, silent, maintenance, no_data)
+    SELECT h.service_name, h.bucket, h.down, h.silent, h.maintenance, h.no_data
+    FROM pystatus._rollup_hours(NULL, v_from, v_to) AS h
+    WHERE h.up_us < pystatus._microseconds(interval '1 hour')
+    ON CONFLICT (service_name, bucket) DO NOTHING;
+    UPDATE pystatus.rollup_state SET spans_from = v_from;
+    RETURN v_from;
+END;
+$$;
+COMMENT ON FUNCTION pystatus.span_old_hours(interval) IS
+    'Computes, from raw history, the spans of up to max_span of the hours rolled up before spans '
+    'were kept (the latest first), and moves rollup_state.spans_from back over them. Returns the '
+    'new spans_from, or NULL when nothing is left that raw history holds.';
 
 CREATE OR REPLACE FUNCTION pystatus.set_rollup_retention(retention interval)
 RETURNS void
