@@ -22,6 +22,7 @@ import importlib.metadata
 import importlib.resources
 import itertools
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -92,6 +93,9 @@ _UNPINNED = re.compile(r"^-- search_path: not pinned, because (?P<why>.*)", re.M
 _FUNCTION = re.compile(r"^CREATE OR REPLACE FUNCTION pystatus\.(?P<name>\w+)\(", re.MULTILINE)
 
 
+_READING = threading.Lock()  # Sources.migrations()
+
+
 def version() -> str:
     return importlib.metadata.version("pystatus")
 
@@ -121,7 +125,15 @@ class Sources:
         return [p for p in self.schema_files if p.name > TABLES]
 
     def migrations(self) -> Any:
-        return read_migrations(str(self.root / "migrations"))
+        # yoyo resolves a migration's `-- depends:` through one registry for the
+        # whole process, by id, when it loads the file: loaded at once, under a
+        # lock, they depend on their own list's migrations, not on a list read
+        # later (or by another thread), which would leave them unordered.
+        with _READING:
+            found = read_migrations(str(self.root / "migrations"))
+            for migration in found:
+                migration.load()
+        return found
 
     def definitions_sha256(self) -> str:
         """Changes whenever a re-applied file of sql/schema/ does, or a migration is

@@ -92,6 +92,26 @@ INSERT INTO system_status VALUES
 """
 
 
+# The order migrations apply in (their `-- depends:` lines, not their numbers):
+# those that change the status tables, which heartbeats lock, come after those
+# that rewrite rollups, so that an upgrade takes those locks at its end.
+MIGRATION_ORDER = [
+    "0001_baseline",
+    "0003_alerts",
+    "0004_ping_tokens",
+    "0006_rollup_spans",
+    "0007_current_hour_spans",
+    "0009_rollup_running_totals",
+    "0002_finite_times",
+    "0005_compact_history",
+    "0008_history_time_index",
+    "0010_job_locks",
+    "0011_alert_queue",
+    "0012_overview_pages",
+    "0013_metric_families",
+]
+
+
 PATIENT_WRITER = "options='-c statement_timeout=1000'"
 
 

@@ -16,7 +16,13 @@ import pytest
 
 import pystatus
 from pystatus import migrations
-from tests.helpers import SEED_TABLE, heartbeats_flowing, make_maintenance_due, one
+from tests.helpers import (
+    MIGRATION_ORDER,
+    SEED_TABLE,
+    heartbeats_flowing,
+    make_maintenance_due,
+    one,
+)
 
 Conn = psycopg.Connection[Any]
 # Transactions that hold system_status_history while maintenance must drop and
@@ -163,21 +169,7 @@ def test_a_seed_table_with_a_time_that_is_not_finite_is_refused_as_it_is(empty_d
             "UPDATE system_status SET last_heartbeat = now() WHERE NOT isfinite(last_heartbeat)"
         )
     applied = migrations.apply(empty_dsn).migrations
-    assert applied == [
-        "0001_baseline",
-        "0002_finite_times",
-        "0003_alerts",
-        "0004_ping_tokens",
-        "0005_compact_history",
-        "0006_rollup_spans",
-        "0007_current_hour_spans",
-        "0008_history_time_index",
-        "0009_rollup_running_totals",
-        "0010_job_locks",
-        "0011_alert_queue",
-        "0012_overview_pages",
-        "0013_metric_families",
-    ]
+    assert applied == MIGRATION_ORDER
 
 
 def test_migrate_gives_way_rather_than_queue_heartbeats_behind_it(db: Conn, dsn: str) -> None:

@@ -17,24 +17,10 @@ import pystatus
 from pystatus import answers, cli, migrations
 from pystatus.cluster import Cluster
 from tests.catalog import describe
-from tests.helpers import SEED_TABLE, one
+from tests.helpers import MIGRATION_ORDER, SEED_TABLE, one
 from tests.schema_snapshot import SNAPSHOT, dump_schema
 
-ALL = [
-    "0001_baseline",
-    "0002_finite_times",
-    "0003_alerts",
-    "0004_ping_tokens",
-    "0005_compact_history",
-    "0006_rollup_spans",
-    "0007_current_hour_spans",
-    "0008_history_time_index",
-    "0009_rollup_running_totals",
-    "0010_job_locks",
-    "0011_alert_queue",
-    "0012_overview_pages",
-    "0013_metric_families",
-]
+ALL = MIGRATION_ORDER
 
 
 def migrations_from(first: str) -> list[str]:

@@ -61,7 +61,12 @@ def test_an_empty_install_scrapes_clean(dsn: str) -> None:
 def test_a_fleet_in_every_status_scrapes_clean(db: Conn, dsn: str) -> None:
     for status in ("ok", "degraded", "down", "starting", "stopping", "maintenance"):
         pystatus.heartbeat(db, f"svc-{status}", status, latency_ms=12.5)
-    last_hour = db.execute("SELECT date_trunc('hour', now()) - interval '1 hour'").fetchone()[0]
+    # The last hour the rollups hold (it ends 5 minutes before it is rolled up:
+    # before 5 past, that is the hour before last), whenever the test runs.
+    db.execute("SELECT pystatus.refresh_rollups()")
+    last_hour = db.execute(
+        "SELECT rolled_until - interval '1 hour' FROM pystatus.rollup_state"
+    ).fetchone()[0]
     for minute, latency in ((10, 20.0), (20, 40.0)):
         pystatus.record_heartbeat(db, "timed", "ok", None, last_hour + minute * MINUTE, latency)
     pystatus.record_heartbeat(db, "silent", "ok", None, last_hour)

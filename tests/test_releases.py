@@ -17,7 +17,7 @@ import pystatus
 from pystatus import migrations
 from pystatus.cluster import Cluster
 from tests.catalog import describe, differences
-from tests.helpers import empty_databases
+from tests.helpers import MIGRATION_ORDER, empty_databases
 
 SQL = migrations.Sources().root
 
@@ -121,21 +121,7 @@ def test_rolling_back_a_whole_install_removes_it(empty_dsn: str) -> None:
     with psycopg.connect(empty_dsn, autocommit=True) as conn:
         pystatus.heartbeat(conn, "librarian")
     rolled_back = migrations.rollback(empty_dsn, count=None)
-    assert rolled_back == [
-        "0013_metric_families",
-        "0012_overview_pages",
-        "0011_alert_queue",
-        "0010_job_locks",
-        "0009_rollup_running_totals",
-        "0008_history_time_index",
-        "0007_current_hour_spans",
-        "0006_rollup_spans",
-        "0005_compact_history",
-        "0004_ping_tokens",
-        "0003_alerts",
-        "0002_finite_times",
-        "0001_baseline",
-    ]
+    assert rolled_back == MIGRATION_ORDER[::-1]
     after = installed(empty_dsn)
     # What stays: the status table, in the seed's shape (dashboards may still
     # read it), and pg_partman, which other tables may use.

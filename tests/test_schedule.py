@@ -13,7 +13,7 @@ import pytest
 import pystatus
 from pystatus import cli, migrations
 from pystatus.cluster import Cluster
-from tests.helpers import one, pystatus_jobs
+from tests.helpers import MIGRATION_ORDER, one, pystatus_jobs
 
 Conn = psycopg.Connection[Any]
 MAINTAIN = "SELECT pystatus.maintain()"
@@ -73,21 +73,7 @@ def test_pg_cron_in_this_database_the_migration_schedules_the_job(
         migrations.apply(dsn, reapply=True)
         assert pystatus_jobs(cron_db) == expected_jobs("postgres")
         rolled_back = migrations.rollback(dsn, count=None)
-        assert rolled_back == [
-            "0013_metric_families",
-            "0012_overview_pages",
-            "0011_alert_queue",
-            "0010_job_locks",
-            "0009_rollup_running_totals",
-            "0008_history_time_index",
-            "0007_current_hour_spans",
-            "0006_rollup_spans",
-            "0005_compact_history",
-            "0004_ping_tokens",
-            "0003_alerts",
-            "0002_finite_times",
-            "0001_baseline",
-        ]
+        assert rolled_back == MIGRATION_ORDER[::-1]
         assert pystatus_jobs(cron_db) == []
     finally:
         migrations.rollback(dsn, count=None)

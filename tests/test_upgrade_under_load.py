@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -134,3 +135,34 @@ def test_rollback_gives_way_too(dsn: str) -> None:
         ):
             migrations.rollback(dsn, count=len(newest), lock_wait=2)
     assert migrations.applied(dsn)[-len(newest) :] == newest
+
+
+def test_an_upgrade_locks_the_status_tables_only_after_rewriting_rollups(
+    empty_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The migrations that change system_status or history (which every heartbeat
+    writes, and waits for) run after those that rewrite rollups, so the locks
+    they hold until commit are held briefly: asked of the migrating session
+    itself after each migration of an upgrade from each release."""
+    locked_after: dict[str, list[str]] = {}
+    run_migration = migrations._Steps.run_migration
+
+    def watched(self: Any, migration: Any, direction: str) -> None:
+        run_migration(self, migration, direction)
+        held = self.backend.connection.execute(
+            "SELECT array_agg(DISTINCT c.relname::text ORDER BY c.relname::text) FROM pg_locks AS l"
+            " JOIN pg_class AS c ON c.oid = l.relation WHERE l.pid = pg_backend_pid()"
+            " AND l.mode IN ('AccessExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock')"
+            " AND c.relname IN ('system_status', 'system_status_history')"
+        ).fetchone()[0]
+        locked_after[migration.id] = held or []
+
+    monkeypatch.setattr(migrations._Steps, "run_migration", watched)
+    for release in RELEASES:
+        install_release(empty_dsn, release)
+        load_history(empty_dsn)
+        done = migrations.apply(empty_dsn)
+        order = done.migrations
+        first_locked = next(i for i, m in enumerate(order) if locked_after[m])
+        rewrites = [m for m in order if "rollup" in m]  # 0006, 0007, 0009: they rewrite rollups
+        assert all(order.index(m) < first_locked for m in rewrites), locked_after

@@ -3,7 +3,7 @@
 -- copy trigger; this holds the table itself to it. A table that already holds
 -- such a time (adopted from a seed install) is not changed: the migration
 -- stops, saying which rows to fix.
--- depends: 0001_baseline
+-- depends: 0009_rollup_running_totals
 
 SET LOCAL search_path = pg_catalog, pg_temp;
 

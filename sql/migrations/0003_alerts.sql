@@ -2,7 +2,7 @@
 -- change, alert channels, rules, their open alerts, the messages to deliver
 -- and the delivery log, maintenance windows, and the uptime windows that
 -- Prometheus scrapes read.
--- depends: 0002_finite_times
+-- depends: 0001_baseline
 
 SET LOCAL search_path = pg_catalog, pg_temp;
 

@@ -1,7 +1,7 @@
 -- Compact history (0.3.0): a history row without a row identity or a copy of
 -- its time, indexed by service and hour (deduplicated): 133 bytes a row with
 -- its index before, about 68 after.
--- depends: 0004_ping_tokens
+-- depends: 0002_finite_times
 --
 -- Safe on a live database: dropping a column and a default only changes the
 -- catalog, and the new index is built here only on partitions without rows.

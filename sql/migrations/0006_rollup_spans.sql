@@ -1,7 +1,7 @@
 -- Rollups that say when, not only how long (0.3.0): the spans of each hour
 -- not wholly up, and the current hour rolled up every minute, so that
 -- incidents and the edges of a window are read from rollups, not raw history.
--- depends: 0005_compact_history
+-- depends: 0004_ping_tokens
 --
 -- Hours rolled up before this have no spans: answers read raw history for them
 -- as before (rollup_state.spans_from). Only new, empty tables and two columns

@@ -7,7 +7,7 @@
 -- service's reads, and a BRIN scan reads every range's summary.
 -- A range summary a few dozen bytes for every 32 pages: the index is a few
 -- hundred kilobytes for a month of 1,000 services.
--- depends: 0007_current_hour_spans
+-- depends: 0005_compact_history
 --
 -- Safe on a live database: built here only on partitions without rows;
 -- `pystatus migrate` builds it on the others after this transaction with

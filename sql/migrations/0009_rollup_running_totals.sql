@@ -4,7 +4,7 @@
 -- at 1,000 services instead of 52,000. And the dashboard's 24-hour strips,
 -- kept with the 1d uptime window (pystatus.service_overview() read them from
 -- the hourly rollups at each call, nine tenths of its time).
--- depends: 0008_history_time_index
+-- depends: 0007_current_hour_spans
 --
 -- Computes the totals of the rollups already kept, in this transaction: it
 -- rewrites pystatus.rollup_hourly (21 s for 785,000 rows, 30 days of 1,000

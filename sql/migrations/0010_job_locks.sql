@@ -1,7 +1,7 @@
 -- pystatus's jobs serialize on rows of a table of its own instead of advisory
 -- locks, which any login that can connect may take (and so silence alerting,
 -- maintenance and rollups); and the bounds on what one writer may add.
--- depends: 0009_rollup_running_totals
+-- depends: 0008_history_time_index
 --
 -- Two new tables, nothing rewritten: it takes no lock a heartbeat waits on.
 
