@@ -114,10 +114,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--services", type=int, default=500)
     parser.add_argument("--days", type=int, default=25)
+    parser.add_argument(
+        "--hold-open", type=float, default=5.0, help="seconds the service's transaction stays open"
+    )
     args = parser.parse_args()
     with bench_cluster() as cluster:
         for number, release in enumerate(RELEASES):
-            for hold_open in (0.0, 5.0):
+            for hold_open in (0.0, args.hold_open):
                 name = f"upgrade_{number}_{int(hold_open)}"
                 with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
                     admin.execute(f"CREATE DATABASE {name}")

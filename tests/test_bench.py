@@ -59,7 +59,17 @@ def test_the_upgrade_benchmark_runs_and_no_heartbeat_fails() -> None:
     """`python -m bench.upgrade` at a tiny size: both runs report, none failed
     (the figure the benchmark exists for; its speed is not asserted)."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench.upgrade", "--services", "5", "--days", "1"],
+        [
+            sys.executable,
+            "-m",
+            "bench.upgrade",
+            "--services",
+            "5",
+            "--days",
+            "1",
+            "--hold-open",
+            "1",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
