@@ -196,6 +196,11 @@ def _confirmed(question: str) -> bool:
     return input(f"{question} Type yes to go on: ").strip() == "yes"
 
 
+def _in_database(dsn: str | None, name: str) -> str:
+    """The same login's DSN for another database of the server (pg_cron's)."""
+    return make_conninfo(resolve_dsn(dsn), dbname=name)
+
+
 def _cron_dsn_for_removal(conn: Conn, dsn: str | None, cron_dsn: str | None) -> str | None:
     """Where uninstalling must remove this database's pg_cron jobs: ``--cron-dsn``, or
     pg_cron's database with the same login; None when pg_cron lives here (the
@@ -212,7 +217,7 @@ def _cron_dsn_for_removal(conn: Conn, dsn: str | None, cron_dsn: str | None) -> 
                 "Nothing was changed"
             )
         return None
-    candidate = make_conninfo(resolve_dsn(dsn), dbname=name)
+    candidate = _in_database(dsn, name)
     try:
         with psycopg.connect(candidate, connect_timeout=5) as cron:
             has_jobs = cron.execute("SELECT to_regclass('cron.job') IS NOT NULL").fetchone()
@@ -452,9 +457,7 @@ def _check_following_pg_cron(conn: Conn, dsn: str | None) -> list[admin.CheckIte
     if name is None:
         return admin.check(conn)
     try:
-        with psycopg.connect(
-            make_conninfo(resolve_dsn(dsn), dbname=name), connect_timeout=5
-        ) as cron:
+        with psycopg.connect(_in_database(dsn, name), connect_timeout=5) as cron:
             cron.autocommit = True
             return admin.check(conn, cron)
     except (psycopg.Error, PystatusError) as exc:
