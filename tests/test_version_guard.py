@@ -18,6 +18,8 @@ from tests.test_releases import RELEASES, install_release
 
 Conn = psycopg.Connection[Any]
 MINE = migrations.version()
+# The newest release older than this version: what an upgrade starts from.
+OLDER = [r for r in RELEASES if migrations._release(r.stem) < migrations._release(MINE)][-1]
 
 # A command of each kind: the answers, the writes, the installation's health,
 # alerts, allowances, maintenance windows, tokens.
@@ -48,7 +50,7 @@ def run(capsys: pytest.CaptureFixture[str], argv: list[str], dsn: str) -> tuple[
 
 @pytest.fixture
 def old_release(empty_dsn: str) -> str:
-    install_release(empty_dsn, RELEASES[-1])
+    install_release(empty_dsn, OLDER)
     return empty_dsn
 
 
@@ -60,7 +62,7 @@ def test_each_command_on_an_older_release_says_to_migrate(
     assert code == 1
     first = err.splitlines()[0]
     assert first == (
-        f"pystatus: error: this database is at pystatus {RELEASES[-1].stem}, older than this"
+        f"pystatus: error: this database is at pystatus {OLDER.stem}, older than this"
         f" pystatus {MINE}: its owner runs `pystatus migrate` (`pystatus migrate --plan` says"
         " what it needs)"
     ), err
