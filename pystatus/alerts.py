@@ -117,6 +117,11 @@ class Message:
     body: dict[str, Any]
 
 
+# Where a test message wakes the workers: SQL's pystatus._alerts_channel(), which a
+# test holds this to.
+NOTIFY_CHANNEL = "pystatus_alerts"
+
+
 # --- Managing channels, rules and windows -------------------------------------
 
 
@@ -580,7 +585,7 @@ class Worker:
                     connect_timeout=5,
                     application_name=f"pystatus alerts {self.name}"[:63],
                 ) as conn:
-                    conn.execute("LISTEN pystatus_alerts")  # pystatus._alerts_channel()
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     log.info("alert worker %s connected", self.name)
                     backoff = 1.0
                     self._loop(conn)

@@ -78,6 +78,7 @@ from pystatus.client import BOUNDED_WAITS, CONNECT_OPTIONS, heartbeat_many
 from pystatus.connection import resolve_dsn
 from pystatus.errors import InvalidInput, NotAllowed, PystatusError, translate_errors
 from pystatus.names import clean_text, service_name_problem
+from pystatus.vocabulary import severity
 
 logger = logging.getLogger("pystatus.docker")
 
@@ -115,8 +116,6 @@ STATE_STATUS = {
 }
 HEALTH_STATUS = {"healthy": "ok", "starting": "starting", "unhealthy": "down"}
 LIVE_STATES = {"running", "paused", "restarting"}
-# Worst first: which container's task a service with mixed containers shows.
-SEVERITY = ["down", "degraded", "starting", "ok"]
 
 
 def listing_words(summary: Mapping[str, Any]) -> str:
@@ -227,7 +226,8 @@ def service_beats(reports: Iterable[ContainerReport]) -> list[Beat]:
 
 def _service_beat(service: str, reports: list[ContainerReport]) -> Beat:
     counted = [r for r in reports if r.live] or reports
-    worst = min(counted, key=lambda r: SEVERITY.index(r.status))
+    # Worst first: which container's task a service with mixed containers shows.
+    worst = min(counted, key=lambda r: severity(r.status))
     if len(counted) == 1:
         return (service, worst.status, worst.task)
     statuses = {r.status for r in counted}

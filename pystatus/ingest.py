@@ -55,6 +55,7 @@ from pystatus.errors import (
 )
 from pystatus.names import clean_text
 from pystatus.queries import fetch_value, fetch_value_async
+from pystatus.vocabulary import REPORTED
 
 log = logging.getLogger("pystatus.ingest")
 
@@ -72,7 +73,7 @@ DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
 STATUS_PATHS = {
     "start": "starting",
     "fail": "down",
-    **{s: s for s in ("ok", "degraded", "down", "starting", "stopping", "maintenance")},
+    **{s: s for s in REPORTED},
 }
 # Every new connection: fail fast while the database is away, never wait long
 # on a lock, and say who we are in pg_stat_activity.

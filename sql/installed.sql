@@ -919,8 +919,8 @@ BEGIN
                 INSERT INTO pystatus.status_events (service_name, at, from_status, to_status, cause)
                 SELECT v_row.service_name,
                        CASE WHEN s.silence
-                            THEN v_row.last_heartbeat OPERATOR(pg_catalog.+) coalesce(e.expected_interval, interval '60 seconds')
-                                 OPERATOR(pg_catalog.+) coalesce(e.grace, interval '60 seconds')
+                            THEN v_row.last_heartbeat OPERATOR(pg_catalog.+) coalesce(e.expected_interval, pystatus.default_expected_interval())
+                                 OPERATOR(pg_catalog.+) coalesce(e.grace, pystatus.default_grace())
                             ELSE v_row.last_heartbeat END,
                        v_row.old_status, v_row.status, CASE WHEN s.silence THEN 'silence' ELSE 'reported' END
                 FROM (SELECT v_row.status OPERATOR(pg_catalog.=) 'stale'
@@ -1016,8 +1016,8 @@ BEGIN
             INSERT INTO pystatus.status_events (service_name, at, from_status, to_status, cause)
             SELECT n.service_name,
                    CASE WHEN s.silence
-                        THEN n.last_heartbeat OPERATOR(pg_catalog.+) coalesce(e.expected_interval, interval '60 seconds')
-                             OPERATOR(pg_catalog.+) coalesce(e.grace, interval '60 seconds')
+                        THEN n.last_heartbeat OPERATOR(pg_catalog.+) coalesce(e.expected_interval, pystatus.default_expected_interval())
+                             OPERATOR(pg_catalog.+) coalesce(e.grace, pystatus.default_grace())
                         ELSE n.last_heartbeat END,
                    o.status, n.status, CASE WHEN s.silence THEN 'silence' ELSE 'reported' END
             FROM (SELECT c.service_name, c.status FROM new_rows AS c
@@ -1681,8 +1681,8 @@ CREATE FUNCTION pystatus._raw_status_at(service_name text, at timestamp with tim
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     SELECT CASE WHEN pystatus.goes_stale(h.status)
-                     AND h.heartbeat_timestamp + coalesce(e.expected_interval, interval '60 seconds')
-                         + coalesce(e.grace, interval '60 seconds') < _raw_status_at.at
+                     AND h.heartbeat_timestamp + coalesce(e.expected_interval, pystatus.default_expected_interval())
+                         + coalesce(e.grace, pystatus.default_grace()) < _raw_status_at.at
                 THEN 'stale' ELSE h.status::text END
     FROM (SELECT h1.status, h1.heartbeat_timestamp FROM public.system_status_history AS h1
           WHERE h1.service_name = _raw_status_at.service_name
@@ -1958,7 +1958,12 @@ CREATE FUNCTION pystatus._role_rights() RETURNS TABLE(grantee name, privilege te
     ('public', 'EXECUTE', 'FUNCTION pystatus._statuses()'),
     ('public', 'EXECUTE', 'FUNCTION pystatus._logins_restricted()'),
     ('public', 'EXECUTE', 'FUNCTION pystatus._may_report(text)'),
-    ('public', 'EXECUTE', 'FUNCTION pystatus._rollup_delay()');
+    ('public', 'EXECUTE', 'FUNCTION pystatus._rollup_delay()'),
+    -- The vocabulary's constants: live_status and set_expectations()'s default
+    -- call them with the caller's rights, and any client may read them.
+    ('public', 'EXECUTE', 'FUNCTION pystatus.status_severity(text)'),
+    ('public', 'EXECUTE', 'FUNCTION pystatus.default_expected_interval()'),
+    ('public', 'EXECUTE', 'FUNCTION pystatus.default_grace()');
 $$;
 
 --
@@ -3203,6 +3208,34 @@ $$;
 --
 
 COMMENT ON FUNCTION pystatus.daily_uptime(service_name text, days integer) IS 'One service''s uptime per UTC day over the last days days (today so far included): the bars of a status page. Read from the daily rollup, so it stays fast for 400 days.';
+
+--
+-- Name: default_expected_interval(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.default_expected_interval() RETURNS interval
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN '00:01:00'::interval;
+
+--
+-- Name: FUNCTION default_expected_interval(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.default_expected_interval() IS 'The heartbeat interval expected of a service without expectations of its own.';
+
+--
+-- Name: default_grace(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.default_grace() RETURNS interval
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN '00:01:00'::interval;
+
+--
+-- Name: FUNCTION default_grace(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.default_grace() IS 'The lateness forgiven a service without expectations of its own, and set_expectations()''s default grace.';
 
 --
 -- Name: disallow_service(name, text); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -4731,7 +4764,7 @@ COMMENT ON FUNCTION pystatus.service_overview(max_rows integer, skip_rows intege
 -- Name: set_expectations(text, interval, interval); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
-CREATE FUNCTION pystatus.set_expectations(service_name text, expected_interval interval, grace interval DEFAULT '00:01:00'::interval) RETURNS void
+CREATE FUNCTION pystatus.set_expectations(service_name text, expected_interval interval, grace interval DEFAULT pystatus.default_grace()) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -5029,6 +5062,20 @@ CREATE FUNCTION pystatus.status_category(status text) RETURNS text
 --
 
 COMMENT ON FUNCTION pystatus.status_category(status text) IS 'How a status counts for uptime: up (ok, degraded), down (down, stale), maintenance, or no data (starting, stopping).';
+
+--
+-- Name: status_severity(text); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.status_severity(status text) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN (array_position(ARRAY['down'::text, 'stale'::text, 'degraded'::text, 'maintenance'::text, 'starting'::text, 'stopping'::text, 'ok'::text], status) - 1);
+
+--
+-- Name: FUNCTION status_severity(status text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.status_severity(status text) IS 'How bad a status is, 0 the worst: the order in which lists and summaries show statuses (down, stale, degraded, maintenance, starting, stopping, ok); NULL for no status.';
 
 --
 -- Name: sweep(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -5545,8 +5592,8 @@ CREATE VIEW pystatus.live_status AS
     m.until AS maintenance_until
    FROM (((((public.system_status s
      LEFT JOIN pystatus.service_expectations e ON (((e.service_name)::text = (s.service_name)::text)))
-     CROSS JOIN LATERAL ( SELECT COALESCE(e.expected_interval, '00:01:00'::interval) AS expected_interval,
-            COALESCE(e.grace, '00:01:00'::interval) AS grace) d)
+     CROSS JOIN LATERAL ( SELECT COALESCE(e.expected_interval, pystatus.default_expected_interval()) AS expected_interval,
+            COALESCE(e.grace, pystatus.default_grace()) AS grace) d)
      CROSS JOIN LATERAL ( SELECT ((s.last_heartbeat + d.expected_interval) + d.grace) AS stale_after) x)
      CROSS JOIN LATERAL ( SELECT
                 CASE

@@ -242,6 +242,32 @@ COMMENT ON FUNCTION pystatus.status_category(text) IS
     'How a status counts for uptime: up (ok, degraded), down (down, stale), maintenance, '
     'or no data (starting, stopping).';
 
+CREATE OR REPLACE FUNCTION pystatus.status_severity(status text)
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN array_position(
+    ARRAY['down', 'stale', 'degraded', 'maintenance', 'starting', 'stopping', 'ok'], status) - 1;
+COMMENT ON FUNCTION pystatus.status_severity(text) IS
+    'How bad a status is, 0 the worst: the order in which lists and summaries show statuses '
+    '(down, stale, degraded, maintenance, starting, stopping, ok); NULL for no status.';
+
+-- The expectation of a service nobody has set one for. Constant SQL functions,
+-- inlined and folded where they are used: the copy trigger pays nothing for them.
+CREATE OR REPLACE FUNCTION pystatus.default_expected_interval()
+RETURNS interval
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN interval '60 seconds';
+COMMENT ON FUNCTION pystatus.default_expected_interval() IS
+    'The heartbeat interval expected of a service without expectations of its own.';
+
+CREATE OR REPLACE FUNCTION pystatus.default_grace()
+RETURNS interval
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN interval '60 seconds';
+COMMENT ON FUNCTION pystatus.default_grace() IS
+    'The lateness forgiven a service without expectations of its own, and set_expectations()''s '
+    'default grace.';
+
 ------------------------------------------------------------------------------
 -- Time: durations and the rollups' buckets. Constant SQL functions, which
 -- PostgreSQL inlines and folds where they are used, so naming them costs nothing.

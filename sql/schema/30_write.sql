@@ -254,8 +254,8 @@ BEGIN
                 INSERT INTO pystatus.status_events (service_name, at, from_status, to_status, cause)
                 SELECT v_row.service_name,
                        CASE WHEN s.silence
-                            THEN v_row.last_heartbeat OPERATOR(pg_catalog.+) coalesce(e.expected_interval, interval '60 seconds')
-                                 OPERATOR(pg_catalog.+) coalesce(e.grace, interval '60 seconds')
+                            THEN v_row.last_heartbeat OPERATOR(pg_catalog.+) coalesce(e.expected_interval, pystatus.default_expected_interval())
+                                 OPERATOR(pg_catalog.+) coalesce(e.grace, pystatus.default_grace())
                             ELSE v_row.last_heartbeat END,
                        v_row.old_status, v_row.status, CASE WHEN s.silence THEN 'silence' ELSE 'reported' END
                 FROM (SELECT v_row.status OPERATOR(pg_catalog.=) 'stale'
@@ -351,8 +351,8 @@ BEGIN
             INSERT INTO pystatus.status_events (service_name, at, from_status, to_status, cause)
             SELECT n.service_name,
                    CASE WHEN s.silence
-                        THEN n.last_heartbeat OPERATOR(pg_catalog.+) coalesce(e.expected_interval, interval '60 seconds')
-                             OPERATOR(pg_catalog.+) coalesce(e.grace, interval '60 seconds')
+                        THEN n.last_heartbeat OPERATOR(pg_catalog.+) coalesce(e.expected_interval, pystatus.default_expected_interval())
+                             OPERATOR(pg_catalog.+) coalesce(e.grace, pystatus.default_grace())
                         ELSE n.last_heartbeat END,
                    o.status, n.status, CASE WHEN s.silence THEN 'silence' ELSE 'reported' END
             FROM (SELECT c.service_name, c.status FROM new_rows AS c

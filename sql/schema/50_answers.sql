@@ -16,7 +16,7 @@ SET LOCAL search_path = pg_catalog, pg_temp;
 CREATE OR REPLACE FUNCTION pystatus.set_expectations(
     service_name text,
     expected_interval interval,
-    grace interval DEFAULT interval '60 seconds')
+    grace interval DEFAULT pystatus.default_grace())
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -83,8 +83,8 @@ SELECT
 FROM public.system_status AS s
 LEFT JOIN pystatus.service_expectations AS e ON e.service_name = s.service_name
 -- The defaults for services without expectations, written once.
-CROSS JOIN LATERAL (SELECT coalesce(e.expected_interval, interval '60 seconds') AS expected_interval,
-                           coalesce(e.grace, interval '60 seconds') AS grace) AS d
+CROSS JOIN LATERAL (SELECT coalesce(e.expected_interval, pystatus.default_expected_interval()) AS expected_interval,
+                           coalesce(e.grace, pystatus.default_grace()) AS grace) AS d
 CROSS JOIN LATERAL (SELECT s.last_heartbeat + d.expected_interval + d.grace AS stale_after) AS x
 CROSS JOIN LATERAL (SELECT CASE WHEN pystatus.goes_stale(s.status) AND now() > x.stale_after
                                 THEN 'stale' ELSE s.status::text END AS status) AS r

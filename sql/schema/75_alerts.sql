@@ -287,8 +287,8 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE WHEN pystatus.goes_stale(h.status)
-                     AND h.heartbeat_timestamp + coalesce(e.expected_interval, interval '60 seconds')
-                         + coalesce(e.grace, interval '60 seconds') < _raw_status_at.at
+                     AND h.heartbeat_timestamp + coalesce(e.expected_interval, pystatus.default_expected_interval())
+                         + coalesce(e.grace, pystatus.default_grace()) < _raw_status_at.at
                 THEN 'stale' ELSE h.status::text END
     FROM (SELECT h1.status, h1.heartbeat_timestamp FROM public.system_status_history AS h1
           WHERE h1.service_name = _raw_status_at.service_name

@@ -269,7 +269,12 @@ AS $$
     ('public', 'EXECUTE', 'FUNCTION pystatus._statuses()'),
     ('public', 'EXECUTE', 'FUNCTION pystatus._logins_restricted()'),
     ('public', 'EXECUTE', 'FUNCTION pystatus._may_report(text)'),
-    ('public', 'EXECUTE', 'FUNCTION pystatus._rollup_delay()');
+    ('public', 'EXECUTE', 'FUNCTION pystatus._rollup_delay()'),
+    -- The vocabulary's constants: live_status and set_expectations()'s default
+    -- call them with the caller's rights, and any client may read them.
+    ('public', 'EXECUTE', 'FUNCTION pystatus.status_severity(text)'),
+    ('public', 'EXECUTE', 'FUNCTION pystatus.default_expected_interval()'),
+    ('public', 'EXECUTE', 'FUNCTION pystatus.default_grace()');
 $$;
 COMMENT ON FUNCTION pystatus._role_rights() IS
     'Every right pystatus grants: grantee (public for every role), privilege and object. Nothing else in '
