@@ -727,6 +727,29 @@ def attempt(message: Message, max_seconds: float, deadline: Deadline | None = No
     return None
 
 
+@dataclass(frozen=True)
+class ChannelTest:
+    """What became of a test message sent at once: ``attempted`` is False when a
+    running worker claimed it first (its outcome is then in the log)."""
+
+    message_id: int
+    attempted: bool
+    error: str | None = None
+
+
+def send_test_now(conn: Conn, channel: str, lease: timedelta = timedelta(minutes=1)) -> ChannelTest:
+    """Queues a test message for ``channel`` and delivers it from this process, through
+    the queue as a worker does (claimed, sent within half its lease, finished)."""
+    message_id = send_test(conn, channel)
+    for message in claim(
+        conn, f"pystatus alerts test ({channel})", 1, lease, message_id=message_id
+    ):
+        error = attempt(message, lease.total_seconds() / 2)
+        finish(conn, message, error)
+        return ChannelTest(message_id, True, error)
+    return ChannelTest(message_id, False)
+
+
 _URL = re.compile(r"\b([a-z][a-z0-9+.-]*://)\S+", re.IGNORECASE)
 
 

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from pystatus import cli, migrations
+from pystatus.cli.common import require_current
 from tests.helpers import as_login, user
 from tests.test_releases import RELEASES, install_release
 
@@ -114,7 +115,7 @@ def test_a_newer_database_asks_for_a_newer_client(
     # migrates the database first), with a warning.
     code, err = run(capsys, ["status"], dsn)
     assert (code, err.splitlines()[0]) == (0, f"pystatus: warning: {problem}")
-    cli._require_current(dsn)  # the servers start
+    require_current(dsn)  # the servers start
 
 
 def test_the_same_version_with_other_definitions(db: Conn) -> None:
