@@ -189,20 +189,10 @@ def latency_hourly(
 
 
 @dataclass(frozen=True)
-class ServiceOverview:
-    """A service as the dashboard lists it (SQL: pystatus.service_overview())."""
+class ServiceOverview(LiveStatus):
+    """A service as the dashboard lists it (SQL: pystatus.service_overview()): its live
+    status, then the rolled-up figures the dashboard shows beside it."""
 
-    service_name: str
-    effective_status: str
-    reported_status: str
-    last_heartbeat: datetime
-    seconds_since: float
-    current_task: str | None
-    latency_ms: float | None
-    expected_interval: timedelta
-    grace: timedelta
-    stale_after: datetime
-    maintenance_until: datetime | None
     needs_attention: bool  # degraded, down or stale
     uptime_24h: float | None  # over the last 24 rolled-up hours
     observed_24h_seconds: float  # the up and down time that figure rests on
