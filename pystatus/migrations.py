@@ -324,9 +324,13 @@ def _refuse_unknown(backend: Any, known: Any) -> None:
 
 
 def _release(text: str) -> tuple[int, ...]:
-    """``0.3.0`` as (0, 3, 0); a development suffix counts as before its release."""
+    """``0.3.0`` as (0, 3, 0, 1), ``0.4.0.dev0`` as (0, 4, 0, 0): a development (or
+    pre-release) suffix counts as before its release."""
     numbers = re.match(r"(\d+(?:\.\d+)*)", text)
-    return tuple(int(n) for n in numbers[1].split(".")) if numbers else ()
+    if not numbers:
+        return ()
+    released = 0 if text[numbers.end() :] else 1  # 0.4.0.dev0, 0.4.0rc1 < 0.4.0
+    return (*(int(n) for n in numbers[1].split(".")), released)
 
 
 class VersionProblem(str):
@@ -383,6 +387,11 @@ def version_problem(
         return _newer(
             f"this database is at pystatus {installed}, newer than this pystatus {mine}: "
             f"upgrade this client (pip install 'pystatus>={installed}')"
+        )
+    if _release(installed) < _release(mine):
+        return VersionProblem(
+            f"this database is at pystatus {installed}, older than this pystatus {mine}: its "
+            "owner runs `pystatus migrate` (`pystatus migrate --plan` says what it needs)"
         )
     return VersionProblem(
         f"this database is at pystatus {installed} and this pystatus is {mine}, with other "
