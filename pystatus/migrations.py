@@ -124,13 +124,29 @@ class Sources:
     def after_migrations(self) -> list[Path]:
         return [p for p in self.schema_files if p.name > TABLES]
 
+    @property
+    def release_directories(self) -> list[Path]:
+        """sql/migrations/<release>/, oldest first: the migrations each release added,
+        the one under way included (named after the version it will be)."""
+        found = [p for p in (self.root / "migrations").iterdir() if p.is_dir()]
+        return sorted(found, key=lambda p: _release(p.name))
+
+    def migration_files(self) -> list[Path]:
+        """Every migration's file (rollbacks aside), by release, then by name."""
+        return [
+            path
+            for directory in self.release_directories
+            for path in sorted(directory.glob("*.sql"))
+            if not path.name.endswith(".rollback.sql")
+        ]
+
     def migrations(self) -> Any:
         # yoyo resolves a migration's `-- depends:` through one registry for the
         # whole process, by id, when it loads the file: loaded at once, under a
         # lock, they depend on their own list's migrations, not on a list read
         # later (or by another thread), which would leave them unordered.
         with _READING:
-            found = read_migrations(str(self.root / "migrations"))
+            found = read_migrations(*(str(d) for d in self.release_directories))
             for migration in found:
                 migration.load()
         return found
@@ -143,9 +159,8 @@ class Sources:
             digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
         # The migrations by file name: loading them (yoyo parses each) would cost
         # every command that asks.
-        for path in sorted((self.root / "migrations").glob("*.sql")):
-            if not path.name.endswith(".rollback.sql"):
-                digest.update(path.stem.encode() + b"\0")
+        for path in sorted(self.migration_files(), key=lambda p: p.name):
+            digest.update(path.stem.encode() + b"\0")
         return digest.hexdigest()
 
     def unpinned_functions(self) -> dict[str, str]:

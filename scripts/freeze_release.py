@@ -2,8 +2,8 @@
 
 Run once, when a version is released: the file is the starting point of the
 upgrade tests (tests/test_releases.py), which install it as it was and migrate
-it to the current code. Add its checksum, and those of the migrations it
-lists, to tests/test_releases.py.
+it to the current code. Add its checksum, and those of its migrations (in
+sql/migrations/<version>/), to tests/test_releases.py.
 """
 
 from __future__ import annotations

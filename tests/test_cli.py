@@ -271,7 +271,7 @@ def test_the_wheel_carries_the_sql_and_migrates_outside_the_repository(
     )
     (wheel,) = tmp_path.glob("pystatus-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "pystatus/sql/migrations/0001_baseline.sql" in names
+    assert "pystatus/sql/migrations/0.2.0/0001_baseline.sql" in names
     assert "pystatus/sql/schema/30_write.sql" in names
     assert "pystatus/sql/queries.sql" in names
     unpacked = tmp_path / "site"

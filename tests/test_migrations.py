@@ -242,7 +242,7 @@ def test_a_failure_in_the_last_step_of_an_upgrade_leaves_the_database_as_it_was(
     before = installation(empty_dsn)
     # The next version: a new migration, a changed function, and a failing last step.
     sources = copy_sources(tmp_path)
-    (sources.root / "migrations" / "0004_next.sql").write_text(
+    (sources.release_directories[-1] / "0004_next.sql").write_text(
         "-- depends: 0003_alerts\nALTER TABLE pystatus.service_expectations ADD COLUMN note text;\n"
     )
     answers = sources.root / "schema" / "50_answers.sql"
