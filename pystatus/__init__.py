@@ -49,6 +49,7 @@ from pystatus.errors import (
     NotAllowed,
     NotInstalled,
     PystatusError,
+    UnknownService,
     UnknownToken,
 )
 
@@ -75,6 +76,7 @@ __all__ = [
     "TaskRun",
     "Transition",
     "Trend",
+    "UnknownService",
     "UnknownToken",
     "Uptime",
     "allow_service",

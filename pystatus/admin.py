@@ -12,6 +12,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
+
+from pystatus.connection import in_database
 from pystatus.errors import PystatusError
 from pystatus.queries import Conn, fetch_all, fetch_value
 
@@ -189,3 +192,51 @@ def remove_ping_token(conn: Conn, token_prefix: str) -> str:
 
 def ping_tokens(conn: Conn) -> list[PingToken]:
     return fetch_all(conn, PingToken, "ping_token_list")
+
+
+def cron_dsn_for_removal(conn: Conn, dsn: str | None, cron_dsn: str | None) -> str | None:
+    """Where uninstalling must remove this database's pg_cron jobs: ``--cron-dsn``, or
+    pg_cron's database with the same login; None when pg_cron lives here (the
+    rollback removes them) or nowhere. Refuses, changing nothing, when the jobs
+    are in a database this login cannot reach."""
+    if cron_dsn is not None:
+        return cron_dsn
+    name = cron_database(conn)
+    if name is None:
+        if maintenance_scheduler(conn).startswith("pg_cron in another database"):
+            raise PystatusError(
+                "pg_cron runs this database's jobs in another database, which this login cannot "
+                "name: give --cron-dsn for pg_cron's database, so that they are removed too. "
+                "Nothing was changed"
+            )
+        return None
+    candidate = in_database(dsn, name)
+    try:
+        with psycopg.connect(candidate, connect_timeout=5) as cron:
+            return candidate if fetch_value(cron, "pg_cron_here") else None  # none there yet
+    except (psycopg.Error, PystatusError) as exc:
+        raise PystatusError(
+            f"pg_cron runs this database's jobs in database {name}, where this login cannot "
+            f"remove them ({str(exc).strip()}): give --cron-dsn with a login that can. Nothing "
+            "was changed"
+        ) from exc
+
+
+def check_where_pg_cron_lives(conn: Conn, dsn: str | None) -> list[CheckItem]:
+    """The check, with the jobs' runs read where pg_cron lives (same login, its
+    database): a job failing there every minute must not pass for healthy."""
+    name = cron_database(conn)
+    if name is None:
+        return check(conn)
+    try:
+        with psycopg.connect(in_database(dsn, name), connect_timeout=5) as cron:
+            cron.autocommit = True
+            return check(conn, cron)
+    except (psycopg.Error, PystatusError) as exc:
+        unreadable = CheckItem(
+            "jobs",
+            None,  # unknown: not failing
+            f"pg_cron lives in database {name}, where this login cannot read the jobs' runs "
+            f"({str(exc).strip()}): give --cron-dsn with a login that can",
+        )
+        return [unreadable if item.item == "jobs" else item for item in check(conn)]

@@ -117,8 +117,31 @@ def ago(conn: Conn, interval: str) -> datetime:
     return fetch_value(conn, "ago", {"interval": interval})  # type: ignore[no-any-return]
 
 
-def _window(service_name: str | None, since: datetime, until: datetime | None) -> dict[str, Any]:
-    return {"service_name": service_name, "since": since, "until": until}  # until None: now
+# Where a window starts: a time, or how far back from the server's now, written as
+# PostgreSQL reads intervals ("12h", "7 days") or as a timedelta.
+Since = datetime | timedelta | str
+
+
+def _window(
+    service_name: str | None,
+    since: Since,
+    until: datetime | None,
+    known: bool = False,
+    label: str = "window",
+) -> dict[str, Any]:
+    """The parameters of a windowed answer. A window that is not a time is checked by
+    the server (positive, at most ten years; an error names it by ``label``); with
+    ``known``, so is the service, which must have reported (the error names close
+    ones). Both in the answer's own statement."""
+    window = None if isinstance(since, datetime) else str(since)
+    return {
+        "service_name": service_name,
+        "since": since if window is None else None,
+        "window": window,
+        "label": label,
+        "until": until,  # None: now
+        "known": known,
+    }
 
 
 def live_status(conn: Conn, limit: int | None = None, offset: int = 0) -> list[LiveStatus]:
@@ -127,35 +150,68 @@ def live_status(conn: Conn, limit: int | None = None, offset: int = 0) -> list[L
 
 
 def history(
-    conn: Conn, service_name: str, since: datetime, until: datetime | None = None
+    conn: Conn,
+    service_name: str,
+    since: Since,
+    until: datetime | None = None,
+    *,
+    known: bool = False,
+    label: str = "window",
 ) -> list[HistoryEntry]:
     """One service's heartbeats in a window, newest first."""
-    return fetch_all(conn, HistoryEntry, "history", _window(service_name, since, until))
+    params = _window(service_name, since, until, known, label)
+    return fetch_all(conn, HistoryEntry, "history", params)
 
 
 def transitions(
-    conn: Conn, service_name: str | None, since: datetime, until: datetime | None = None
+    conn: Conn,
+    service_name: str | None,
+    since: Since,
+    until: datetime | None = None,
+    *,
+    known: bool = False,
+    label: str = "window",
 ) -> list[Transition]:
-    return fetch_all(conn, Transition, "transitions", _window(service_name, since, until))
+    params = _window(service_name, since, until, known, label)
+    return fetch_all(conn, Transition, "transitions", params)
 
 
 def incidents(
-    conn: Conn, service_name: str | None, since: datetime, until: datetime | None = None
+    conn: Conn,
+    service_name: str | None,
+    since: Since,
+    until: datetime | None = None,
+    *,
+    known: bool = False,
+    label: str = "window",
 ) -> list[Incident]:
-    return fetch_all(conn, Incident, "incidents", _window(service_name, since, until))
+    params = _window(service_name, since, until, known, label)
+    return fetch_all(conn, Incident, "incidents", params)
 
 
 def uptime(
-    conn: Conn, service_name: str | None, since: datetime, until: datetime | None = None
+    conn: Conn,
+    service_name: str | None,
+    since: Since,
+    until: datetime | None = None,
+    *,
+    known: bool = False,
+    label: str = "window",
 ) -> list[Uptime]:
-    return fetch_all(conn, Uptime, "uptime", _window(service_name, since, until))
+    params = _window(service_name, since, until, known, label)
+    return fetch_all(conn, Uptime, "uptime", params)
 
 
 def uptime_month(
-    conn: Conn, service_name: str | None, month: date | str, time_zone: str = "UTC"
+    conn: Conn,
+    service_name: str | None,
+    month: date | str,
+    time_zone: str = "UTC",
+    *,
+    known: bool = False,
 ) -> list[Uptime]:
     """Uptime over the calendar month that starts on ``month`` (its first day), in a time zone."""
-    params = {"service_name": service_name, "month": month, "time_zone": time_zone}
+    params = {"service_name": service_name, "month": month, "time_zone": time_zone, "known": known}
     return fetch_all(conn, Uptime, "uptime_month", params)
 
 
@@ -164,15 +220,34 @@ def trend(
     service_name: str,
     recent: timedelta | str = timedelta(days=1),
     baseline: timedelta | str = timedelta(days=7),
+    *,
+    known: bool = False,
+    labels: tuple[str, str] = ("recent window", "baseline window"),
 ) -> Trend:
-    params = {"service_name": service_name, "recent": recent, "baseline": baseline}
+    """Latency over ``recent`` against the ``baseline`` before it (each checked by the
+    server, and named by ``labels`` in its error)."""
+    params = {
+        "service_name": service_name,
+        "recent": recent,
+        "baseline": baseline,
+        "recent_label": labels[0],
+        "baseline_label": labels[1],
+        "known": known,
+    }
     return fetch_one(conn, Trend, "trend", params)
 
 
 def task_durations(
-    conn: Conn, service_name: str, since: datetime, until: datetime | None = None
+    conn: Conn,
+    service_name: str,
+    since: Since,
+    until: datetime | None = None,
+    *,
+    known: bool = False,
+    label: str = "window",
 ) -> list[TaskRun]:
-    return fetch_all(conn, TaskRun, "task_durations", _window(service_name, since, until))
+    params = _window(service_name, since, until, known, label)
+    return fetch_all(conn, TaskRun, "task_durations", params)
 
 
 def daily_uptime(conn: Conn, service_name: str, days: int = 30) -> list[DayUptime]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from psycopg.conninfo import make_conninfo
+
 # The connection pools of the dashboard and the ping endpoint. While the database
 # is away a request fails within ``timeout`` (2 s, not libpq's or the pool's
 # 30 s and more), and each new connection within ``CONNECT_TIMEOUT``. The pool's
@@ -33,3 +35,8 @@ def resolve_dsn(dsn: str | None = None) -> str:
     if dsn:
         return dsn
     return os.environ.get("DATABASE_URL", "")
+
+
+def in_database(dsn: str | None, name: str) -> str:
+    """The same login's DSN for another database of the server (pg_cron's)."""
+    return make_conninfo(resolve_dsn(dsn), dbname=name)

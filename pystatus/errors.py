@@ -45,6 +45,10 @@ class LimitExceeded(InvalidInput):
     """A write would pass a bound of pystatus.limits: services in all, or heartbeats a call."""
 
 
+class UnknownService(InvalidInput, LookupError):
+    """No service of that name has reported; the message names close ones."""
+
+
 class NotInstalled(PystatusError):
     """pystatus (or pg_partman) is not installed in this database: run `pystatus migrate`."""
 
@@ -73,6 +77,7 @@ SQLSTATE_ERRORS: dict[str, type[PystatusError]] = {
     "PS008": UnknownToken,
     "PS009": LimitExceeded,
     "PS010": NotInstalled,
+    "PS011": UnknownService,
     "3F000": NotInstalled,  # invalid_schema_name: no pystatus schema
     "42883": NotInstalled,  # undefined_function: schema older than the client
     "42703": NotInstalled,  # undefined_column: likewise

@@ -368,13 +368,18 @@ def version_problem(
     older, newer, or other definitions); None when they are the same. Any login may
     ask: it reads ``pystatus.installed_version()``, granted to every role."""
     mine = version()
-    if conn.execute("SELECT to_regnamespace('pystatus')").fetchone() == (None,):
+    found = conn.execute(
+        "SELECT to_regnamespace('pystatus') IS NOT NULL,"
+        " to_regprocedure('pystatus.installed_version()') IS NOT NULL"
+    ).fetchone()
+    schema, asked = found if found else (False, False)
+    if not schema:
         return VersionProblem(
             "pystatus is not installed in this database: its owner runs `pystatus migrate "
             "--plan` (what a superuser must grant first), then `pystatus migrate` "
             f"(pystatus {mine})"
         )
-    if conn.execute("SELECT to_regprocedure('pystatus.installed_version()')").fetchone() == (None,):
+    if not asked:
         try:
             with conn.transaction():
                 row = conn.execute(

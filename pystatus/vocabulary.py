@@ -26,6 +26,8 @@ CATEGORY = {
     "starting": "no data",
     "stopping": "no data",
 }
+# The longest window a question may span (SQL: pystatus.max_window()).
+MAX_WINDOW_DAYS = 3660
 # The expectation of a service nobody has set one for.
 DEFAULT_EXPECTED_INTERVAL = timedelta(seconds=60)
 DEFAULT_GRACE = timedelta(seconds=60)

@@ -1918,6 +1918,10 @@ CREATE FUNCTION pystatus._role_rights() RETURNS TABLE(grantee name, privilege te
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.goes_stale(text)'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.status_category(text)'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.maintenance_occurrences(timestamptz, timestamptz)'),
+    -- The questions' checks: a window, a service name (read with the reader's rights).
+    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.checked_window(text, text)'),
+    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.max_window()'),
+    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.known_service(text)'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.history(text, timestamptz, timestamptz)'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.transitions(text, timestamptz, timestamptz)'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.incidents(text, timestamptz, timestamptz)'),
@@ -3045,6 +3049,36 @@ $$;
 COMMENT ON FUNCTION pystatus."check"() IS 'The installation''s health: pg_partman, partitions premade ahead, default partition empty, retention, rollups and sweeper keeping up, pg_cron jobs scheduled and their last runs, roles. ok is false for each problem, with what to do in detail.';
 
 --
+-- Name: checked_window(text, text); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.checked_window(span text, label text DEFAULT 'window'::text) RETURNS interval
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_span interval := checked_window.span::interval;
+BEGIN
+    IF v_span IS NULL OR v_span <= interval '0' THEN
+        RAISE EXCEPTION '% %: must be a positive interval, e.g. 12h', label, quote_nullable(span)
+            USING ERRCODE = 'PS005';
+    END IF;
+    IF v_span > pystatus.max_window() THEN
+        RAISE EXCEPTION '% %: must be at most % days', label, quote_literal(span),
+            extract(day FROM pystatus.max_window())
+            USING ERRCODE = 'PS005';
+    END IF;
+    RETURN v_span;
+END;
+$$;
+
+--
+-- Name: FUNCTION checked_window(span text, label text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.checked_window(span text, label text) IS 'A window written as text (''12h'', ''7 days''), as an interval; PS005, naming it by label, unless it is positive and at most max_window().';
+
+--
 -- Name: claim_alert_messages(text, integer, interval, bigint); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -3824,6 +3858,50 @@ $$;
 COMMENT ON FUNCTION pystatus.job_lock_holders() IS 'Each job, how often it is due, when its newest committed run started, and the session that holds its lock now (pid, login, since its transaction began; NULL when free).';
 
 --
+-- Name: known_service(text); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.known_service(service_name text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_close text;
+    v_wanted text[];
+BEGIN
+    IF service_name IS NULL
+       OR EXISTS (SELECT FROM public.system_status AS s WHERE s.service_name = known_service.service_name) THEN
+        RETURN service_name;
+    END IF;
+    -- Close names by their shared pairs of letters (Dice's coefficient), the
+    -- three closest with at least half their pairs in common: read only when
+    -- the name is unknown.
+    v_wanted := ARRAY(SELECT DISTINCT substr(lower(service_name), i, 2)
+                      FROM generate_series(1, greatest(char_length(service_name) - 1, 1)) AS i);
+    SELECT string_agg(quote_literal(c.name), ', ' ORDER BY c.score DESC, c.name) INTO v_close
+    FROM (SELECT n.name, 2.0 * cardinality(ARRAY(SELECT unnest(n.pairs) INTERSECT SELECT unnest(v_wanted)))
+                         / (cardinality(n.pairs) + cardinality(v_wanted)) AS score
+          FROM (SELECT s.service_name AS name,
+                       ARRAY(SELECT DISTINCT substr(lower(s.service_name), i, 2)
+                             FROM generate_series(1, greatest(char_length(s.service_name) - 1, 1)) AS i) AS pairs
+                FROM public.system_status AS s) AS n
+          ORDER BY score DESC, n.name
+          LIMIT 3) AS c
+    WHERE c.score >= 0.5;
+    RAISE EXCEPTION 'no service named %',
+        quote_literal(left(service_name, 80)) || CASE WHEN char_length(service_name) > 80 THEN '...' ELSE '' END
+        || coalesce(' (did you mean ' || v_close || '?)', '')
+        USING ERRCODE = 'PS011';
+END;
+$$;
+
+--
+-- Name: FUNCTION known_service(service_name text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.known_service(service_name text) IS 'The service name if the service has reported (NULL, every service, passes too); else PS011, naming up to three close names of services the caller may read.';
+
+--
 -- Name: latency_hourly(text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -4017,6 +4095,20 @@ $$;
 --
 
 COMMENT ON FUNCTION pystatus.maintenance_scheduler() IS 'Where maintenance can be scheduled from: pg_cron in this database, pg_cron in another database (cron.database_name), or none (run `pystatus maintain` from another scheduler).';
+
+--
+-- Name: max_window(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.max_window() RETURNS interval
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN '3660 days'::interval;
+
+--
+-- Name: FUNCTION max_window(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.max_window() IS 'The longest window a question may span: ten years, longer than any history or rollup is kept.';
 
 --
 -- Name: metrics(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -6565,6 +6657,13 @@ REVOKE ALL ON FUNCTION pystatus."check"() FROM PUBLIC;
 GRANT ALL ON FUNCTION pystatus."check"() TO pystatus_reader;
 
 --
+-- Name: FUNCTION checked_window(span text, label text); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.checked_window(span text, label text) FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus.checked_window(span text, label text) TO pystatus_reader;
+
+--
 -- Name: FUNCTION claim_alert_messages(worker text, max_messages integer, lease interval, message_id bigint); Type: ACL; Schema: pystatus; Owner: -
 --
 
@@ -6672,6 +6771,13 @@ GRANT ALL ON FUNCTION pystatus.incidents(service_name text, since timestamp with
 REVOKE ALL ON FUNCTION pystatus.job_lock_holders() FROM PUBLIC;
 
 --
+-- Name: FUNCTION known_service(service_name text); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.known_service(service_name text) FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus.known_service(service_name text) TO pystatus_reader;
+
+--
 -- Name: FUNCTION latency_hourly(service_name text, since timestamp with time zone, until timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
 --
 
@@ -6703,6 +6809,13 @@ GRANT ALL ON FUNCTION pystatus.maintenance_occurrences(since timestamp with time
 --
 
 REVOKE ALL ON FUNCTION pystatus.maintenance_scheduler() FROM PUBLIC;
+
+--
+-- Name: FUNCTION max_window(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.max_window() FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus.max_window() TO pystatus_reader;
 
 --
 -- Name: FUNCTION metrics(); Type: ACL; Schema: pystatus; Owner: -

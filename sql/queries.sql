@@ -20,9 +20,13 @@ SELECT pystatus.maintain()
 SELECT pystatus.move_default_rows()
 
 -- history --
--- One service's heartbeats in a window, newest first.
+-- One service's heartbeats in a window, newest first. The window is either since
+-- (a time) or window (text: the last '12h'); with known, an unknown service is an
+-- error naming close ones. The other windowed answers take the same parameters.
 SELECT heartbeat_timestamp, status, current_task
-FROM pystatus.history(%(service_name)s::text, %(since)s::timestamptz, coalesce(%(until)s::timestamptz, now()))
+FROM pystatus.history(CASE WHEN %(known)s::boolean THEN pystatus.known_service(%(service_name)s::text) ELSE %(service_name)s::text END,
+                      coalesce(%(since)s::timestamptz, now() - pystatus.checked_window(%(window)s::text, %(label)s::text)),
+                      coalesce(%(until)s::timestamptz, now()))
 
 -- maintenance_jobs --
 -- The pg_cron jobs (name, schedule, command, database) that keep this database in shape.
@@ -48,6 +52,10 @@ SELECT pystatus.schedule_maintenance()
 -- Removes this database's maintenance jobs when pg_cron lives here; returns how many.
 SELECT pystatus.unschedule_maintenance()
 
+-- pg_cron_here --
+-- Whether this database holds pg_cron's job table (run in the database pg_cron should live in).
+SELECT to_regclass('cron.job') IS NOT NULL
+
 -- server_now --
 -- The server's clock, which stamps every heartbeat: windows are measured by it.
 SELECT now()
@@ -69,29 +77,40 @@ SELECT pystatus.set_expectations(%(service_name)s::text, %(expected_interval)s::
 -- transitions --
 -- Every status change in a window.
 SELECT service_name, from_status, to_status, at
-FROM pystatus.transitions(%(service_name)s::text, %(since)s::timestamptz, coalesce(%(until)s::timestamptz, now()))
+FROM pystatus.transitions(CASE WHEN %(known)s::boolean THEN pystatus.known_service(%(service_name)s::text) ELSE %(service_name)s::text END,
+                          coalesce(%(since)s::timestamptz, now() - pystatus.checked_window(%(window)s::text, %(label)s::text)),
+                          coalesce(%(until)s::timestamptz, now()))
 
 -- incidents --
 -- Down intervals in a window, with their cause.
 SELECT service_name, started, ended, duration, cause
-FROM pystatus.incidents(%(service_name)s::text, %(since)s::timestamptz, coalesce(%(until)s::timestamptz, now()))
+FROM pystatus.incidents(CASE WHEN %(known)s::boolean THEN pystatus.known_service(%(service_name)s::text) ELSE %(service_name)s::text END,
+                        coalesce(%(since)s::timestamptz, now() - pystatus.checked_window(%(window)s::text, %(label)s::text)),
+                        coalesce(%(until)s::timestamptz, now()))
 
 -- uptime --
 -- Time-weighted uptime over a window (service NULL: every service).
-SELECT * FROM pystatus.uptime(%(service_name)s::text, %(since)s::timestamptz, coalesce(%(until)s::timestamptz, now()))
+SELECT * FROM pystatus.uptime(CASE WHEN %(known)s::boolean THEN pystatus.known_service(%(service_name)s::text) ELSE %(service_name)s::text END,
+                              coalesce(%(since)s::timestamptz, now() - pystatus.checked_window(%(window)s::text, %(label)s::text)),
+                              coalesce(%(until)s::timestamptz, now()))
 
 -- uptime_month --
 -- Uptime over a calendar month in a time zone.
-SELECT * FROM pystatus.uptime_month(%(service_name)s::text, %(month)s::date, %(time_zone)s::text)
+SELECT * FROM pystatus.uptime_month(CASE WHEN %(known)s::boolean THEN pystatus.known_service(%(service_name)s::text) ELSE %(service_name)s::text END,
+                                    %(month)s::date, %(time_zone)s::text)
 
 -- trend --
 -- Latency now against a baseline: slower, faster, steady or not enough data.
-SELECT * FROM pystatus.trend(%(service_name)s::text, %(recent)s::interval, %(baseline)s::interval)
+SELECT * FROM pystatus.trend(CASE WHEN %(known)s::boolean THEN pystatus.known_service(%(service_name)s::text) ELSE %(service_name)s::text END,
+                             pystatus.checked_window(%(recent)s::text, %(recent_label)s::text),
+                             pystatus.checked_window(%(baseline)s::text, %(baseline_label)s::text))
 
 -- task_durations --
 -- How long each current_task lasted.
 SELECT service_name, current_task, started, ended, duration
-FROM pystatus.task_durations(%(service_name)s::text, %(since)s::timestamptz, coalesce(%(until)s::timestamptz, now()))
+FROM pystatus.task_durations(CASE WHEN %(known)s::boolean THEN pystatus.known_service(%(service_name)s::text) ELSE %(service_name)s::text END,
+                             coalesce(%(since)s::timestamptz, now() - pystatus.checked_window(%(window)s::text, %(label)s::text)),
+                             coalesce(%(until)s::timestamptz, now()))
 
 -- sweep --
 -- Marks services silent past their deadline as stale; returns how many.

@@ -4,6 +4,7 @@ says, asked of an installed database."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -42,6 +43,7 @@ def test_the_default_expectation_and_the_alert_channel_are_sqls(db: Conn) -> Non
         vocabulary.DEFAULT_EXPECTED_INTERVAL
     )
     assert one(db, "SELECT pystatus.default_grace()") == vocabulary.DEFAULT_GRACE
+    assert one(db, "SELECT pystatus.max_window()") == timedelta(days=vocabulary.MAX_WINDOW_DAYS)
     assert one(db, "SELECT pystatus._alerts_channel()") == alerts.NOTIFY_CHANNEL
 
 

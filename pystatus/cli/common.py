@@ -16,17 +16,15 @@ from types import ModuleType
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import make_conninfo
 
 from pystatus import migrations
 from pystatus.connection import resolve_dsn
 from pystatus.errors import NotInstalled, PystatusError, translate_errors
 from pystatus.output import FORMATS, TerminalSafeFormatter, echo
+from pystatus.vocabulary import MAX_WINDOW_DAYS
 
 Conn = psycopg.Connection[Any]
 Handler = Callable[[argparse.Namespace], "int | None"]
-
-MAX_WINDOW_DAYS = 3660  # ten years: longer than any history or rollup is kept
 
 
 class Commands:
@@ -112,11 +110,6 @@ def connect_with_cron(dsn: str | None, cron_dsn: str | None) -> Iterator[tuple[C
         else:
             with connect(cron_dsn, guard=False) as cron_conn:
                 yield conn, cron_conn
-
-
-def in_database(dsn: str | None, name: str) -> str:
-    """The same login's DSN for another database of the server (pg_cron's)."""
-    return make_conninfo(resolve_dsn(dsn), dbname=name)
 
 
 def confirmed(question: str) -> bool:

@@ -9,7 +9,7 @@ import sys
 import psycopg
 
 from pystatus import admin, migrations
-from pystatus.cli.common import Commands, Conn, confirmed, connect, in_database
+from pystatus.cli.common import Commands, Conn, confirmed, connect
 from pystatus.errors import PystatusError
 from pystatus.output import echo
 
@@ -114,35 +114,6 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cron_dsn_for_removal(conn: Conn, dsn: str | None, cron_dsn: str | None) -> str | None:
-    """Where uninstalling must remove this database's pg_cron jobs: ``--cron-dsn``, or
-    pg_cron's database with the same login; None when pg_cron lives here (the
-    rollback removes them) or nowhere. Refuses, changing nothing, when the jobs
-    are in a database this login cannot reach."""
-    if cron_dsn is not None:
-        return cron_dsn
-    name = admin.cron_database(conn)
-    if name is None:
-        if admin.maintenance_scheduler(conn).startswith("pg_cron in another database"):
-            raise PystatusError(
-                "pg_cron runs this database's jobs in another database, which this login cannot "
-                "name: give --cron-dsn for pg_cron's database, so that they are removed too. "
-                "Nothing was changed"
-            )
-        return None
-    candidate = in_database(dsn, name)
-    try:
-        with psycopg.connect(candidate, connect_timeout=5) as cron:
-            has_jobs = cron.execute("SELECT to_regclass('cron.job') IS NOT NULL").fetchone()
-            return candidate if has_jobs and has_jobs[0] else None  # no pg_cron there yet
-    except psycopg.Error as exc:
-        raise PystatusError(
-            f"pg_cron runs this database's jobs in database {name}, where this login cannot "
-            f"remove them ({str(exc).strip()}): give --cron-dsn with a login that can. Nothing "
-            "was changed"
-        ) from exc
-
-
 def cmd_rollback(args: argparse.Namespace) -> None:
     count = None if args.all else args.count
     jobs: list[admin.MaintenanceJob] = []
@@ -170,7 +141,7 @@ def cmd_rollback(args: argparse.Namespace) -> None:
             allowances = admin.service_logins(conn)
             rows = admin.history_rows(conn)
             jobs = admin.maintenance_jobs(conn)
-            cron_dsn = cron_dsn_for_removal(conn, args.dsn, args.cron_dsn)
+            cron_dsn = admin.cron_dsn_for_removal(conn, args.dsn, args.cron_dsn)
         what = (
             f"This removes pystatus from the database: {rows:,} history row"
             f"{'' if rows == 1 else 's'} and "

@@ -6,10 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-import psycopg
-
 from pystatus import admin
-from pystatus.cli.common import Commands, Conn, connect, connect_with_cron, in_database
+from pystatus.cli.common import Commands, connect, connect_with_cron
 from pystatus.cluster import Cluster, ClusterError
 from pystatus.errors import PystatusError
 from pystatus.output import echo, write_rows
@@ -73,30 +71,10 @@ def cmd_schedule(args: argparse.Namespace) -> None:
             )
 
 
-def check_following_pg_cron(conn: Conn, dsn: str | None) -> list[admin.CheckItem]:
-    """The check, with the jobs' runs read where pg_cron lives (same login, its
-    database): a job failing there every minute must not pass for healthy."""
-    name = admin.cron_database(conn)
-    if name is None:
-        return admin.check(conn)
-    try:
-        with psycopg.connect(in_database(dsn, name), connect_timeout=5) as cron:
-            cron.autocommit = True
-            return admin.check(conn, cron)
-    except (psycopg.Error, PystatusError) as exc:
-        unreadable = admin.CheckItem(
-            "jobs",
-            None,  # unknown: not failing
-            f"pg_cron lives in database {name}, where this login cannot read the jobs' runs "
-            f"({str(exc).strip()}): give --cron-dsn with a login that can",
-        )
-        return [unreadable if item.item == "jobs" else item for item in admin.check(conn)]
-
-
 def cmd_check(args: argparse.Namespace) -> int:
     with connect_with_cron(args.dsn, args.cron_dsn) as (conn, cron_conn):
         if cron_conn is None:
-            items = check_following_pg_cron(conn, args.dsn)
+            items = admin.check_where_pg_cron_lives(conn, args.dsn)
         else:
             items = admin.check(conn, cron_conn)
     write_rows(admin.CheckItem, items, args.format, emphasize=lambda item: item.ok is False)

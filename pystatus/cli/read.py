@@ -4,7 +4,6 @@ uptime, trend, tasks."""
 from __future__ import annotations
 
 import argparse
-import difflib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -12,15 +11,12 @@ from datetime import datetime
 
 from pystatus import answers
 from pystatus.cli.common import (
-    MAX_WINDOW_DAYS,
     Commands,
-    Conn,
     Handler,
     connect,
     days,
     interval,
 )
-from pystatus.errors import PystatusError, translate_errors
 from pystatus.output import HEADER, age, duration, echo, write_rows
 from pystatus.vocabulary import DOWN, NEEDS_ATTENTION, severity
 
@@ -92,36 +88,9 @@ def register(commands: Commands) -> None:
     )
 
 
-def since(conn: Conn, args: argparse.Namespace) -> datetime:
-    """The start of the last --days days (or --since interval), by the server's clock."""
-    if args.since:
-        check_window(conn, args.since, "--since")
-    return answers.ago(conn, args.since or f"{args.days} days")
-
-
-def check_window(conn: Conn, window: str, option: str) -> None:
-    """PystatusError unless ``window`` (read by the server) is positive and bounded."""
-    with translate_errors():
-        row = conn.execute(
-            "SELECT %(i)s::interval > interval '0', %(i)s::interval <= %(max)s * interval '1 day'",
-            {"i": window, "max": MAX_WINDOW_DAYS},
-        ).fetchone()
-    if row is None or not row[0]:
-        raise PystatusError(f"{option} {window!r}: must be a positive interval, e.g. 12h")
-    if not row[1]:
-        raise PystatusError(f"{option} {window!r}: must be at most {MAX_WINDOW_DAYS} days")
-
-
-def known(conn: Conn, service_name: str | None) -> None:
-    """PystatusError naming the service, and any close names, unless it has reported."""
-    if service_name is None:
-        return
-    with translate_errors():
-        names = [r[0] for r in conn.execute("SELECT service_name FROM system_status")]
-    if service_name not in names:
-        close = difflib.get_close_matches(service_name, names, n=3)
-        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
-        raise PystatusError(f"no service named {service_name!r}{hint}")
+def window(args: argparse.Namespace) -> tuple[str, str]:
+    """The window asked for, as the server reads it, and what to call it in an error."""
+    return (args.since, "--since") if args.since else (f"{args.days} days", "--days")
 
 
 def status_exit_code(services: Sequence[answers.LiveStatus]) -> tuple[int, str]:
@@ -181,54 +150,54 @@ def fleet_summary(services: Sequence[answers.LiveStatus]) -> str:
     return f"{len(services)} {noun}: {by_status}; {need}."
 
 
+# Each answer is one statement: the server checks the window and the service there.
 def cmd_history(args: argparse.Namespace) -> None:
     with connect(args.dsn) as conn:
-        check_window(conn, args.since, "--since")
-        known(conn, args.service_name)
-        entries = answers.history(conn, args.service_name, answers.ago(conn, args.since))
+        entries = answers.history(conn, args.service_name, args.since, known=True, label="--since")
     write_rows(answers.HistoryEntry, entries, args.format)
 
 
 def cmd_transitions(args: argparse.Namespace) -> None:
+    span, label = window(args)
     with connect(args.dsn) as conn:
-        start = since(conn, args)
-        known(conn, args.service_name)
-        changes = answers.transitions(conn, args.service_name, start)
+        changes = answers.transitions(conn, args.service_name, span, known=True, label=label)
     write_rows(answers.Transition, changes, args.format)
 
 
 def cmd_incidents(args: argparse.Namespace) -> None:
+    span, label = window(args)
     with connect(args.dsn) as conn:
-        start = since(conn, args)
-        known(conn, args.service_name)
-        incidents = answers.incidents(conn, args.service_name, start)
+        incidents = answers.incidents(conn, args.service_name, span, known=True, label=label)
     write_rows(answers.Incident, incidents, args.format)
 
 
 def cmd_uptime(args: argparse.Namespace) -> None:
     with connect(args.dsn) as conn:
-        start = None if args.month else since(conn, args)
-        known(conn, args.service_name)
-        if start is None:  # --month YYYY-MM: the server reads the date, as it reads --since
-            month = f"{args.month}-01"
-            reports = answers.uptime_month(conn, args.service_name, month, args.time_zone)
+        if args.month:  # --month YYYY-MM: the server reads the date, as it reads --since
+            reports = answers.uptime_month(
+                conn, args.service_name, f"{args.month}-01", args.time_zone, known=True
+            )
         else:
-            reports = answers.uptime(conn, args.service_name, start)
+            span, label = window(args)
+            reports = answers.uptime(conn, args.service_name, span, known=True, label=label)
     write_rows(answers.Uptime, reports, args.format)
 
 
 def cmd_trend(args: argparse.Namespace) -> None:
     with connect(args.dsn) as conn:
-        check_window(conn, args.recent, "--recent")
-        check_window(conn, args.baseline, "--baseline")
-        known(conn, args.service_name)
-        trend = answers.trend(conn, args.service_name, args.recent, args.baseline)
+        trend = answers.trend(
+            conn,
+            args.service_name,
+            args.recent,
+            args.baseline,
+            known=True,
+            labels=("--recent", "--baseline"),
+        )
     write_rows(answers.Trend, [trend], args.format)
 
 
 def cmd_tasks(args: argparse.Namespace) -> None:
+    span, label = window(args)
     with connect(args.dsn) as conn:
-        start = since(conn, args)
-        known(conn, args.service_name)
-        runs = answers.task_durations(conn, args.service_name, start)
+        runs = answers.task_durations(conn, args.service_name, span, known=True, label=label)
     write_rows(answers.TaskRun, runs, args.format)

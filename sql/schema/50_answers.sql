@@ -10,6 +10,81 @@ SET LOCAL search_path = pg_catalog, pg_temp;
 -- reads them only through these functions.
 
 ------------------------------------------------------------------------------
+-- What a question names: a window, a service
+------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION pystatus.max_window()
+RETURNS interval
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN interval '3660 days';
+COMMENT ON FUNCTION pystatus.max_window() IS
+    'The longest window a question may span: ten years, longer than any history or rollup is kept.';
+
+-- The text as the person wrote it, so that the error quotes it as written.
+CREATE OR REPLACE FUNCTION pystatus.checked_window(span text, label text DEFAULT 'window')
+RETURNS interval
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_span interval := checked_window.span::interval;
+BEGIN
+    IF v_span IS NULL OR v_span <= interval '0' THEN
+        RAISE EXCEPTION '% %: must be a positive interval, e.g. 12h', label, quote_nullable(span)
+            USING ERRCODE = 'PS005';
+    END IF;
+    IF v_span > pystatus.max_window() THEN
+        RAISE EXCEPTION '% %: must be at most % days', label, quote_literal(span),
+            extract(day FROM pystatus.max_window())
+            USING ERRCODE = 'PS005';
+    END IF;
+    RETURN v_span;
+END;
+$$;
+COMMENT ON FUNCTION pystatus.checked_window(text, text) IS
+    'A window written as text (''12h'', ''7 days''), as an interval; PS005, naming it by label, '
+    'unless it is positive and at most max_window().';
+
+-- Runs with the caller's rights: it names only services the caller may read.
+CREATE OR REPLACE FUNCTION pystatus.known_service(service_name text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_close text;
+    v_wanted text[];
+BEGIN
+    IF service_name IS NULL
+       OR EXISTS (SELECT FROM public.system_status AS s WHERE s.service_name = known_service.service_name) THEN
+        RETURN service_name;
+    END IF;
+    -- Close names by their shared pairs of letters (Dice's coefficient), the
+    -- three closest with at least half their pairs in common: read only when
+    -- the name is unknown.
+    v_wanted := ARRAY(SELECT DISTINCT substr(lower(service_name), i, 2)
+                      FROM generate_series(1, greatest(char_length(service_name) - 1, 1)) AS i);
+    SELECT string_agg(quote_literal(c.name), ', ' ORDER BY c.score DESC, c.name) INTO v_close
+    FROM (SELECT n.name, 2.0 * cardinality(ARRAY(SELECT unnest(n.pairs) INTERSECT SELECT unnest(v_wanted)))
+                         / (cardinality(n.pairs) + cardinality(v_wanted)) AS score
+          FROM (SELECT s.service_name AS name,
+                       ARRAY(SELECT DISTINCT substr(lower(s.service_name), i, 2)
+                             FROM generate_series(1, greatest(char_length(s.service_name) - 1, 1)) AS i) AS pairs
+                FROM public.system_status AS s) AS n
+          ORDER BY score DESC, n.name
+          LIMIT 3) AS c
+    WHERE c.score >= 0.5;
+    RAISE EXCEPTION 'no service named %',
+        quote_literal(left(service_name, 80)) || CASE WHEN char_length(service_name) > 80 THEN '...' ELSE '' END
+        || coalesce(' (did you mean ' || v_close || '?)', '')
+        USING ERRCODE = 'PS011';
+END;
+$$;
+COMMENT ON FUNCTION pystatus.known_service(text) IS
+    'The service name if the service has reported (NULL, every service, passes too); else PS011, '
+    'naming up to three close names of services the caller may read.';
+
+------------------------------------------------------------------------------
 -- Expectations
 ------------------------------------------------------------------------------
 
