@@ -761,7 +761,7 @@ BEGIN
         -- The rest of since's hour: up, less what its spans hold where it has
         -- them. Nearly every hour is wholly up and has none: the spans are read
         -- only where they exist (measuring them for every service's hour called
-        -- a function per row: 3 ms of the fleet's answer).
+        -- a function per row, a large part of the fleet's answer).
         SELECT r.service_name::text AS service_name,
                pystatus._microseconds(v_cover.hours_from - v_cover.edge_from) AS up_us,
                0::bigint AS down_us, 0::bigint AS maintenance_us
@@ -1234,7 +1234,7 @@ BEGIN
     -- The window's parts, read first: the query below is planned knowing them
     -- (read inside it, from a CTE, they were unknown to the planner, which then
     -- scanned every hourly rollup for hours before spans were kept, even when
-    -- there are none: 40 ms of the fleet's incidents at 1,000 services).
+    -- there are none).
     SELECT * INTO v_cover
     FROM pystatus._rollup_coverage(_incidents.service_name, _incidents.since, _incidents.until);
     SELECT s.spans_from INTO v_spans_from FROM pystatus.rollup_state AS s;
@@ -2377,7 +2377,7 @@ BEGIN
     WHERE NOT EXISTS (SELECT FROM pystatus.rollup_dirty AS d WHERE d.since < s.current_until);
     -- One service over a short time (the edge of an uptime, an incident's
     -- hours) costs more to plan than to run: planning visits every partition
-    -- of history, 3.5 ms of a 4.5 ms call. Those calls run the session's
+    -- of history, most of the call. Those calls run the session's
     -- generic plan; the fleet and long reads, which cost more to run and
     -- run faster on a plan made for their spans, are planned at each call.
     PERFORM set_config('plan_cache_mode',
@@ -3962,8 +3962,8 @@ BEGIN
     -- transaction uses history (the rollups job reading it, a report, a service
     -- heartbeating inside a long transaction) heartbeats queue behind the
     -- waiting request: so it waits 50 ms at a time, ten times, 0.2 s apart
-    -- (heartbeats went on in between), then leaves the work to its next run.
-    -- At 1,000 heartbeats/s a single 500 ms wait held about 500 of them.
+    -- (heartbeats went on in between), then leaves the work to its next run:
+    -- one long wait would hold every heartbeat that arrived meanwhile.
     FOR v_attempt IN 1..10 LOOP
         BEGIN
             LOCK TABLE public.system_status_history IN ACCESS EXCLUSIVE MODE;
@@ -4152,7 +4152,7 @@ CREATE FUNCTION pystatus.metrics() RETURNS TABLE(metric text, service text, stat
     -- The latency measure over the last rolled-up hour, in seconds.
     SELECT q.metric, r.service_name, NULL, NULL, q.ms / 1000
     -- A scalar subquery, so the planner looks the hour up in the bucket index
-    -- (a join with the state row merged all of rollup_hourly: 350 ms at 10,000 services).
+    -- (a join with the state row merged all of rollup_hourly).
     FROM pystatus.rollup_hourly AS r
     CROSS JOIN LATERAL (VALUES ('pystatus_service_latency_p50_seconds', r.latency_p50),
                                ('pystatus_service_latency_p95_seconds', r.latency_p95)) AS q(metric, ms)
@@ -4491,8 +4491,8 @@ BEGIN
     IF v_to > v_rolled_until THEN
         -- An hour at a time, as the minute job goes: catching up (after the
         -- job was stopped, or history loaded at once), each reading sorts one
-        -- hour of rows in memory, not days of them on disk (6 hours of 1,000
-        -- services: 4.2 s, against 5.4 s at once).
+        -- hour of rows in memory, not days of them on disk, which is faster
+        -- in all.
         FOR v_hour IN SELECT generate_series(date_bin('1 hour', v_rolled_until, v_origin),
                                              v_to - interval '1 hour', interval '1 hour') LOOP
             v_new := v_new + pystatus._roll_up(NULL, greatest(v_hour, v_rolled_until), v_hour + interval '1 hour');

@@ -1,11 +1,15 @@
 """pgspot over the SQL scripts (what `make lint` runs), and proof that the
-wrapper still reports what pgspot would, SQL-standard bodies included."""
+wrapper still reports what pgspot would, SQL-standard bodies included; the
+SQL's comments name files that exist."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+from pystatus.migrations import Sources
 
 LINT = Path(__file__).resolve().parent.parent / "scripts" / "lint_sql.py"
 
@@ -34,3 +38,16 @@ def test_findings_fail_the_lint(tmp_path: Path) -> None:
     assert result.returncode == 1
     findings = [line.split(":")[0] for line in result.stdout.splitlines() if line.startswith("PS")]
     assert findings == ["PS001", "PS003"], result.stdout
+
+
+def test_the_sql_names_only_files_that_exist() -> None:
+    """A comment that points at another file of sql/schema/ points at one that is
+    there: files were renamed and merged, and comments kept their old names."""
+    schema = Sources().root / "schema"
+    named = {
+        (path.name, name)
+        for path in schema.glob("*.sql")
+        for name in re.findall(r"\b(\d\d_\w+\.sql)\b", path.read_text())
+    }
+    assert named, "no file names any other"
+    assert [(f, n) for f, n in sorted(named) if not (schema / n).exists()] == []

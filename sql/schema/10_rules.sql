@@ -21,7 +21,7 @@ SET LOCAL search_path = pg_catalog, pg_temp;
 -- They live in a PL/pgSQL function on purpose: the table's constraint inlines
 -- is_valid_service_name() into every statement that writes system_status, and
 -- a long pattern literal in its body is read back from the catalog each time
--- (a heartbeat cost 27 % more instructions that way); this function is called
+-- (a heartbeat cost much more that way); this function is called
 -- once per statement instead, when the planner folds constants, and keeps its
 -- compiled body for the session.
 -- search_path: not pinned, because the planner calls it for every statement that
@@ -133,8 +133,8 @@ COMMENT ON FUNCTION pystatus.is_valid_service_name(text) IS
 -- statement that writes it, and the body it inlines is read back from the
 -- catalog and parsed each time. With the list spelled out in that body (a
 -- query tree of seven constants, stored compressed), preparing the constraint
--- cost a heartbeat about 100,000 instructions, a sixth of all it costs; a call
--- of this function, folded once per statement, costs a few thousand.
+-- cost a heartbeat a sixth of all it costs; a call of this function, folded
+-- once per statement, costs next to nothing.
 -- search_path: not pinned, because the planner calls it for every statement that
 -- writes system_status (see _name_characters()); it calls nothing.
 CREATE OR REPLACE FUNCTION pystatus._statuses()
@@ -305,8 +305,8 @@ COMMENT ON FUNCTION pystatus._history_hour(timestamptz) IS
 -- heartbeat_timestamp itself: only the fleet's reads by time name it. On the
 -- bare column the planner also combined it with the service-hour index in one
 -- service's reads (they test heartbeat_timestamp too), and a BRIN scan reads
--- the summary of every range of the partition: 0.15 ms a lookup on a
--- partition of three days, more as it fills, a thousand times for a fleet.
+-- the summary of every range of the partition, more as it fills, for every
+-- service of a fleet.
 CREATE OR REPLACE FUNCTION pystatus._history_minute(at timestamptz)
 RETURNS timestamptz
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -317,8 +317,8 @@ COMMENT ON FUNCTION pystatus._history_minute(timestamptz) IS
 -- PL/pgSQL, not SQL: history's trigger for late rows tests it in its WHEN
 -- clause, which is prepared for every statement that writes history; an SQL
 -- function there is inlined, its body read back from the catalog and parsed,
--- each time (about 40,000 instructions a heartbeat), where a PL/pgSQL call,
--- folded to a constant, costs a few thousand.
+-- each time, where a PL/pgSQL call, folded to a constant, costs next to
+-- nothing.
 -- search_path: not pinned, because the planner calls it for every statement that
 -- writes history; it calls nothing.
 CREATE OR REPLACE FUNCTION pystatus._rollup_delay()

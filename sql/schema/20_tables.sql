@@ -308,7 +308,7 @@ COMMENT ON TYPE pystatus.uptime_report IS
     'to the window), and uptime = up / (up + down), NULL when the service was never up or down.';
 
 ------------------------------------------------------------------------------
--- Which login may report which services (opt-in; 80_roles.sql)
+-- Which login may report which services (opt-in; 90_roles.sql)
 ------------------------------------------------------------------------------
 
 CREATE TABLE pystatus.service_logins (

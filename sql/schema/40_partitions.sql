@@ -344,8 +344,8 @@ BEGIN
     -- transaction uses history (the rollups job reading it, a report, a service
     -- heartbeating inside a long transaction) heartbeats queue behind the
     -- waiting request: so it waits 50 ms at a time, ten times, 0.2 s apart
-    -- (heartbeats went on in between), then leaves the work to its next run.
-    -- At 1,000 heartbeats/s a single 500 ms wait held about 500 of them.
+    -- (heartbeats went on in between), then leaves the work to its next run:
+    -- one long wait would hold every heartbeat that arrived meanwhile.
     FOR v_attempt IN 1..10 LOOP
         BEGIN
             LOCK TABLE public.system_status_history IN ACCESS EXCLUSIVE MODE;

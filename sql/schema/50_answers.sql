@@ -5,7 +5,7 @@
 
 SET LOCAL search_path = pg_catalog, pg_temp;
 
--- The answers that pystatus_reader may call (80_roles.sql) run as their owner
+-- The answers that pystatus_reader may call (90_roles.sql) run as their owner
 -- (SECURITY DEFINER): a reader needs no right on history or the rollups, and
 -- reads them only through these functions.
 
@@ -252,13 +252,13 @@ COMMENT ON FUNCTION pystatus.history(text, timestamptz, timestamptz) IS
 
 -- The query is in PL/pgSQL, which keeps its plan for the session: an SQL
 -- function with a pinned search_path is not inlined, and is planned again at
--- every call (about 5 ms for this query, most of a one-hour answer). It reads
+-- every call (most of the time of a one-hour answer). It reads
 -- any number of spans at once (a multirange): the two raw edges of an uptime,
 -- or only the hours in which rollups saw a service down, for its incidents.
 -- segments() below is its public face, for one span, under the API's names.
 -- JIT off: the planner cannot tell how many spans and services a call reads,
 -- and its estimates for the fleet (millions) made PostgreSQL compile the query
--- to machine code at every custom plan, 3 s against 0.1 s without.
+-- to machine code at every custom plan, which cost far more than the query.
 CREATE OR REPLACE FUNCTION pystatus._segments(service_name text, spans tstzmultirange)
 RETURNS TABLE (service text, status text, starts timestamptz, ends timestamptz, continued boolean)
 LANGUAGE plpgsql STABLE
@@ -281,7 +281,7 @@ BEGIN
     WHERE NOT EXISTS (SELECT FROM pystatus.rollup_dirty AS d WHERE d.since < s.current_until);
     -- One service over a short time (the edge of an uptime, an incident's
     -- hours) costs more to plan than to run: planning visits every partition
-    -- of history, 3.5 ms of a 4.5 ms call. Those calls run the session's
+    -- of history, most of the call. Those calls run the session's
     -- generic plan; the fleet and long reads, which cost more to run and
     -- run faster on a plan made for their spans, are planned at each call.
     PERFORM set_config('plan_cache_mode',
@@ -529,7 +529,7 @@ COMMENT ON FUNCTION pystatus._rollup_coverage(text, timestamptz, timestamptz) IS
 -- service's rollups), and no JIT compilation for the planner's guesses. A
 -- plan per call, always: after five calls PostgreSQL may keep a generic plan
 -- for the session, and a dashboard's connection that read the fleet then
--- read one service's incidents in 11-24 ms instead of 2.
+-- read one service's incidents several times slower.
 CREATE OR REPLACE FUNCTION pystatus._incidents(service_name text, since timestamptz, until timestamptz)
 RETURNS TABLE (service text, started timestamptz, ended timestamptz, duration interval, cause text)
 LANGUAGE plpgsql STABLE
@@ -545,7 +545,7 @@ BEGIN
     -- The window's parts, read first: the query below is planned knowing them
     -- (read inside it, from a CTE, they were unknown to the planner, which then
     -- scanned every hourly rollup for hours before spans were kept, even when
-    -- there are none: 40 ms of the fleet's incidents at 1,000 services).
+    -- there are none).
     SELECT * INTO v_cover
     FROM pystatus._rollup_coverage(_incidents.service_name, _incidents.since, _incidents.until);
     SELECT s.spans_from INTO v_spans_from FROM pystatus.rollup_state AS s;
@@ -662,7 +662,7 @@ BEGIN
         -- The rest of since's hour: up, less what its spans hold where it has
         -- them. Nearly every hour is wholly up and has none: the spans are read
         -- only where they exist (measuring them for every service's hour called
-        -- a function per row: 3 ms of the fleet's answer).
+        -- a function per row, a large part of the fleet's answer).
         SELECT r.service_name::text AS service_name,
                pystatus._microseconds(v_cover.hours_from - v_cover.edge_from) AS up_us,
                0::bigint AS down_us, 0::bigint AS maintenance_us

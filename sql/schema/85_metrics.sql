@@ -17,7 +17,7 @@ LANGUAGE sql STABLE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 -- A scrape is a few cheap scans: compiling it with JIT, which the planner's
--- row estimates would turn on at large fleets, cost more (90 ms) than the query.
+-- row estimates would turn on at large fleets, cost more than the query.
 SET jit = off
 AS $$
     WITH live AS MATERIALIZED (
@@ -53,7 +53,7 @@ AS $$
     -- The latency measure over the last rolled-up hour, in seconds.
     SELECT q.metric, r.service_name, NULL, NULL, q.ms / 1000
     -- A scalar subquery, so the planner looks the hour up in the bucket index
-    -- (a join with the state row merged all of rollup_hourly: 350 ms at 10,000 services).
+    -- (a join with the state row merged all of rollup_hourly).
     FROM pystatus.rollup_hourly AS r
     CROSS JOIN LATERAL (VALUES ('pystatus_service_latency_p50_seconds', r.latency_p50),
                                ('pystatus_service_latency_p95_seconds', r.latency_p95)) AS q(metric, ms)

@@ -111,7 +111,7 @@ COMMENT ON FUNCTION pystatus._may_report(text) IS
 -- Whether logins are restricted is kept where the copy trigger reads it for
 -- free: as the body of a constant function, which PostgreSQL inlines into its
 -- plans (replacing it invalidates them). An EXISTS on the table cost every
--- heartbeat about 6 % more instructions, restricted or not. Defined here as
+-- heartbeat, restricted or not. Defined here as
 -- false, and set from the table at once (and by a trigger on every change).
 CREATE OR REPLACE FUNCTION pystatus._logins_restricted()
 RETURNS boolean
