@@ -5,11 +5,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell md5sum pyproject.toml | cut -c1-12)
 
-.PHONY: help system-packages demo-packages browser-packages venv test lint format migrate db db-stop demo bench bench-quick bench-sustained bench-upgrade schema clean
+.PHONY: help system-packages demo-packages browser-packages venv test test-unit lint format migrate db db-stop demo bench bench-quick bench-sustained bench-upgrade schema clean
 
 help:
 	@echo "make demo      start a local PostgreSQL, migrate, and show services heartbeating"
 	@echo "make test      run the test suite (starts and stops its own PostgreSQL)"
+	@echo "make test-unit only the pure code's tests, without a database (seconds)"
 	@echo "make lint      ruff, ruff format --check, mypy, pgspot over sql/"
 	@echo "make migrate   apply migrations to \$$DATABASE_URL (MIGRATE_ARGS=... for options)"
 	@echo "make db        start a local PostgreSQL with pg_partman and pg_cron (make db-stop)"
@@ -39,6 +40,9 @@ venv: system-packages $(STAMP)
 
 test: venv browser-packages
 	$(BIN)/pytest
+
+test-unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
 
 lint: venv
 	$(BIN)/ruff check pystatus tests bench scripts

@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import queue
-import random
 import re
 import smtplib
 import socket
@@ -39,7 +38,7 @@ from uuid import UUID
 
 import psycopg
 
-from pystatus.connection import resolve_dsn
+from pystatus.connection import backoff, resolve_dsn
 from pystatus.errors import PystatusError, translate_errors
 from pystatus.queries import Conn, fetch_all, fetch_one, fetch_value
 
@@ -576,7 +575,7 @@ class Worker:
 
     def run(self) -> None:
         """Runs until ``stop()``; a lost database is retried, never fatal."""
-        backoff = 1.0
+        failures = 0
         while not self.stopping:
             try:
                 with psycopg.connect(
@@ -587,14 +586,15 @@ class Worker:
                 ) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     log.info("alert worker %s connected", self.name)
-                    backoff = 1.0
+                    failures = 0
                     self._loop(conn)
             except (psycopg.Error, PystatusError) as exc:
                 if self.stopping:
                     break
-                log.warning("alert worker %s: %s; retrying in %.0f s", self.name, exc, backoff)
-                self._stopping.wait(jitter(backoff))
-                backoff = min(backoff * 2, 30.0)
+                failures += 1
+                wait = backoff(failures, first=1.0, most=30.0, spread=0.2)
+                log.warning("alert worker %s: %s; retrying in %.0f s", self.name, exc, wait)
+                self._stopping.wait(wait)
         # Stopped without a database to report to: the sends still under way
         # end now; their messages are sent again after their lease.
         self._cut_sends()
@@ -757,8 +757,3 @@ def without_secrets(error: str) -> str:
     """An error as it is logged and stored: URLs (which may carry tokens) cut to their
     scheme, as ``pystatus check`` shows the last error to readers."""
     return _URL.sub(r"\1...", error)
-
-
-def jitter(seconds: float) -> float:
-    """A little randomness, so that restarted workers do not reconnect in step."""
-    return seconds * (0.8 + 0.4 * random.random())

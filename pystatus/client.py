@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from pystatus.connection import resolve_dsn
+from pystatus.connection import backoff, resolve_dsn
 from pystatus.errors import (
     InvalidInput,
     InvalidServiceName,
@@ -204,7 +204,7 @@ class _Beating:
         """Seconds until the next attempt: the interval, or a backoff that never exceeds it."""
         if self.failures == 0:
             return self.interval
-        return min(self.interval, 0.5 * 2.0 ** (self.failures - 1))
+        return backoff(self.failures, first=0.5, most=self.interval)
 
     def _latency_for(self, status: str) -> float | None:
         """The latency to send with a heartbeat of ``status``: none with the final one."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 from typing import Any
 
 from psycopg.conninfo import make_conninfo
@@ -40,3 +41,12 @@ def resolve_dsn(dsn: str | None = None) -> str:
 def in_database(dsn: str | None, name: str) -> str:
     """The same login's DSN for another database of the server (pg_cron's)."""
     return make_conninfo(resolve_dsn(dsn), dbname=name)
+
+
+def backoff(failures: int, first: float, most: float, spread: float = 0.0) -> float:
+    """Seconds to wait after ``failures`` failures in a row (at least one): ``first``,
+    doubling with each further failure, never more than ``most``; with ``spread``, that
+    much randomness either way, so that processes restarted together do not retry in
+    step. Every retry loop of pystatus waits this way."""
+    wait = min(most, first * 2.0 ** max(failures - 1, 0))
+    return wait * (1 - spread + 2 * spread * random.random()) if spread else wait

@@ -75,7 +75,7 @@ import docker.errors  # type: ignore[import-untyped]
 import psycopg
 
 from pystatus.client import BOUNDED_WAITS, CONNECT_OPTIONS, heartbeat_many
-from pystatus.connection import resolve_dsn
+from pystatus.connection import backoff, resolve_dsn
 from pystatus.errors import InvalidInput, NotAllowed, PystatusError, translate_errors
 from pystatus.names import clean_text, service_name_problem
 from pystatus.vocabulary import severity
@@ -276,7 +276,7 @@ class _FailureStreak:
     def backoff(self) -> float:
         """Seconds before the next attempt: 0.5 s, doubling with each failure in a row
         up to ``MAX_BACKOFF``."""
-        return min(MAX_BACKOFF, 0.5 * 2.0 ** max(self.failures - 1, 0))
+        return backoff(self.failures, first=0.5, most=MAX_BACKOFF)
 
 
 def _describe(error: BaseException) -> str:

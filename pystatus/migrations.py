@@ -39,7 +39,7 @@ from yoyo import read_migrations
 from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import parse_uri
 
-from pystatus.connection import resolve_dsn
+from pystatus.connection import backoff, resolve_dsn
 from pystatus.errors import NotAllowed, NotInstalled, PystatusError, translate, translate_errors
 from pystatus.queries import fetch_all, fetch_value
 
@@ -73,7 +73,6 @@ LOCK_WAIT = 60.0
 # transaction is tried again after a pause in which the queued writes go on:
 # a service's open transaction delays the upgrade, never the other services.
 _LOCK_TIMEOUT = "SELECT set_config('lock_timeout', '500ms', true)"
-_LOCK_PAUSES = (0.5, 1.0, 2.0, 4.0)  # between attempts; the last one repeats
 # The sessions holding locks on pystatus's tables and the status tables: what a
 # migrate that gave up waiting names.
 _TABLE_LOCK_HOLDERS = """
@@ -444,8 +443,9 @@ def _take_migrate_lock(conn: psycopg.Connection[Any], wait: float) -> None:
     """Takes the migrate lock for this transaction, waiting at most ``wait`` seconds
     for another migrate (or rollback); then says which session holds it."""
     deadline = time.monotonic() + wait
-    pause = 0.05
+    tries = 0
     while True:
+        tries += 1
         installed = conn.execute("SELECT to_regclass('pystatus.job_locks')").fetchone()
         row = installed is not None and installed[0] is not None
         if conn.execute(_LOCK_ROW if row else _LOCK_ADVISORY).fetchone() is not None:
@@ -463,8 +463,7 @@ def _take_migrate_lock(conn: psycopg.Connection[Any], wait: float) -> None:
                 f"{who or 'a session that has since ended'}. Let it finish, or end that session "
                 "(SELECT pg_terminate_backend(pid)), and run it again"
             )
-        time.sleep(pause)
-        pause = min(pause * 2, 1.0)
+        time.sleep(backoff(tries, first=0.05, most=1.0))
 
 
 @contextmanager
@@ -514,7 +513,7 @@ def _giving_way(
                     f"({attempts} attempts, nothing changed): {_lock_holders(dsn)}. Let them "
                     "finish (or end them: SELECT pg_terminate_backend(pid)), and run it again"
                 ) from exc
-            pause = _LOCK_PAUSES[min(attempts, len(_LOCK_PAUSES)) - 1]
+            pause = backoff(attempts, first=0.5, most=4.0)  # 0.5, 1, 2, 4, 4 ... s
             time.sleep(max(0.0, min(pause, deadline - time.monotonic())))
     raise AssertionError("unreachable")
 
