@@ -1,10 +1,11 @@
 """Alerts: channels, rules, maintenance windows, and the worker that delivers.
 
-What is decided lives in SQL (sql/schema/75_alerts.sql): status changes become
-events in the same transaction, ``pystatus.evaluate_alerts()`` turns them into
-messages by the rules, and ``claim_alert_messages`` hands each message to one
-worker at a time. Here: thin wrappers, the three ways to send (webhook, email,
-Apprise), and ``Worker``, the loop of ``pystatus alerts run``.
+What is decided lives in SQL (sql/schema/75_alert_rules.sql, 76_alert_decisions.sql,
+77_alert_delivery.sql): status changes become events in the same transaction,
+``pystatus.evaluate_alerts()`` turns them into messages by the rules, and
+``claim_alert_messages`` hands each message to one worker at a time. Here: thin
+wrappers, the three ways to send (webhook, email, Apprise), and ``Worker``, the loop of
+``pystatus alerts run``.
 
 Delivery is at least once: a worker that dies mid-send leaves its message to be
 sent again after its lease, with the same idempotency key, which receivers use

@@ -913,7 +913,7 @@ BEGIN
                 END IF;
             END IF;
             -- status events: a change of status is an event for the alerts
-            -- (75_alerts.sql), in this same transaction; stale written by the
+            -- (76_alert_decisions.sql), in this same transaction; stale written by the
             -- sweeper (the time kept) is silence, dated at the deadline.
             IF v_row.status OPERATOR(pg_catalog.<>) v_row.old_status THEN
                 INSERT INTO pystatus.status_events (service_name, at, from_status, to_status, cause)

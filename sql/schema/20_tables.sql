@@ -329,7 +329,7 @@ COMMENT ON COLUMN pystatus.service_logins.like_pattern IS
     'service_pattern as a LIKE pattern: * becomes %, and \, % and _ match themselves.';
 
 ------------------------------------------------------------------------------
--- Status changes and alerts (75_alerts.sql), maintenance windows (45_windows.sql)
+-- Status changes and alerts (75_alert_rules.sql to 77_alert_delivery.sql), maintenance windows (45_windows.sql)
 ------------------------------------------------------------------------------
 
 CREATE TABLE pystatus.status_events (

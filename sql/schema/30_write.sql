@@ -248,7 +248,7 @@ BEGIN
                 END IF;
             END IF;
             -- status events: a change of status is an event for the alerts
-            -- (75_alerts.sql), in this same transaction; stale written by the
+            -- (76_alert_decisions.sql), in this same transaction; stale written by the
             -- sweeper (the time kept) is silence, dated at the deadline.
             IF v_row.status OPERATOR(pg_catalog.<>) v_row.old_status THEN
                 INSERT INTO pystatus.status_events (service_name, at, from_status, to_status, cause)
@@ -633,3 +633,43 @@ COMMENT ON FUNCTION pystatus.record_heartbeat(text, text, text, timestamptz, dou
     'current status only if it is not older than the service''s last heartbeat (returns true); '
     'otherwise it goes to history only (returns false). Times in the future or before the oldest '
     'partition raise PS004.';
+
+------------------------------------------------------------------------------
+-- Expectations
+------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION pystatus.set_expectations(
+    service_name text,
+    expected_interval interval,
+    grace interval DEFAULT pystatus.default_grace())
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+    PERFORM pystatus._check_heartbeat(set_expectations.service_name, 'ok', NULL, NULL);
+    IF set_expectations.expected_interval IS NULL OR set_expectations.expected_interval <= interval '0' THEN
+        RAISE EXCEPTION 'invalid expected_interval %: must be positive', set_expectations.expected_interval
+            USING ERRCODE = 'PS005';
+    END IF;
+    IF set_expectations.grace IS NULL OR set_expectations.grace < interval '0' THEN
+        RAISE EXCEPTION 'invalid grace %: must be 0 or more', set_expectations.grace
+            USING ERRCODE = 'PS005';
+    END IF;
+    INSERT INTO pystatus.service_expectations AS e (service_name, expected_interval, grace)
+    VALUES (set_expectations.service_name, set_expectations.expected_interval, set_expectations.grace)
+    ON CONFLICT (service_name) DO UPDATE
+        SET expected_interval = EXCLUDED.expected_interval, grace = EXCLUDED.grace;
+    -- Silence in past history is judged by the new expectations too: its
+    -- rollups are recomputed, where raw history is still kept.
+    INSERT INTO pystatus.rollup_dirty (service_name, since)
+    SELECT set_expectations.service_name, f.since
+    FROM (SELECT pystatus._rollups_recomputable_from(set_expectations.service_name)) AS f(since)
+    WHERE f.since IS NOT NULL;
+END;
+$$;
+COMMENT ON FUNCTION pystatus.set_expectations(text, interval, interval) IS
+    'Sets how often a service heartbeats and the grace before silence makes it stale. Applies to '
+    'its whole raw history (its rollups are recomputed from its oldest raw row; older rollups, whose '
+    'raw history has expired, are kept); PS001/PS005 on bad input.';

@@ -187,6 +187,66 @@ $$;
 COMMENT ON FUNCTION pystatus.unschedule_maintenance() IS
     'Removes this database''s pystatus jobs from pg_cron when pg_cron lives here; returns how many.';
 
+------------------------------------------------------------------------------
+-- The sweeper: silence past a deadline written as stale
+------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION pystatus.sweep()
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_marked integer;
+BEGIN
+    -- A hot standby is read-only: its primary does this work, and replication
+    -- brings the result. pg_cron runs no job there; a call by hand skips.
+    IF pg_is_in_recovery() THEN
+        RETURN 0;
+    END IF;
+    -- One sweep at a time (pg_cron's and one by hand): the second marks nothing.
+    IF NOT pystatus._try_job_lock('sweep') THEN
+        RETURN 0;
+    END IF;
+    -- The freshness test is on the target row (s), which PostgreSQL re-checks
+    -- if a heartbeat updates it concurrently: a service that just spoke is
+    -- never marked. Rows another transaction holds (a service writing inside a
+    -- long transaction) are skipped, not waited for: a waiting sweep would keep
+    -- the rows it already marked locked, and their services' heartbeats waiting.
+    -- The history row is dated at the deadline, but never before the oldest
+    -- partition: a service adopted long dead would otherwise get a row that
+    -- maintenance moves into a partition it creates and drops at once.
+    WITH candidates AS (
+        SELECT s.service_name
+        FROM public.system_status AS s JOIN pystatus.live_status AS l ON l.service_name = s.service_name
+        WHERE pystatus.goes_stale(s.status) AND s.last_heartbeat + l.expected_interval + l.grace < now()
+        FOR UPDATE OF s SKIP LOCKED
+    ), silent AS (
+        UPDATE public.system_status AS s
+        SET status = 'stale', updated_at = clock_timestamp()
+        FROM candidates AS c, pystatus.live_status AS l
+        WHERE s.service_name = c.service_name AND l.service_name = s.service_name
+          AND pystatus.goes_stale(s.status)
+          AND s.last_heartbeat + l.expected_interval + l.grace < now()
+        RETURNING s.service_name, s.last_heartbeat + l.expected_interval + l.grace AS deadline
+    ), written AS (
+        INSERT INTO public.system_status_history (heartbeat_timestamp, created_at, service_name, status)
+        SELECT greatest(deadline, (SELECT min(p.starts) FROM pystatus.history_partitions AS p
+                                   WHERE NOT p.is_default)),
+               clock_timestamp(), service_name, 'stale'
+        FROM silent
+        RETURNING 1
+    )
+    SELECT count(*) INTO v_marked FROM written;
+    RETURN v_marked;
+END;
+$$;
+COMMENT ON FUNCTION pystatus.sweep() IS
+    'Marks services silent past their deadline as stale, in system_status and in history (dated '
+    'at the deadline), so history holds the outage although the service never wrote again. '
+    'Idempotent; the service''s next heartbeat ends it. Returns how many it marked; on a hot '
+    'standby (a read-only replica) it marks nothing and returns 0.';
+
 -- Re-applied with every change of these files: jobs added or changed by a new
 -- version are scheduled by the same migrate that brings them.
 SELECT pystatus.schedule_maintenance();
