@@ -180,7 +180,10 @@ def add_maintenance(
     repeat_until: datetime | str | None = None,
     reason: str | None = None,
 ) -> int:
-    """Plans a maintenance window (recurring when ``every`` is given); returns its id."""
+    """Plans a maintenance window (recurring when ``every`` is given); returns its id.
+    Times given as text without an offset are read in ``time_zone``, where the window
+    repeats, for this call's transaction only (on a connection already inside a
+    transaction, until that one ends)."""
     params = {
         "service_pattern": service_pattern,
         "starts": starts,
@@ -190,7 +193,9 @@ def add_maintenance(
         "repeat_until": repeat_until,
         "reason": reason,
     }
-    return int(fetch_value(conn, "add_maintenance", params))
+    with translate_errors(), conn.transaction():
+        fetch_value(conn, "time_zone_for_transaction", {"time_zone": time_zone})
+        return int(fetch_value(conn, "add_maintenance", params))
 
 
 def snooze(

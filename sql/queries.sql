@@ -261,6 +261,10 @@ SELECT pystatus.remove_alert_rule(%(rule_id)s::bigint)
 SELECT id, service_pattern, channel, down_for, down_reports, up_for, remind_every
 FROM pystatus.alert_rules ORDER BY service_pattern, channel
 
+-- time_zone_for_transaction --
+-- Reads times without an offset in this zone until the transaction ends.
+SELECT set_config('TimeZone', %(time_zone)s::text, true)
+
 -- add_maintenance --
 -- Plans a maintenance window; returns its id.
 SELECT pystatus.add_maintenance(%(service_pattern)s::text, %(starts)s::timestamptz, %(ends)s::timestamptz, %(every)s::interval, %(time_zone)s::text, %(repeat_until)s::timestamptz, %(reason)s::text)

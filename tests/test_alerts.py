@@ -326,6 +326,16 @@ def test_a_snooze_mutes_alerts_but_not_the_answers(db: Conn, hooked: HttpReceive
     assert [m.body["kind"] for m in deliver_all(db)] == ["down"]
 
 
+def test_a_window_written_without_an_offset_is_read_in_its_time_zone(db: Conn) -> None:
+    db.execute("SET TimeZone = 'UTC'")
+    window_id = alerts.add_maintenance(
+        db, "indexer", "2026-07-01 02:00", "2026-07-01 03:00", time_zone="Asia/Tokyo"
+    )
+    starts = one(db, "SELECT starts FROM pystatus.maintenance_windows WHERE id = %s", (window_id,))
+    assert starts == one(db, "SELECT timestamptz '2026-06-30 17:00+00'")  # 02:00 in Tokyo
+    assert one(db, "SHOW TimeZone") == "UTC"  # the session's own zone is left as it was
+
+
 def test_a_weekly_window_keeps_its_wall_clock_time_across_daylight_saving(db: Conn) -> None:
     alerts.add_maintenance(
         db,

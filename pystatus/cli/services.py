@@ -9,7 +9,7 @@ from datetime import timedelta
 from pystatus import admin, alerts, answers
 from pystatus.cli.common import Commands, connect, days, non_negative_float
 from pystatus.client import heartbeat
-from pystatus.errors import PystatusError, translate_errors
+from pystatus.errors import PystatusError
 from pystatus.output import FORMATS, echo, write_rows
 from pystatus.vocabulary import REPORTED
 
@@ -123,8 +123,6 @@ def cmd_heartbeat(args: argparse.Namespace) -> None:
 def cmd_maintenance_add(args: argparse.Namespace) -> None:
     with connect(args.dsn) as conn:
         # Times without an offset are read in --time-zone, as the window repeats there.
-        with translate_errors():
-            conn.execute("SELECT set_config('TimeZone', %s, false)", (args.time_zone,))
         window_id = alerts.add_maintenance(
             conn,
             args.service_pattern,
