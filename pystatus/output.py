@@ -94,7 +94,8 @@ class TerminalSafeFormatter(logging.Formatter):
 
 
 def duration(seconds: float) -> str:
-    """A duration for people: ``42 s``, ``5 min 3 s``, ``3 h 7 min``, ``1 d 0 h 21 min``."""
+    """A duration for a table, to the second: ``42 s``, ``5 min 3 s``, ``3 h 7 min``,
+    ``1 d 0 h 21 min``."""
     if seconds < 10:
         return f"{seconds:.1f} s".replace(".0 s", " s")
     whole = round(seconds)
@@ -108,6 +109,21 @@ def duration(seconds: float) -> str:
     if minutes:
         return f"{minutes} min" + (f" {secs} s" if secs else "")
     return f"{secs} s"
+
+
+def rough_duration(seconds: float | timedelta) -> str:
+    """A duration at a glance: ``45 s``, ``12 min``, ``20 h``, ``3 d``, whole units
+    rounded down (the dashboard; its app.js writes the same)."""
+    if isinstance(seconds, timedelta):
+        seconds = seconds.total_seconds()
+    s = int(max(0.0, float(seconds)))
+    if s < 120:
+        return f"{s} s"
+    if s < 7200:
+        return f"{s // 60} min"
+    if s < 172800:
+        return f"{s // 3600} h"
+    return f"{s // 86400} d"
 
 
 def age(seconds: float) -> str:

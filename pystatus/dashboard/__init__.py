@@ -37,6 +37,7 @@ from pystatus.connection import (
 )
 from pystatus.errors import InvalidInput, PystatusError, translate_errors
 from pystatus.output import jsonable
+from pystatus.output import rough_duration as duration
 
 Days = Annotated[int, Query(ge=1, le=400, description="window: the last N days")]
 # The fleet is listed a page at a time, so that a page's size does not grow with
@@ -79,24 +80,11 @@ class FastJSONResponse(JSONResponse):
 
 
 # Times and durations, written the same way by the server and by app.js
-# (when() and duration() there; a browser test compares them).
+# (when() and duration() there; a browser test compares them). The durations are
+# output.rough_duration(), beside the CLI's precise one.
 def when(t: datetime | None) -> str:
     """``2026-12-02 03:01 UTC``: one format everywhere, the time zone shown."""
     return t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if t else ""
-
-
-def duration(seconds: float | timedelta) -> str:
-    """``45 s``, ``12 min``, ``20 h``, ``3 d``: whole units, rounded down."""
-    if isinstance(seconds, timedelta):
-        seconds = seconds.total_seconds()
-    s = int(max(0.0, float(seconds)))
-    if s < 120:
-        return f"{s} s"
-    if s < 7200:
-        return f"{s // 60} min"
-    if s < 172800:
-        return f"{s // 3600} h"
-    return f"{s // 86400} d"
 
 
 def percent(ratio: float | None) -> str:
