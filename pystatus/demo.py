@@ -15,7 +15,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from datetime import timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -25,7 +25,7 @@ from psycopg.conninfo import make_conninfo
 
 from pystatus import admin, alerts, answers, migrations
 from pystatus.client import Heartbeat
-from pystatus.cluster import Cluster, free_port
+from pystatus.cluster import Cluster
 from pystatus.errors import DatabaseUnavailable, PystatusError
 
 SERVICES = ["librarian", "scheduler", "mailer", "indexer", "api", "billing", "search", "reports"]
@@ -179,7 +179,11 @@ def _pinging(dsn: str, ingest_dsn: str) -> Iterator[None]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         token = admin.add_ping_token(conn, PINGED, note="the demo's job")
         admin.set_expectations(conn, PINGED, timedelta(seconds=PING_EVERY), timedelta(seconds=15))
-    port = free_port()
+    # Bound here and handed to the server: a port only looked up (free_port()) could
+    # be taken meanwhile, by the dashboard that starts next among others.
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    port = int(listening.getsockname()[1])
     server = uvicorn.Server(
         uvicorn.Config(
             ingest.create_app(ingest_dsn),
@@ -208,7 +212,10 @@ def _pinging(dsn: str, ingest_dsn: str) -> Iterator[None]:
             ping("/0")  # the exit code of a run that succeeded
             stop.wait(PING_EVERY - PING_RUN)
 
-    threads = [threading.Thread(target=server.run, daemon=True), threading.Thread(target=job)]
+    threads = [
+        threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True),
+        threading.Thread(target=job),
+    ]
     for thread in threads:
         thread.start()
     print(f"HTTP pings: {PINGED} runs every {PING_EVERY:.0f} s and reports to {url}")
@@ -220,6 +227,7 @@ def _pinging(dsn: str, ingest_dsn: str) -> Iterator[None]:
         server.should_exit = True
         for thread in threads:
             thread.join(10)
+        listening.close()
 
 
 def _refresh_rollups(dsn: str) -> None:
@@ -230,16 +238,21 @@ def _refresh_rollups(dsn: str) -> None:
         pass  # the demo is stopping; pg_cron would have done it within a minute anyway
 
 
-def _check_port_free(port: int) -> None:
-    """A clear error before anything starts, rather than the dashboard failing later."""
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError as exc:
-            raise PystatusError(
-                f"port {port} is in use ({exc.strerror}): run the demo on another one, e.g. "
-                f"`make demo DEMO_ARGS='--port {port + 1}'` or `pystatus demo --port {port + 1}`"
-            ) from None
+def _bind(port: int) -> socket.socket:
+    """The dashboard's port, bound before anything starts (a clear error if it is
+    taken, rather than the dashboard failing later) and held until it serves: no
+    other server of the demo can take it meanwhile."""
+    listening = socket.socket()
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind(("127.0.0.1", port))
+    except OSError as exc:
+        listening.close()
+        raise PystatusError(
+            f"port {port} is in use ({exc.strerror}): run the demo on another one, e.g. "
+            f"`make demo DEMO_ARGS='--port {port + 1}'` or `pystatus demo --port {port + 1}`"
+        ) from None
+    return listening
 
 
 def run(dsn: str | None = None, port: int = 8000, duration: float | None = None) -> None:
@@ -248,8 +261,8 @@ def run(dsn: str | None = None, port: int = 8000, duration: float | None = None)
 
     from pystatus.dashboard import create_app
 
-    _check_port_free(port)
-    with _database(dsn) as (url, cluster):
+    listening = _bind(port)
+    with closing(listening), _database(dsn) as (url, cluster):
         prepare(url, cluster)
         logins = _logins(url) if cluster is not None else (url, url, url, url)
         writer, reader, alerter, ingest_login = logins
@@ -277,7 +290,7 @@ def run(dsn: str | None = None, port: int = 8000, duration: float | None = None)
             _say(f"Dashboard: http://127.0.0.1:{port}/")
             _say(f"Prometheus metrics: http://127.0.0.1:{port}/metrics")
             _say(f"({CRASHES} crashes after {CRASH_AFTER:.0f} s; Ctrl-C to stop)")
-            server.run()
+            server.run(sockets=[listening])
         except KeyboardInterrupt:
             pass  # Ctrl-C before the server took over the signal: stop all the same
         finally:

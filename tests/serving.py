@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import urllib.request
@@ -12,7 +13,6 @@ from typing import Any
 
 import uvicorn
 
-from pystatus.cluster import free_port
 from pystatus.dashboard import create_app
 
 
@@ -25,11 +25,14 @@ def dashboard(dsn: str) -> Iterator[str]:
 @contextmanager
 def serving(app: Any) -> Iterator[str]:
     """Serves an ASGI application on a free port; yields its base URL."""
-    port = free_port()
+    # Bound here, not only looked up: no other server can take the port meanwhile.
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    port = int(listening.getsockname()[1])
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
     )
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
@@ -40,6 +43,7 @@ def serving(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(30)
+        listening.close()
 
 
 def get_json(url: str) -> Any:

@@ -87,7 +87,9 @@ def test_demo_serves_the_dashboard_and_ctrl_c_leaves_nothing_running() -> None:
         demo.send_signal(signal.SIGINT)
         rest, _ = demo.communicate(timeout=60)
     except BaseException:
+        # Reaped, its pipe closed, and what it said shown with the failure.
         demo.kill()
+        print("".join(lines) + demo.communicate(timeout=30)[0])
         raise
     output = "".join(lines) + rest
     assert demo.returncode == 0, output
