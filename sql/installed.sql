@@ -1921,7 +1921,8 @@ CREATE FUNCTION pystatus._role_rights() RETURNS TABLE(grantee name, privilege te
     -- The questions' checks: a window, a service name (read with the reader's rights).
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.checked_window(text, text)'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.max_window()'),
-    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.known_service(text)'),
+    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.window_start(timestamptz, text, text)'),
+    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.known_service(text, boolean)'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.history(text, timestamptz, timestamptz)'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.transitions(text, timestamptz, timestamptz)'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.incidents(text, timestamptz, timestamptz)'),
@@ -3858,10 +3859,10 @@ $$;
 COMMENT ON FUNCTION pystatus.job_lock_holders() IS 'Each job, how often it is due, when its newest committed run started, and the session that holds its lock now (pid, login, since its transaction began; NULL when free).';
 
 --
--- Name: known_service(text); Type: FUNCTION; Schema: pystatus; Owner: -
+-- Name: known_service(text, boolean); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
-CREATE FUNCTION pystatus.known_service(service_name text) RETURNS text
+CREATE FUNCTION pystatus.known_service(service_name text, required boolean DEFAULT true) RETURNS text
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -3869,7 +3870,7 @@ DECLARE
     v_close text;
     v_wanted text[];
 BEGIN
-    IF service_name IS NULL
+    IF service_name IS NULL OR NOT required
        OR EXISTS (SELECT FROM public.system_status AS s WHERE s.service_name = known_service.service_name) THEN
         RETURN service_name;
     END IF;
@@ -3896,10 +3897,10 @@ END;
 $$;
 
 --
--- Name: FUNCTION known_service(service_name text); Type: COMMENT; Schema: pystatus; Owner: -
+-- Name: FUNCTION known_service(service_name text, required boolean); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus.known_service(service_name text) IS 'The service name if the service has reported (NULL, every service, passes too); else PS011, naming up to three close names of services the caller may read.';
+COMMENT ON FUNCTION pystatus.known_service(service_name text, required boolean) IS 'The service name if the service has reported (NULL, every service, passes too, and any name when not required); else PS011, naming up to three close names of services the caller may read.';
 
 --
 -- Name: latency_hourly(text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -5417,6 +5418,20 @@ $$;
 COMMENT ON FUNCTION pystatus.uptime_raw(service_name text, since timestamp with time zone, until timestamp with time zone) IS 'pystatus.uptime() computed from raw history only: the reference the rollups must equal.';
 
 --
+-- Name: window_start(timestamp with time zone, text, text); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus.window_start(since timestamp with time zone, span text, label text DEFAULT 'window'::text) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE
+    RETURN COALESCE(since, (now() - pystatus.checked_window(span, label)));
+
+--
+-- Name: FUNCTION window_start(since timestamp with time zone, span text, label text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus.window_start(since timestamp with time zone, span text, label text) IS 'Where a window starts: since when given, else span (checked_window()) before now().';
+
+--
 -- Name: system_status; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -6771,11 +6786,11 @@ GRANT ALL ON FUNCTION pystatus.incidents(service_name text, since timestamp with
 REVOKE ALL ON FUNCTION pystatus.job_lock_holders() FROM PUBLIC;
 
 --
--- Name: FUNCTION known_service(service_name text); Type: ACL; Schema: pystatus; Owner: -
+-- Name: FUNCTION known_service(service_name text, required boolean); Type: ACL; Schema: pystatus; Owner: -
 --
 
-REVOKE ALL ON FUNCTION pystatus.known_service(service_name text) FROM PUBLIC;
-GRANT ALL ON FUNCTION pystatus.known_service(service_name text) TO pystatus_reader;
+REVOKE ALL ON FUNCTION pystatus.known_service(service_name text, required boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus.known_service(service_name text, required boolean) TO pystatus_reader;
 
 --
 -- Name: FUNCTION latency_hourly(service_name text, since timestamp with time zone, until timestamp with time zone); Type: ACL; Schema: pystatus; Owner: -
@@ -7025,6 +7040,13 @@ GRANT ALL ON FUNCTION pystatus.uptime_month(service_name text, month date, time_
 --
 
 REVOKE ALL ON FUNCTION pystatus.uptime_raw(service_name text, since timestamp with time zone, until timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION window_start(since timestamp with time zone, span text, label text); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus.window_start(since timestamp with time zone, span text, label text) FROM PUBLIC;
+GRANT ALL ON FUNCTION pystatus.window_start(since timestamp with time zone, span text, label text) TO pystatus_reader;
 
 --
 -- Name: TABLE system_status; Type: ACL; Schema: public; Owner: -

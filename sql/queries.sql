@@ -24,8 +24,8 @@ SELECT pystatus.move_default_rows()
 -- (a time) or window (text: the last '12h'); with known, an unknown service is an
 -- error naming close ones. The other windowed answers take the same parameters.
 SELECT heartbeat_timestamp, status, current_task
-FROM pystatus.history(CASE WHEN %(known)s::boolean THEN pystatus.known_service(%(service_name)s::text) ELSE %(service_name)s::text END,
-                      coalesce(%(since)s::timestamptz, now() - pystatus.checked_window(%(window)s::text, %(label)s::text)),
+FROM pystatus.history(pystatus.known_service(%(service_name)s::text, %(known)s::boolean),
+                      pystatus.window_start(%(since)s::timestamptz, %(window)s::text, %(label)s::text),
                       coalesce(%(until)s::timestamptz, now()))
 
 -- maintenance_jobs --
@@ -77,39 +77,39 @@ SELECT pystatus.set_expectations(%(service_name)s::text, %(expected_interval)s::
 -- transitions --
 -- Every status change in a window.
 SELECT service_name, from_status, to_status, at
-FROM pystatus.transitions(CASE WHEN %(known)s::boolean THEN pystatus.known_service(%(service_name)s::text) ELSE %(service_name)s::text END,
-                          coalesce(%(since)s::timestamptz, now() - pystatus.checked_window(%(window)s::text, %(label)s::text)),
+FROM pystatus.transitions(pystatus.known_service(%(service_name)s::text, %(known)s::boolean),
+                          pystatus.window_start(%(since)s::timestamptz, %(window)s::text, %(label)s::text),
                           coalesce(%(until)s::timestamptz, now()))
 
 -- incidents --
 -- Down intervals in a window, with their cause.
 SELECT service_name, started, ended, duration, cause
-FROM pystatus.incidents(CASE WHEN %(known)s::boolean THEN pystatus.known_service(%(service_name)s::text) ELSE %(service_name)s::text END,
-                        coalesce(%(since)s::timestamptz, now() - pystatus.checked_window(%(window)s::text, %(label)s::text)),
+FROM pystatus.incidents(pystatus.known_service(%(service_name)s::text, %(known)s::boolean),
+                        pystatus.window_start(%(since)s::timestamptz, %(window)s::text, %(label)s::text),
                         coalesce(%(until)s::timestamptz, now()))
 
 -- uptime --
 -- Time-weighted uptime over a window (service NULL: every service).
-SELECT * FROM pystatus.uptime(CASE WHEN %(known)s::boolean THEN pystatus.known_service(%(service_name)s::text) ELSE %(service_name)s::text END,
-                              coalesce(%(since)s::timestamptz, now() - pystatus.checked_window(%(window)s::text, %(label)s::text)),
+SELECT * FROM pystatus.uptime(pystatus.known_service(%(service_name)s::text, %(known)s::boolean),
+                              pystatus.window_start(%(since)s::timestamptz, %(window)s::text, %(label)s::text),
                               coalesce(%(until)s::timestamptz, now()))
 
 -- uptime_month --
 -- Uptime over a calendar month in a time zone.
-SELECT * FROM pystatus.uptime_month(CASE WHEN %(known)s::boolean THEN pystatus.known_service(%(service_name)s::text) ELSE %(service_name)s::text END,
+SELECT * FROM pystatus.uptime_month(pystatus.known_service(%(service_name)s::text, %(known)s::boolean),
                                     %(month)s::date, %(time_zone)s::text)
 
 -- trend --
 -- Latency now against a baseline: slower, faster, steady or not enough data.
-SELECT * FROM pystatus.trend(CASE WHEN %(known)s::boolean THEN pystatus.known_service(%(service_name)s::text) ELSE %(service_name)s::text END,
+SELECT * FROM pystatus.trend(pystatus.known_service(%(service_name)s::text, %(known)s::boolean),
                              pystatus.checked_window(%(recent)s::text, %(recent_label)s::text),
                              pystatus.checked_window(%(baseline)s::text, %(baseline_label)s::text))
 
 -- task_durations --
 -- How long each current_task lasted.
 SELECT service_name, current_task, started, ended, duration
-FROM pystatus.task_durations(CASE WHEN %(known)s::boolean THEN pystatus.known_service(%(service_name)s::text) ELSE %(service_name)s::text END,
-                             coalesce(%(since)s::timestamptz, now() - pystatus.checked_window(%(window)s::text, %(label)s::text)),
+FROM pystatus.task_durations(pystatus.known_service(%(service_name)s::text, %(known)s::boolean),
+                             pystatus.window_start(%(since)s::timestamptz, %(window)s::text, %(label)s::text),
                              coalesce(%(until)s::timestamptz, now()))
 
 -- sweep --

@@ -46,8 +46,15 @@ COMMENT ON FUNCTION pystatus.checked_window(text, text) IS
     'A window written as text (''12h'', ''7 days''), as an interval; PS005, naming it by label, '
     'unless it is positive and at most max_window().';
 
+CREATE OR REPLACE FUNCTION pystatus.window_start(since timestamptz, span text, label text DEFAULT 'window')
+RETURNS timestamptz
+LANGUAGE sql STABLE
+RETURN coalesce(since, now() - pystatus.checked_window(span, label));
+COMMENT ON FUNCTION pystatus.window_start(timestamptz, text, text) IS
+    'Where a window starts: since when given, else span (checked_window()) before now().';
+
 -- Runs with the caller's rights: it names only services the caller may read.
-CREATE OR REPLACE FUNCTION pystatus.known_service(service_name text)
+CREATE OR REPLACE FUNCTION pystatus.known_service(service_name text, required boolean DEFAULT true)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -56,7 +63,7 @@ DECLARE
     v_close text;
     v_wanted text[];
 BEGIN
-    IF service_name IS NULL
+    IF service_name IS NULL OR NOT required
        OR EXISTS (SELECT FROM public.system_status AS s WHERE s.service_name = known_service.service_name) THEN
         RETURN service_name;
     END IF;
@@ -81,9 +88,9 @@ BEGIN
         USING ERRCODE = 'PS011';
 END;
 $$;
-COMMENT ON FUNCTION pystatus.known_service(text) IS
-    'The service name if the service has reported (NULL, every service, passes too); else PS011, '
-    'naming up to three close names of services the caller may read.';
+COMMENT ON FUNCTION pystatus.known_service(text, boolean) IS
+    'The service name if the service has reported (NULL, every service, passes too, and any name '
+    'when not required); else PS011, naming up to three close names of services the caller may read.';
 
 ------------------------------------------------------------------------------
 -- Live status

@@ -232,7 +232,8 @@ AS $$
     -- The questions' checks: a window, a service name (read with the reader's rights).
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.checked_window(text, text)'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.max_window()'),
-    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.known_service(text)'),
+    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.window_start(timestamptz, text, text)'),
+    ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.known_service(text, boolean)'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.history(text, timestamptz, timestamptz)'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.transitions(text, timestamptz, timestamptz)'),
     ('pystatus_reader', 'EXECUTE', 'FUNCTION pystatus.incidents(text, timestamptz, timestamptz)'),
