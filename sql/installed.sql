@@ -1701,6 +1701,28 @@ $$;
 COMMENT ON FUNCTION pystatus._raw_status_at(service_name text, at timestamp with time zone) IS 'A service''s status at a time from its raw history (stale once silent past its deadline), maintenance windows not applied; NULL before its first row.';
 
 --
+-- Name: _read_times_in(text); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._read_times_in(time_zone text) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM set_config('TimeZone', time_zone, true);
+    RETURN true;
+EXCEPTION WHEN invalid_parameter_value THEN
+    RETURN false;
+END;
+$$;
+
+--
+-- Name: FUNCTION _read_times_in(time_zone text); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._read_times_in(time_zone text) IS 'Reads times without an offset in time_zone until the transaction ends; false, changing nothing, when TimeZone does not take it.';
+
+--
 -- Name: _recent_window(); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -6494,6 +6516,12 @@ REVOKE ALL ON FUNCTION pystatus._premade_range(OUT oldest timestamp with time zo
 --
 
 REVOKE ALL ON FUNCTION pystatus._raw_status_at(service_name text, at timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _read_times_in(time_zone text); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._read_times_in(time_zone text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _recent_window(); Type: ACL; Schema: pystatus; Owner: -

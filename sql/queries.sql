@@ -262,8 +262,8 @@ SELECT id, service_pattern, channel, down_for, down_reports, up_for, remind_ever
 FROM pystatus.alert_rules ORDER BY service_pattern, channel
 
 -- time_zone_for_transaction --
--- Reads times without an offset in this zone until the transaction ends.
-SELECT set_config('TimeZone', %(time_zone)s::text, true)
+-- Reads times without an offset in this zone until the transaction ends (if TimeZone takes it).
+SELECT pystatus._read_times_in(%(time_zone)s::text)
 
 -- add_maintenance --
 -- Plans a maintenance window; returns its id.

@@ -21,6 +21,26 @@ $$;
 COMMENT ON FUNCTION pystatus._is_time_zone(text) IS
     'Whether PostgreSQL knows this time zone (a name such as Europe/Berlin, or an abbreviation).';
 
+-- A window is planned in its zone's wall clock: times written without an offset
+-- are read there, for the rest of the transaction that plans it. A zone the
+-- TimeZone setting does not take (an abbreviation such as CEST) changes
+-- nothing here; add_maintenance() says what is wrong with it.
+CREATE OR REPLACE FUNCTION pystatus._read_times_in(time_zone text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM set_config('TimeZone', time_zone, true);
+    RETURN true;
+EXCEPTION WHEN invalid_parameter_value THEN
+    RETURN false;
+END;
+$$;
+COMMENT ON FUNCTION pystatus._read_times_in(text) IS
+    'Reads times without an offset in time_zone until the transaction ends; false, changing '
+    'nothing, when TimeZone does not take it.';
+
 -- Windows and alert rules name services by pattern, as allowances do: a
 -- service name where * stands for any characters.
 CREATE OR REPLACE FUNCTION pystatus._check_service_pattern(service_pattern text)
