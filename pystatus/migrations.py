@@ -35,6 +35,7 @@ import psycopg
 import psycopg.errors
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
+from typing_extensions import LiteralString
 from yoyo import read_migrations
 from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import parse_uri
@@ -360,6 +361,15 @@ def _newer(message: str) -> VersionProblem:
     return problem
 
 
+def _ask(conn: psycopg.Connection[Any], query: LiteralString) -> tuple[Any, ...] | None:
+    """One row of ``query``; a failure leaves a connection inside a transaction usable
+    (a savepoint), and costs an autocommit one no extra round trip."""
+    if conn.autocommit:
+        return conn.execute(query).fetchone()
+    with conn.transaction():
+        return conn.execute(query).fetchone()
+
+
 def version_problem(
     conn: psycopg.Connection[Any], sources: Sources | None = None
 ) -> VersionProblem | None:
@@ -367,24 +377,27 @@ def version_problem(
     older, newer, or other definitions); None when they are the same. Any login may
     ask: it reads ``pystatus.installed_version()``, granted to every role."""
     mine = version()
-    found = conn.execute(
-        "SELECT to_regnamespace('pystatus') IS NOT NULL,"
-        " to_regprocedure('pystatus.installed_version()') IS NOT NULL"
-    ).fetchone()
-    schema, asked = found if found else (False, False)
-    if not schema:
-        return VersionProblem(
-            "pystatus is not installed in this database: its owner runs `pystatus migrate "
-            "--plan` (what a superuser must grant first), then `pystatus migrate` "
-            f"(pystatus {mine})"
+    try:
+        # Asked first, in one round trip: on a current install, all there is to ask.
+        row, asked = (
+            _ask(conn, "SELECT version, sources_sha256 FROM pystatus.installed_version()"),
+            True,
         )
+    except (psycopg.errors.UndefinedFunction, psycopg.errors.InvalidSchemaName):
+        row, asked = None, False
     if not asked:
+        found = conn.execute("SELECT to_regnamespace('pystatus') IS NOT NULL").fetchone()
+        if not (found and found[0]):
+            return VersionProblem(
+                "pystatus is not installed in this database: its owner runs `pystatus migrate "
+                "--plan` (what a superuser must grant first), then `pystatus migrate` "
+                f"(pystatus {mine})"
+            )
         try:
-            with conn.transaction():
-                row = conn.execute(
-                    "SELECT version FROM pystatus.definitions_applied"
-                    " ORDER BY applied_at DESC LIMIT 1"
-                ).fetchone()
+            row = _ask(
+                conn,
+                "SELECT version FROM pystatus.definitions_applied ORDER BY applied_at DESC LIMIT 1",
+            )
             installed = f"pystatus {row[0]}" if row else "an older pystatus"
         except psycopg.Error:
             installed = "an older pystatus"
@@ -392,9 +405,6 @@ def version_problem(
             f"this database is at {installed}, older than this pystatus {mine}: its owner runs "
             "`pystatus migrate` (`pystatus migrate --plan` says what it needs)"
         )
-    row = conn.execute(
-        "SELECT version, sources_sha256 FROM pystatus.installed_version()"
-    ).fetchone()
     if row is None:
         return VersionProblem(
             "pystatus's definitions were never applied here: its owner runs `pystatus migrate`"
