@@ -182,8 +182,7 @@ def add_maintenance(
 ) -> int:
     """Plans a maintenance window (recurring when ``every`` is given); returns its id.
     Times given as text without an offset are read in ``time_zone``, where the window
-    repeats, for this call's transaction only (on a connection already inside a
-    transaction, until that one ends)."""
+    repeats, for this call only: the session's zone is set back after it."""
     params = {
         "service_pattern": service_pattern,
         "starts": starts,
@@ -194,8 +193,11 @@ def add_maintenance(
         "reason": reason,
     }
     with translate_errors(), conn.transaction():
-        fetch_value(conn, "time_zone_for_transaction", {"time_zone": time_zone})
-        return int(fetch_value(conn, "add_maintenance", params))
+        before = fetch_value(conn, "time_zone_for_transaction", {"time_zone": time_zone})
+        window_id = int(fetch_value(conn, "add_maintenance", params))
+        # Set back: inside a caller's transaction, the zone would stay ours.
+        fetch_value(conn, "time_zone_for_transaction", {"time_zone": before})
+        return window_id
 
 
 def snooze(

@@ -179,6 +179,11 @@ SELECT pystatus.maintenance_scheduler()
 -- The other database pg_cron lives in, or NULL.
 SELECT pystatus.cron_database()
 
+-- cron_database_hidden --
+-- Whether pg_cron runs this database's jobs from another database this login may not name.
+SELECT NOT c.readable AND NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron')
+FROM pystatus._cron_database() AS c
+
 -- install_plan --
 -- Before installing: what the connected role may not do itself in this database, and what a superuser runs for it.
 WITH me AS (SELECT rolname, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user),
@@ -262,7 +267,7 @@ SELECT id, service_pattern, channel, down_for, down_reports, up_for, remind_ever
 FROM pystatus.alert_rules ORDER BY service_pattern, channel
 
 -- time_zone_for_transaction --
--- Reads times without an offset in this zone until the transaction ends (if TimeZone takes it).
+-- Reads times without an offset in this zone until the transaction ends; returns the zone before (PS005 for a bad one).
 SELECT pystatus._read_times_in(%(time_zone)s::text)
 
 -- add_maintenance --

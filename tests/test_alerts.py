@@ -334,6 +334,16 @@ def test_a_window_written_without_an_offset_is_read_in_its_time_zone(db: Conn) -
     starts = one(db, "SELECT starts FROM pystatus.maintenance_windows WHERE id = %s", (window_id,))
     assert starts == one(db, "SELECT timestamptz '2026-06-30 17:00+00'")  # 02:00 in Tokyo
     assert one(db, "SHOW TimeZone") == "UTC"  # the session's own zone is left as it was
+    # An abbreviation is no zone for a wall clock: refused, not read in UTC.
+    with pytest.raises(InvalidInput, match="invalid time zone 'CEST'"):
+        alerts.add_maintenance(
+            db, "indexer", "2026-07-03 02:00", "2026-07-03 03:00", time_zone="CEST"
+        )
+    with db.transaction():  # and inside a transaction of the caller's
+        alerts.add_maintenance(
+            db, "indexer", "2026-07-02 02:00", "2026-07-02 03:00", time_zone="Asia/Tokyo"
+        )
+        assert one(db, "SHOW TimeZone") == "UTC"
 
 
 def test_a_weekly_window_keeps_its_wall_clock_time_across_daylight_saving(db: Conn) -> None:

@@ -23,23 +23,30 @@ COMMENT ON FUNCTION pystatus._is_time_zone(text) IS
 
 -- A window is planned in its zone's wall clock: times written without an offset
 -- are read there, for the rest of the transaction that plans it. A zone the
--- TimeZone setting does not take (an abbreviation such as CEST) changes
--- nothing here; add_maintenance() says what is wrong with it.
+-- TimeZone setting does not take (an abbreviation such as CEST, which AT TIME
+-- ZONE would take) is refused here: read in the session's zone instead, the
+-- window would be stored shifted.
 CREATE OR REPLACE FUNCTION pystatus._read_times_in(time_zone text)
-RETURNS boolean
+RETURNS text
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_previous text := current_setting('TimeZone');
 BEGIN
+    IF time_zone IS NULL THEN
+        RAISE EXCEPTION 'invalid time zone NULL' USING ERRCODE = 'PS005';
+    END IF;
     PERFORM set_config('TimeZone', time_zone, true);
-    RETURN true;
+    RETURN v_previous;
 EXCEPTION WHEN invalid_parameter_value THEN
-    RETURN false;
+    RAISE EXCEPTION 'invalid time zone %: name a zone, such as Europe/Berlin or UTC', quote_literal(time_zone)
+        USING ERRCODE = 'PS005';
 END;
 $$;
 COMMENT ON FUNCTION pystatus._read_times_in(text) IS
-    'Reads times without an offset in time_zone until the transaction ends; false, changing '
-    'nothing, when TimeZone does not take it.';
+    'Reads times without an offset in time_zone until the transaction ends, and returns the zone '
+    'they were read in before (to set back); PS005 for a zone TimeZone does not take.';
 
 -- Windows and alert rules name services by pattern, as allowances do: a
 -- service name where * stands for any characters.
