@@ -84,10 +84,12 @@ _TABLE_LOCK_HOLDERS = """
     JOIN pg_stat_activity AS a ON a.pid = l.pid
     WHERE l.granted AND l.locktype = 'relation' AND a.pid <> pg_backend_pid()
       AND c.relkind IN ('r', 'p')
-      AND (n.nspname = 'pystatus' OR c.relname LIKE 'system_status%%')
-      AND a.xact_start < now() - interval '1 second'
+      AND (n.nspname = 'pystatus' OR c.relname LIKE 'system_status%')
+      -- Another login's xact_start is hidden (NULL) from an owner without
+      -- pg_read_all_stats: such a session is named all the same.
+      AND (a.xact_start IS NULL OR a.xact_start < now() - interval '1 second')
     GROUP BY a.pid, a.usename, a.xact_start
-    ORDER BY a.xact_start, a.pid
+    ORDER BY a.xact_start NULLS LAST, a.pid
     LIMIT 5"""
 _UNPINNED = re.compile(r"^-- search_path: not pinned, because (?P<why>.*)", re.MULTILINE)
 _FUNCTION = re.compile(r"^CREATE OR REPLACE FUNCTION pystatus\.(?P<name>\w+)\(", re.MULTILINE)
@@ -399,7 +401,11 @@ def version_problem(
                 "SELECT version FROM pystatus.definitions_applied ORDER BY applied_at DESC LIMIT 1",
             )
             installed = f"pystatus {row[0]}" if row else "an older pystatus"
-        except psycopg.Error:
+        except (
+            psycopg.errors.UndefinedTable,
+            psycopg.errors.UndefinedColumn,
+            psycopg.errors.InsufficientPrivilege,
+        ):  # older still, or a login that may not read it: a lost connection is raised
             installed = "an older pystatus"
         return VersionProblem(
             f"this database is at {installed}, older than this pystatus {mine}: its owner runs "
@@ -502,6 +508,17 @@ def _one_transaction(
 T = TypeVar("T")
 
 
+def _waited_for_a_lock(exc: BaseException) -> bool:
+    """Whether a lock timeout is behind ``exc``, however many errors wrap it (a step's
+    error wraps a named query's, which wraps psycopg's)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, psycopg.errors.LockNotAvailable):
+            return True
+        cause = cause.__cause__
+    return False
+
+
 def _giving_way(
     dsn: str | None, command: str, lock_wait: float, attempt: Callable[[], T]
 ) -> tuple[T, int]:
@@ -515,7 +532,7 @@ def _giving_way(
         try:
             return attempt(), attempts
         except PystatusError as exc:
-            if not isinstance(exc.__cause__, psycopg.errors.LockNotAvailable):
+            if not _waited_for_a_lock(exc):
                 raise
             if time.monotonic() >= deadline:
                 raise PystatusError(
@@ -534,7 +551,12 @@ def _lock_holders(dsn: str | None) -> str:
     return (
         ", ".join(
             f"pid {pid} (login {login or 'unknown'}, "
-            f"in a transaction since {since:%Y-%m-%d %H:%M:%S %Z}, holding {tables})"
+            + (
+                f"in a transaction since {since:%Y-%m-%d %H:%M:%S %Z}"
+                if since
+                else "its transaction's start not visible to this login"
+            )
+            + f", holding {tables})"
             for pid, login, since, tables in holders
         )
         or "sessions that have since ended"
@@ -588,11 +610,11 @@ def finish_old_spans(dsn: str | None = None) -> datetime | None:
                 waits += 1
                 if waits > _INDEX_ATTEMPTS:
                     return reached
-                time.sleep(1)
+                time.sleep(backoff(waits, first=0.5, most=2.0))
                 continue
             if row is None or row[0] is None:
                 return reached
-            reached = row[0]
+            reached, waits = row[0], 0  # a day spanned: the next one waits afresh
 
 
 # Waits of the index steps that heartbeats could queue behind (attaching an
