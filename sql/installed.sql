@@ -1622,6 +1622,39 @@ $_$;
 COMMENT ON FUNCTION pystatus._missing_history_partitions(since timestamp with time zone, until timestamp with time zone) IS 'Starts of the history partitions missing in [since, until), aligned with the existing ones; NULL when none is missing.';
 
 --
+-- Name: _oldest_history(); Type: FUNCTION; Schema: pystatus; Owner: -
+--
+
+CREATE FUNCTION pystatus._oldest_history() RETURNS timestamp with time zone
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_partition record;
+    v_found timestamptz;
+    v_oldest timestamptz;
+BEGIN
+    FOR v_partition IN
+        SELECT p.partition, p.is_default FROM pystatus.history_partitions AS p
+        ORDER BY p.is_default DESC, p.starts
+    LOOP
+        EXECUTE format('SELECT min(heartbeat_timestamp) FROM %s', v_partition.partition) INTO v_found;
+        v_oldest := least(v_oldest, v_found);
+        IF v_found IS NOT NULL AND NOT v_partition.is_default THEN
+            RETURN v_oldest;
+        END IF;
+    END LOOP;
+    RETURN v_oldest;
+END;
+$$;
+
+--
+-- Name: FUNCTION _oldest_history(); Type: COMMENT; Schema: pystatus; Owner: -
+--
+
+COMMENT ON FUNCTION pystatus._oldest_history() IS 'The time of history''s oldest row (NULL when it has none), reading only the partitions that can hold it.';
+
+--
 -- Name: _partman_schema(); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
@@ -1704,15 +1737,21 @@ COMMENT ON FUNCTION pystatus._raw_status_at(service_name text, at timestamp with
 -- Name: _read_times_in(text); Type: FUNCTION; Schema: pystatus; Owner: -
 --
 
-CREATE FUNCTION pystatus._read_times_in(time_zone text) RETURNS boolean
+CREATE FUNCTION pystatus._read_times_in(time_zone text) RETURNS text
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+DECLARE
+    v_previous text := current_setting('TimeZone');
 BEGIN
+    IF time_zone IS NULL THEN
+        RAISE EXCEPTION 'invalid time zone NULL' USING ERRCODE = 'PS005';
+    END IF;
     PERFORM set_config('TimeZone', time_zone, true);
-    RETURN true;
+    RETURN v_previous;
 EXCEPTION WHEN invalid_parameter_value THEN
-    RETURN false;
+    RAISE EXCEPTION 'invalid time zone %: name a zone, such as Europe/Berlin or UTC', quote_literal(time_zone)
+        USING ERRCODE = 'PS005';
 END;
 $$;
 
@@ -1720,7 +1759,7 @@ $$;
 -- Name: FUNCTION _read_times_in(time_zone text); Type: COMMENT; Schema: pystatus; Owner: -
 --
 
-COMMENT ON FUNCTION pystatus._read_times_in(time_zone text) IS 'Reads times without an offset in time_zone until the transaction ends; false, changing nothing, when TimeZone does not take it.';
+COMMENT ON FUNCTION pystatus._read_times_in(time_zone text) IS 'Reads times without an offset in time_zone until the transaction ends, and returns the zone they were read in before (to set back); PS005 for a zone TimeZone does not take.';
 
 --
 -- Name: _recent_window(); Type: FUNCTION; Schema: pystatus; Owner: -
@@ -1987,7 +2026,8 @@ CREATE FUNCTION pystatus._role_rights() RETURNS TABLE(grantee name, privilege te
     ('public', 'EXECUTE', 'FUNCTION pystatus._may_report(text)'),
     ('public', 'EXECUTE', 'FUNCTION pystatus._rollup_delay()'),
     -- The vocabulary's constants: live_status and set_expectations()'s default
-    -- call them with the caller's rights, and any client may read them.
+    -- call the defaults with the caller's rights, and any client may read them
+    -- (status_severity() is the order a client lists statuses in).
     ('public', 'EXECUTE', 'FUNCTION pystatus.status_severity(text)'),
     ('public', 'EXECUTE', 'FUNCTION pystatus.default_expected_interval()'),
     ('public', 'EXECUTE', 'FUNCTION pystatus.default_grace()');
@@ -3896,6 +3936,12 @@ BEGIN
        OR EXISTS (SELECT FROM public.system_status AS s WHERE s.service_name = known_service.service_name) THEN
         RETURN service_name;
     END IF;
+    IF NOT pystatus.is_valid_service_name(service_name) THEN
+        -- No service can have it: nothing is close, and the work stays bounded.
+        RAISE EXCEPTION 'no service named %', quote_literal(left(service_name, 80))
+            || CASE WHEN char_length(service_name) > 80 THEN '...' ELSE '' END
+            USING ERRCODE = 'PS011';
+    END IF;
     -- Close names by their shared pairs of letters (Dice's coefficient), the
     -- three closest with at least half their pairs in common: read only when
     -- the name is unknown.
@@ -5139,7 +5185,7 @@ BEGIN
         RETURN NULL;
     END IF;
     -- The first whole hour raw history holds, with the row in force at its start.
-    SELECT min(h.heartbeat_timestamp) INTO v_oldest FROM public.system_status_history AS h;
+    v_oldest := pystatus._oldest_history();
     IF v_oldest IS NULL THEN
         RETURN NULL;
     END IF;
@@ -6498,6 +6544,12 @@ REVOKE ALL ON FUNCTION pystatus._microseconds(duration interval) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION pystatus._missing_history_partitions(since timestamp with time zone, until timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _oldest_history(); Type: ACL; Schema: pystatus; Owner: -
+--
+
+REVOKE ALL ON FUNCTION pystatus._oldest_history() FROM PUBLIC;
 
 --
 -- Name: FUNCTION _partman_schema(); Type: ACL; Schema: pystatus; Owner: -

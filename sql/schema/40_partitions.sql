@@ -42,6 +42,36 @@ COMMENT ON VIEW pystatus.history_partitions IS
     'Partitions of system_status_history with their bounds [starts, ends); the default '
     'partition (is_default) catches rows no partition covers and should stay empty.';
 
+-- No index of history gives its oldest row, and a min() over the table reads
+-- every partition: the default partition is read, then partitions oldest first
+-- until one has rows.
+CREATE OR REPLACE FUNCTION pystatus._oldest_history()
+RETURNS timestamptz
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_partition record;
+    v_found timestamptz;
+    v_oldest timestamptz;
+BEGIN
+    FOR v_partition IN
+        SELECT p.partition, p.is_default FROM pystatus.history_partitions AS p
+        ORDER BY p.is_default DESC, p.starts
+    LOOP
+        EXECUTE format('SELECT min(heartbeat_timestamp) FROM %s', v_partition.partition) INTO v_found;
+        v_oldest := least(v_oldest, v_found);
+        IF v_found IS NOT NULL AND NOT v_partition.is_default THEN
+            RETURN v_oldest;
+        END IF;
+    END LOOP;
+    RETURN v_oldest;
+END;
+$$;
+COMMENT ON FUNCTION pystatus._oldest_history() IS
+    'The time of history''s oldest row (NULL when it has none), reading only the partitions '
+    'that can hold it.';
+
 ------------------------------------------------------------------------------
 -- Retention
 ------------------------------------------------------------------------------

@@ -67,6 +67,12 @@ BEGIN
        OR EXISTS (SELECT FROM public.system_status AS s WHERE s.service_name = known_service.service_name) THEN
         RETURN service_name;
     END IF;
+    IF NOT pystatus.is_valid_service_name(service_name) THEN
+        -- No service can have it: nothing is close, and the work stays bounded.
+        RAISE EXCEPTION 'no service named %', quote_literal(left(service_name, 80))
+            || CASE WHEN char_length(service_name) > 80 THEN '...' ELSE '' END
+            USING ERRCODE = 'PS011';
+    END IF;
     -- Close names by their shared pairs of letters (Dice's coefficient), the
     -- three closest with at least half their pairs in common: read only when
     -- the name is unknown.

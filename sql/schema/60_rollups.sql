@@ -496,7 +496,7 @@ BEGIN
         RETURN NULL;
     END IF;
     -- The first whole hour raw history holds, with the row in force at its start.
-    SELECT min(h.heartbeat_timestamp) INTO v_oldest FROM public.system_status_history AS h;
+    v_oldest := pystatus._oldest_history();
     IF v_oldest IS NULL THEN
         RETURN NULL;
     END IF;

@@ -276,7 +276,8 @@ AS $$
     ('public', 'EXECUTE', 'FUNCTION pystatus._may_report(text)'),
     ('public', 'EXECUTE', 'FUNCTION pystatus._rollup_delay()'),
     -- The vocabulary's constants: live_status and set_expectations()'s default
-    -- call them with the caller's rights, and any client may read them.
+    -- call the defaults with the caller's rights, and any client may read them
+    -- (status_severity() is the order a client lists statuses in).
     ('public', 'EXECUTE', 'FUNCTION pystatus.status_severity(text)'),
     ('public', 'EXECUTE', 'FUNCTION pystatus.default_expected_interval()'),
     ('public', 'EXECUTE', 'FUNCTION pystatus.default_grace()');
