@@ -203,7 +203,7 @@ def cron_dsn_for_removal(conn: Conn, dsn: str | None, cron_dsn: str | None) -> s
         return cron_dsn
     name = cron_database(conn)
     if name is None:
-        if maintenance_scheduler(conn).startswith("pg_cron in another database"):
+        if fetch_value(conn, "cron_database_hidden"):
             raise PystatusError(
                 "pg_cron runs this database's jobs in another database, which this login cannot "
                 "name: give --cron-dsn for pg_cron's database, so that they are removed too. "

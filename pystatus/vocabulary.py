@@ -16,20 +16,9 @@ SEVERITY = ("down", "stale", "degraded", "maintenance", "starting", "stopping", 
 # Effective statuses that count as down in uptime, and those that need attention.
 DOWN = frozenset({"down", "stale"})
 NEEDS_ATTENTION = frozenset({"degraded", "down", "stale"})
-# How a status counts in uptime.
-CATEGORY = {
-    "ok": "up",
-    "degraded": "up",
-    "down": "down",
-    "stale": "down",
-    "maintenance": "maintenance",
-    "starting": "no data",
-    "stopping": "no data",
-}
 # The longest window a question may span (SQL: pystatus.max_window()).
 MAX_WINDOW_DAYS = 3660
-# The expectation of a service nobody has set one for.
-DEFAULT_EXPECTED_INTERVAL = timedelta(seconds=60)
+# The lateness forgiven a service unless said otherwise (`pystatus expect`'s default).
 DEFAULT_GRACE = timedelta(seconds=60)
 
 

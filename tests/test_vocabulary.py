@@ -25,23 +25,18 @@ def test_the_statuses_are_sqls(db: Conn) -> None:
 
 def test_each_status_means_in_python_what_it_means_in_sql(db: Conn) -> None:
     rows = db.execute(
-        "SELECT s, pystatus.status_severity(s), pystatus.status_category(s),"
+        "SELECT s, pystatus.status_severity(s),"
         " pystatus.needs_attention(s), pystatus.status_category(s) = 'down'"
         " FROM unnest(pystatus._statuses()) AS s"
     ).fetchall()
-    for status, severity, category, attention, down in rows:
+    for status, severity, attention, down in rows:
         assert vocabulary.severity(status) == severity, status
-        assert vocabulary.CATEGORY[status] == category, status
         assert (status in vocabulary.NEEDS_ATTENTION) is attention, status
         assert (status in vocabulary.DOWN) is down, status
-    assert sorted(vocabulary.SEVERITY, key=vocabulary.severity) == list(vocabulary.SEVERITY)
-    assert set(vocabulary.SEVERITY) == set(vocabulary.STATUSES) == set(vocabulary.CATEGORY)
+    assert set(vocabulary.SEVERITY) == set(vocabulary.STATUSES)
 
 
 def test_the_default_expectation_and_the_alert_channel_are_sqls(db: Conn) -> None:
-    assert one(db, "SELECT pystatus.default_expected_interval()") == (
-        vocabulary.DEFAULT_EXPECTED_INTERVAL
-    )
     assert one(db, "SELECT pystatus.default_grace()") == vocabulary.DEFAULT_GRACE
     assert one(db, "SELECT pystatus.max_window()") == timedelta(days=vocabulary.MAX_WINDOW_DAYS)
     assert one(db, "SELECT pystatus._alerts_channel()") == alerts.NOTIFY_CHANNEL
@@ -49,8 +44,8 @@ def test_the_default_expectation_and_the_alert_channel_are_sqls(db: Conn) -> Non
 
 def test_every_list_of_statuses_in_python_is_the_vocabulary() -> None:
     assert set(output.STATUS_STYLES) == set(vocabulary.STATUSES)
-    # The ping endpoint's paths name every reported status, and only those.
-    assert set(vocabulary.REPORTED) <= set(ingest.STATUS_PATHS)
+    # The ping endpoint's paths (its own, /start and /fail, included) record only
+    # statuses services may report.
     assert set(ingest.STATUS_PATHS.values()) <= set(vocabulary.REPORTED)
     containers = {*docker_collector.STATE_STATUS.values(), *docker_collector.HEALTH_STATUS.values()}
     assert containers <= set(vocabulary.REPORTED)

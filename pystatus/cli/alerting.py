@@ -10,6 +10,7 @@ from typing import Any
 
 from pystatus import alerts, answers
 from pystatus.cli.common import (
+    PATTERN_HELP,
     Commands,
     connect,
     interval,
@@ -19,8 +20,6 @@ from pystatus.cli.common import (
 )
 from pystatus.errors import PystatusError
 from pystatus.output import echo, write_rows
-
-PATTERN_HELP = "a service name; * for any characters"
 
 
 def register(commands: Commands) -> None:

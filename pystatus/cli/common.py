@@ -25,6 +25,7 @@ from pystatus.vocabulary import MAX_WINDOW_DAYS
 
 Conn = psycopg.Connection[Any]
 Handler = Callable[[argparse.Namespace], "int | None"]
+PATTERN_HELP = "a service name; * for any characters"
 
 
 class Commands:
@@ -70,7 +71,11 @@ def connect(dsn: str | None, *, guard: bool = True) -> Conn:
     run) unless the database's pystatus is this one, or a newer one (a warning)."""
     with translate_errors():
         conn = psycopg.connect(resolve_dsn(dsn), autocommit=True)
-        problem = migrations.version_problem(conn) if guard else None
+        try:
+            problem = migrations.version_problem(conn) if guard else None
+        except BaseException:
+            conn.close()
+            raise
     if problem and problem.newer:
         echo(f"pystatus: warning: {problem}", file=sys.stderr)
     elif problem:

@@ -7,20 +7,19 @@ import argparse
 from datetime import timedelta
 
 from pystatus import admin, alerts, answers
-from pystatus.cli.common import Commands, connect, days, non_negative_float
+from pystatus.cli.common import PATTERN_HELP, Commands, connect, days, non_negative_float
 from pystatus.client import heartbeat
 from pystatus.errors import PystatusError
 from pystatus.output import FORMATS, echo, write_rows
-from pystatus.vocabulary import REPORTED
-
-PATTERN_HELP = "a service name; * for any characters"
+from pystatus.vocabulary import DEFAULT_GRACE, REPORTED
 
 
 def register(commands: Commands) -> None:
     expect = commands.command("expect", cmd_expect, "set a service's heartbeat interval and grace")
     expect.add_argument("service_name", metavar="service")
     expect.add_argument("--interval", required=True, help="expected interval, e.g. 60s or '5 min'")
-    expect.add_argument("--grace", default="60 seconds", help="lateness forgiven (default 60s)")
+    grace = f"{DEFAULT_GRACE.total_seconds():g} seconds"
+    expect.add_argument("--grace", default=grace, help=f"lateness forgiven (default {grace})")
 
     logins = commands.command(
         "logins", cmd_logins, "which services each login may heartbeat for", data=True
