@@ -587,3 +587,29 @@ def test_a_partial_rollback_says_what_must_follow_and_waits_for_consent(
     code, out, _ = run(capsys, "rollback", "--dsn", dsn, "--older-migrate-next")
     assert (code, out) == (0, f"Rolled back: {before[-1]}\n")
     assert migrations.applied(dsn) == before[:-1]
+
+
+def test_an_answer_costs_the_version_check_and_one_statement(
+    db: Conn, dsn: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window and the service are checked in the answer's own statement, and the
+    version guard asks once: two statements, whatever is asked, unknown names included."""
+    pystatus.heartbeat(db, "librarian")
+    sent: list[str] = []
+    execute = psycopg.Cursor.execute
+
+    def counted(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(str(query))
+        return execute(cursor, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counted)
+    for argv in (
+        ["uptime", "librarian"],
+        ["uptime", "librarian", "--since", "12h"],
+        ["incidents", "librarain"],
+        ["trend", "librarian"],
+    ):
+        sent.clear()
+        run(capsys, *argv, "--dsn", dsn)
+        assert len(sent) == 2, (argv, sent)
+        assert "installed_version()" in sent[0]

@@ -22,8 +22,9 @@ ROLES = ("pystatus_writer", "pystatus_reader", "pystatus_alerter")
 
 
 @pytest.fixture(scope="module")
-def dumped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path, Path]]:
-    """A database with pystatus, a writer login and history, dumped; and the roles."""
+def dumped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    """A database with pystatus, a writer login held to its services and history,
+    dumped; and the roles."""
     folder = tmp_path_factory.mktemp("backup")
     with Cluster.temporary() as source:
         with psycopg.connect(source.dsn(), autocommit=True) as conn:
@@ -31,6 +32,7 @@ def dumped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Pat
         migrations.apply(source.dsn("app"))
         with psycopg.connect(source.dsn("app"), autocommit=True) as conn:
             conn.execute("CREATE ROLE billing LOGIN IN ROLE pystatus_writer")
+            admin.allow_service(conn, "billing", "billing*")
         with psycopg.connect(f"{source.dsn('app')} user=billing", autocommit=True) as billing:
             for status in ("ok", "down", "ok"):
                 pystatus.heartbeat(billing, "billing", status)
@@ -43,7 +45,7 @@ def dumped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Pat
             [source.bindir / "pg_dumpall", "--roles-only", f"--file={roles}", "-d", source.dsn()],
             check=True,
         )
-        yield dump, roles, source.bindir
+        yield dump, roles
 
 
 def restore(cluster: Cluster, dump: Path) -> subprocess.CompletedProcess[str]:
@@ -56,15 +58,27 @@ def restore(cluster: Cluster, dump: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def assert_held_to_its_services(dsn: str) -> None:
+    """The allowance came back with the database, and holds: billing reports its
+    own service and no other."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        allowed = [(a.login, a.service_pattern) for a in admin.service_logins(conn)]
+    assert allowed == [("billing", "billing*")]
+    with psycopg.connect(f"{dsn} user=billing", autocommit=True) as billing:
+        pystatus.heartbeat(billing, "billing")
+        with pytest.raises(pystatus.NotAllowed):
+            pystatus.heartbeat(billing, "search")
+
+
 def role_items(dsn: str) -> dict[str, bool]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         return {i.item: i.ok for i in admin.check(conn) if i.item.startswith("role ")}
 
 
 def test_a_restore_without_the_roles_is_found_and_repaired_by_migrate(
-    dumped: tuple[Path, Path, Path],
+    dumped: tuple[Path, Path],
 ) -> None:
-    dump, _, _ = dumped
+    dump, _ = dumped
     with Cluster.temporary() as target:
         restored = restore(target, dump)
         # The grants to roles the cluster lacks are the only statements refused.
@@ -77,13 +91,12 @@ def test_a_restore_without_the_roles_is_found_and_repaired_by_migrate(
         with psycopg.connect(target.dsn("app"), autocommit=True) as conn:
             assert one(conn, "SELECT count(*) FROM system_status_history") == 3
             conn.execute("CREATE ROLE billing LOGIN IN ROLE pystatus_writer")
-        with psycopg.connect(f"{target.dsn('app')} user=billing", autocommit=True) as billing:
-            pystatus.heartbeat(billing, "billing")
+        assert_held_to_its_services(target.dsn("app"))
         assert not migrations.apply(target.dsn("app"))  # and then nothing is left to do
 
 
-def test_a_restore_after_the_roles_needs_nothing_more(dumped: tuple[Path, Path, Path]) -> None:
-    dump, roles, _ = dumped
+def test_a_restore_after_the_roles_needs_nothing_more(dumped: tuple[Path, Path]) -> None:
+    dump, roles = dumped
     with Cluster.temporary() as target:
         with psycopg.connect(target.dsn(), autocommit=True) as conn:
             # The dump recreates the cluster's superuser too: it exists already.
@@ -97,6 +110,5 @@ def test_a_restore_after_the_roles_needs_nothing_more(dumped: tuple[Path, Path, 
         restored = restore(target, dump)
         assert restored.returncode == 0, restored.stderr
         assert role_items(target.dsn("app")) == {f"role {r}": True for r in ROLES}
-        with psycopg.connect(f"{target.dsn('app')} user=billing", autocommit=True) as billing:
-            pystatus.heartbeat(billing, "billing")
+        assert_held_to_its_services(target.dsn("app"))
         assert not migrations.apply(target.dsn("app"))

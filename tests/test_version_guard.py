@@ -41,6 +41,7 @@ SERVERS = [
     ["exporter", "--port", "0"],
     ["ingest", "--port", "0"],
     ["alerts", "run"],
+    ["collect", "docker", "--socket", "unix:///nonexistent/docker.sock"],
 ]
 
 

@@ -31,5 +31,5 @@ def test_a_duration_to_the_second_and_at_a_glance(
     assert age(seconds) == ago
 
 
-def test_a_negative_duration_at_a_glance_is_none() -> None:
+def test_a_negative_duration_at_a_glance_is_zero() -> None:
     assert rough_duration(-5) == "0 s"
